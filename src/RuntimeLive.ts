@@ -1,0 +1,534 @@
+/**
+ * `RuntimeLive`: the one place Worker semantics live. HTTP handlers, the
+ * client and the CLI translate and delegate to what is built here.
+ *
+ * Every change to a Worker happens under that Worker's lock, is committed to
+ * the store, and only then becomes visible in memory; a turn is a fiber in a
+ * `FiberMap` keyed by Worker id. Whoever interrupts a turn (cancel, stop,
+ * shutdown) records why; a turn that ends on its own records its own end.
+ */
+import * as Cause from "effect/Cause"
+import * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as FiberMap from "effect/FiberMap"
+import * as Layer from "effect/Layer"
+import type * as Scope from "effect/Scope"
+import {
+  CancelRequest,
+  CreateWorker,
+  DEFAULT_PAGE,
+  type InputKind,
+  ListQuery,
+  MAX_PAGE,
+  type RuntimeInfo,
+  StopRequest,
+  type TranscriptEntry,
+  TranscriptQuery,
+  type Worker,
+  WorkerInput,
+  type WorkerStatus
+} from "./Domain.js"
+import { makeEchoEngine } from "./EchoEngine.js"
+import { Busy, InvalidInput, Unavailable, UnknownWorker, Unsupported } from "./Errors.js"
+import { makeIdGenerator } from "./Ids.js"
+import { MemoryStoreLive } from "./MemoryStore.js"
+import { Runtime, type RuntimeService } from "./Runtime.js"
+import { RuntimeStore, type StoreError } from "./RuntimeStore.js"
+import { decodeRequest, exceedsBytes } from "./Validation.js"
+import { VERSION } from "./version.js"
+import { type Profiles, type TurnContext, TurnFailed, type WorkerEngine } from "./WorkerEngine.js"
+
+export interface RuntimeOptions {
+  /** Fixed runtime id; generated when absent (durable stores keep theirs). */
+  readonly runtimeId?: string | undefined
+  readonly displayName?: string | undefined
+  /** Engines by profile name; default `{ default: echo }`. */
+  readonly profiles?: Profiles | undefined
+  /** Workers not stopped, at once (default 10000). */
+  readonly maxWorkers?: number | undefined
+  /** Largest input content in UTF-8 bytes (default 1 MiB). */
+  readonly maxInputBytes?: number | undefined
+  /** Largest page of a list or transcript (default and ceiling 1000). */
+  readonly maxTranscriptPage?: number | undefined
+  /** How long turns may run on after shutdown begins before they are interrupted (default 0). */
+  readonly shutdownGraceMs?: number | undefined
+}
+
+export interface RuntimeControlService {
+  /**
+   * Stops taking new work (`draining`), gives turns in flight the shutdown
+   * grace period, then interrupts and records the rest. Idempotent; closing
+   * the layer's scope does the same.
+   */
+  readonly drain: Effect.Effect<void>
+}
+
+export class RuntimeControl extends Context.Tag("worker-runtime/RuntimeControl")<
+  RuntimeControl,
+  RuntimeControlService
+>() {}
+
+interface Slot {
+  worker: Worker
+  readonly engine: WorkerEngine | undefined
+  lock: Effect.Semaphore | undefined
+}
+
+const defaultProfiles: Profiles = { default: makeEchoEngine() }
+const EMPTY_METADATA: Worker["metadata"] = {}
+const STORE_RETRY_MS = 1000
+
+const decodeCreate = decodeRequest(CreateWorker, "create request")
+const decodeInput = decodeRequest(WorkerInput, "input")
+const decodeList = decodeRequest(ListQuery, "list query")
+const decodeTranscript = decodeRequest(TranscriptQuery, "transcript query")
+const decodeCancel = decodeRequest(CancelRequest, "cancel request")
+const decodeStop = decodeRequest(StopRequest, "stop request")
+
+const nowIso = Effect.map(Clock.currentTimeMillis, (ms) => new Date(ms).toISOString())
+
+const unavailable = (error: StoreError) =>
+  new Unavailable({ message: `store failure: ${error.message}`, retryAfterMs: STORE_RETRY_MS })
+
+const withReason = (what: string, reason: string | undefined) =>
+  reason === undefined || reason === "" ? what : `${what}: ${reason}`
+
+const failureMessage = (cause: Cause.Cause<TurnFailed>): TurnFailed => {
+  const failure = Cause.failureOption(cause)
+  if (failure._tag === "Some") return failure.value
+  return new TurnFailed({ message: `engine defect: ${Cause.pretty(cause).split("\n")[0]}` })
+}
+
+/**
+ * Cancel and stop are typed as taking no `InvalidInput` (DESIGN.md); a bad
+ * body can only come from an untyped caller, so its reason is dropped rather
+ * than failing the call.
+ */
+const reasonOf = (request: unknown) =>
+  decodeCancel(request ?? {}).pipe(
+    Effect.orElse(() => decodeStop(request ?? {})),
+    Effect.map((decoded) => decoded.reason),
+    Effect.orElseSucceed(() => undefined)
+  )
+
+/** Builds the Runtime over whatever `RuntimeStore` is provided. */
+export const makeRuntime = (
+  options: RuntimeOptions = {}
+): Effect.Effect<
+  { readonly runtime: RuntimeService; readonly control: RuntimeControlService },
+  StoreError,
+  RuntimeStore | Scope.Scope
+> =>
+  Effect.gen(function*() {
+    const store = yield* RuntimeStore
+    const profiles = options.profiles ?? defaultProfiles
+    const profileNames = Object.keys(profiles)
+    const maxWorkers = options.maxWorkers ?? 10_000
+    const maxInputBytes = options.maxInputBytes ?? 1024 * 1024
+    const maxPage = Math.min(options.maxTranscriptPage ?? MAX_PAGE, MAX_PAGE)
+    const graceMs = options.shutdownGraceMs ?? 0
+    const displayName = options.displayName ?? null
+
+    const runtimeId = yield* store.runtimeId(options.runtimeId, () => makeIdGenerator().next())
+    const startedAt = yield* nowIso
+    const loaded = yield* store.loadWorkers
+    const ids = makeIdGenerator(loaded.length > 0 ? loaded[loaded.length - 1]!.id : undefined)
+
+    const slots = new Map<string, Slot>()
+    const counts: Record<WorkerStatus, number> = { idle: 0, busy: 0, stopped: 0, failed: 0 }
+    let reserved = 0
+    let draining = false
+    const fibers = yield* FiberMap.make<string>()
+
+    for (const worker of loaded) {
+      slots.set(worker.id, { worker, engine: profiles[worker.profile], lock: undefined })
+      counts[worker.status]++
+    }
+
+    // --- state changes ---------------------------------------------------------
+
+    const locked = <A, E>(slot: Slot, effect: Effect.Effect<A, E>): Effect.Effect<A, E> => {
+      const lock = slot.lock ??= Effect.unsafeMakeSemaphore(1)
+      // The wait is interruptible; the change itself is not, so a caller that
+      // goes away never leaves a commit half-applied in memory.
+      return lock.withPermits(1)(Effect.uninterruptible(effect))
+    }
+
+    const commitRaw = (slot: Slot, next: Worker, entries: ReadonlyArray<TranscriptEntry>) =>
+      Effect.map(store.commit(next, entries), () => {
+        counts[slot.worker.status]--
+        counts[next.status]++
+        slot.worker = next
+        return next
+      })
+
+    const commit = (slot: Slot, next: Worker, entries: ReadonlyArray<TranscriptEntry>) =>
+      Effect.mapError(commitRaw(slot, next, entries), unavailable)
+
+    /** Interrupts the Worker's turn, then records why with a `runtime` entry and moves it to `status`. */
+    const endTurnRaw = (slot: Slot, status: WorkerStatus, content: string, patch?: Partial<Worker>) =>
+      Effect.gen(function*() {
+        yield* FiberMap.remove(fibers, slot.worker.id)
+        const at = yield* nowIso
+        const worker = slot.worker
+        const entry: TranscriptEntry = { seq: worker.lastSeq + 1, at, role: "runtime", content, turn: worker.turn }
+        return yield* commitRaw(slot, { ...worker, ...patch, status, lastSeq: entry.seq, updatedAt: at }, [entry])
+      })
+
+    const endTurn = (slot: Slot, status: WorkerStatus, content: string, patch?: Partial<Worker>) =>
+      Effect.mapError(endTurnRaw(slot, status, content, patch), unavailable)
+
+    const lookup = (workerId: string): Effect.Effect<Slot, UnknownWorker> => {
+      const slot = slots.get(workerId)
+      return slot === undefined
+        ? Effect.fail(new UnknownWorker({ workerId, message: `no Worker ${JSON.stringify(workerId)}` }))
+        : Effect.succeed(slot)
+    }
+
+    // --- turns -----------------------------------------------------------------
+
+    const isCurrentTurn = (slot: Slot, turn: number) => slot.worker.status === "busy" && slot.worker.turn === turn
+
+    const emit = (slot: Slot, turn: number) => (content: string) =>
+      locked(
+        slot,
+        Effect.gen(function*() {
+          // A turn that lost its Worker (cancelled, stopped) must not write.
+          if (!isCurrentTurn(slot, turn)) return yield* Effect.interrupt
+          const at = yield* nowIso
+          const worker = slot.worker
+          const entry: TranscriptEntry = { seq: worker.lastSeq + 1, at, role: "worker", content, turn }
+          yield* commit(slot, { ...worker, lastSeq: entry.seq, updatedAt: at }, [entry])
+        })
+      ).pipe(Effect.mapError((error) => new TurnFailed({ message: error.message })))
+
+    const finishTurn = (slot: Slot, turn: number, outputs: ReadonlyArray<string>, failure: TurnFailed | undefined) =>
+      locked(
+        slot,
+        Effect.gen(function*() {
+          if (!isCurrentTurn(slot, turn)) return
+          const at = yield* nowIso
+          const worker = slot.worker
+          const entries: Array<TranscriptEntry> = []
+          let seq = worker.lastSeq
+          for (const content of outputs) entries.push({ seq: ++seq, at, role: "worker", content, turn })
+          if (failure !== undefined) {
+            entries.push({ seq: ++seq, at, role: "runtime", content: withReason("failed", failure.message), turn })
+          }
+          const status: WorkerStatus = failure?.fatal === true ? "failed" : "idle"
+          yield* commit(slot, { ...worker, status, lastSeq: seq, updatedAt: at }, entries).pipe(
+            Effect.catchAll((error) =>
+              // The store refused the end of the turn. Free the Worker in memory
+              // anyway (a durable store shows it busy, which recovery repairs on
+              // the next start) rather than leave it busy forever.
+              Effect.logError("could not record the end of a turn", error).pipe(
+                Effect.zipRight(Effect.sync(() => {
+                  counts[slot.worker.status]--
+                  counts.idle++
+                  slot.worker = { ...slot.worker, status: "idle" }
+                }))
+              )
+            )
+          )
+        })
+      )
+
+    const runTurn = (slot: Slot, engine: WorkerEngine, context: TurnContext) =>
+      engine.run(context).pipe(
+        Effect.matchCauseEffect({
+          onSuccess: (outputs) => finishTurn(slot, context.turn, outputs ?? [], undefined),
+          // Interruption is recorded by whoever interrupted.
+          onFailure: (cause) =>
+            Cause.isInterruptedOnly(cause)
+              ? Effect.void
+              : finishTurn(slot, context.turn, [], failureMessage(cause))
+        })
+      )
+
+    const transcriptOf = (workerId: string) =>
+      Effect.gen(function*() {
+        const out: Array<TranscriptEntry> = []
+        for (;;) {
+          const page = yield* store.transcript(workerId, out.length, MAX_PAGE)
+          out.push(...page)
+          if (page.length < MAX_PAGE) return out
+        }
+      }).pipe(Effect.mapError((error) => new TurnFailed({ message: error.message })))
+
+    // --- the service -----------------------------------------------------------
+
+    const drainingError = () =>
+      new Unavailable({ message: "the runtime is draining", retryAfterMs: Math.max(graceMs, STORE_RETRY_MS) })
+
+    const runtime: RuntimeService = {
+      info: Effect.sync((): RuntimeInfo => ({
+        runtimeId,
+        displayName,
+        version: VERSION,
+        status: draining ? "draining" : "running",
+        store: store.kind,
+        startedAt,
+        profiles: profileNames,
+        workers: {
+          total: slots.size,
+          idle: counts.idle,
+          busy: counts.busy,
+          stopped: counts.stopped,
+          failed: counts.failed
+        },
+        limits: { maxWorkers, maxInputBytes, maxTranscriptPage: maxPage }
+      })),
+
+      list: (query) =>
+        Effect.gen(function*() {
+          const { after, limit = Math.min(DEFAULT_PAGE, maxPage), status } = yield* decodeList(query)
+          if (limit > maxPage) {
+            return yield* new InvalidInput({ message: `limit must be at most ${maxPage}` })
+          }
+          const workers = yield* Effect.mapError(store.listWorkers({ after, limit: limit + 1, status }), unavailable)
+          const page = workers.length > limit ? workers.slice(0, limit) : workers
+          return { workers: page, nextAfter: workers.length > limit ? page[page.length - 1]!.id : null }
+        }),
+
+      get: (workerId) => Effect.map(lookup(workerId), (slot) => slot.worker),
+
+      create: (request) =>
+        Effect.gen(function*() {
+          const { metadata, profile = "default" } = yield* decodeCreate(request)
+          const engine = profiles[profile]
+          if (engine === undefined) {
+            return yield* new InvalidInput({
+              message: `unknown profile ${JSON.stringify(profile)}; configured: ${profileNames.join(", ")}`
+            })
+          }
+          if (draining) return yield* drainingError()
+          if (slots.size - counts.stopped + reserved >= maxWorkers) {
+            return yield* new Unavailable({
+              message: `at capacity: ${maxWorkers} Workers not stopped`,
+              retryAfterMs: STORE_RETRY_MS
+            })
+          }
+          // Reserve the place before the (possibly asynchronous) insert so that
+          // concurrent creates cannot overshoot the capacity.
+          reserved++
+          const at = yield* nowIso
+          const worker: Worker = {
+            id: ids.next(),
+            runtimeId,
+            profile,
+            status: "idle",
+            createdAt: at,
+            updatedAt: at,
+            turn: 0,
+            lastSeq: 0,
+            metadata: metadata !== undefined && Object.keys(metadata).length > 0 ? metadata : EMPTY_METADATA
+          }
+          return yield* store.insertWorker(worker).pipe(
+            Effect.mapError(unavailable),
+            Effect.map(() => {
+              slots.set(worker.id, { worker, engine, lock: undefined })
+              counts.idle++
+              return worker
+            }),
+            Effect.ensuring(Effect.sync(() => reserved--))
+          )
+        }).pipe(Effect.uninterruptible),
+
+      input: (workerId, input) =>
+        Effect.gen(function*() {
+          const { content, kind = "user" } = yield* decodeInput(input)
+          const slot = yield* lookup(workerId)
+          if (exceedsBytes(content, maxInputBytes)) {
+            return yield* new InvalidInput({ message: `content exceeds ${maxInputBytes} UTF-8 bytes` })
+          }
+          if (draining) return yield* drainingError()
+          yield* admitInput(slot, kind)
+          return yield* locked(
+            slot,
+            Effect.gen(function*() {
+              // Checked again under the lock: this is the one place a turn starts.
+              if (draining) return yield* drainingError()
+              const engine = yield* admitInput(slot, kind)
+              const at = yield* nowIso
+              const current = slot.worker
+              const turn = current.turn + 1
+              const entry: TranscriptEntry = { seq: current.lastSeq + 1, at, role: kind, content, turn }
+              const worker = yield* commit(
+                slot,
+                { ...current, status: "busy", turn, lastSeq: entry.seq, updatedAt: at },
+                [entry]
+              )
+              const context: TurnContext = {
+                runtimeId,
+                workerId,
+                profile: worker.profile,
+                turn,
+                input: { content, kind },
+                emit: emit(slot, turn),
+                transcript: transcriptOf(workerId)
+              }
+              yield* FiberMap.run(fibers, workerId, runTurn(slot, engine, context))
+              return { worker, entry }
+            })
+          )
+        }),
+
+      cancel: (workerId, request) =>
+        Effect.gen(function*() {
+          const reason = yield* reasonOf(request)
+          const slot = yield* lookup(workerId)
+          const refusal = refuseCancel(slot)
+          if (refusal !== undefined) return yield* refusal
+          return yield* locked(
+            slot,
+            Effect.gen(function*() {
+              const refusal = refuseCancel(slot)
+              if (refusal !== undefined) return yield* refusal
+              if (slot.worker.status !== "busy") return { worker: slot.worker, cancelled: false }
+              const worker = yield* endTurn(slot, "idle", withReason("cancelled", reason))
+              return { worker, cancelled: true }
+            })
+          )
+        }),
+
+      stop: (workerId, request) =>
+        Effect.gen(function*() {
+          const reason = yield* reasonOf(request)
+          const slot = yield* lookup(workerId)
+          return yield* locked(
+            slot,
+            Effect.suspend(() =>
+              slot.worker.status === "stopped"
+                ? Effect.succeed(slot.worker)
+                : endTurn(slot, "stopped", withReason("stopped", reason), { stopReason: reason ?? "stopped" })
+            )
+          )
+        }),
+
+      transcript: (workerId, query) =>
+        Effect.gen(function*() {
+          const { after = 0, limit = Math.min(DEFAULT_PAGE, maxPage) } = yield* decodeTranscript(query)
+          if (limit > maxPage) {
+            return yield* new InvalidInput({ message: `limit must be at most ${maxPage}` })
+          }
+          const slot = yield* lookup(workerId)
+          const entries = yield* Effect.mapError(store.transcript(workerId, after, limit), unavailable)
+          const last = entries[entries.length - 1]
+          // The store may be a commit ahead of memory, never behind.
+          const lastSeq = Math.max(slot.worker.lastSeq, last?.seq ?? 0)
+          return { workerId, entries, nextAfter: last !== undefined && last.seq < lastSeq ? last.seq : null, lastSeq }
+        })
+    }
+
+    /** The engine to run the turn, or why the input is refused (in DESIGN.md's precedence). */
+    function admitInput(slot: Slot, kind: InputKind): Effect.Effect<WorkerEngine, Unsupported | Busy> {
+      const { engine, worker } = slot
+      if (worker.status === "stopped" || worker.status === "failed") {
+        return Effect.fail(
+          new Unsupported({ operation: "input", workerId: worker.id, message: `Worker ${worker.id} is ${worker.status}` })
+        )
+      }
+      if (engine === undefined) {
+        return Effect.fail(
+          new Unsupported({
+            operation: "input",
+            workerId: worker.id,
+            message: `profile ${JSON.stringify(worker.profile)} is no longer configured`
+          })
+        )
+      }
+      if (engine.kinds !== undefined && !engine.kinds.includes(kind)) {
+        return Effect.fail(
+          new Unsupported({
+            operation: `input:${kind}`,
+            workerId: worker.id,
+            message: `the ${engine.name} engine does not take ${kind} input`
+          })
+        )
+      }
+      if (worker.status === "busy") {
+        return Effect.fail(
+          new Busy({ workerId: worker.id, turn: worker.turn, message: `Worker ${worker.id} has a turn in flight` })
+        )
+      }
+      return Effect.succeed(engine)
+    }
+
+    function refuseCancel(slot: Slot): Unsupported | undefined {
+      const worker = slot.worker
+      if (worker.status === "stopped" || worker.status === "failed") {
+        return new Unsupported({
+          operation: "cancel",
+          workerId: worker.id,
+          message: `Worker ${worker.id} is ${worker.status}`
+        })
+      }
+      if (slot.engine?.cancellable === false) {
+        return new Unsupported({
+          operation: "cancel",
+          workerId: worker.id,
+          message: `the ${slot.engine.name} engine cannot cancel a turn`
+        })
+      }
+      return undefined
+    }
+
+    // --- start and stop ----------------------------------------------------------
+
+    // Turns in flight when the process died: record them and free the Worker.
+    // A store that cannot record this fails the start: better no Runtime than
+    // one that shows Workers busy forever.
+    for (const slot of slots.values()) {
+      if (slot.worker.status === "busy") yield* endTurnRaw(slot, "idle", "interrupted by restart")
+    }
+
+    const busySlots = () => Array.from(slots.values()).filter((slot) => slot.worker.status === "busy")
+
+    const waitForTurns = Effect.gen(function*() {
+      while (counts.busy > 0) yield* Effect.sleep(10)
+    }).pipe(Effect.timeoutOption(graceMs))
+
+    const interruptAll = Effect.suspend(() =>
+      Effect.forEach(
+        busySlots(),
+      (slot) =>
+        locked(
+          slot,
+          Effect.suspend(() =>
+            slot.worker.status === "busy" ? endTurn(slot, "idle", "interrupted: the runtime shut down") : Effect.void
+          )
+        ).pipe(Effect.catchAll((error) => Effect.logError("could not record an interrupted turn", error))),
+        { concurrency: "unbounded", discard: true }
+      )
+    )
+
+    const drainOnce = yield* Effect.cached(
+      Effect.gen(function*() {
+        draining = true
+        if (graceMs > 0) yield* waitForTurns
+        yield* interruptAll
+      })
+    )
+    yield* Effect.addFinalizer(() => drainOnce)
+
+    return { runtime, control: { drain: drainOnce } }
+  })
+
+/** `Runtime` and `RuntimeControl` over the `RuntimeStore` in context (e.g. the SQLite store). */
+export const RuntimeFromStore = (
+  options: RuntimeOptions = {}
+): Layer.Layer<Runtime | RuntimeControl, StoreError, RuntimeStore> =>
+  Layer.scopedContext(
+    Effect.map(makeRuntime(options), ({ control, runtime }) =>
+      Context.make(Runtime, runtime).pipe(Context.add(RuntimeControl, control))
+    )
+  )
+
+/** A ready Runtime on a fresh memory store: what an embedding Backend provides. */
+export const RuntimeLive = (options: RuntimeOptions = {}): Layer.Layer<Runtime | RuntimeControl> =>
+  RuntimeFromStore(options).pipe(
+    Layer.provide(MemoryStoreLive),
+    // The memory store cannot fail; this only narrows the type.
+    Layer.orDie
+  )

@@ -1,0 +1,50 @@
+/** Request decoding shared by every `Runtime` method: schema failures become `InvalidInput`. */
+import * as Effect from "effect/Effect"
+import * as ParseResult from "effect/ParseResult"
+import * as Schema from "effect/Schema"
+import { InvalidInput, type ValidationIssue } from "./Errors.js"
+
+export const issuesOf = (error: ParseResult.ParseError): Array<ValidationIssue> =>
+  ParseResult.ArrayFormatter.formatErrorSync(error).map((issue) => ({
+    path: issue.path.map((key) => (typeof key === "symbol" ? String(key) : key)),
+    message: issue.message
+  }))
+
+export const invalidInputFromParseError = (error: ParseResult.ParseError, what: string): InvalidInput => {
+  const issues = issuesOf(error)
+  const first = issues[0]
+  const where = first && first.path.length > 0 ? ` at ${first.path.join(".")}` : ""
+  return new InvalidInput({
+    message: `invalid ${what}${first ? `${where}: ${first.message}` : ""}`,
+    issues
+  })
+}
+
+/** A decoder for one request schema; strictness comes from the schema's own parse options. */
+export const decodeRequest = <A, I>(schema: Schema.Schema<A, I>, what: string) => {
+  const decode = Schema.decodeUnknown(schema)
+  return (input: unknown): Effect.Effect<A, InvalidInput> =>
+    Effect.mapError(decode(input), (error) => invalidInputFromParseError(error, what))
+}
+
+/** UTF-8 byte length without `Buffer` (the core stays free of Node-only APIs). */
+export const utf8Length = (text: string): number => {
+  let bytes = 0
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i)
+    if (code < 0x80) bytes += 1
+    else if (code < 0x800) bytes += 2
+    else if (code >= 0xd800 && code <= 0xdbff && i + 1 < text.length) {
+      const next = text.charCodeAt(i + 1)
+      if (next >= 0xdc00 && next <= 0xdfff) {
+        bytes += 4
+        i++
+      } else bytes += 3
+    } else bytes += 3
+  }
+  return bytes
+}
+
+/** True when `text` is longer than `max` UTF-8 bytes; cheap for the common short case. */
+export const exceedsBytes = (text: string, max: number): boolean =>
+  text.length > max || (text.length * 3 > max && utf8Length(text) > max)
