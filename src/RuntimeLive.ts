@@ -155,13 +155,20 @@ export const makeRuntime = (
       return lock.withPermits(1)(Effect.uninterruptible(effect))
     }
 
+    // Opened when draining and no turn is left in flight.
+    const turnsDone = yield* Effect.makeLatch(false)
+
+    /** Makes a committed change visible in memory. */
+    const apply = (slot: Slot, next: Worker): Worker => {
+      counts[slot.worker.status]--
+      counts[next.status]++
+      slot.worker = next
+      if (draining && counts.busy === 0) turnsDone.unsafeOpen()
+      return next
+    }
+
     const commitRaw = (slot: Slot, next: Worker, entries: ReadonlyArray<TranscriptEntry>) =>
-      Effect.map(store.commit(next, entries), () => {
-        counts[slot.worker.status]--
-        counts[next.status]++
-        slot.worker = next
-        return next
-      })
+      Effect.map(store.commit(next, entries), () => apply(slot, next))
 
     const commit = (slot: Slot, next: Worker, entries: ReadonlyArray<TranscriptEntry>) =>
       Effect.mapError(commitRaw(slot, next, entries), unavailable)
@@ -223,11 +230,7 @@ export const makeRuntime = (
               // anyway (a durable store shows it busy, which recovery repairs on
               // the next start) rather than leave it busy forever.
               Effect.logError("could not record the end of a turn", error).pipe(
-                Effect.zipRight(Effect.sync(() => {
-                  counts[slot.worker.status]--
-                  counts.idle++
-                  slot.worker = { ...slot.worker, status: "idle" }
-                }))
+                Effect.zipRight(Effect.sync(() => apply(slot, { ...slot.worker, status: "idle" })))
               )
             )
           )
@@ -485,9 +488,10 @@ export const makeRuntime = (
 
     const busySlots = () => Array.from(slots.values()).filter((slot) => slot.worker.status === "busy")
 
-    const waitForTurns = Effect.gen(function*() {
-      while (counts.busy > 0) yield* Effect.sleep(10)
-    }).pipe(Effect.timeoutOption(graceMs))
+    const waitForTurns = Effect.suspend(() => {
+      if (counts.busy === 0) turnsDone.unsafeOpen()
+      return Effect.timeoutOption(turnsDone.await, graceMs)
+    })
 
     const interruptAll = Effect.suspend(() =>
       Effect.forEach(
