@@ -15,18 +15,12 @@ import * as FiberMap from "effect/FiberMap"
 import * as Layer from "effect/Layer"
 import type * as Scope from "effect/Scope"
 import {
-  CancelRequest,
-  CreateWorker,
   DEFAULT_PAGE,
   type InputKind,
-  ListQuery,
   MAX_PAGE,
   type RuntimeInfo,
-  StopRequest,
   type TranscriptEntry,
-  TranscriptQuery,
   type Worker,
-  WorkerInput,
   type WorkerStatus
 } from "./Domain.js"
 import { makeEchoEngine } from "./EchoEngine.js"
@@ -35,7 +29,7 @@ import { makeIdGenerator } from "./Ids.js"
 import { MemoryStoreLive } from "./MemoryStore.js"
 import { Runtime, type RuntimeService } from "./Runtime.js"
 import { RuntimeStore, type StoreError } from "./RuntimeStore.js"
-import { decodeRequest, exceedsBytes } from "./Validation.js"
+import { exceedsBytes, reasonOf, validate } from "./Validation.js"
 import { VERSION } from "./version.js"
 import { type Profiles, type TurnContext, TurnFailed, type WorkerEngine } from "./WorkerEngine.js"
 
@@ -79,13 +73,6 @@ const defaultProfiles: Profiles = { default: makeEchoEngine() }
 const EMPTY_METADATA: Worker["metadata"] = {}
 const STORE_RETRY_MS = 1000
 
-const decodeCreate = decodeRequest(CreateWorker, "create request")
-const decodeInput = decodeRequest(WorkerInput, "input")
-const decodeList = decodeRequest(ListQuery, "list query")
-const decodeTranscript = decodeRequest(TranscriptQuery, "transcript query")
-const decodeCancel = decodeRequest(CancelRequest, "cancel request")
-const decodeStop = decodeRequest(StopRequest, "stop request")
-
 const nowIso = Effect.map(Clock.currentTimeMillis, (ms) => new Date(ms).toISOString())
 
 const unavailable = (error: StoreError) =>
@@ -99,18 +86,6 @@ const failureMessage = (cause: Cause.Cause<TurnFailed>): TurnFailed => {
   if (failure._tag === "Some") return failure.value
   return new TurnFailed({ message: `engine defect: ${Cause.pretty(cause).split("\n")[0]}` })
 }
-
-/**
- * Cancel and stop are typed as taking no `InvalidInput` (DESIGN.md); a bad
- * body can only come from an untyped caller, so its reason is dropped rather
- * than failing the call.
- */
-const reasonOf = (request: unknown) =>
-  decodeCancel(request ?? {}).pipe(
-    Effect.orElse(() => decodeStop(request ?? {})),
-    Effect.map((decoded) => decoded.reason),
-    Effect.orElseSucceed(() => undefined)
-  )
 
 /** Builds the Runtime over whatever `RuntimeStore` is provided. */
 export const makeRuntime = (
@@ -285,7 +260,7 @@ export const makeRuntime = (
 
       list: (query) =>
         Effect.gen(function*() {
-          const { after, limit = Math.min(DEFAULT_PAGE, maxPage), status } = yield* decodeList(query)
+          const { after, limit = Math.min(DEFAULT_PAGE, maxPage), status } = yield* validate.list(query)
           if (limit > maxPage) {
             return yield* new InvalidInput({ message: `limit must be at most ${maxPage}` })
           }
@@ -298,7 +273,7 @@ export const makeRuntime = (
 
       create: (request) =>
         Effect.gen(function*() {
-          const { metadata, profile = "default" } = yield* decodeCreate(request)
+          const { metadata, profile = "default" } = yield* validate.create(request)
           const engine = profiles[profile]
           if (engine === undefined) {
             return yield* new InvalidInput({
@@ -340,7 +315,7 @@ export const makeRuntime = (
 
       input: (workerId, input) =>
         Effect.gen(function*() {
-          const { content, kind = "user" } = yield* decodeInput(input)
+          const { content, kind = "user" } = yield* validate.input(input)
           const slot = yield* lookup(workerId)
           if (exceedsBytes(content, maxInputBytes)) {
             return yield* new InvalidInput({ message: `content exceeds ${maxInputBytes} UTF-8 bytes` })
@@ -411,7 +386,7 @@ export const makeRuntime = (
 
       transcript: (workerId, query) =>
         Effect.gen(function*() {
-          const { after = 0, limit = Math.min(DEFAULT_PAGE, maxPage) } = yield* decodeTranscript(query)
+          const { after = 0, limit = Math.min(DEFAULT_PAGE, maxPage) } = yield* validate.transcript(query)
           if (limit > maxPage) {
             return yield* new InvalidInput({ message: `limit must be at most ${maxPage}` })
           }

@@ -2,6 +2,7 @@
 import * as Effect from "effect/Effect"
 import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
+import { CancelRequest, CreateWorker, ListQuery, StopRequest, TranscriptQuery, WorkerInput } from "./Domain.js"
 import { InvalidInput, type ValidationIssue } from "./Errors.js"
 
 export const issuesOf = (error: ParseResult.ParseError): Array<ValidationIssue> =>
@@ -48,3 +49,24 @@ export const utf8Length = (text: string): number => {
 /** True when `text` is longer than `max` UTF-8 bytes; cheap for the common short case. */
 export const exceedsBytes = (text: string, max: number): boolean =>
   text.length > max || (text.length * 3 > max && utf8Length(text) > max)
+
+/** The shape checks of every request, shared by `RuntimeLive` and the HTTP client. */
+export const validate = {
+  create: decodeRequest(CreateWorker, "create request"),
+  input: decodeRequest(WorkerInput, "input"),
+  list: decodeRequest(ListQuery, "list query"),
+  transcript: decodeRequest(TranscriptQuery, "transcript query"),
+  cancel: decodeRequest(CancelRequest, "cancel request"),
+  stop: decodeRequest(StopRequest, "stop request")
+}
+
+/**
+ * Cancel and stop are typed as taking no `InvalidInput` (DESIGN.md); a bad
+ * body can only come from an untyped caller, so its reason is dropped rather
+ * than failing the call.
+ */
+export const reasonOf = (request: unknown): Effect.Effect<string | undefined> =>
+  validate.stop(request ?? {}).pipe(
+    Effect.map((decoded) => decoded.reason),
+    Effect.orElseSucceed(() => undefined)
+  )

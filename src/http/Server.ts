@@ -1,0 +1,60 @@
+/**
+ * The HTTP server layer: `RuntimeApi` served over whatever `HttpServer` is
+ * provided (e.g. `NodeHttpServer.layer`), delegating to the `Runtime` in
+ * context. It refuses browsers: Browser -> Backend -> Runtime, always.
+ */
+import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
+import type * as HttpApp from "@effect/platform/HttpApp"
+import type * as HttpRouter from "@effect/platform/HttpRouter"
+import type * as HttpServer from "@effect/platform/HttpServer"
+import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import type * as Redacted from "effect/Redacted"
+import { Runtime } from "../Runtime.js"
+import { RuntimeApi } from "./Api.js"
+import { AuthorizationLive, HealthHandlers, RuntimeHandlers, WorkersHandlers } from "./ApiLive.js"
+import { makeGuard } from "./Guard.js"
+
+export interface RuntimeHttpOptions {
+  /** Bearer token every path but `/healthz` and `/readyz` requires; none when absent. */
+  readonly token?: Redacted.Redacted<string> | undefined
+  /** Log one line per request at debug level. */
+  readonly logRequests?: boolean | undefined
+}
+
+const DEFAULT_MAX_INPUT_BYTES = 1024 * 1024
+
+/** DESIGN.md's body limit: room for JSON-escaped content at its largest, plus the rest of the body. */
+export const bodyLimitFor = (maxInputBytes: number) => 4 * maxInputBytes + 64 * 1024
+
+const logRequests = (app: HttpApp.Default): HttpApp.Default =>
+  Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) =>
+    Effect.tap(app, (response) => Effect.logDebug(`${request.method} ${request.url} ${response.status}`)))
+
+/** Serves `RuntimeApi` on the `HttpServer` in context. */
+export const RuntimeHttpServer = (
+  options: RuntimeHttpOptions = {}
+): Layer.Layer<never, never, Runtime | HttpServer.HttpServer | HttpRouter.HttpRouter.DefaultServices> => {
+  const token = Option.fromNullable(options.token)
+  const guard = Layer.unwrapEffect(
+    Effect.gen(function*() {
+      const runtime = yield* Runtime
+      const maxInputBytes = yield* runtime.info.pipe(
+        Effect.map((info) => info.limits.maxInputBytes),
+        Effect.orElseSucceed(() => DEFAULT_MAX_INPUT_BYTES)
+      )
+      return HttpApiBuilder.middleware(RuntimeApi, makeGuard({ token, maxBodyBytes: bodyLimitFor(maxInputBytes) }))
+    })
+  )
+  const api = HttpApiBuilder.api(RuntimeApi).pipe(
+    Layer.provide([RuntimeHandlers, WorkersHandlers, HealthHandlers]),
+    Layer.provide(AuthorizationLive(token))
+  )
+  return HttpApiBuilder.serve(options.logRequests === true ? logRequests : undefined).pipe(
+    Layer.provide(HttpApiBuilder.middlewareOpenApi({ path: "/openapi.json" })),
+    Layer.provide(guard),
+    Layer.provide(api)
+  )
+}
