@@ -55,6 +55,15 @@ export class Authorization extends HttpApiMiddleware.Tag<Authorization>()("worke
   security: { bearer: HttpApiSecurity.bearer }
 }) {}
 
+/**
+ * Refuses a body whose declared length is over the limit before it is read,
+ * after routing (RouteNotFound comes first). Reading past the limit instead
+ * makes the platform destroy the connection, and the client sees no 413.
+ */
+export class BodyLimit extends HttpApiMiddleware.Tag<BodyLimit>()("worker-runtime/BodyLimit", {
+  failure: PayloadTooLarge.annotations(HttpApiSchema.annotations({ status: ErrorStatus.PayloadTooLarge }))
+}) {}
+
 const workerId = HttpApiSchema.param("workerId", Schema.String)
 
 const Limit = Schema.NumberFromString.pipe(Schema.compose(PageLimit))
@@ -77,6 +86,7 @@ const OptionalBody = <A, I>(schema: Schema.Schema<A, I>) => Schema.NullOr(schema
 export class RuntimeGroup extends HttpApiGroup.make("runtime")
   .add(HttpApiEndpoint.get("info", "/v1/runtime").addSuccess(RuntimeInfo))
   .middleware(Authorization)
+  .middleware(BodyLimit)
 {}
 
 export class WorkersGroup extends HttpApiGroup.make("workers")
@@ -123,6 +133,7 @@ export class WorkersGroup extends HttpApiGroup.make("workers")
       .addError(UnknownWorker, { status: ErrorStatus.UnknownWorker })
   )
   .middleware(Authorization)
+  .middleware(BodyLimit)
 {}
 
 export const Healthy = Schema.Struct({ status: Schema.Literal("ok") }).annotations({ identifier: "Healthy" })
@@ -132,6 +143,7 @@ export const Ready = Schema.Struct({ status: Schema.Literal("ready") }).annotati
 export class HealthGroup extends HttpApiGroup.make("health")
   .add(HttpApiEndpoint.get("healthz", "/healthz").addSuccess(Healthy))
   .add(HttpApiEndpoint.get("readyz", "/readyz").addSuccess(Ready))
+  .middleware(BodyLimit)
 {}
 
 const DECODE_REF = "#/components/schemas/HttpApiDecodeError"

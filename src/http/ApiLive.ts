@@ -6,8 +6,9 @@ import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import { Unavailable } from "../Errors.js"
 import { Runtime } from "../Runtime.js"
-import { Authorization, RuntimeApi } from "./Api.js"
-import { Unauthorized } from "./Errors.js"
+import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
+import { Authorization, BodyLimit, RuntimeApi } from "./Api.js"
+import { PayloadTooLarge, Unauthorized } from "./Errors.js"
 import { tokenMatches } from "./Guard.js"
 
 export const RuntimeHandlers = HttpApiBuilder.group(RuntimeApi, "runtime", (handlers) =>
@@ -48,3 +49,16 @@ export const AuthorizationLive = (token: Option.Option<Redacted.Redacted<string>
             : Effect.fail(new Unauthorized({ message: "missing or wrong bearer token" }))
       })
   })
+
+export const BodyLimitLive = (maxBodyBytes: number) =>
+  Layer.succeed(
+    BodyLimit,
+    Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
+      const declared = Number(request.headers["content-length"] ?? 0)
+      return declared > maxBodyBytes
+        ? Effect.fail(
+          new PayloadTooLarge({ message: `request body exceeds ${maxBodyBytes} bytes`, limitBytes: maxBodyBytes })
+        )
+        : Effect.void
+    })
+  )

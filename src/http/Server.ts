@@ -14,7 +14,7 @@ import * as Option from "effect/Option"
 import type * as Redacted from "effect/Redacted"
 import { Runtime } from "../Runtime.js"
 import { RuntimeApi } from "./Api.js"
-import { AuthorizationLive, HealthHandlers, RuntimeHandlers, WorkersHandlers } from "./ApiLive.js"
+import { AuthorizationLive, BodyLimitLive, HealthHandlers, RuntimeHandlers, WorkersHandlers } from "./ApiLive.js"
 import { makeGuard } from "./Guard.js"
 
 export interface RuntimeHttpOptions {
@@ -38,23 +38,23 @@ export const RuntimeHttpServer = (
   options: RuntimeHttpOptions = {}
 ): Layer.Layer<never, never, Runtime | HttpServer.HttpServer | HttpRouter.HttpRouter.DefaultServices> => {
   const token = Option.fromNullable(options.token)
-  const guard = Layer.unwrapEffect(
+  return Layer.unwrapEffect(
     Effect.gen(function*() {
       const runtime = yield* Runtime
       const maxInputBytes = yield* runtime.info.pipe(
         Effect.map((info) => info.limits.maxInputBytes),
         Effect.orElseSucceed(() => DEFAULT_MAX_INPUT_BYTES)
       )
-      return HttpApiBuilder.middleware(RuntimeApi, makeGuard({ token, maxBodyBytes: bodyLimitFor(maxInputBytes) }))
+      const maxBodyBytes = bodyLimitFor(maxInputBytes)
+      const api = HttpApiBuilder.api(RuntimeApi).pipe(
+        Layer.provide([RuntimeHandlers, WorkersHandlers, HealthHandlers]),
+        Layer.provide([AuthorizationLive(token), BodyLimitLive(maxBodyBytes)])
+      )
+      return HttpApiBuilder.serve(options.logRequests === true ? logRequests : undefined).pipe(
+        Layer.provide(HttpApiBuilder.middlewareOpenApi({ path: "/openapi.json" })),
+        Layer.provide(HttpApiBuilder.middleware(RuntimeApi, makeGuard({ token, maxBodyBytes }))),
+        Layer.provide(api)
+      )
     })
-  )
-  const api = HttpApiBuilder.api(RuntimeApi).pipe(
-    Layer.provide([RuntimeHandlers, WorkersHandlers, HealthHandlers]),
-    Layer.provide(AuthorizationLive(token))
-  )
-  return HttpApiBuilder.serve(options.logRequests === true ? logRequests : undefined).pipe(
-    Layer.provide(HttpApiBuilder.middlewareOpenApi({ path: "/openapi.json" })),
-    Layer.provide(guard),
-    Layer.provide(api)
   )
 }
