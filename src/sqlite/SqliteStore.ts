@@ -1,0 +1,320 @@
+/**
+ * The durable `RuntimeStore`: one SQLite file through `@effect/sql`.
+ *
+ * The process holds the file exclusively for its whole life, so a second
+ * runtime on the same file is refused at start instead of writing beside the
+ * first. Each `commit` is one transaction, made durable before it returns
+ * (WAL, `synchronous = FULL`). docs/durability.md explains the choices.
+ */
+import * as SqliteClient from "@effect/sql-sqlite-node/SqliteClient"
+import * as SqlClient from "@effect/sql/SqlClient"
+import type { SqlError } from "@effect/sql/SqlError"
+import * as Clock from "effect/Clock"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import type { ParseError } from "effect/ParseResult"
+import * as Predicate from "effect/Predicate"
+import * as Schema from "effect/Schema"
+import { accessSync, constants, mkdirSync, statSync } from "node:fs"
+import { dirname } from "node:path"
+import { Metadata, TranscriptEntry, Worker, WorkerStatus } from "../Domain.js"
+import { type ListWorkersQuery, RuntimeStore, type RuntimeStoreService, StoreError } from "../RuntimeStore.js"
+import { MIGRATIONS_TABLE, runMigrations } from "./Migrations.js"
+
+export interface SqliteStoreOptions {
+  /** The database file; its directory is created when missing. */
+  readonly filename: string
+}
+
+// --- opening the file --------------------------------------------------------
+
+const messageOf = (error: unknown): string =>
+  Predicate.hasProperty(error, "message") && Predicate.isString(error.message) ? error.message : String(error)
+
+/** better-sqlite3's error and its `SQLITE_*` code, found under `SqlError` / `MigrationError` wrappers. */
+const nativeError = (error: unknown): { readonly code: string | undefined; readonly message: string } => {
+  let current: unknown = error
+  for (let depth = 0; depth < 5 && Predicate.isObject(current); depth++) {
+    const code = Predicate.hasProperty(current, "code") ? current.code : undefined
+    if (Predicate.isString(code) && code.startsWith("SQLITE_")) return { code, message: messageOf(current) }
+    current = Predicate.hasProperty(current, "cause") ? current.cause : undefined
+  }
+  return { code: undefined, message: messageOf(error) }
+}
+
+const openReason = (error: unknown): string => {
+  if (Predicate.isString(error)) return error
+  const { code = "", message } = nativeError(error)
+  if (code === "SQLITE_NOTADB") return "the file is not a SQLite database"
+  if (code.startsWith("SQLITE_BUSY") || code.startsWith("SQLITE_LOCKED")) {
+    return "the database is in use by another process (another runtime has it open)"
+  }
+  if (code.startsWith("SQLITE_READONLY")) return "the file is read-only; the store must be writable"
+  return code === "" ? message : `${message} (${code})`
+}
+
+const openError = (filename: string, error: unknown) =>
+  new StoreError({ message: `cannot open the SQLite store ${filename}: ${openReason(error)}`, cause: error })
+
+const fsStep = <A>(filename: string, what: string, run: () => A) =>
+  Effect.try({ try: run, catch: (error) => openError(filename, `${what} (${messageOf(error)})`) })
+
+/**
+ * Checks what SQLite would otherwise report vaguely or not at all: SQLite
+ * silently opens an unwritable file read-only, and needs to create `-wal` next
+ * to the file.
+ */
+const checkPath = (filename: string): Effect.Effect<void, StoreError> =>
+  Effect.gen(function*() {
+    const dir = dirname(filename)
+    yield* fsStep(filename, `cannot create its directory ${dir}`, () => mkdirSync(dir, { recursive: true }))
+    const stat = yield* fsStep(filename, "cannot inspect it", () => statSync(filename, { throwIfNoEntry: false }))
+    if (stat?.isDirectory() === true) return yield* openError(filename, "it is a directory, not a database file")
+    if (stat !== undefined) {
+      yield* fsStep(filename, "the file is not readable and writable by this process; the store must be writable", () =>
+        accessSync(filename, constants.R_OK | constants.W_OK))
+    }
+    yield* fsStep(filename, `its directory ${dir} is not writable (SQLite creates the -wal file there)`, () =>
+      accessSync(dir, constants.W_OK))
+  })
+
+// --- rows ---------------------------------------------------------------------
+
+const WorkerRow = Schema.Struct({
+  id: Schema.String,
+  runtime_id: Schema.String,
+  profile: Schema.String,
+  status: WorkerStatus,
+  created_at: Schema.String,
+  updated_at: Schema.String,
+  turn: Schema.Int,
+  last_seq: Schema.Int,
+  metadata: Schema.parseJson(Metadata),
+  stop_reason: Schema.NullOr(Schema.String)
+})
+
+/** A `workers` row as the Domain's `Worker`: no `stopReason` key at all when there is none. */
+const WorkerFromRow = Schema.transform(WorkerRow, Schema.typeSchema(Worker), {
+  strict: true,
+  decode: (row) => ({
+    id: row.id,
+    runtimeId: row.runtime_id,
+    profile: row.profile,
+    status: row.status,
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+    turn: row.turn,
+    lastSeq: row.last_seq,
+    metadata: row.metadata,
+    ...(row.stop_reason === null ? {} : { stopReason: row.stop_reason })
+  }),
+  encode: (worker) => ({
+    id: worker.id,
+    runtime_id: worker.runtimeId,
+    profile: worker.profile,
+    status: worker.status,
+    created_at: worker.createdAt,
+    updated_at: worker.updatedAt,
+    turn: worker.turn,
+    last_seq: worker.lastSeq,
+    metadata: worker.metadata,
+    stop_reason: worker.stopReason ?? null
+  })
+})
+
+const decodeWorkers = Schema.decodeUnknown(Schema.Array(WorkerFromRow))
+const encodeWorker = Schema.encode(WorkerFromRow)
+const decodeEntries = Schema.decodeUnknown(Schema.Array(TranscriptEntry))
+const decodeValues = Schema.decodeUnknown(Schema.Array(Schema.Struct({ value: Schema.String })))
+const decodeJournalMode = Schema.decodeUnknown(Schema.Tuple(Schema.Struct({ journal_mode: Schema.String })))
+const decodeRunResult = Schema.decodeUnknown(Schema.Struct({ changes: Schema.Number }))
+
+const WORKER_COLUMNS = "id, runtime_id, profile, status, created_at, updated_at, turn, last_seq, metadata, stop_reason"
+const ENTRY_COLUMNS = "seq, at, role, content, turn"
+/** Rows per INSERT: 6 parameters each stays far below SQLite's 32766-parameter limit. */
+const ENTRIES_PER_INSERT = 500
+
+/**
+ * The store's read statements, apart so that tests can `EXPLAIN QUERY PLAN`
+ * exactly what the store runs.
+ */
+export const readStatements = (sql: SqlClient.SqlClient) => ({
+  allWorkers: () => sql`SELECT ${sql.literal(WORKER_COLUMNS)} FROM workers ORDER BY id`,
+  // `id > ''` holds for every id, so one statement shape serves the first page too.
+  listWorkers: ({ after = "", limit, status }: ListWorkersQuery) =>
+    status === undefined
+      ? sql`SELECT ${sql.literal(WORKER_COLUMNS)} FROM workers WHERE id > ${after} ORDER BY id LIMIT ${limit}`
+      : sql`SELECT ${sql.literal(WORKER_COLUMNS)} FROM workers
+            WHERE status = ${status} AND id > ${after} ORDER BY id LIMIT ${limit}`,
+  transcript: (workerId: string, after: number, limit: number) =>
+    sql`SELECT ${sql.literal(ENTRY_COLUMNS)} FROM entries
+        WHERE worker_id = ${workerId} AND seq > ${after} ORDER BY seq LIMIT ${limit}`
+})
+
+/** Refuses a SQLite database that some other program made: we would scribble our tables into it. */
+const refuseForeign = (sql: SqlClient.SqlClient) =>
+  Effect.gen(function*() {
+    const rows = yield* sql`SELECT name AS value FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%'`
+    const tables = (yield* decodeValues(rows)).map((row) => row.value)
+    if (tables.length > 0 && !tables.includes(MIGRATIONS_TABLE)) {
+      return yield* Effect.fail(
+        `it is a SQLite database of something else (tables: ${tables.join(", ")}), not a worker-runtime store`
+      )
+    }
+  })
+
+/** Locks the file, enters WAL, migrates, and proves the file writable, before the first request. */
+const prepareFile = (sql: SqlClient.SqlClient) =>
+  Effect.gen(function*() {
+    // better-sqlite3 waits 5 s for a lock by default; ours is held until close,
+    // so a second opener should learn that at once.
+    yield* sql`PRAGMA busy_timeout = 0`
+    // Set before the first access to the file: then WAL keeps its index in heap
+    // memory (no -shm file) and the first access takes an exclusive lock on the
+    // file that is held until the connection closes.
+    yield* sql`PRAGMA locking_mode = EXCLUSIVE`
+    const [{ journal_mode }] = yield* Effect.flatMap(sql`PRAGMA journal_mode = WAL`, decodeJournalMode)
+    if (journal_mode !== "wal") return yield* Effect.fail(`could not enter WAL mode (journal_mode is ${journal_mode})`)
+    // Every commit waits for the WAL to reach the disk: a 2xx survives power loss.
+    yield* sql`PRAGMA synchronous = FULL`
+    yield* refuseForeign(sql)
+    yield* runMigrations
+    // A real write, not just a lock: a file SQLite opened read-only fails here.
+    const now = new Date(yield* Clock.currentTimeMillis).toISOString()
+    yield* sql`INSERT INTO meta (key, value) VALUES ('last_opened_at', ${now})
+               ON CONFLICT (key) DO UPDATE SET value = excluded.value`
+  })
+
+/**
+ * The store over the `SqlClient` in context, which must be SQLite. Prepares the
+ * file first (lock, WAL, migrations). For the exclusive lock without shared
+ * memory, the client must not have entered WAL itself (`disableWAL: true`), as
+ * `SqliteStoreLive` does.
+ */
+export const makeSqliteStore = (
+  options: SqliteStoreOptions
+): Effect.Effect<RuntimeStoreService, StoreError, SqlClient.SqlClient> =>
+  Effect.gen(function*() {
+    const { filename } = options
+    const sql = yield* SqlClient.SqlClient
+    yield* prepareFile(sql).pipe(
+      Effect.catchAll((error) => Effect.fail(openError(filename, error))),
+      // The Migrator turns a failing migration into a defect.
+      Effect.catchAllDefect((defect) => Effect.fail(openError(filename, defect)))
+    )
+    const reads = readStatements(sql)
+
+    const failed = (operation: string) => (error: unknown) =>
+      new StoreError({
+        message: `SQLite store ${filename}: ${operation} failed: ${nativeError(error).message}`,
+        cause: error
+      })
+
+    // Holds the connection while it runs, so it cannot end another fiber's transaction.
+    const rollbackIfOpen = Effect.scoped(
+      Effect.flatMap(sql.reserve, (connection) => connection.executeUnprepared("ROLLBACK", [], undefined))
+    ).pipe(Effect.ignore)
+
+    /**
+     * Every failure as a `StoreError`. `withTransaction` turns a failed COMMIT
+     * into a defect and leaves the transaction open (a deferred constraint, a
+     * full disk); closing it keeps the next commit from failing too.
+     */
+    const guard = (operation: string) => <A>(effect: Effect.Effect<A, SqlError | ParseError | StoreError>) =>
+      effect.pipe(
+        Effect.catchTags({ SqlError: failed(operation), ParseError: failed(operation) }),
+        Effect.catchAllDefect((defect) =>
+          Predicate.isTagged(defect, "SqlError")
+            ? Effect.zipRight(rollbackIfOpen, Effect.fail(failed(operation)(defect)))
+            : Effect.die(defect)
+        )
+      )
+
+    const updateWorker = (worker: Worker) =>
+      Effect.gen(function*() {
+        const row = yield* encodeWorker(worker)
+        const result = yield* decodeRunResult(
+          yield* sql`UPDATE workers SET ${sql.update(row, ["id"])} WHERE id = ${row.id}`.raw
+        )
+        if (result.changes === 0) {
+          return yield* new StoreError({ message: `SQLite store ${filename}: no Worker ${worker.id} to commit to` })
+        }
+      })
+
+    const insertEntries = (workerId: string, entries: ReadonlyArray<TranscriptEntry>) =>
+      Effect.forEach(
+        chunks(entries, ENTRIES_PER_INSERT),
+        (chunk) => sql`INSERT INTO entries ${sql.insert(chunk.map((entry) => ({ worker_id: workerId, ...entry })))}`,
+        { discard: true }
+      )
+
+    const runtimeId = (requested: string | undefined, generate: () => string) =>
+      sql.withTransaction(Effect.gen(function*() {
+        const rows = yield* decodeValues(yield* sql`SELECT value FROM meta WHERE key = 'runtime_id'`)
+        const stored = rows[0]?.value
+        if (stored === undefined) {
+          const id = requested ?? generate()
+          yield* sql`INSERT INTO meta (key, value) VALUES ('runtime_id', ${id})`
+          return id
+        }
+        if (requested !== undefined && requested !== stored) {
+          return yield* new StoreError({
+            message: `the SQLite store ${filename} belongs to runtime ${JSON.stringify(stored)}, ` +
+              `but runtime id ${JSON.stringify(requested)} was requested (--runtime-id / WORKER_RUNTIME_ID); ` +
+              `start without one, with ${JSON.stringify(stored)}, or on another file`
+          })
+        }
+        return stored
+      }))
+
+    const store: RuntimeStoreService = {
+      kind: "sqlite",
+      runtimeId: (requested, generate) => guard("reading the runtime id")(runtimeId(requested, generate)),
+      loadWorkers: guard("loading Workers")(Effect.flatMap(reads.allWorkers(), decodeWorkers)),
+      insertWorker: (worker) =>
+        guard(`inserting Worker ${worker.id}`)(
+          Effect.flatMap(encodeWorker(worker), (row) => sql`INSERT INTO workers ${sql.insert(row)}`)
+        ),
+      commit: (worker, entries) =>
+        guard(`committing to Worker ${worker.id}`)(
+          // A lone UPDATE is atomic by itself; with entries both go in one transaction.
+          entries.length === 0
+            ? updateWorker(worker)
+            : sql.withTransaction(Effect.zipRight(updateWorker(worker), insertEntries(worker.id, entries)))
+        ),
+      transcript: (workerId, after, limit) =>
+        guard(`reading the transcript of Worker ${workerId}`)(
+          Effect.flatMap(reads.transcript(workerId, after, limit), decodeEntries)
+        ),
+      listWorkers: (query) => guard("listing Workers")(Effect.flatMap(reads.listWorkers(query), decodeWorkers))
+    }
+    return store
+  })
+
+const chunks = <A>(items: ReadonlyArray<A>, size: number): Array<ReadonlyArray<A>> => {
+  const out: Array<ReadonlyArray<A>> = []
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size))
+  return out
+}
+
+/**
+ * The SQLite store on `filename`, with its own client. Fails with a
+ * `StoreError` naming the file when it cannot be used (not a database, a
+ * directory, not writable, held by another process), never by starting over.
+ */
+export const SqliteStoreLive = (options: SqliteStoreOptions): Layer.Layer<RuntimeStore, StoreError> =>
+  Layer.scoped(
+    RuntimeStore,
+    Effect.gen(function*() {
+      yield* checkPath(options.filename)
+      const client = yield* Layer.build(
+        // WAL is entered by `makeSqliteStore`, after the exclusive locking mode.
+        SqliteClient.layer({ filename: options.filename, disableWAL: true })
+      ).pipe(
+        Effect.catchAll((error) => Effect.fail(openError(options.filename, error))),
+        // better-sqlite3 throws from its constructor, which the client does not catch.
+        Effect.catchAllDefect((defect) => Effect.fail(openError(options.filename, defect)))
+      )
+      return yield* Effect.provide(makeSqliteStore(options), client)
+    })
+  )
