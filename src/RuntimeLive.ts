@@ -99,6 +99,9 @@ export const makeRuntime = (
     const store = yield* RuntimeStore
     const profiles = options.profiles ?? defaultProfiles
     const profileNames = Object.keys(profiles)
+    // Own keys only: a profile named "constructor" must not find Object's.
+    const engineOf = (name: string): WorkerEngine | undefined =>
+      Object.hasOwn(profiles, name) ? profiles[name] : undefined
     const maxWorkers = options.maxWorkers ?? 10_000
     const maxInputBytes = options.maxInputBytes ?? 1024 * 1024
     const maxPage = Math.min(options.maxTranscriptPage ?? MAX_PAGE, MAX_PAGE)
@@ -117,7 +120,7 @@ export const makeRuntime = (
     const fibers = yield* FiberMap.make<string>()
 
     for (const worker of loaded) {
-      slots.set(worker.id, { worker, engine: profiles[worker.profile], lock: undefined })
+      slots.set(worker.id, { worker, engine: engineOf(worker.profile), lock: undefined })
       counts[worker.status]++
     }
 
@@ -274,7 +277,7 @@ export const makeRuntime = (
       create: (request) =>
         Effect.gen(function*() {
           const { metadata, profile = "default" } = yield* validate.create(request)
-          const engine = profiles[profile]
+          const engine = engineOf(profile)
           if (engine === undefined) {
             return yield* new InvalidInput({
               message: `unknown profile ${JSON.stringify(profile)}; configured: ${profileNames.join(", ")}`

@@ -1,2 +1,8 @@
-/** Filled in by a later issue. */
-export {}
+/**
+ * worker-runtime/node: configuration, the process engine, the `NodeRuntime`
+ * layer and the bin. Needs `@effect/platform-node` and `@effect/cli`.
+ */
+export * from "./Config.js"
+export { NodeRuntimeLive, runtimeLayer } from "./NodeRuntime.js"
+export * from "./Profiles.js"
+export * from "./ProcessEngine.js"

@@ -60,6 +60,25 @@ const fsStep = <A>(filename: string, what: string, run: () => A) =>
   Effect.try({ try: run, catch: (error) => openError(filename, `${what} (${messageOf(error)})`) })
 
 /**
+ * `mkdirSync(dir, { recursive: true })` spins forever on Node 20 when a level
+ * answers ENOENT although its parent exists (e.g. under /proc), so create the
+ * missing levels one by one and let any failure surface.
+ */
+const ensureDirectory = (dir: string): void => {
+  const missing: Array<string> = []
+  let current = dir
+  while (statSync(current, { throwIfNoEntry: false }) === undefined) {
+    missing.push(current)
+    const parent = dirname(current)
+    if (parent === current) break
+    current = parent
+  }
+  // An existing non-directory: let mkdir report it (EEXIST / ENOTDIR).
+  if (missing.length === 0 && !statSync(dir).isDirectory()) mkdirSync(dir)
+  for (const level of missing.reverse()) mkdirSync(level)
+}
+
+/**
  * Checks what SQLite would otherwise report vaguely or not at all: SQLite
  * silently opens an unwritable file read-only, and needs to create `-wal` next
  * to the file.
@@ -67,7 +86,7 @@ const fsStep = <A>(filename: string, what: string, run: () => A) =>
 const checkPath = (filename: string): Effect.Effect<void, StoreError> =>
   Effect.gen(function*() {
     const dir = dirname(filename)
-    yield* fsStep(filename, `cannot create its directory ${dir}`, () => mkdirSync(dir, { recursive: true }))
+    yield* fsStep(filename, `cannot create its directory ${dir}`, () => ensureDirectory(dir))
     const stat = yield* fsStep(filename, "cannot inspect it", () => statSync(filename, { throwIfNoEntry: false }))
     if (stat?.isDirectory() === true) return yield* openError(filename, "it is a directory, not a database file")
     if (stat !== undefined) {

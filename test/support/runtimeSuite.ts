@@ -108,6 +108,9 @@ export const runtimeSuite = (label: string, make: MakeRuntimeLayer) =>
           const bad: Array<unknown> = [
             { profile: "nope" },
             { profile: "" },
+            { profile: "constructor" },
+            { profile: "toString" },
+            { profile: "__proto__" },
             { command: ["sh"] },
             { profile: "default", env: { A: "b" } },
             { profile: 1 },

@@ -1,0 +1,194 @@
+/**
+ * The runtime process's configuration: flags (`@effect/cli`, with `--help`)
+ * falling back to `WORKER_RUNTIME_*` environment variables, then defaults.
+ * `resolveConfig` checks what flags cannot: the store spec, the token, the
+ * loopback rule. Every failure is a `StartupError` with a message for humans.
+ */
+import * as Options from "@effect/cli/Options"
+import * as FileSystem from "@effect/platform/FileSystem"
+import * as Config from "effect/Config"
+import * as Effect from "effect/Effect"
+import * as LogLevel from "effect/LogLevel"
+import * as Option from "effect/Option"
+import * as Redacted from "effect/Redacted"
+import * as Schema from "effect/Schema"
+
+/** The process cannot start as configured; the message says why. */
+export class StartupError extends Schema.TaggedError<StartupError>()("StartupError", {
+  message: Schema.String
+}) {}
+
+export type StoreSpec =
+  | { readonly _tag: "memory" }
+  | { readonly _tag: "sqlite"; readonly filename: string }
+
+export interface RuntimeConfig {
+  readonly host: string
+  readonly port: number
+  readonly runtimeId: Option.Option<string>
+  readonly displayName: Option.Option<string>
+  readonly store: StoreSpec
+  readonly token: Option.Option<Redacted.Redacted<string>>
+  readonly profilesPath: Option.Option<string>
+  readonly logLevel: LogLevel.LogLevel
+  readonly maxWorkers: number
+  readonly maxInputBytes: number
+  readonly shutdownGraceMs: number
+}
+
+const LOG_LEVELS = ["all", "trace", "debug", "info", "warning", "error", "fatal", "none"] as const
+type LogLevelName = typeof LOG_LEVELS[number]
+
+const logLevels: Record<LogLevelName, LogLevel.LogLevel> = {
+  all: LogLevel.All,
+  trace: LogLevel.Trace,
+  debug: LogLevel.Debug,
+  info: LogLevel.Info,
+  warning: LogLevel.Warning,
+  error: LogLevel.Error,
+  fatal: LogLevel.Fatal,
+  none: LogLevel.None
+}
+
+const env = <A>(config: Config.Config<A>) => Options.withFallbackConfig(config)
+
+/** The flags, each with its environment variable as fallback. */
+export const options = {
+  host: Options.text("host").pipe(
+    env(Config.string("WORKER_RUNTIME_HOST")),
+    Options.withDefault("127.0.0.1"),
+    Options.withDescription("Address to listen on (env WORKER_RUNTIME_HOST); non-loopback needs a token")
+  ),
+  port: Options.integer("port").pipe(
+    env(Config.integer("WORKER_RUNTIME_PORT")),
+    Options.withDefault(8787),
+    Options.withDescription("Port to listen on, 0 for any free one (env WORKER_RUNTIME_PORT)")
+  ),
+  runtimeId: Options.text("runtime-id").pipe(
+    env(Config.string("WORKER_RUNTIME_ID")),
+    Options.optional,
+    Options.withDescription("Runtime id (env WORKER_RUNTIME_ID); generated, and kept by a durable store, when absent")
+  ),
+  displayName: Options.text("display-name").pipe(
+    env(Config.string("WORKER_RUNTIME_NAME")),
+    Options.optional,
+    Options.withDescription("Human-readable name reported in /v1/runtime (env WORKER_RUNTIME_NAME)")
+  ),
+  store: Options.text("store").pipe(
+    env(Config.string("WORKER_RUNTIME_STORE")),
+    Options.withDefault("memory"),
+    Options.withDescription("`memory` or `sqlite:<path>` (env WORKER_RUNTIME_STORE)")
+  ),
+  tokenFile: Options.text("token-file").pipe(
+    env(Config.string("WORKER_RUNTIME_TOKEN_FILE")),
+    Options.optional,
+    Options.withDescription(
+      "File holding the bearer token (env WORKER_RUNTIME_TOKEN_FILE, or the token itself in WORKER_RUNTIME_TOKEN)"
+    )
+  ),
+  profiles: Options.text("profiles").pipe(
+    env(Config.string("WORKER_RUNTIME_PROFILES")),
+    Options.optional,
+    Options.withDescription("JSON file of profiles (env WORKER_RUNTIME_PROFILES); default { default: echo }")
+  ),
+  logLevel: Options.choice("log-level", LOG_LEVELS).pipe(
+    env(Config.literal(...LOG_LEVELS)("WORKER_RUNTIME_LOG_LEVEL")),
+    Options.withDefault("info" as const),
+    Options.withDescription("Log level (env WORKER_RUNTIME_LOG_LEVEL); debug logs one line per request")
+  ),
+  maxWorkers: Options.integer("max-workers").pipe(
+    env(Config.integer("WORKER_RUNTIME_MAX_WORKERS")),
+    Options.withDefault(10_000),
+    Options.withDescription("Workers not stopped, at once (env WORKER_RUNTIME_MAX_WORKERS)")
+  ),
+  maxInputBytes: Options.integer("max-input-bytes").pipe(
+    env(Config.integer("WORKER_RUNTIME_MAX_INPUT_BYTES")),
+    Options.withDefault(1_048_576),
+    Options.withDescription("Largest input content in UTF-8 bytes (env WORKER_RUNTIME_MAX_INPUT_BYTES)")
+  ),
+  shutdownGraceMs: Options.integer("shutdown-grace-ms").pipe(
+    env(Config.integer("WORKER_RUNTIME_SHUTDOWN_GRACE_MS")),
+    Options.withDefault(5000),
+    Options.withDescription(
+      "On SIGTERM/SIGINT, how long turns in flight may run before they are interrupted (env WORKER_RUNTIME_SHUTDOWN_GRACE_MS)"
+    )
+  )
+}
+
+export interface RawOptions {
+  readonly host: string
+  readonly port: number
+  readonly runtimeId: Option.Option<string>
+  readonly displayName: Option.Option<string>
+  readonly store: string
+  readonly tokenFile: Option.Option<string>
+  readonly profiles: Option.Option<string>
+  readonly logLevel: LogLevelName
+  readonly maxWorkers: number
+  readonly maxInputBytes: number
+  readonly shutdownGraceMs: number
+}
+
+export const parseStore = (spec: string): Effect.Effect<StoreSpec, StartupError> => {
+  if (spec === "memory") return Effect.succeed({ _tag: "memory" })
+  if (spec.startsWith("sqlite:") && spec.length > "sqlite:".length) {
+    return Effect.succeed({ _tag: "sqlite", filename: spec.slice("sqlite:".length) })
+  }
+  return Effect.fail(new StartupError({ message: `--store must be "memory" or "sqlite:<path>", got ${JSON.stringify(spec)}` }))
+}
+
+/** Loopback addresses: the only ones a Runtime without a token may bind. */
+export const isLoopback = (host: string): boolean => {
+  const bare = host.startsWith("[") && host.endsWith("]") ? host.slice(1, -1) : host
+  return bare === "localhost" || bare === "::1" || /^127(\.\d{1,3}){3}$/.test(bare) || bare === "::ffff:127.0.0.1"
+}
+
+const readToken = (path: string) =>
+  Effect.gen(function*() {
+    const fs = yield* FileSystem.FileSystem
+    const text = yield* fs.readFileString(path).pipe(
+      Effect.mapError((error) => new StartupError({ message: `cannot read --token-file ${path}: ${error.message}` }))
+    )
+    const token = text.trim()
+    if (token === "") return yield* new StartupError({ message: `--token-file ${path} is empty` })
+    return Redacted.make(token)
+  })
+
+const positive = (name: string, value: number, min = 1) =>
+  Number.isInteger(value) && value >= min
+    ? Effect.succeed(value)
+    : Effect.fail(new StartupError({ message: `--${name} must be an integer >= ${min}, got ${value}` }))
+
+/** Checks the flags and reads the token: the full configuration, or why it cannot start. */
+export const resolveConfig = (raw: RawOptions): Effect.Effect<RuntimeConfig, StartupError, FileSystem.FileSystem> =>
+  Effect.gen(function*() {
+    const store = yield* parseStore(raw.store)
+    const envToken = yield* Config.option(Config.redacted("WORKER_RUNTIME_TOKEN")).pipe(
+      Effect.mapError((error) => new StartupError({ message: `WORKER_RUNTIME_TOKEN: ${String(error)}` }))
+    )
+    const token = Option.isSome(raw.tokenFile)
+      ? Option.some(yield* readToken(raw.tokenFile.value))
+      : Option.filter(envToken, (value) => Redacted.value(value).trim() !== "")
+    if (Option.isNone(token) && !isLoopback(raw.host)) {
+      return yield* new StartupError({
+        message:
+          `refusing to listen on ${raw.host} without a token: set --token-file (or WORKER_RUNTIME_TOKEN), or listen on a loopback address`
+      })
+    }
+    if (!Number.isInteger(raw.port) || raw.port < 0 || raw.port > 65535) {
+      return yield* new StartupError({ message: `--port must be 0-65535, got ${raw.port}` })
+    }
+    return {
+      host: raw.host,
+      port: raw.port,
+      runtimeId: Option.filter(raw.runtimeId, (id) => id !== ""),
+      displayName: raw.displayName,
+      store,
+      token,
+      profilesPath: raw.profiles,
+      logLevel: logLevels[raw.logLevel],
+      maxWorkers: yield* positive("max-workers", raw.maxWorkers),
+      maxInputBytes: yield* positive("max-input-bytes", raw.maxInputBytes),
+      shutdownGraceMs: yield* positive("shutdown-grace-ms", raw.shutdownGraceMs, 0)
+    }
+  })

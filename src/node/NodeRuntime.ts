@@ -1,0 +1,97 @@
+/**
+ * The runtime process as one layer: configuration -> store -> `RuntimeLive`
+ * -> HTTP server on Node. On shutdown the Runtime drains first (new work gets
+ * `Unavailable`, turns get the grace period, then are interrupted and
+ * recorded) while the server still answers; then the server closes; then the
+ * store.
+ */
+import * as NodeCommandExecutor from "@effect/platform-node/NodeCommandExecutor"
+import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
+import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
+import * as HttpServer from "@effect/platform/HttpServer"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Logger from "effect/Logger"
+import * as LogLevel from "effect/LogLevel"
+import * as Option from "effect/Option"
+import { createServer } from "node:http"
+import { RuntimeHttpServer } from "../http/Server.js"
+import { MemoryStoreLive } from "../MemoryStore.js"
+import { RuntimeControl, RuntimeFromStore } from "../RuntimeLive.js"
+import { Runtime } from "../Runtime.js"
+import type { RuntimeStore } from "../RuntimeStore.js"
+import { SqliteStoreLive } from "../sqlite/SqliteStore.js"
+import { type RuntimeConfig, StartupError, type StoreSpec } from "./Config.js"
+import { buildEngines, DEFAULT_PROFILES, loadProfilesFile } from "./Profiles.js"
+
+const storeLayer = (spec: StoreSpec): Layer.Layer<RuntimeStore, StartupError> =>
+  spec._tag === "memory"
+    ? MemoryStoreLive
+    : SqliteStoreLive({ filename: spec.filename }).pipe(
+      Layer.mapError((error) => new StartupError({ message: error.message }))
+    )
+
+/** `Runtime` + `RuntimeControl` as configured: profiles loaded and checked, store opened. */
+export const runtimeLayer = (config: RuntimeConfig) =>
+  Layer.unwrapEffect(
+    Effect.gen(function*() {
+      const profiles = Option.isSome(config.profilesPath)
+        ? yield* loadProfilesFile(config.profilesPath.value).pipe(
+          Effect.mapError((error) => new StartupError({ message: error.message }))
+        )
+        : DEFAULT_PROFILES
+      const engines = yield* buildEngines(profiles)
+      return RuntimeFromStore({
+        runtimeId: Option.getOrUndefined(config.runtimeId),
+        displayName: Option.getOrUndefined(config.displayName),
+        profiles: engines,
+        maxWorkers: config.maxWorkers,
+        maxInputBytes: config.maxInputBytes,
+        shutdownGraceMs: config.shutdownGraceMs
+      }).pipe(
+        Layer.mapError((error) => new StartupError({ message: error.message })),
+        Layer.provide(storeLayer(config.store))
+      )
+    })
+  ).pipe(Layer.provide([NodeFileSystem.layer, NodeCommandExecutor.layer.pipe(Layer.provide(NodeFileSystem.layer))]))
+
+/** Drains the Runtime before anything built earlier (the server) is released. */
+const DrainFirst = Layer.scopedDiscard(
+  Effect.flatMap(RuntimeControl, (control) => Effect.addFinalizer(() => control.drain))
+)
+
+const Announce = Layer.effectDiscard(
+  Effect.gen(function*() {
+    const server = yield* HttpServer.HttpServer
+    const runtime = yield* Runtime
+    const info = yield* runtime.info.pipe(Effect.option)
+    const address = server.address
+    const where = address._tag === "TcpAddress" ? `http://${address.hostname}:${address.port}` : address.path
+    yield* Effect.logInfo(`worker-runtime listening on ${where}`).pipe(
+      Effect.annotateLogs({
+        runtimeId: Option.match(info, { onNone: () => "?", onSome: (i) => i.runtimeId }),
+        store: Option.match(info, { onNone: () => "?", onSome: (i) => i.store }),
+        profiles: Option.match(info, { onNone: () => "", onSome: (i) => i.profiles.join(",") })
+      })
+    )
+  })
+)
+
+/** The whole process: launch it with `Layer.launch`. */
+export const NodeRuntimeLive = (config: RuntimeConfig): Layer.Layer<never, StartupError> => {
+  const logRequests = LogLevel.lessThanEqual(config.logLevel, LogLevel.Debug)
+  const server = RuntimeHttpServer({ token: Option.getOrUndefined(config.token), logRequests }).pipe(
+    Layer.provideMerge(
+      NodeHttpServer.layer(createServer, { host: config.host, port: config.port }).pipe(
+        Layer.mapError((error) =>
+          new StartupError({ message: `cannot listen on ${config.host}:${config.port}: ${String(error.cause)}` })
+        )
+      )
+    )
+  )
+  return Layer.mergeAll(DrainFirst, Announce).pipe(
+    Layer.provide(server),
+    Layer.provide(runtimeLayer(config)),
+    Layer.provide(Logger.minimumLogLevel(config.logLevel))
+  )
+}

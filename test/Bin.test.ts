@@ -1,0 +1,130 @@
+/** The runtime process from outside: the built bin with flags and signals. */
+import { describe, expect, it } from "@effect/vitest"
+import { Effect } from "effect"
+import { mkdtempSync, writeFileSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { cleanEnv, runBin, startBin } from "./support/bin.js"
+import { raw } from "./support/raw.js"
+
+const scratch = () => mkdtempSync(join(tmpdir(), "worker-runtime-bin-"))
+
+const waitFor = <A>(effect: Effect.Effect<A>, check: (a: A) => boolean) =>
+  Effect.gen(function*() {
+    for (let i = 0; i < 500; i++) {
+      const value = yield* effect
+      if (check(value)) return value
+      yield* Effect.sleep(10)
+    }
+    return yield* Effect.dieMessage("condition never held")
+  })
+
+describe("the worker-runtime bin", () => {
+  it.scopedLive("serves a Worker through create, input, transcript and stop, then exits 0 on SIGTERM", () =>
+    Effect.gen(function*() {
+      const dir = scratch()
+      const tokenFile = join(dir, "token")
+      writeFileSync(tokenFile, "bin-token\n")
+      const bin = yield* startBin(["--token-file", tokenFile, "--display-name", "bin test", "--runtime-id", "rt-bin"])
+      const call = (path: string, options: Parameters<typeof raw>[2] = {}) =>
+        raw(bin.url, path, { token: "bin-token", ...options })
+      expect((yield* raw(bin.url, "/healthz")).json).toEqual({ status: "ok" })
+      expect((yield* raw(bin.url, "/v1/runtime")).status).toBe(401)
+      const info = yield* call("/v1/runtime")
+      expect(info.json).toMatchObject({ runtimeId: "rt-bin", displayName: "bin test", store: "memory" })
+      const created = yield* call("/v1/workers", { method: "POST", body: {} })
+      expect(created.status).toBe(201)
+      const { id } = created.json as { id: string }
+      const input = yield* call(`/v1/workers/${id}/input`, { method: "POST", body: { content: "hello" } })
+      expect(input.status).toBe(202)
+      const page = yield* waitFor(
+        call(`/v1/workers/${id}/transcript`),
+        (response) => (response.json as { entries: Array<unknown> }).entries.length === 2
+      )
+      expect(page.json).toMatchObject({
+        entries: [{ seq: 1, role: "user", content: "hello" }, { seq: 2, role: "worker", content: "hello" }]
+      })
+      const stopped = yield* call(`/v1/workers/${id}/stop`, { method: "POST", body: { reason: "bye" } })
+      expect(stopped.json).toMatchObject({ status: "stopped", stopReason: "bye" })
+      bin.child.kill("SIGTERM")
+      expect(yield* Effect.promise(() => bin.exited)).toBe(0)
+      expect(bin.output()).not.toContain("bin-token")
+    }))
+
+  it.scopedLive("drains on SIGTERM: refuses new work, lets a turn finish within the grace, exits 0", () =>
+    Effect.gen(function*() {
+      const dir = scratch()
+      const profiles = join(dir, "profiles.json")
+      writeFileSync(profiles, JSON.stringify({ default: { engine: "echo" }, slow: { engine: "echo", delayMs: 1500 } }))
+      const bin = yield* startBin(["--profiles", profiles, "--shutdown-grace-ms", "10000"])
+      const created = yield* raw(bin.url, "/v1/workers", { method: "POST", body: { profile: "slow" } })
+      const { id } = created.json as { id: string }
+      const idle = (yield* raw(bin.url, "/v1/workers", { method: "POST", body: {} })).json as { id: string }
+      yield* raw(bin.url, `/v1/workers/${id}/input`, { method: "POST", body: { content: "finish me" } })
+      bin.child.kill("SIGTERM")
+      const ready = yield* waitFor(raw(bin.url, "/readyz"), (response) => response.status === 503)
+      expect(ready.json).toMatchObject({ _tag: "Unavailable" })
+      const refused = yield* raw(bin.url, `/v1/workers/${idle.id}/input`, { method: "POST", body: { content: "x" } })
+      expect(refused.status).toBe(503)
+      expect(refused.headers.get("retry-after")).not.toBeNull()
+      expect((yield* raw(bin.url, "/v1/workers", { method: "POST", body: {} })).status).toBe(503)
+      expect((yield* raw(bin.url, `/v1/workers/${id}`)).status).toBe(200)
+      const info = yield* raw(bin.url, "/v1/runtime")
+      expect(info.json).toMatchObject({ status: "draining" })
+      expect(yield* Effect.promise(() => bin.exited)).toBe(0)
+    }))
+
+  it.live("prints its flags with --help", () =>
+    Effect.gen(function*() {
+      const { code, output } = yield* runBin(["--help"])
+      expect(code).toBe(0)
+      for (
+        const flag of [
+          "--host",
+          "--port",
+          "--runtime-id",
+          "--display-name",
+          "--store",
+          "--token-file",
+          "--profiles",
+          "--log-level",
+          "--max-workers",
+          "--max-input-bytes",
+          "--shutdown-grace-ms"
+        ]
+      ) expect(output).toContain(flag)
+    }))
+
+  it.live("refuses to start with a clear message when misconfigured", () =>
+    Effect.gen(function*() {
+      const dir = scratch()
+      const badJson = join(dir, "bad.json")
+      writeFileSync(badJson, "{ nope")
+      const badProfile = join(dir, "profiles.json")
+      writeFileSync(badProfile, JSON.stringify({ default: { engine: "echo" }, broken: { engine: "teleport" } }))
+      const cases: Array<[ReadonlyArray<string>, Record<string, string>, RegExp]> = [
+        [["--host", "0.0.0.0"], {}, /without a token/],
+        [[], { WORKER_RUNTIME_HOST: "0.0.0.0" }, /without a token/],
+        [["--store", "postgres://x"], {}, /--store/],
+        [["--profiles", join(dir, "missing.json")], {}, /missing\.json/],
+        [["--profiles", badJson], {}, /bad\.json/],
+        [["--profiles", badProfile], {}, /broken/],
+        [["--token-file", join(dir, "no-token")], {}, /no-token/],
+        [["--max-workers", "0"], {}, /max-workers/]
+      ]
+      for (const [args, env, message] of cases) {
+        const { code, output } = yield* runBin(["--port", "0", ...args], cleanEnv(env))
+        expect(code, `${args.join(" ")}: ${output}`).not.toBe(0)
+        expect(output, args.join(" ")).toMatch(message)
+      }
+    }))
+
+  it.scopedLive("binds a non-loopback host when a token is set", () =>
+    Effect.gen(function*() {
+      const bin = yield* startBin(["--host", "0.0.0.0"], cleanEnv({ WORKER_RUNTIME_TOKEN: "env-token" }))
+      const url = bin.url.replace("0.0.0.0", "127.0.0.1")
+      expect((yield* raw(url, "/v1/runtime")).status).toBe(401)
+      expect((yield* raw(url, "/v1/runtime", { token: "env-token" })).status).toBe(200)
+      expect(bin.output()).not.toContain("env-token")
+    }))
+})
