@@ -468,7 +468,9 @@ export const makeRuntime = (
 
     const waitForTurns = Effect.suspend(() => {
       if (counts.busy === 0) turnsDone.unsafeOpen()
-      return Effect.timeoutOption(turnsDone.await, graceMs)
+      // Drain also runs as a scope finalizer, which is uninterruptible: the
+      // wait must be made interruptible or the timeout could never cut it.
+      return Effect.timeoutOption(Effect.interruptible(turnsDone.await), graceMs)
     })
 
     const interruptAll = Effect.suspend(() =>

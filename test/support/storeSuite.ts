@@ -179,6 +179,24 @@ export const storeSuite = (label: string, makePlace: MakeStorePlace) =>
           yield* Scope.close(scope, Exit.void)
         }))
 
+      it.effect("closing the scope also honours the grace, then interrupts what still runs", () =>
+        Effect.gen(function*() {
+          const place = makePlace()
+          const { runtime: rt, scope } = yield* openRuntime(place, { shutdownGraceMs: SLOW_MS / 2 })
+          const busy = yield* rt.create({ profile: "slow" })
+          yield* rt.input(busy.id, { content: "too long" })
+          yield* waitForSleeps(1)
+          const closing = yield* Effect.fork(Scope.close(scope, Exit.void))
+          yield* waitForSleeps(2)
+          yield* TestClock.adjust(SLOW_MS / 2)
+          yield* Fiber.join(closing)
+          const reopened = yield* openRuntime(place)
+          const entries = (yield* reopened.runtime.transcript(busy.id, {})).entries
+          expect(entries.map((e) => e.role)).toEqual(["user", "runtime"])
+          expect(entries[1]!.content).toContain("interrupted")
+          yield* Scope.close(reopened.scope, Exit.void)
+        }))
+
       it.effect("restart recovers a turn that was in flight: recorded as interrupted, Worker idle", () =>
         Effect.gen(function*() {
           const place = makePlace()
