@@ -1,0 +1,67 @@
+// In-process: Runtime.input through the completed echo turn, against a bare
+// Map + Promise doing the same bookkeeping.
+import { Effect, Layer } from "effect"
+import { Runtime, RuntimeFromStore, RuntimeLive } from "../dist/index.js"
+
+/** Inputs per second through completed turns, `batch` Workers at a time. */
+export const runtimeInputs = (layer, { batch, rounds }) =>
+  Effect.runPromise(
+    Effect.gen(function*() {
+      const rt = yield* Runtime
+      const workers = []
+      for (let i = 0; i < batch; i++) workers.push(yield* rt.create({}))
+      const round = Effect.gen(function*() {
+        for (const worker of workers) yield* rt.input(worker.id, { content: "hello from the bench" })
+        while ((yield* rt.info).workers.busy > 0) yield* Effect.yieldNow()
+      })
+      for (let r = 0; r < Math.max(2, rounds / 10); r++) yield* round
+      const start = process.hrtime.bigint()
+      for (let r = 0; r < rounds; r++) yield* round
+      const seconds = Number(process.hrtime.bigint() - start) / 1e9
+      return (batch * rounds) / seconds
+    }).pipe(Effect.provide(layer))
+  )
+
+/** The same bookkeeping without Effect: a Map, objects, a Promise per turn. */
+export const bareInputs = async ({ batch, rounds }) => {
+  const workers = new Map()
+  const now = () => new Date().toISOString()
+  for (let i = 0; i < batch; i++) {
+    const id = `w${String(i).padStart(8, "0")}`
+    workers.set(id, { id, status: "idle", turn: 0, lastSeq: 0, updatedAt: now(), entries: [] })
+  }
+  const input = (id, content) => {
+    const worker = workers.get(id)
+    if (worker === undefined) throw new Error("unknown")
+    if (worker.status !== "idle") throw new Error("busy")
+    const turn = worker.turn + 1
+    const entry = { seq: worker.lastSeq + 1, at: now(), role: "user", content, turn }
+    worker.entries.push(entry)
+    Object.assign(worker, { status: "busy", turn, lastSeq: entry.seq, updatedAt: entry.at })
+    const done = Promise.resolve().then(() => {
+      const output = { seq: worker.lastSeq + 1, at: now(), role: "worker", content, turn }
+      worker.entries.push(output)
+      Object.assign(worker, { status: "idle", lastSeq: output.seq, updatedAt: output.at })
+    })
+    return { accepted: { worker: { ...worker }, entry }, done }
+  }
+  const ids = [...workers.keys()]
+  const round = async () => {
+    const turns = []
+    for (const id of ids) turns.push(input(id, "hello from the bench").done)
+    await Promise.all(turns)
+  }
+  for (let r = 0; r < Math.max(2, rounds / 10); r++) await round()
+  const start = process.hrtime.bigint()
+  for (let r = 0; r < rounds; r++) await round()
+  const seconds = Number(process.hrtime.bigint() - start) / 1e9
+  return (batch * rounds) / seconds
+}
+
+export const inProcess = async (options) => {
+  const bare = await bareInputs(options)
+  const runtime = await runtimeInputs(RuntimeLive({ maxWorkers: options.batch + 10 }), options)
+  return { bare, runtime }
+}
+
+export { Layer, RuntimeFromStore }

@@ -1,0 +1,105 @@
+// `npm run bench`: every figure is a ratio against a baseline measured in the
+// same run (the machine is shared and noisy). Prints a table and writes
+// docs/benchmarks.md. `--quick` shortens every run (for a smoke test).
+import { writeFileSync } from "node:fs"
+import { availableParallelism, cpus } from "node:os"
+import { join } from "node:path"
+import { inProcess } from "./inprocess.mjs"
+import { fmt, root } from "./lib.mjs"
+import { restRead, restWrite } from "./rest.mjs"
+import { heapPerWorker, scaleMemory, scaleSqlite } from "./scale.mjs"
+import { storeInputs } from "./store.mjs"
+
+const quick = process.argv.includes("--quick")
+const started = Date.now()
+const rows = []
+const row = (area, measure, value, baseline, target) => {
+  rows.push({ area, measure, value, baseline, target })
+  console.log(`${area.padEnd(12)} ${measure.padEnd(58)} ${value.padStart(14)}  ${baseline ?? ""}  ${target ?? ""}`)
+}
+const ratio = (a, b) => a / b
+const verdict = (met) => (met ? "met" : "not met")
+
+console.log(`worker-runtime benchmarks${quick ? " (quick)" : ""}: node ${process.version}, ${availableParallelism()} cores (${cpus()[0]?.model ?? "?"})`)
+
+// 1. REST read
+const read = await restRead({ seconds: quick ? 2 : 6, rounds: quick ? 1 : 2 })
+const readRatio = ratio(read.runtime.rps, read.raw.rps)
+row("REST read", "raw node:http, GET /v1/workers/{id} (req/s, p99 ms)", `${fmt(read.raw.rps)} / ${read.raw.p99}`, "baseline")
+row("REST read", "Fastify, same route (req/s, p99 ms)", `${fmt(read.fastify.rps)} / ${read.fastify.p99}`, `${ratio(read.fastify.rps, read.raw.rps).toFixed(2)}× raw`)
+row("REST read", "worker-runtime process (req/s, p99 ms)", `${fmt(read.runtime.rps)} / ${read.runtime.p99}`, `${readRatio.toFixed(2)}× raw`, `≥ 0.5× raw: ${verdict(readRatio >= 0.5)}`)
+
+// 2. REST write
+const write = await restWrite({ seconds: quick ? 2 : 6, workers: 256 })
+row("REST write", "POST input + echo turn over 256 Workers (accepted/s, p99 ms)", `${fmt(write.acceptedPerSecond)} / ${write.p99}`, `${ratio(write.acceptedPerSecond, read.raw.rps).toFixed(2)}× raw read`)
+row("REST write", "  of which refused Busy (/s)", fmt(write.busyPerSecond), "")
+
+// 3. In-process
+const local = await inProcess({ batch: 100, rounds: quick ? 100 : 600 })
+const localRatio = ratio(local.runtime, local.bare)
+row("in-process", "bare Map + Promise, input through the turn (inputs/s)", fmt(local.bare), "baseline")
+row("in-process", "Runtime.input through the echo turn, memory store (inputs/s)", fmt(local.runtime), `${localRatio.toFixed(2)}× bare`, `≥ 0.5× bare: ${verdict(localRatio >= 0.5)}`)
+
+// 4. Store
+const durable = await storeInputs({ batch: 20, rounds: quick ? 10 : 40 })
+const durableRatio = ratio(durable.runtime, durable.raw)
+row("store", "raw better-sqlite3, same rows, 2 transactions per input (inputs/s)", fmt(durable.raw), "baseline")
+row("store", "Runtime.input through the echo turn, SQLite store (inputs/s)", fmt(durable.runtime), `${durableRatio.toFixed(2)}× raw`, `≥ 0.5× raw: ${verdict(durableRatio >= 0.5)}`)
+
+// 5. Scale
+const idleWorkers = quick ? 20_000 : 100_000
+const heap = heapPerWorker(idleWorkers)
+row("scale", `heap per idle Worker at ${fmt(idleWorkers)} Workers (bytes)`, fmt(heap), "", `≤ 2048 B: ${verdict(heap <= 2048)}`)
+const sizes = { small: 10, big: quick ? 100_000 : 1_000_000, workers: quick ? 20_000 : 100_000 }
+for (const [store, measure] of [["memory", scaleMemory], ["sqlite", scaleSqlite]]) {
+  const t = await measure(sizes)
+  const pageRatio = ratio(t.bigPage, t.smallPage)
+  row("scale", `${store}: transcript page of 100 at 10 entries (µs)`, (t.smallPage * 1e6).toFixed(1), "baseline")
+  row("scale", `${store}: transcript page of 100 at ${fmt(sizes.big)} entries (µs)`, (t.bigPage * 1e6).toFixed(1), `${pageRatio.toFixed(2)}× at 10`, `≤ 2×: ${verdict(pageRatio <= 2)}`)
+  row("scale", `${store}: list page of 100 at 1,000 Workers (µs)`, (t.listFew * 1e6).toFixed(1), "baseline")
+  row("scale", `${store}: list page of 100 at ${fmt(sizes.workers)} Workers (µs)`, (t.listMany * 1e6).toFixed(1), `${ratio(t.listMany, t.listFew).toFixed(2)}× at 1,000`)
+}
+
+const seconds = Math.round((Date.now() - started) / 1000)
+console.log(`done in ${seconds} s`)
+
+if (!quick) {
+  const table = [
+    "| area | measure | value | against the baseline | target |",
+    "| --- | --- | ---: | --- | --- |",
+    ...rows.map((r) => `| ${r.area} | ${r.measure.trim()} | ${r.value} | ${r.baseline ?? ""} | ${r.target ?? ""} |`)
+  ].join("\n")
+  const doc = `# Benchmarks
+
+Latest run of \`npm run bench\` (${seconds} s): ${new Date().toISOString().slice(0, 10)}, node ${process.version},
+${availableParallelism()} cores (${cpus()[0]?.model ?? "unknown CPU"}), Linux. Every figure that
+matters is a ratio against a baseline measured in the same run, because these
+machines are shared and noisy; absolute numbers vary run to run.
+
+${table}
+
+How each figure is measured (see \`bench/\`):
+
+- **REST read**: \`autocannon\` (32 connections, loopback, 1 s warm-up, then the
+  measured run; servers alternate and each keeps its best of the rounds) against
+  three child processes answering \`GET /v1/workers/{id}\` with the same Worker
+  JSON: a raw \`node:http\` server reading a \`Map\` (the ceiling for Node here),
+  Fastify, and the worker-runtime bin with the memory store and no token.
+- **REST write**: \`POST /v1/workers/{id}/input\` round-robin over 256 idle
+  Workers on the bin; each accepted input runs the echo turn. Inputs that find
+  their Worker still busy get 409 and are not counted.
+- **In-process**: \`Runtime.input\` on 100 Workers, then waiting until every
+  echo turn has completed, repeated; against a bare \`Map\` + \`Promise\` doing
+  the same bookkeeping (entries with timestamps, status, a Worker snapshot).
+- **Store**: the same loop on the SQLite store (WAL, \`synchronous = FULL\`,
+  exclusive lock), against raw \`better-sqlite3\` with the same pragmas writing
+  the same rows: per input one transaction for the input entry and the Worker
+  row, one for the output entry and the Worker row.
+- **Scale**: heap after \`gc()\` before and after creating the idle Workers, in
+  a fresh process; transcript pages of 100 read near the end of a transcript of
+  10 vs ${fmt(sizes.big)} entries; list pages of 100 from the middle of 1,000 vs
+  ${fmt(sizes.workers)} Workers.
+`
+  writeFileSync(join(root, "docs", "benchmarks.md"), doc)
+  console.log("wrote docs/benchmarks.md")
+}
