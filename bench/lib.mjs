@@ -16,7 +16,7 @@ export const startServer = (script, args = [], env = {}) =>
     let output = ""
     const onData = (chunk) => {
       output += chunk.toString()
-      const match = /listening (?:on )?(http:\/\/[^\s"]+)/.exec(output)
+      const match = /listening (?:on )?(http:\/\/[^\s"]+)/i.exec(output)
       if (match) {
         child.stdout.off("data", onData)
         child.stderr.off("data", onData)

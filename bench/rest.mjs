@@ -20,7 +20,8 @@ export const restRead = async ({ seconds, rounds }) => {
   const env = { BENCH_WORKER: JSON.stringify(worker) }
   const raw = await startServer(join(root, "bench", "servers", "raw.mjs"), [], env)
   const fastify = await startServer(join(root, "bench", "servers", "fastify.mjs"), [], env)
-  const targets = { raw, fastify, runtime }
+  const effect = await startServer(join(root, "bench", "servers", "effect-min.mjs"), [], env)
+  const targets = { raw, fastify, effect, runtime }
   const best = {}
   try {
     // Alternate the servers and keep each one's best round: the machine is shared.
@@ -31,7 +32,7 @@ export const restRead = async ({ seconds, rounds }) => {
       }
     }
   } finally {
-    await Promise.all([raw.stop(), fastify.stop(), runtime.stop()])
+    await Promise.all([raw.stop(), fastify.stop(), effect.stop(), runtime.stop()])
   }
   return best
 }

@@ -11,6 +11,9 @@ import { heapPerWorker, scaleMemory, scaleSqlite } from "./scale.mjs"
 import { storeInputs } from "./store.mjs"
 
 const quick = process.argv.includes("--quick")
+// `--only=read,write,inprocess,store,scale` runs some sections (no docs written).
+const only = process.argv.find((arg) => arg.startsWith("--only="))?.slice("--only=".length).split(",")
+const wanted = (section) => only === undefined || only.includes(section)
 const started = Date.now()
 const rows = []
 const row = (area, measure, value, baseline, target) => {
@@ -23,34 +26,45 @@ const verdict = (met) => (met ? "met" : "not met")
 console.log(`worker-runtime benchmarks${quick ? " (quick)" : ""}: node ${process.version}, ${availableParallelism()} cores (${cpus()[0]?.model ?? "?"})`)
 
 // 1. REST read
-const read = await restRead({ seconds: quick ? 2 : 6, rounds: quick ? 1 : 2 })
+let read = { raw: { rps: NaN } }
+if (wanted("read")) {
+read = await restRead({ seconds: quick ? 2 : 6, rounds: quick ? 1 : 2 })
 const readRatio = ratio(read.runtime.rps, read.raw.rps)
 row("REST read", "raw node:http, GET /v1/workers/{id} (req/s, p99 ms)", `${fmt(read.raw.rps)} / ${read.raw.p99}`, "baseline")
 row("REST read", "Fastify, same route (req/s, p99 ms)", `${fmt(read.fastify.rps)} / ${read.fastify.p99}`, `${ratio(read.fastify.rps, read.raw.rps).toFixed(2)}× raw`)
+row("REST read", "minimal Effect HttpApi server, same route, no middleware (req/s, p99 ms)", `${fmt(read.effect.rps)} / ${read.effect.p99}`, `${ratio(read.effect.rps, read.raw.rps).toFixed(2)}× raw`)
 row("REST read", "worker-runtime process (req/s, p99 ms)", `${fmt(read.runtime.rps)} / ${read.runtime.p99}`, `${readRatio.toFixed(2)}× raw`, `≥ 0.5× raw: ${verdict(readRatio >= 0.5)}`)
+}
 
 // 2. REST write
+if (wanted("write")) {
 const write = await restWrite({ seconds: quick ? 2 : 6, workers: 256 })
 row("REST write", "POST input + echo turn over 256 Workers (accepted/s, p99 ms)", `${fmt(write.acceptedPerSecond)} / ${write.p99}`, `${ratio(write.acceptedPerSecond, read.raw.rps).toFixed(2)}× raw read`)
 row("REST write", "  of which refused Busy (/s)", fmt(write.busyPerSecond), "")
+}
 
 // 3. In-process
+if (wanted("inprocess")) {
 const local = await inProcess({ batch: 100, rounds: quick ? 100 : 600 })
 const localRatio = ratio(local.runtime, local.bare)
 row("in-process", "bare Map + Promise, input through the turn (inputs/s)", fmt(local.bare), "baseline")
 row("in-process", "Runtime.input through the echo turn, memory store (inputs/s)", fmt(local.runtime), `${localRatio.toFixed(2)}× bare`, `≥ 0.5× bare: ${verdict(localRatio >= 0.5)}`)
+}
 
 // 4. Store
+if (wanted("store")) {
 const durable = await storeInputs({ batch: 20, rounds: quick ? 10 : 40 })
 const durableRatio = ratio(durable.runtime, durable.raw)
 row("store", "raw better-sqlite3, same rows, 2 transactions per input (inputs/s)", fmt(durable.raw), "baseline")
 row("store", "Runtime.input through the echo turn, SQLite store (inputs/s)", fmt(durable.runtime), `${durableRatio.toFixed(2)}× raw`, `≥ 0.5× raw: ${verdict(durableRatio >= 0.5)}`)
+}
 
 // 5. Scale
+const sizes = { small: 10, big: quick ? 100_000 : 1_000_000, workers: quick ? 20_000 : 100_000 }
+if (wanted("scale")) {
 const idleWorkers = quick ? 20_000 : 100_000
 const heap = heapPerWorker(idleWorkers)
 row("scale", `heap per idle Worker at ${fmt(idleWorkers)} Workers (bytes)`, fmt(heap), "", `≤ 2048 B: ${verdict(heap <= 2048)}`)
-const sizes = { small: 10, big: quick ? 100_000 : 1_000_000, workers: quick ? 20_000 : 100_000 }
 for (const [store, measure] of [["memory", scaleMemory], ["sqlite", scaleSqlite]]) {
   const t = await measure(sizes)
   const pageRatio = ratio(t.bigPage, t.smallPage)
@@ -59,11 +73,12 @@ for (const [store, measure] of [["memory", scaleMemory], ["sqlite", scaleSqlite]
   row("scale", `${store}: list page of 100 at 1,000 Workers (µs)`, (t.listFew * 1e6).toFixed(1), "baseline")
   row("scale", `${store}: list page of 100 at ${fmt(sizes.workers)} Workers (µs)`, (t.listMany * 1e6).toFixed(1), `${ratio(t.listMany, t.listFew).toFixed(2)}× at 1,000`)
 }
+}
 
 const seconds = Math.round((Date.now() - started) / 1000)
 console.log(`done in ${seconds} s`)
 
-if (!quick) {
+if (!quick && only === undefined) {
   const table = [
     "| area | measure | value | against the baseline | target |",
     "| --- | --- | ---: | --- | --- |",

@@ -8,7 +8,9 @@ import type * as HttpApp from "@effect/platform/HttpApp"
 import type * as HttpRouter from "@effect/platform/HttpRouter"
 import type * as HttpServer from "@effect/platform/HttpServer"
 import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
+import * as HttpMiddleware from "@effect/platform/HttpMiddleware"
 import * as Effect from "effect/Effect"
+import { identity } from "effect/Function"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import type * as Redacted from "effect/Redacted"
@@ -22,6 +24,12 @@ export interface RuntimeHttpOptions {
   readonly token?: Redacted.Redacted<string> | undefined
   /** Log one line per request at debug level. */
   readonly logRequests?: boolean | undefined
+  /**
+   * A tracing span per request. Off by default: nobody exports them unless a
+   * tracer is configured, and building them costs a measurable share of a
+   * request (docs/benchmarks.md).
+   */
+  readonly tracing?: boolean | undefined
 }
 
 const DEFAULT_MAX_INPUT_BYTES = 1024 * 1024
@@ -51,6 +59,7 @@ export const RuntimeHttpServer = (
         Layer.provide([AuthorizationLive(token), BodyLimitLive(maxBodyBytes)])
       )
       return HttpApiBuilder.serve(options.logRequests === true ? logRequests : undefined).pipe(
+        options.tracing === true ? identity : HttpMiddleware.withTracerDisabledWhen(() => true),
         Layer.provide(HttpApiBuilder.middlewareOpenApi({ path: "/openapi.json" })),
         Layer.provide(HttpApiBuilder.middleware(RuntimeApi, makeGuard({ token, maxBodyBytes }))),
         Layer.provide(api)
