@@ -1,7 +1,8 @@
 /**
  * Domain schemas of the Worker Runtime: the shapes of DESIGN.md, field for
- * field. Request schemas are strict (an unknown field is a decode failure) so
- * that embedded callers and HTTP callers are held to the same contract.
+ * field. Request bodies are strict (an unknown field is a decode failure) so
+ * that embedded callers and HTTP callers are held to the same contract; query
+ * objects ignore unknown keys, as URL query strings do.
  */
 import * as Schema from "effect/Schema"
 
@@ -32,7 +33,12 @@ export const MAX_METADATA_KEY_LENGTH = 64
 export const MAX_METADATA_VALUE_LENGTH = 1024
 
 export const Metadata = Schema.Record({
-  key: Schema.String.pipe(Schema.minLength(1), Schema.maxLength(MAX_METADATA_KEY_LENGTH)),
+  key: Schema.String.pipe(
+    Schema.minLength(1),
+    Schema.maxLength(MAX_METADATA_KEY_LENGTH),
+    // A plain object cannot hold it as data: it would be dropped, not stored.
+    Schema.filter((key) => key !== "__proto__" || "the metadata key __proto__ is reserved")
+  ),
   value: Schema.String.pipe(Schema.maxLength(MAX_METADATA_VALUE_LENGTH))
 }).pipe(
   Schema.filter((record) =>
@@ -162,11 +168,11 @@ export const ListQuery = Schema.Struct({
   status: Schema.optional(WorkerStatus),
   limit: Schema.optional(PageLimit),
   after: Schema.optional(Schema.String)
-}).annotations({ identifier: "ListQuery", ...strict })
+}).annotations({ identifier: "ListQuery" })
 export type ListQuery = typeof ListQuery.Type
 
 export const TranscriptQuery = Schema.Struct({
   after: Schema.optional(NonNegativeInt),
   limit: Schema.optional(PageLimit)
-}).annotations({ identifier: "TranscriptQuery", ...strict })
+}).annotations({ identifier: "TranscriptQuery" })
 export type TranscriptQuery = typeof TranscriptQuery.Type

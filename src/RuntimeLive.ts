@@ -135,13 +135,17 @@ export const makeRuntime = (
 
     // Opened when draining and no turn is left in flight.
     const turnsDone = yield* Effect.makeLatch(false)
+    // Workers whose turn is being started (its input commit in progress):
+    // drain must wait for them too, or a turn could start after its snapshot.
+    const starting = new Set<Slot>()
+    const noTurnsLeft = () => counts.busy === 0 && starting.size === 0
 
     /** Makes a committed change visible in memory. */
     const apply = (slot: Slot, next: Worker): Worker => {
       counts[slot.worker.status]--
       counts[next.status]++
       slot.worker = next
-      if (draining && counts.busy === 0) turnsDone.unsafeOpen()
+      if (draining && noTurnsLeft()) turnsDone.unsafeOpen()
       return next
     }
 
@@ -331,6 +335,7 @@ export const makeRuntime = (
               // Checked again under the lock: this is the one place a turn starts.
               if (draining) return yield* drainingError()
               const engine = yield* admitInput(slot, kind)
+              starting.add(slot)
               const at = yield* nowIso
               const current = slot.worker
               const turn = current.turn + 1
@@ -351,7 +356,10 @@ export const makeRuntime = (
               }
               yield* FiberMap.run(fibers, workerId, runTurn(slot, engine, context))
               return { worker, entry }
-            })
+            }).pipe(Effect.ensuring(Effect.sync(() => {
+              starting.delete(slot)
+              if (draining && noTurnsLeft()) turnsDone.unsafeOpen()
+            })))
           )
         }),
 
@@ -382,7 +390,7 @@ export const makeRuntime = (
             Effect.suspend(() =>
               slot.worker.status === "stopped"
                 ? Effect.succeed(slot.worker)
-                : endTurn(slot, "stopped", withReason("stopped", reason), { stopReason: reason ?? "stopped" })
+                : endTurn(slot, "stopped", withReason("stopped", reason), { stopReason: reason === undefined || reason === "" ? "stopped" : reason })
             )
           )
         }),
@@ -464,10 +472,13 @@ export const makeRuntime = (
       if (slot.worker.status === "busy") yield* endTurnRaw(slot, "idle", "interrupted by restart")
     }
 
-    const busySlots = () => Array.from(slots.values()).filter((slot) => slot.worker.status === "busy")
+    const busySlots = () => [
+      ...starting,
+      ...Array.from(slots.values()).filter((slot) => slot.worker.status === "busy" && !starting.has(slot))
+    ]
 
     const waitForTurns = Effect.suspend(() => {
-      if (counts.busy === 0) turnsDone.unsafeOpen()
+      if (noTurnsLeft()) turnsDone.unsafeOpen()
       // Drain also runs as a scope finalizer, which is uninterruptible: the
       // wait must be made interruptible or the timeout could never cut it.
       return Effect.timeoutOption(Effect.interruptible(turnsDone.await), graceMs)
@@ -476,13 +487,14 @@ export const makeRuntime = (
     const interruptAll = Effect.suspend(() =>
       Effect.forEach(
         busySlots(),
-      (slot) =>
-        locked(
-          slot,
-          Effect.suspend(() =>
-            slot.worker.status === "busy" ? endTurn(slot, "idle", "interrupted: the runtime shut down") : Effect.void
-          )
-        ).pipe(Effect.catchAll((error) => Effect.logError("could not record an interrupted turn", error))),
+        (slot) =>
+          // The lock waits out a turn that is still starting.
+          locked(
+            slot,
+            Effect.suspend(() =>
+              slot.worker.status === "busy" ? endTurn(slot, "idle", "interrupted: the runtime shut down") : Effect.void
+            )
+          ).pipe(Effect.catchAll((error) => Effect.logError("could not record an interrupted turn", error))),
         { concurrency: "unbounded", discard: true }
       )
     )

@@ -7,6 +7,7 @@ import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import { Effect, Layer } from "effect"
 import { readFileSync } from "node:fs"
 import { createServer } from "node:http"
+import { connect } from "node:net"
 import { join } from "node:path"
 import { Runtime, type RuntimeService, makeEchoEngine } from "../src/index.js"
 import { RuntimeHttpServer } from "../src/http/index.js"
@@ -301,6 +302,37 @@ layer(httpServer({ profiles, maxInputBytes: MAX_INPUT, maxWorkers: 1000 }, TOKEN
           expect(cancel.json).toMatchObject({ operation: "cancel" })
           const stop = yield* call(`/v1/workers/${worker.id}/stop`, { method: "POST" })
           expect(stop.json).toMatchObject({ status: "stopped", stopReason: "done" })
+        }))
+    })
+
+    describe("requests Node's parser rejects", () => {
+      const rawSocket = (url: string, request: string) =>
+        Effect.promise(() =>
+          new Promise<string>((resolve, reject) => {
+            const { hostname, port } = new URL(url)
+            const socket = connect(Number(port), hostname, () => socket.end(request))
+            let response = ""
+            socket.on("data", (chunk) => (response += chunk.toString()))
+            socket.on("end", () => resolve(response))
+            socket.on("error", reject)
+          })
+        )
+
+      it.effect("still get a JSON body with _tag and message", () =>
+        Effect.gen(function*() {
+          const url = yield* baseUrl
+          for (
+            const request of [
+              `GET /v1/runtime HTTP/1.1\r\nHost: x\r\nX-Big: ${"a".repeat(20_000)}\r\n\r\n`,
+              "POST /v1/workers HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n{}",
+              "NOT-HTTP\r\n\r\n"
+            ]
+          ) {
+            const response = yield* rawSocket(url, request)
+            expect(response).toMatch(/^HTTP\/1\.1 4\d\d /)
+            const body = JSON.parse(response.slice(response.indexOf("\r\n\r\n") + 4))
+            expect(body).toMatchObject({ _tag: "InvalidInput", message: expect.any(String) })
+          }
         }))
     })
 

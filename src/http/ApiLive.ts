@@ -44,7 +44,8 @@ export const AuthorizationLive = (token: Option.Option<Redacted.Redacted<string>
       Option.match(token, {
         onNone: () => Effect.void,
         onSome: (expected) =>
-          tokenMatches(Redacted.value(given), expected)
+          // The platform slices a fixed "Bearer " off; the guard also trims.
+          tokenMatches(Redacted.value(given).trim(), expected)
             ? Effect.void
             : Effect.fail(new Unauthorized({ message: "missing or wrong bearer token" }))
       })

@@ -168,7 +168,10 @@ export const resolveConfig = (raw: RawOptions): Effect.Effect<RuntimeConfig, Sta
     )
     const token = Option.isSome(raw.tokenFile)
       ? Option.some(yield* readToken(raw.tokenFile.value))
-      : Option.filter(envToken, (value) => Redacted.value(value).trim() !== "")
+      : Option.flatMap(envToken, (value) => {
+        const token = Redacted.value(value).trim()
+        return token === "" ? Option.none() : Option.some(Redacted.make(token))
+      })
     if (Option.isNone(token) && !isLoopback(raw.host)) {
       return yield* new StartupError({
         message:

@@ -14,7 +14,6 @@ import * as Layer from "effect/Layer"
 import * as Logger from "effect/Logger"
 import * as LogLevel from "effect/LogLevel"
 import * as Option from "effect/Option"
-import { createServer } from "node:http"
 import { RuntimeHttpServer } from "../http/Server.js"
 import { MemoryStoreLive } from "../MemoryStore.js"
 import { RuntimeControl, RuntimeFromStore } from "../RuntimeLive.js"
@@ -22,6 +21,7 @@ import { Runtime } from "../Runtime.js"
 import type { RuntimeStore } from "../RuntimeStore.js"
 import { SqliteStoreLive } from "../sqlite/SqliteStore.js"
 import { type RuntimeConfig, StartupError, type StoreSpec } from "./Config.js"
+import { createRuntimeHttpServer } from "./HttpServer.js"
 import { buildEngines, DEFAULT_PROFILES, loadProfilesFile } from "./Profiles.js"
 
 const storeLayer = (spec: StoreSpec): Layer.Layer<RuntimeStore, StartupError> =>
@@ -82,7 +82,7 @@ export const NodeRuntimeLive = (config: RuntimeConfig): Layer.Layer<never, Start
   const logRequests = LogLevel.lessThanEqual(config.logLevel, LogLevel.Debug)
   const server = RuntimeHttpServer({ token: Option.getOrUndefined(config.token), logRequests }).pipe(
     Layer.provideMerge(
-      NodeHttpServer.layer(createServer, { host: config.host, port: config.port }).pipe(
+      NodeHttpServer.layer(createRuntimeHttpServer, { host: config.host, port: config.port }).pipe(
         Layer.mapError((error) =>
           new StartupError({ message: `cannot listen on ${config.host}:${config.port}: ${String(error.cause)}` })
         )

@@ -3,6 +3,7 @@
  * layer and the bin. Needs `@effect/platform-node` and `@effect/cli`.
  */
 export * from "./Config.js"
+export { createRuntimeHttpServer } from "./HttpServer.js"
 export { NodeRuntimeLive, runtimeLayer } from "./NodeRuntime.js"
 export * from "./Profiles.js"
 export * from "./ProcessEngine.js"

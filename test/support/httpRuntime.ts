@@ -3,9 +3,9 @@ import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
 import * as HttpServer from "@effect/platform/HttpServer"
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import { Effect, Layer, Redacted } from "effect"
-import { createServer } from "node:http"
 import { type RuntimeOptions, RuntimeLive } from "../../src/index.js"
 import { RuntimeHttpClient, RuntimeHttpServer } from "../../src/http/index.js"
+import { createRuntimeHttpServer } from "../../src/node/index.js"
 
 export const serverUrl = (address: HttpServer.Address) =>
   address._tag === "TcpAddress" ? `http://127.0.0.1:${address.port}` : `http://unix:${address.path}`
@@ -13,7 +13,7 @@ export const serverUrl = (address: HttpServer.Address) =>
 /** `RuntimeLive` behind the HTTP server, listening on an ephemeral loopback port. */
 export const httpServer = (options: RuntimeOptions = {}, token?: string) =>
   RuntimeHttpServer({ token: token === undefined ? undefined : Redacted.make(token) }).pipe(
-    Layer.provideMerge(NodeHttpServer.layer(createServer, { port: 0, host: "127.0.0.1" })),
+    Layer.provideMerge(NodeHttpServer.layer(createRuntimeHttpServer, { port: 0, host: "127.0.0.1" })),
     Layer.provideMerge(RuntimeLive(options))
   )
 

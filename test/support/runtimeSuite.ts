@@ -119,6 +119,7 @@ export const runtimeSuite = (label: string, make: MakeRuntimeLayer) =>
             { metadata: { key: "v".repeat(1025) } },
             { metadata: Object.fromEntries(Array.from({ length: 33 }, (_, i) => [`k${i}`, "v"])) },
             { metadata: { key: 1 } },
+            { metadata: JSON.parse('{"__proto__":"x","a":"b"}') },
             { metadata: "no" }
           ]
           for (const request of bad) {
@@ -406,6 +407,10 @@ export const runtimeSuite = (label: string, make: MakeRuntimeLayer) =>
           expect(entries).toHaveLength(1)
           expect(entries[0]).toMatchObject({ seq: 1, role: "runtime", turn: 0 })
           expect(yield* Effect.flip(runtime.stop("nope"))).toBeInstanceOf(UnknownWorker)
+          const other = yield* runtime.create({})
+          const blank = yield* runtime.stop(other.id, { reason: "" })
+          expect(blank.stopReason).toBe("stopped")
+          expect((yield* entriesOf(other.id))[0]!.content).toBe("stopped")
         }).pipe(withRuntime()))
 
       it.effect("of concurrent stops exactly one records", () =>
@@ -512,14 +517,15 @@ export const runtimeSuite = (label: string, make: MakeRuntimeLayer) =>
             { limit: 1001 },
             { limit: 1.5 },
             { after: -1 },
-            { after: 0.5 },
-            { other: 1 }
+            { after: 0.5 }
           ]
           for (const query of bad) {
             expect(yield* Effect.flip(runtime.transcript(worker.id, query as never))).toBeInstanceOf(InvalidInput)
             expect(yield* Effect.flip(runtime.transcript("nope", query as never))).toBeInstanceOf(InvalidInput)
           }
           expect(yield* Effect.flip(runtime.transcript("nope", {}))).toBeInstanceOf(UnknownWorker)
+          // unknown query keys are ignored, as in a URL query string
+          expect((yield* runtime.transcript(worker.id, { other: 1 } as never)).entries).toEqual([])
         }).pipe(withRuntime()))
     })
 
