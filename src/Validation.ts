@@ -50,10 +50,37 @@ export const utf8Length = (text: string): number => {
 export const exceedsBytes = (text: string, max: number): boolean =>
   text.length > max || (text.length * 3 > max && utf8Length(text) > max)
 
+const decodeInput = decodeRequest(WorkerInput, "input")
+
+/**
+ * The common well-formed input, checked by hand: the schema decode is the
+ * larger part of an embedded input's cost. Anything else goes through the
+ * schema, which also words the error.
+ */
+const plainInput = (input: unknown): WorkerInput | undefined => {
+  if (typeof input !== "object" || input === null) return undefined
+  let fields = 0
+  let content: unknown
+  let kind: unknown
+  for (const key in input) {
+    if (!Object.hasOwn(input, key)) continue
+    fields++
+    if (key === "content") content = Reflect.get(input, key)
+    else if (key === "kind") kind = Reflect.get(input, key)
+    else return undefined
+  }
+  if (typeof content !== "string" || content.length === 0) return undefined
+  if (kind === undefined) return fields === 1 ? { content } : undefined
+  return kind === "user" || kind === "system" ? { content, kind } : undefined
+}
+
 /** The shape checks of every request, shared by `RuntimeLive` and the HTTP client. */
 export const validate = {
   create: decodeRequest(CreateWorker, "create request"),
-  input: decodeRequest(WorkerInput, "input"),
+  input: (input: unknown): Effect.Effect<WorkerInput, InvalidInput> => {
+    const plain = plainInput(input)
+    return plain === undefined ? decodeInput(input) : Effect.succeed(plain)
+  },
   list: decodeRequest(ListQuery, "list query"),
   transcript: decodeRequest(TranscriptQuery, "transcript query"),
   cancel: decodeRequest(CancelRequest, "cancel request"),
