@@ -3,15 +3,21 @@
 import { Effect, Layer } from "effect"
 import { Runtime, RuntimeFromStore, RuntimeLive } from "../dist/index.js"
 
-/** Inputs per second through completed turns, `batch` Workers at a time. */
-export const runtimeInputs = (layer, { batch, rounds }) =>
+/**
+ * Inputs per second through completed turns, `batch` Workers at a time; the
+ * inputs go one after the other, or all at once with `concurrent`.
+ */
+export const runtimeInputs = (layer, { batch, concurrent = false, rounds }) =>
   Effect.runPromise(
     Effect.gen(function*() {
       const rt = yield* Runtime
       const workers = []
       for (let i = 0; i < batch; i++) workers.push(yield* rt.create({}))
       const round = Effect.gen(function*() {
-        for (const worker of workers) yield* rt.input(worker.id, { content: "hello from the bench" })
+        yield* Effect.forEach(workers, (worker) => rt.input(worker.id, { content: "hello from the bench" }), {
+          concurrency: concurrent ? "unbounded" : 1,
+          discard: true
+        })
         while ((yield* rt.info).workers.busy > 0) yield* Effect.yieldNow()
       })
       for (let r = 0; r < Math.max(2, rounds / 10); r++) yield* round

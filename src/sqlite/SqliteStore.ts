@@ -15,11 +15,16 @@ import * as Layer from "effect/Layer"
 import type { ParseError } from "effect/ParseResult"
 import * as Predicate from "effect/Predicate"
 import * as Schema from "effect/Schema"
+import type * as Scope from "effect/Scope"
 import { accessSync, constants, mkdirSync, statSync } from "node:fs"
 import { dirname } from "node:path"
 import { Metadata, TranscriptEntry, Worker, WorkerStatus } from "../Domain.js"
 import { type ListWorkersQuery, RuntimeStore, type RuntimeStoreService, StoreError } from "../RuntimeStore.js"
+import { makeGroupCommit } from "./GroupCommit.js"
 import { MIGRATIONS_TABLE, runMigrations } from "./Migrations.js"
+
+/** Commits that may share one transaction. */
+const GROUP_COMMIT_MAX = 256
 
 export interface SqliteStoreOptions {
   /** The database file; its directory is created when missing. */
@@ -212,7 +217,7 @@ const prepareFile = (sql: SqlClient.SqlClient) =>
  */
 export const makeSqliteStore = (
   options: SqliteStoreOptions
-): Effect.Effect<RuntimeStoreService, StoreError, SqlClient.SqlClient> =>
+): Effect.Effect<RuntimeStoreService, StoreError, SqlClient.SqlClient | Scope.Scope> =>
   Effect.gen(function*() {
     const { filename } = options
     const sql = yield* SqlClient.SqlClient
@@ -286,6 +291,18 @@ export const makeSqliteStore = (
         return stored
       }))
 
+    // Each commit's rows go in one transaction; concurrent commits may share it.
+    const commits = yield* makeGroupCommit(
+      (batch: ReadonlyArray<{ readonly worker: Worker; readonly entries: ReadonlyArray<TranscriptEntry> }>) =>
+        guard(batch.length === 1 ? `committing to Worker ${batch[0]!.worker.id}` : `committing ${batch.length} changes`)(
+          sql.withTransaction(
+            Effect.forEach(batch, ({ entries, worker }) =>
+              Effect.zipRight(updateWorker(worker), insertEntries(worker.id, entries)), { discard: true })
+          )
+        ),
+      GROUP_COMMIT_MAX
+    )
+
     const store: RuntimeStoreService = {
       kind: "sqlite",
       runtimeId: (requested, generate) => guard("reading the runtime id")(runtimeId(requested, generate)),
@@ -294,13 +311,7 @@ export const makeSqliteStore = (
         guard(`inserting Worker ${worker.id}`)(
           Effect.flatMap(encodeWorker(worker), (row) => sql`INSERT INTO workers ${sql.insert(row)}`)
         ),
-      commit: (worker, entries) =>
-        guard(`committing to Worker ${worker.id}`)(
-          // A lone UPDATE is atomic by itself; with entries both go in one transaction.
-          entries.length === 0
-            ? updateWorker(worker)
-            : sql.withTransaction(Effect.zipRight(updateWorker(worker), insertEntries(worker.id, entries)))
-        ),
+      commit: (worker, entries) => commits.write({ worker, entries }),
       transcript: (workerId, after, limit) =>
         guard(`reading the transcript of Worker ${workerId}`)(
           Effect.flatMap(reads.transcript(workerId, after, limit), decodeEntries)
