@@ -69,8 +69,8 @@ row("scale", `heap per idle Worker at ${fmt(idleWorkers)} Workers (bytes)`, fmt(
 for (const [store, measure] of [["memory", scaleMemory], ["sqlite", scaleSqlite]]) {
   const t = await measure(sizes)
   const pageRatio = ratio(t.bigPage, t.smallPage)
-  row("scale", `${store}: transcript page of 100 at 10 entries (µs)`, (t.smallPage * 1e6).toFixed(1), "baseline")
-  row("scale", `${store}: transcript page of 100 at ${fmt(sizes.big)} entries (µs)`, (t.bigPage * 1e6).toFixed(1), `${pageRatio.toFixed(2)}× at 10`, `≤ 2×: ${verdict(pageRatio <= 2)}`)
+  row("scale", `${store}: transcript page of 10 entries from a transcript of 10 (µs)`, (t.smallPage * 1e6).toFixed(1), "baseline")
+  row("scale", `${store}: transcript page of 10 entries from a transcript of ${fmt(sizes.big)} (µs)`, (t.bigPage * 1e6).toFixed(1), `${pageRatio.toFixed(2)}× at 10`, `≤ 2×: ${verdict(pageRatio <= 2)}`)
   row("scale", `${store}: list page of 100 at 1,000 Workers (µs)`, (t.listFew * 1e6).toFixed(1), "baseline")
   row("scale", `${store}: list page of 100 at ${fmt(sizes.workers)} Workers (µs)`, (t.listMany * 1e6).toFixed(1), `${ratio(t.listMany, t.listFew).toFixed(2)}× at 1,000`)
 }
@@ -98,9 +98,12 @@ How each figure is measured (see \`bench/\`):
 
 - **REST read**: \`autocannon\` (32 connections, loopback, 1 s warm-up, then the
   measured run; servers alternate and each keeps its best of the rounds) against
-  three child processes answering \`GET /v1/workers/{id}\` with the same Worker
+  four child processes answering \`GET /v1/workers/{id}\` with the same Worker
   JSON: a raw \`node:http\` server reading a \`Map\` (the ceiling for Node here),
-  Fastify, and the worker-runtime bin with the memory store and no token.
+  Fastify, a minimal Effect \`HttpApi\` server (one endpoint, no middleware, no
+  tracing: the platform's own bound), and the worker-runtime bin with the
+  memory store and no token. autocannon shares the 2 cores with the server, so
+  the raw ceiling is partly the load generator's.
 - **REST write**: \`POST /v1/workers/{id}/input\` round-robin over 256 idle
   Workers on the bin; each accepted input runs the echo turn. Inputs that find
   their Worker still busy get 409 and are not counted.
@@ -108,13 +111,43 @@ How each figure is measured (see \`bench/\`):
   echo turn has completed, repeated; against a bare \`Map\` + \`Promise\` doing
   the same bookkeeping (entries with timestamps, status, a Worker snapshot).
 - **Store**: the same loop on the SQLite store (WAL, \`synchronous = FULL\`,
-  exclusive lock), against raw \`better-sqlite3\` with the same pragmas writing
-  the same rows: per input one transaction for the input entry and the Worker
-  row, one for the output entry and the Worker row.
+  exclusive lock), against raw \`better-sqlite3\` with the same schema (made by
+  the store itself) and pragmas, writing the same rows: per input one
+  transaction for the input entry and the Worker row, one for the output entry
+  and the Worker row. A second row sends the inputs to the 20 Workers at once,
+  which lets the store's group commit share transactions.
 - **Scale**: heap after \`gc()\` before and after creating the idle Workers, in
-  a fresh process; transcript pages of 100 read near the end of a transcript of
-  10 vs ${fmt(sizes.big)} entries; list pages of 100 from the middle of 1,000 vs
-  ${fmt(sizes.workers)} Workers.
+  a fresh process; a transcript page of 10 entries read from a transcript of 10
+  vs ${fmt(sizes.big)} entries (near its end, so an O(total) read would show);
+  list pages of 100 from the middle of 1,000 vs ${fmt(sizes.workers)} Workers.
+
+## Where we stand, and what bounds it
+
+- **REST read, target ≥ 0.5× raw: not met (about 0.2×).** The minimal Effect
+  \`HttpApi\` server in the same run reaches about 0.25×: a fiber per request,
+  its context and fiber refs, the router and the schema encode of the response
+  bound any \`HttpApi\` server here, and the worker-runtime process sits just
+  under that bound (its guard, auth and body-limit middleware cost the rest).
+  Profile-guided fix made: no tracing span per request unless asked for
+  (\`RuntimeHttpServer({ tracing: true })\`), 0.16× → 0.22×. Going further
+  means answering hot routes outside \`HttpApi\`, a second router that would
+  have to repeat the contract; we chose not to.
+- **In-process input, target ≥ 0.5× bare: not met (about 0.05×).** Each input
+  is a checked request, a per-Worker lock, an immutable Worker snapshot, a store
+  commit and a fiber for the turn, which ends with a second locked commit; the
+  bare baseline is a few property writes and a resolved \`Promise\`. The fiber
+  per turn (what makes cancel, stop and shutdown exact) and the lock (what makes
+  concurrent inputs exact) are the floor. Fix made: the common input shape is
+  checked by hand, the schema only words errors (0.047× → 0.054×).
+- **SQLite durable input, target ≥ 0.5× raw: met with concurrent Workers, not
+  one input at a time (about 0.25×).** Both do one fsync per transaction; one
+  at a time, the \`@effect/sql\` transaction and the Effect work around it add
+  up to about three times the raw loop's cost per commit. Fix made: group
+  commit, so commits that arrive while one is being written share the next
+  transaction (and fsync); each is still answered only after it is durable.
+- **Idle Worker ≤ 2 KiB: met** (about 330 B).
+- **Transcript page at 1,000,000 entries ≤ 2× at 10: met** on both stores (a
+  page is an array slice in memory and one primary-key range read in SQLite).
 `
   writeFileSync(join(root, "docs", "benchmarks.md"), doc)
   console.log("wrote docs/benchmarks.md")

@@ -211,7 +211,9 @@ const prepareFile = (sql: SqlClient.SqlClient) =>
 
 /**
  * The store over the `SqlClient` in context, which must be SQLite. Prepares the
- * file first (lock, WAL, migrations). For the exclusive lock without shared
+ * file first (lock, WAL, migrations). Commits run on the store's own writer
+ * fiber (group commit): never call `commit` inside a transaction of the same
+ * client, which would wait on itself. For the exclusive lock without shared
  * memory, the client must not have entered WAL itself (`disableWAL: true`), as
  * `SqliteStoreLive` does.
  */
