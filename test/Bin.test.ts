@@ -74,6 +74,36 @@ describe("the worker-runtime bin", () => {
       expect(yield* Effect.promise(() => bin.exited)).toBe(0)
     }))
 
+  it.scopedLive("logs one line per request at debug level, never the token", () =>
+    Effect.gen(function*() {
+      const bin = yield* startBin(["--log-level", "debug"], cleanEnv({ WORKER_RUNTIME_TOKEN: "debug-secret" }))
+      yield* raw(bin.url, "/v1/runtime", { token: "debug-secret" })
+      yield* raw(bin.url, "/v1/workers/nope", { token: "debug-secret" })
+      yield* waitFor(Effect.sync(() => bin.output()), (output) => output.includes("/v1/workers/nope"))
+      expect(bin.output()).toMatch(/GET \/v1\/runtime 200/)
+      expect(bin.output()).toMatch(/GET \/v1\/workers\/nope 404/)
+      expect(bin.output()).not.toContain("debug-secret")
+    }))
+
+  it.scopedLive("runs a process profile from the operator's profiles file", () =>
+    Effect.gen(function*() {
+      const dir = scratch()
+      const profiles = join(dir, "profiles.json")
+      const script = "process.stdin.on('data', (d) => { console.log('got ' + d); console.log('turn ' + process.env.WORKER_TURN) })"
+      writeFileSync(profiles, JSON.stringify({ agent: { engine: "process", command: [process.execPath, "-e", script] } }))
+      const bin = yield* startBin(["--profiles", profiles])
+      const created = yield* raw(bin.url, "/v1/workers", { method: "POST", body: { profile: "agent" } })
+      expect(created.status).toBe(201)
+      const { id } = created.json as { id: string }
+      expect((yield* raw(bin.url, `/v1/workers/${id}/input`, { method: "POST", body: { content: "hi" } })).status)
+        .toBe(202)
+      yield* waitFor(raw(bin.url, `/v1/workers/${id}`), (r) => (r.json as { status: string }).status === "idle")
+      const page = (yield* raw(bin.url, `/v1/workers/${id}/transcript`)).json as { entries: Array<{ content: string }> }
+      expect(page.entries.map((entry) => entry.content)).toEqual(["hi", "got hi", "turn 1"])
+      const refused = yield* raw(bin.url, "/v1/workers", { method: "POST", body: { profile: "agent", command: ["sh"] } })
+      expect(refused.status).toBe(400)
+    }))
+
   it.live("prints its flags with --help", () =>
     Effect.gen(function*() {
       const { code, output } = yield* runBin(["--help"])
