@@ -4,7 +4,7 @@
  * recorded, never left running or shown busy.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Chunk, Context, Effect, Exit, Fiber, Layer, Scope, TestClock } from "effect"
+import { Context, Effect, Exit, Fiber, Layer, Scope, TestClock } from "effect"
 import {
   makeEchoEngine,
   makeMemoryStore,
@@ -14,6 +14,7 @@ import {
   RuntimeStore,
   type RuntimeStoreService
 } from "../src/index.js"
+import { waitForSleeps } from "./support/storeSuite.js"
 
 const WRITE_MS = 100
 
@@ -22,15 +23,6 @@ const slowStore = (): RuntimeStoreService => {
   const store = makeMemoryStore()
   return { ...store, commit: (worker, entries) => Effect.zipRight(Effect.sleep(WRITE_MS), store.commit(worker, entries)) }
 }
-
-const sleeping = (count: number) =>
-  Effect.gen(function*() {
-    for (let i = 0; i < 10_000; i++) {
-      if (Chunk.size(yield* TestClock.sleeps()) >= count) return
-      yield* Effect.yieldNow()
-    }
-    return yield* Effect.dieMessage("nothing started sleeping")
-  })
 
 describe("drain while a turn is starting", () => {
   for (const graceMs of [0, 5000]) {
@@ -47,7 +39,7 @@ describe("drain while a turn is starting", () => {
         const control = Context.get(context, RuntimeControl)
         const worker = yield* rt.create({})
         const input = yield* Effect.fork(rt.input(worker.id, { content: "racing the drain" }))
-        yield* sleeping(1) // the input's commit is in progress
+        yield* waitForSleeps(1) // the input's commit is in progress
         const drain = yield* Effect.fork(control.drain)
         for (let i = 0; i < 20 && drain.unsafePoll() === null; i++) {
           yield* TestClock.adjust(WRITE_MS)

@@ -26,7 +26,7 @@ import { makeSqliteStore, readStatements } from "../src/sqlite/SqliteStore.js"
 import { suiteProfiles } from "./support/engines.js"
 import { projectRoot } from "./support/packed.js"
 import { runtimeSuite } from "./support/runtimeSuite.js"
-import { storeSuite } from "./support/storeSuite.js"
+import { entry, storeSuite, worker } from "./support/storeSuite.js"
 
 const root = mkdtempSync(join(tmpdir(), "worker-runtime-sqlite-"))
 afterAll(() => rmSync(root, { recursive: true, force: true }))
@@ -159,20 +159,6 @@ describe("sqlite store: restart", () => {
 
 // --- commit ------------------------------------------------------------------
 
-const worker = (id: string, patch: Partial<Worker> = {}): Worker => ({
-  id,
-  runtimeId: "rt",
-  profile: "default",
-  status: "idle",
-  createdAt: "2026-01-01T00:00:00.000Z",
-  updatedAt: "2026-01-01T00:00:00.000Z",
-  turn: 0,
-  lastSeq: 0,
-  metadata: {},
-  ...patch
-})
-
-const entry = (seq: number) => ({ seq, at: "2026-01-01T00:00:00.000Z", role: "worker" as const, content: `e${seq}`, turn: 1 })
 
 describe("sqlite store: commit", () => {
   it.effect("is all or nothing", () =>

@@ -21,7 +21,8 @@ import { SLOW_MS, suiteProfiles } from "./engines.js"
 export type StorePlace = () => Layer.Layer<RuntimeStore, unknown>
 export type MakeStorePlace = () => StorePlace
 
-const worker = (id: string, patch: Partial<Worker> = {}): Worker => ({
+/** A Worker row for store-level tests. */
+export const worker = (id: string, patch: Partial<Worker> = {}): Worker => ({
   id,
   runtimeId: "rt",
   profile: "default",
@@ -34,7 +35,8 @@ const worker = (id: string, patch: Partial<Worker> = {}): Worker => ({
   ...patch
 })
 
-const entry = (seq: number, patch: Partial<TranscriptEntry> = {}): TranscriptEntry => ({
+/** A transcript entry for store-level tests. */
+export const entry = (seq: number, patch: Partial<TranscriptEntry> = {}): TranscriptEntry => ({
   seq,
   at: "2026-01-01T00:00:00.000Z",
   role: "worker",
@@ -58,7 +60,8 @@ const openRuntime = (place: StorePlace, options: RuntimeOptions = {}) =>
     return { scope, runtime: Context.get(context, Runtime), control: Context.get(context, RuntimeControl) }
   })
 
-const waitForSleeps = (count: number) =>
+/** Yields until `count` fibers sleep on the TestClock. */
+export const waitForSleeps = (count: number) =>
   Effect.gen(function*() {
     for (let i = 0; i < 10_000; i++) {
       if (Chunk.size(yield* TestClock.sleeps()) >= count) return
