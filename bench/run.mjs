@@ -140,9 +140,13 @@ How each figure is measured (see \`bench/\`):
   concurrent inputs exact) are the floor. Fix made: the common input shape is
   checked by hand, the schema only words errors (0.047× → 0.054×).
 - **SQLite durable input, target ≥ 0.5× raw: met with concurrent Workers, not
-  one input at a time (about 0.25×).** Both do one fsync per transaction; one
-  at a time, the \`@effect/sql\` transaction and the Effect work around it add
-  up to about three times the raw loop's cost per commit. Fix made: group
+  one input at a time (about 0.3×).** Both do one fsync per transaction and the
+  same SQL; one at a time, the \`@effect/sql\` transaction and the Effect work
+  around it add up to about three times the raw loop's cost per commit. Even
+  the native COMMIT gets slower (about 280 µs against 150 µs, timed around the
+  statement alone): the raw loop slows the same way when it allocates a few
+  thousand small objects between its statements, so the price is the JS work
+  between statements (cache and allocator pressure), not a SQLite setting. Fix made: group
   commit, so commits that arrive while one is being written share the next
   transaction (and fsync); each is still answered only after it is durable.
 - **Idle Worker ≤ 2 KiB: met** (about 330 B).
