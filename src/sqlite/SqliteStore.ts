@@ -158,6 +158,22 @@ const ENTRY_COLUMNS = "seq, at, role, content, turn"
 /** Rows per INSERT: 6 parameters each stays far below SQLite's 32766-parameter limit. */
 const ENTRIES_PER_INSERT = 500
 
+const UPDATE_WORKER = `UPDATE workers SET runtime_id = ?, profile = ?, status = ?, created_at = ?, updated_at = ?,
+  turn = ?, last_seq = ?, metadata = ?, stop_reason = ? WHERE id = ?`
+
+/** The multi-row INSERT for `rows` entries; one string per size, so statements are reused. */
+const insertEntriesSql = (rows: number): string => {
+  let cached = insertEntriesCache.get(rows)
+  if (cached === undefined) {
+    cached = `INSERT INTO entries (worker_id, seq, at, role, content, turn) VALUES ${
+      Array.from({ length: rows }, () => "(?, ?, ?, ?, ?, ?)").join(", ")
+    }`
+    insertEntriesCache.set(rows, cached)
+  }
+  return cached
+}
+const insertEntriesCache = new Map<number, string>()
+
 /**
  * The store's read statements, apart so that tests can `EXPLAIN QUERY PLAN`
  * exactly what the store runs.
@@ -256,11 +272,25 @@ export const makeSqliteStore = (
         )
       )
 
+    // Fixed SQL with positional parameters: the statement is prepared once and
+    // nothing is compiled or schema-encoded per commit. The commit path runs
+    // once or twice per input, and JS work between statements measurably
+    // slows even the native COMMIT (docs/benchmarks.md).
     const updateWorker = (worker: Worker) =>
       Effect.gen(function*() {
-        const row = yield* encodeWorker(worker)
         const result = yield* decodeRunResult(
-          yield* sql`UPDATE workers SET ${sql.update(row, ["id"])} WHERE id = ${row.id}`.raw
+          yield* sql.unsafe(UPDATE_WORKER, [
+            worker.runtimeId,
+            worker.profile,
+            worker.status,
+            worker.createdAt,
+            worker.updatedAt,
+            worker.turn,
+            worker.lastSeq,
+            JSON.stringify(worker.metadata),
+            worker.stopReason ?? null,
+            worker.id
+          ]).raw
         )
         if (result.changes === 0) {
           return yield* new StoreError({ message: `SQLite store ${filename}: no Worker ${worker.id} to commit to` })
@@ -270,7 +300,11 @@ export const makeSqliteStore = (
     const insertEntries = (workerId: string, entries: ReadonlyArray<TranscriptEntry>) =>
       Effect.forEach(
         chunks(entries, ENTRIES_PER_INSERT),
-        (chunk) => sql`INSERT INTO entries ${sql.insert(chunk.map((entry) => ({ worker_id: workerId, ...entry })))}`,
+        (chunk) => {
+          const params: Array<string | number> = []
+          for (const entry of chunk) params.push(workerId, entry.seq, entry.at, entry.role, entry.content, entry.turn)
+          return sql.unsafe(insertEntriesSql(chunk.length), params)
+        },
         { discard: true }
       )
 
