@@ -16,7 +16,6 @@ import * as Layer from "effect/Layer"
 import type * as Scope from "effect/Scope"
 import {
   DEFAULT_PAGE,
-  type InputKind,
   MAX_PAGE,
   type RuntimeInfo,
   type TranscriptEntry,
@@ -24,44 +23,18 @@ import {
   type WorkerStatus
 } from "./Domain.js"
 import { makeEchoEngine } from "./EchoEngine.js"
-import { Busy, InvalidInput, Unavailable, UnknownWorker, Unsupported } from "./Errors.js"
+import { InvalidInput, Unavailable, UnknownWorker } from "./Errors.js"
 import { makeIdGenerator } from "./Ids.js"
 import { MemoryStoreLive } from "./MemoryStore.js"
 import { Runtime, type RuntimeService } from "./Runtime.js"
 import { RuntimeStore, type StoreError } from "./RuntimeStore.js"
 import { exceedsBytes, reasonOf, validate } from "./Validation.js"
 import { VERSION } from "./version.js"
+import { admitInput, refuseCancel } from "./Admission.js"
+import { RuntimeControl, type RuntimeControlService, type RuntimeOptions } from "./RuntimeControl.js"
 import { type Profiles, type TurnContext, TurnFailed, type WorkerEngine } from "./WorkerEngine.js"
 
-export interface RuntimeOptions {
-  /** Fixed runtime id; generated when absent (durable stores keep theirs). */
-  readonly runtimeId?: string | undefined
-  readonly displayName?: string | undefined
-  /** Engines by profile name; default `{ default: echo }`. */
-  readonly profiles?: Profiles | undefined
-  /** Workers not stopped, at once (default 10000). */
-  readonly maxWorkers?: number | undefined
-  /** Largest input content in UTF-8 bytes (default 1 MiB). */
-  readonly maxInputBytes?: number | undefined
-  /** Largest page of a list or transcript (default and ceiling 1000). */
-  readonly maxTranscriptPage?: number | undefined
-  /** How long turns may run on after shutdown begins before they are interrupted (default 0). */
-  readonly shutdownGraceMs?: number | undefined
-}
-
-export interface RuntimeControlService {
-  /**
-   * Stops taking new work (`draining`), gives turns in flight the shutdown
-   * grace period, then interrupts and records the rest. Idempotent; closing
-   * the layer's scope does the same.
-   */
-  readonly drain: Effect.Effect<void>
-}
-
-export class RuntimeControl extends Context.Tag("worker-runtime/RuntimeControl")<
-  RuntimeControl,
-  RuntimeControlService
->() {}
+export { RuntimeControl, type RuntimeControlService, type RuntimeOptions } from "./RuntimeControl.js"
 
 interface Slot {
   worker: Worker
@@ -328,13 +301,13 @@ export const makeRuntime = (
             return yield* new InvalidInput({ message: `content exceeds ${maxInputBytes} UTF-8 bytes` })
           }
           if (draining) return yield* drainingError()
-          yield* admitInput(slot, kind)
+          yield* admitInput(slot.worker, slot.engine, kind)
           return yield* locked(
             slot,
             Effect.gen(function*() {
               // Checked again under the lock: this is the one place a turn starts.
               if (draining) return yield* drainingError()
-              const engine = yield* admitInput(slot, kind)
+              const engine = yield* admitInput(slot.worker, slot.engine, kind)
               starting.add(slot)
               const at = yield* nowIso
               const current = slot.worker
@@ -367,12 +340,12 @@ export const makeRuntime = (
         Effect.gen(function*() {
           const reason = yield* reasonOf(request)
           const slot = yield* lookup(workerId)
-          const refusal = refuseCancel(slot)
+          const refusal = refuseCancel(slot.worker, slot.engine)
           if (refusal !== undefined) return yield* refusal
           return yield* locked(
             slot,
             Effect.gen(function*() {
-              const refusal = refuseCancel(slot)
+              const refusal = refuseCancel(slot.worker, slot.engine)
               if (refusal !== undefined) return yield* refusal
               if (slot.worker.status !== "busy") return { worker: slot.worker, cancelled: false }
               const worker = yield* endTurn(slot, "idle", withReason("cancelled", reason))
@@ -408,59 +381,6 @@ export const makeRuntime = (
           const lastSeq = Math.max(slot.worker.lastSeq, last?.seq ?? 0)
           return { workerId, entries, nextAfter: last !== undefined && last.seq < lastSeq ? last.seq : null, lastSeq }
         })
-    }
-
-    /** The engine to run the turn, or why the input is refused (in DESIGN.md's precedence). */
-    function admitInput(slot: Slot, kind: InputKind): Effect.Effect<WorkerEngine, Unsupported | Busy> {
-      const { engine, worker } = slot
-      if (worker.status === "stopped" || worker.status === "failed") {
-        return Effect.fail(
-          new Unsupported({ operation: "input", workerId: worker.id, message: `Worker ${worker.id} is ${worker.status}` })
-        )
-      }
-      if (engine === undefined) {
-        return Effect.fail(
-          new Unsupported({
-            operation: "input",
-            workerId: worker.id,
-            message: `profile ${JSON.stringify(worker.profile)} is no longer configured`
-          })
-        )
-      }
-      if (engine.kinds !== undefined && !engine.kinds.includes(kind)) {
-        return Effect.fail(
-          new Unsupported({
-            operation: `input:${kind}`,
-            workerId: worker.id,
-            message: `the ${engine.name} engine does not take ${kind} input`
-          })
-        )
-      }
-      if (worker.status === "busy") {
-        return Effect.fail(
-          new Busy({ workerId: worker.id, turn: worker.turn, message: `Worker ${worker.id} has a turn in flight` })
-        )
-      }
-      return Effect.succeed(engine)
-    }
-
-    function refuseCancel(slot: Slot): Unsupported | undefined {
-      const worker = slot.worker
-      if (worker.status === "stopped" || worker.status === "failed") {
-        return new Unsupported({
-          operation: "cancel",
-          workerId: worker.id,
-          message: `Worker ${worker.id} is ${worker.status}`
-        })
-      }
-      if (slot.engine?.cancellable === false) {
-        return new Unsupported({
-          operation: "cancel",
-          workerId: worker.id,
-          message: `the ${slot.engine.name} engine cannot cancel a turn`
-        })
-      }
-      return undefined
     }
 
     // --- start and stop ----------------------------------------------------------
