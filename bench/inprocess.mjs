@@ -1,7 +1,7 @@
 // In-process: Runtime.input through the completed echo turn, against a bare
 // Map + Promise doing the same bookkeeping.
-import { Effect, Layer } from "effect"
-import { Runtime, RuntimeFromStore, RuntimeLive } from "../dist/index.js"
+import { Effect } from "effect"
+import { Runtime, RuntimeLive } from "../dist/index.js"
 
 /**
  * Inputs per second through completed turns, `batch` Workers at a time; the
@@ -69,5 +69,3 @@ export const inProcess = async (options) => {
   const runtime = await runtimeInputs(RuntimeLive({ maxWorkers: options.batch + 10 }), options)
   return { bare, runtime }
 }
-
-export { Layer, RuntimeFromStore }

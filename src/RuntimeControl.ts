@@ -3,6 +3,10 @@ import * as Context from "effect/Context"
 import type * as Effect from "effect/Effect"
 import type { Profiles } from "./WorkerEngine.js"
 
+/** Defaults shared by `RuntimeLive`, the HTTP server and the process flags. */
+export const DEFAULT_MAX_WORKERS = 10_000
+export const DEFAULT_MAX_INPUT_BYTES = 1024 * 1024
+
 export interface RuntimeOptions {
   /** Fixed runtime id; generated when absent (durable stores keep theirs). */
   readonly runtimeId?: string | undefined

@@ -31,10 +31,14 @@ import { RuntimeStore, type StoreError } from "./RuntimeStore.js"
 import { exceedsBytes, reasonOf, validate } from "./Validation.js"
 import { VERSION } from "./version.js"
 import { admitInput, refuseCancel } from "./Admission.js"
-import { RuntimeControl, type RuntimeControlService, type RuntimeOptions } from "./RuntimeControl.js"
+import {
+  DEFAULT_MAX_INPUT_BYTES,
+  DEFAULT_MAX_WORKERS,
+  RuntimeControl,
+  type RuntimeControlService,
+  type RuntimeOptions
+} from "./RuntimeControl.js"
 import { type Profiles, type TurnContext, TurnFailed, type WorkerEngine } from "./WorkerEngine.js"
-
-export { RuntimeControl, type RuntimeControlService, type RuntimeOptions } from "./RuntimeControl.js"
 
 interface Slot {
   worker: Worker
@@ -75,8 +79,8 @@ export const makeRuntime = (
     // Own keys only: a profile named "constructor" must not find Object's.
     const engineOf = (name: string): WorkerEngine | undefined =>
       Object.hasOwn(profiles, name) ? profiles[name] : undefined
-    const maxWorkers = options.maxWorkers ?? 10_000
-    const maxInputBytes = options.maxInputBytes ?? 1024 * 1024
+    const maxWorkers = options.maxWorkers ?? DEFAULT_MAX_WORKERS
+    const maxInputBytes = options.maxInputBytes ?? DEFAULT_MAX_INPUT_BYTES
     const maxPage = Math.min(options.maxTranscriptPage ?? MAX_PAGE, MAX_PAGE)
     const graceMs = options.shutdownGraceMs ?? 0
     const displayName = options.displayName ?? null
@@ -363,7 +367,7 @@ export const makeRuntime = (
             Effect.suspend(() =>
               slot.worker.status === "stopped"
                 ? Effect.succeed(slot.worker)
-                : endTurn(slot, "stopped", withReason("stopped", reason), { stopReason: reason === undefined || reason === "" ? "stopped" : reason })
+                : endTurn(slot, "stopped", withReason("stopped", reason), { stopReason: reason ?? "stopped" })
             )
           )
         }),

@@ -5,11 +5,16 @@ import * as Schema from "effect/Schema"
 import { CancelRequest, CreateWorker, ListQuery, StopRequest, TranscriptQuery, WorkerInput } from "./Domain.js"
 import { InvalidInput, type ValidationIssue } from "./Errors.js"
 
+/** A formatted schema issue as the contract's `ValidationIssue` (symbol keys as strings). */
+export const toValidationIssue = (
+  issue: { readonly path: ReadonlyArray<PropertyKey>; readonly message: string }
+): ValidationIssue => ({
+  path: issue.path.map((key) => (typeof key === "symbol" ? String(key) : key)),
+  message: issue.message
+})
+
 export const issuesOf = (error: ParseResult.ParseError): Array<ValidationIssue> =>
-  ParseResult.ArrayFormatter.formatErrorSync(error).map((issue) => ({
-    path: issue.path.map((key) => (typeof key === "symbol" ? String(key) : key)),
-    message: issue.message
-  }))
+  ParseResult.ArrayFormatter.formatErrorSync(error).map(toValidationIssue)
 
 export const invalidInputFromParseError = (error: ParseResult.ParseError, what: string): InvalidInput => {
   const issues = issuesOf(error)
@@ -94,6 +99,7 @@ export const validate = {
  */
 export const reasonOf = (request: unknown): Effect.Effect<string | undefined> =>
   validate.stop(request ?? {}).pipe(
-    Effect.map((decoded) => decoded.reason),
+    // An empty reason is no reason: the entry and `stopReason` then say "stopped".
+    Effect.map((decoded) => (decoded.reason === "" ? undefined : decoded.reason)),
     Effect.orElseSucceed(() => undefined)
   )

@@ -10,13 +10,13 @@ export { makeIdGenerator, type IdGenerator } from "./Ids.js"
 export { makeMemoryStore, MemoryStoreLive } from "./MemoryStore.js"
 export { Runtime, type RuntimeService } from "./Runtime.js"
 export {
-  makeRuntime,
+  DEFAULT_MAX_INPUT_BYTES,
+  DEFAULT_MAX_WORKERS,
   RuntimeControl,
   type RuntimeControlService,
-  RuntimeFromStore,
-  RuntimeLive,
   type RuntimeOptions
-} from "./RuntimeLive.js"
+} from "./RuntimeControl.js"
+export { makeRuntime, RuntimeFromStore, RuntimeLive } from "./RuntimeLive.js"
 export { type ListWorkersQuery, RuntimeStore, type RuntimeStoreService, StoreError } from "./RuntimeStore.js"
 export { VERSION } from "./version.js"
 export { type Profiles, type TurnContext, TurnFailed, type WorkerEngine } from "./WorkerEngine.js"

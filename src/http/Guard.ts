@@ -16,6 +16,7 @@ import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import { InvalidInput, Unavailable } from "../Errors.js"
+import { toValidationIssue } from "../Validation.js"
 import { Forbidden, InternalError, PayloadTooLarge, RouteNotFound, Unauthorized } from "./Errors.js"
 
 export interface GuardOptions {
@@ -73,10 +74,7 @@ export const makeGuard = (options: GuardOptions) => {
       )
     }
     if (error instanceof HttpApiDecodeError) {
-      const issues = error.issues.map((issue) => ({
-        path: issue.path.map((key) => (typeof key === "symbol" ? String(key) : key)),
-        message: issue.message
-      }))
+      const issues = error.issues.map(toValidationIssue)
       return Effect.fail(new InvalidInput({ message: `invalid request: ${error.message}`, issues }))
     }
     if (error instanceof HttpServerError.RequestError) {

@@ -15,6 +15,7 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import type * as Redacted from "effect/Redacted"
 import { Runtime } from "../Runtime.js"
+import { DEFAULT_MAX_INPUT_BYTES } from "../RuntimeControl.js"
 import { RuntimeApi } from "./Api.js"
 import { AuthorizationLive, BodyLimitLive, HealthHandlers, RuntimeHandlers, WorkersHandlers } from "./ApiLive.js"
 import { makeGuard } from "./Guard.js"
@@ -32,7 +33,6 @@ export interface RuntimeHttpOptions {
   readonly tracing?: boolean | undefined
 }
 
-const DEFAULT_MAX_INPUT_BYTES = 1024 * 1024
 
 /** DESIGN.md's body limit: room for JSON-escaped content at its largest, plus the rest of the body. */
 export const bodyLimitFor = (maxInputBytes: number) => 4 * maxInputBytes + 64 * 1024

@@ -12,6 +12,7 @@ import * as LogLevel from "effect/LogLevel"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
+import { DEFAULT_MAX_INPUT_BYTES, DEFAULT_MAX_WORKERS } from "../RuntimeControl.js"
 
 /** The process cannot start as configured; the message says why. */
 export class StartupError extends Schema.TaggedError<StartupError>()("StartupError", {
@@ -98,12 +99,12 @@ export const options = {
   ),
   maxWorkers: Options.integer("max-workers").pipe(
     env(Config.integer("WORKER_RUNTIME_MAX_WORKERS")),
-    Options.withDefault(10_000),
+    Options.withDefault(DEFAULT_MAX_WORKERS),
     Options.withDescription("Workers not stopped, at once (env WORKER_RUNTIME_MAX_WORKERS)")
   ),
   maxInputBytes: Options.integer("max-input-bytes").pipe(
     env(Config.integer("WORKER_RUNTIME_MAX_INPUT_BYTES")),
-    Options.withDefault(1_048_576),
+    Options.withDefault(DEFAULT_MAX_INPUT_BYTES),
     Options.withDescription("Largest input content in UTF-8 bytes (env WORKER_RUNTIME_MAX_INPUT_BYTES)")
   ),
   shutdownGraceMs: Options.integer("shutdown-grace-ms").pipe(

@@ -157,11 +157,6 @@ export const loadProfilesFile = (
   })
 
 /** The profiles file at `path`, or `DEFAULT_PROFILES` without one. */
-export const loadProfiles = (
-  path: string | undefined
-): Effect.Effect<ProfileConfigs, ProfilesError, FileSystem.FileSystem> =>
-  path === undefined ? Effect.succeed(DEFAULT_PROFILES) : loadProfilesFile(path)
-
 const engineOf = (
   config: ProfileConfig,
   options: ProcessEngineOptions
