@@ -11,10 +11,11 @@ import * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
-import * as FiberMap from "effect/FiberMap"
+import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import type * as Scope from "effect/Scope"
 import {
+  type CancelResult,
   DEFAULT_PAGE,
   MAX_PAGE,
   type RuntimeInfo,
@@ -44,7 +45,18 @@ interface Slot {
   worker: Worker
   readonly engine: WorkerEngine | undefined
   lock: Effect.Semaphore | undefined
+  /** The fiber of the turn in flight; whoever ends the turn under the lock takes it. */
+  fiber: Fiber.RuntimeFiber<void> | undefined
 }
+
+/** A result, and the fiber of the turn it ended (to interrupt once the lock is released). */
+type Ending<A> = readonly [A, Fiber.RuntimeFiber<void> | undefined]
+
+const ending = <A>(result: A, fiber: Fiber.RuntimeFiber<void> | undefined): Ending<A> => [result, fiber]
+const notEnding = <A>(result: A): Ending<A> => [result, undefined]
+
+/** How often an interrupt is sent again to a turn that has not ended yet. */
+const INTERRUPT_RESEND_MS = 250
 
 const defaultProfiles: Profiles = { default: makeEchoEngine() }
 const EMPTY_METADATA: Worker["metadata"] = {}
@@ -94,10 +106,11 @@ export const makeRuntime = (
     const counts: Record<WorkerStatus, number> = { idle: 0, busy: 0, stopped: 0, failed: 0 }
     let reserved = 0
     let draining = false
-    const fibers = yield* FiberMap.make<string>()
+    // Turn fibers not yet ended, including ones already interrupted.
+    const turnFibers = new Set<Fiber.RuntimeFiber<void>>()
 
     for (const worker of loaded) {
-      slots.set(worker.id, { worker, engine: engineOf(worker.profile), lock: undefined })
+      slots.set(worker.id, { worker, engine: engineOf(worker.profile), lock: undefined, fiber: undefined })
       counts[worker.status]++
     }
 
@@ -132,18 +145,54 @@ export const makeRuntime = (
     const commit = (slot: Slot, next: Worker, entries: ReadonlyArray<TranscriptEntry>) =>
       Effect.mapError(commitRaw(slot, next, entries), unavailable)
 
-    /** Interrupts the Worker's turn, then records why with a `runtime` entry and moves it to `status`. */
+    /**
+     * Interrupts a turn's fiber and waits until it has ended, sending the
+     * interrupt again until it has. Effect 3 can lose an interrupt: one that
+     * arrives while a scope finalizer runs is erased when a later-registered
+     * `Effect.addFinalizer` finalizer restores the fiber's FiberRefs (a child
+     * process has two). A daemon does it, so that a caller that goes away
+     * cannot leave a turn running with its interrupt lost.
+     */
+    const interruptTurn = (fiber: Fiber.RuntimeFiber<void>) =>
+      Effect.forkDaemon(
+        Effect.gen(function*() {
+          for (;;) {
+            yield* Fiber.interruptFork(fiber)
+            const ended = yield* Effect.timeout(Fiber.await(fiber), INTERRUPT_RESEND_MS).pipe(Effect.option)
+            if (ended._tag === "Some") return
+          }
+          // Real time: the resend is a safety net, not part of a turn's logic.
+        }).pipe(Effect.interruptible, Effect.withClock(Clock.make()))
+      ).pipe(Effect.flatMap(Fiber.join))
+
+    /**
+     * Records why the Worker's turn ended (a `runtime` entry) and moves it to
+     * `status`, under the lock; the turn's own writes then find it is no longer
+     * current. Returns the turn's fiber for the caller to interrupt *after*
+     * the lock is released: waiting for a turn while holding the lock the turn
+     * may be waiting for is a deadlock.
+     */
     const endTurnRaw = (slot: Slot, status: WorkerStatus, content: string, patch?: Partial<Worker>) =>
       Effect.gen(function*() {
-        yield* FiberMap.remove(fibers, slot.worker.id)
         const at = yield* nowIso
         const worker = slot.worker
         const entry: TranscriptEntry = { seq: worker.lastSeq + 1, at, role: "runtime", content, turn: worker.turn }
-        return yield* commitRaw(slot, { ...worker, ...patch, status, lastSeq: entry.seq, updatedAt: at }, [entry])
+        const next = yield* commitRaw(slot, { ...worker, ...patch, status, lastSeq: entry.seq, updatedAt: at }, [entry])
+        const fiber = slot.fiber
+        slot.fiber = undefined
+        return ending(next, fiber)
       })
 
     const endTurn = (slot: Slot, status: WorkerStatus, content: string, patch?: Partial<Worker>) =>
       Effect.mapError(endTurnRaw(slot, status, content, patch), unavailable)
+
+    /** Runs `end` (which may end the turn) under the lock, then interrupts the ended turn outside it. */
+    const endingTurn = <A, E>(
+      slot: Slot,
+      end: Effect.Effect<Ending<A>, E>
+    ): Effect.Effect<A, E> =>
+      Effect.flatMap(locked(slot, end), ([result, fiber]) =>
+        fiber === undefined ? Effect.succeed(result) : Effect.as(interruptTurn(fiber), result))
 
     const lookup = (workerId: string): Effect.Effect<Slot, UnknownWorker> => {
       const slot = slots.get(workerId)
@@ -183,6 +232,7 @@ export const makeRuntime = (
             entries.push({ seq: ++seq, at, role: "runtime", content: withReason("failed", failure.message), turn })
           }
           const status: WorkerStatus = failure?.fatal === true ? "failed" : "idle"
+          slot.fiber = undefined
           yield* commit(slot, { ...worker, status, lastSeq: seq, updatedAt: at }, entries).pipe(
             Effect.catchAll((error) =>
               // The store refused the end of the turn. Free the Worker in memory
@@ -289,7 +339,7 @@ export const makeRuntime = (
           return yield* store.insertWorker(worker).pipe(
             Effect.mapError(unavailable),
             Effect.map(() => {
-              slots.set(worker.id, { worker, engine, lock: undefined })
+              slots.set(worker.id, { worker, engine, lock: undefined, fiber: undefined })
               counts.idle++
               return worker
             }),
@@ -331,7 +381,12 @@ export const makeRuntime = (
                 emit: emit(slot, turn),
                 transcript: transcriptOf(workerId)
               }
-              yield* FiberMap.run(fibers, workerId, runTurn(slot, engine, context))
+              // A daemon: the turn outlives the request that started it. Forked
+              // from this uninterruptible region, it must be made interruptible.
+              const fiber = yield* Effect.forkDaemon(Effect.interruptible(runTurn(slot, engine, context)))
+              slot.fiber = fiber
+              turnFibers.add(fiber)
+              fiber.addObserver(() => turnFibers.delete(fiber))
               return { worker, entry }
             }).pipe(Effect.ensuring(Effect.sync(() => {
               starting.delete(slot)
@@ -346,14 +401,14 @@ export const makeRuntime = (
           const slot = yield* lookup(workerId)
           const refusal = refuseCancel(slot.worker, slot.engine)
           if (refusal !== undefined) return yield* refusal
-          return yield* locked(
+          return yield* endingTurn(
             slot,
             Effect.gen(function*() {
               const refusal = refuseCancel(slot.worker, slot.engine)
               if (refusal !== undefined) return yield* refusal
-              if (slot.worker.status !== "busy") return { worker: slot.worker, cancelled: false }
-              const worker = yield* endTurn(slot, "idle", withReason("cancelled", reason))
-              return { worker, cancelled: true }
+              if (slot.worker.status !== "busy") return notEnding<CancelResult>({ worker: slot.worker, cancelled: false })
+              const [worker, fiber] = yield* endTurn(slot, "idle", withReason("cancelled", reason))
+              return ending<CancelResult>({ worker, cancelled: true }, fiber)
             })
           )
         }),
@@ -362,11 +417,11 @@ export const makeRuntime = (
         Effect.gen(function*() {
           const reason = yield* reasonOf(request)
           const slot = yield* lookup(workerId)
-          return yield* locked(
+          return yield* endingTurn(
             slot,
             Effect.suspend(() =>
               slot.worker.status === "stopped"
-                ? Effect.succeed(slot.worker)
+                ? Effect.succeed(notEnding(slot.worker))
                 : endTurn(slot, "stopped", withReason("stopped", reason), { stopReason: reason ?? "stopped" })
             )
           )
@@ -413,10 +468,12 @@ export const makeRuntime = (
         busySlots(),
         (slot) =>
           // The lock waits out a turn that is still starting.
-          locked(
+          endingTurn(
             slot,
             Effect.suspend(() =>
-              slot.worker.status === "busy" ? endTurn(slot, "idle", "interrupted: the runtime shut down") : Effect.void
+              slot.worker.status === "busy"
+                ? endTurn(slot, "idle", "interrupted: the runtime shut down")
+                : Effect.succeed(notEnding<Worker | undefined>(undefined))
             )
           ).pipe(Effect.catchAll((error) => Effect.logError("could not record an interrupted turn", error))),
         { concurrency: "unbounded", discard: true }
@@ -428,6 +485,8 @@ export const makeRuntime = (
         draining = true
         if (graceMs > 0) yield* waitForTurns
         yield* interruptAll
+        // Turns already ended by cancel or stop may still be releasing (a child being killed).
+        yield* Effect.forEach(turnFibers, interruptTurn, { concurrency: "unbounded", discard: true })
       })
     )
     yield* Effect.addFinalizer(() => drainOnce)

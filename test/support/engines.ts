@@ -30,5 +30,35 @@ export const suiteProfiles: Profiles = {
     run: () => Effect.die(new Error("engine bug"))
   },
   userOnly: { ...makeEchoEngine(), name: "user-only", kinds: ["user"] },
-  uncancellable: { ...makeEchoEngine({ delayMs: SLOW_MS }), name: "uncancellable", cancellable: false }
+  uncancellable: { ...makeEchoEngine({ delayMs: SLOW_MS }), name: "uncancellable", cancellable: false },
+  racy: {
+    // What the process engine does, at random: output, then releases, one of
+    // which takes a while (killing a child's group), then an end of either
+    // kind. Two finalizers, as a child process has: an interrupt that arrives
+    // while the second one runs is lost by Effect (see RuntimeLive's turns).
+    name: "racy",
+    run: (context) =>
+      Effect.gen(function*() {
+        yield* Effect.addFinalizer(() => Effect.sleep(Math.floor(Math.random() * 4)))
+        yield* Effect.addFinalizer(() => Effect.void)
+        const lines = Math.floor(Math.random() * 30)
+        for (let i = 0; i < lines; i++) {
+          yield* context.emit(`line ${i}`)
+          if (i % 5 === 0) yield* Effect.sleep(1)
+        }
+        if (Math.random() < 0.3) return yield* new TurnFailed({ message: "output over the limit" })
+        return [`done after ${lines}`]
+      }).pipe(Effect.scoped)
+  },
+  forgetful: {
+    // Releases for 200 ms after failing, then waits for ever: an interrupt that
+    // arrives during the release is lost by Effect, and only a second one ends it.
+    name: "forgetful",
+    run: () =>
+      Effect.gen(function*() {
+        yield* Effect.addFinalizer(() => Effect.sleep(200))
+        yield* Effect.addFinalizer(() => Effect.void)
+        return yield* new TurnFailed({ message: "gave up" })
+      }).pipe(Effect.scoped, Effect.catchAll(() => Effect.never))
+  }
 }

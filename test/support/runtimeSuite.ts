@@ -617,4 +617,80 @@ export const runtimeSuite = (label: string, make: MakeRuntimeLayer) =>
           expect(Number.isNaN(Date.parse(info.startedAt))).toBe(false)
         }).pipe(withRuntime({ runtimeId: "rt-suite", displayName: "Suite" })))
     })
+
+    describe("races in real time", () => {
+      /** Fails instead of hanging when a call never answers (disconnected: even an uninterruptible one). */
+      const answers = <A, E>(what: string, call: Effect.Effect<A, E>) =>
+        Effect.disconnect(Effect.either(call)).pipe(
+          Effect.timeoutFail({ duration: "10 seconds", onTimeout: () => new Error(`never answered: ${what}`) }),
+          Effect.orDie
+        )
+
+      const pause = Effect.suspend(() => Effect.sleep(Math.floor(Math.random() * 6)))
+
+      it.live("cancel, stop, turn ends and output at random moments never lock a Worker up", () =>
+        Effect.gen(function*() {
+          const runtime = yield* rt
+          const rounds = 200
+          const ids = yield* Effect.forEach(
+            Array.from({ length: rounds }, (_, i) => i),
+            (round) =>
+              Effect.gen(function*() {
+                const worker = yield* runtime.create({ profile: "racy" })
+                for (let step = 0; step < 3; step++) {
+                  yield* answers("input", runtime.input(worker.id, { content: `r${round}s${step}` }))
+                  yield* pause
+                  const move = Math.floor(Math.random() * 5)
+                  if (move === 0) yield* answers("cancel", runtime.cancel(worker.id, { reason: "race" }))
+                  if (move === 1) {
+                    yield* Effect.all([
+                      answers("cancel", runtime.cancel(worker.id)),
+                      answers("cancel", runtime.cancel(worker.id))
+                    ], { concurrency: "unbounded" })
+                  }
+                  if (move === 2) {
+                    yield* Effect.all([
+                      answers("cancel", runtime.cancel(worker.id)),
+                      answers("stop", runtime.stop(worker.id))
+                    ], { concurrency: "unbounded" })
+                  }
+                  // 3 and 4: the turn ends on its own, perhaps while the next input arrives.
+                }
+                if (round % 2 === 0) yield* answers("stop", runtime.stop(worker.id, { reason: "done" }))
+                return worker.id
+              }),
+            { concurrency: 20 }
+          )
+          for (const id of ids) {
+            const worker = yield* answers(
+              "get",
+              Effect.gen(function*() {
+                for (let attempt = 0; attempt < 1000; attempt++) {
+                  const worker = yield* runtime.get(id)
+                  if (worker.status === "idle" || worker.status === "stopped") return worker
+                  yield* Effect.sleep(10)
+                }
+                return yield* Effect.dieMessage(`Worker ${id} never settled`)
+              })
+            ).pipe(Effect.flatten)
+            const page = yield* runtime.transcript(id, { limit: 1000 })
+            expect(page.entries.map((entry) => entry.seq)).toEqual(
+              Array.from({ length: worker.lastSeq }, (_, i) => i + 1)
+            )
+          }
+          expect((yield* runtime.info).workers.busy).toBe(0)
+        }).pipe(withRuntime()), 120_000)
+
+      it.live("cancel and stop answer even when the turn loses their interrupt", () =>
+        Effect.gen(function*() {
+          const runtime = yield* rt
+          for (const end of ["cancel", "stop"] as const) {
+            const worker = yield* runtime.create({ profile: "forgetful" })
+            yield* runtime.input(worker.id, { content: "x" })
+            yield* Effect.sleep(50) // inside the engine's 200 ms release
+            yield* answers(end, end === "cancel" ? runtime.cancel(worker.id) : runtime.stop(worker.id))
+            expect((yield* runtime.get(worker.id)).status).toBe(end === "cancel" ? "idle" : "stopped")
+          }
+        }).pipe(withRuntime()), 30_000)
+    })
   })
