@@ -4,6 +4,7 @@
  * again under the Worker's lock.
  */
 import * as Effect from "effect/Effect"
+
 import type { InputKind, Worker } from "./Domain.js"
 import { Busy, Unsupported } from "./Errors.js"
 import type { WorkerEngine } from "./WorkerEngine.js"

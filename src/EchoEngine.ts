@@ -1,5 +1,6 @@
 /** The `echo` engine: after `delayMs`, one `worker` entry equal to the input. */
 import * as Effect from "effect/Effect"
+
 import type { WorkerEngine } from "./WorkerEngine.js"
 
 export interface EchoOptions {

@@ -3,6 +3,7 @@
  * attached in the http entry so the core never imports `@effect/platform`.
  */
 import * as Schema from "effect/Schema"
+
 import { WorkerId } from "./Domain.js"
 
 /** The Worker has a turn in flight; nothing was recorded. */

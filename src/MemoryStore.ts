@@ -5,6 +5,7 @@
  */
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+
 import type { TranscriptEntry, Worker } from "./Domain.js"
 import { type ListWorkersQuery, RuntimeStore, type RuntimeStoreService } from "./RuntimeStore.js"
 

@@ -1,6 +1,7 @@
 /** The Runtime's options and the control it gives the process that hosts it. */
 import * as Context from "effect/Context"
 import type * as Effect from "effect/Effect"
+
 import type { Profiles } from "./WorkerEngine.js"
 
 /** Defaults shared by `RuntimeLive`, the HTTP server and the process flags. */

@@ -14,6 +14,8 @@ import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import type * as Scope from "effect/Scope"
+
+import { admitInput, refuseCancel } from "./Admission.js"
 import {
   type CancelResult,
   DEFAULT_PAGE,
@@ -28,10 +30,6 @@ import { InvalidInput, Unavailable, UnknownWorker } from "./Errors.js"
 import { makeIdGenerator } from "./Ids.js"
 import { MemoryStoreLive } from "./MemoryStore.js"
 import { Runtime, type RuntimeService } from "./Runtime.js"
-import { RuntimeStore, type StoreError } from "./RuntimeStore.js"
-import { exceedsBytes, reasonOf, validate } from "./Validation.js"
-import { VERSION } from "./version.js"
-import { admitInput, refuseCancel } from "./Admission.js"
 import {
   DEFAULT_MAX_INPUT_BYTES,
   DEFAULT_MAX_WORKERS,
@@ -39,6 +37,9 @@ import {
   type RuntimeControlService,
   type RuntimeOptions
 } from "./RuntimeControl.js"
+import { RuntimeStore, type StoreError } from "./RuntimeStore.js"
+import { exceedsBytes, reasonOf, validate } from "./Validation.js"
+import { VERSION } from "./version.js"
 import { type Profiles, type TurnContext, TurnFailed, type WorkerEngine } from "./WorkerEngine.js"
 
 interface Slot {
@@ -203,7 +204,8 @@ export const makeRuntime = (
 
     // --- turns -----------------------------------------------------------------
 
-    const isCurrentTurn = (slot: Slot, turn: number) => slot.worker.status === "busy" && slot.worker.turn === turn
+    const isCurrentTurn = (slot: Slot, turn: number) =>
+      slot.worker.status === "busy" && slot.worker.turn === turn
 
     const emit = (slot: Slot, turn: number) => (content: string) =>
       locked(
@@ -406,7 +408,9 @@ export const makeRuntime = (
             Effect.gen(function*() {
               const refusal = refuseCancel(slot.worker, slot.engine)
               if (refusal !== undefined) return yield* refusal
-              if (slot.worker.status !== "busy") return notEnding<CancelResult>({ worker: slot.worker, cancelled: false })
+              if (slot.worker.status !== "busy") {
+                return notEnding<CancelResult>({ worker: slot.worker, cancelled: false })
+              }
               const [worker, fiber] = yield* endTurn(slot, "idle", withReason("cancelled", reason))
               return ending<CancelResult>({ worker, cancelled: true }, fiber)
             })
@@ -500,8 +504,7 @@ export const RuntimeFromStore = (
 ): Layer.Layer<Runtime | RuntimeControl, StoreError, RuntimeStore> =>
   Layer.scopedContext(
     Effect.map(makeRuntime(options), ({ control, runtime }) =>
-      Context.make(Runtime, runtime).pipe(Context.add(RuntimeControl, control))
-    )
+      Context.make(Runtime, runtime).pipe(Context.add(RuntimeControl, control)))
   )
 
 /** A ready Runtime on a fresh memory store: what an embedding Backend provides. */

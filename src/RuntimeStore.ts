@@ -6,6 +6,7 @@
 import * as Context from "effect/Context"
 import type * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
+
 import type { TranscriptEntry, Worker, WorkerStatus } from "./Domain.js"
 
 /** The store could not do what was asked; `RuntimeLive` answers `Unavailable`. */

@@ -2,6 +2,7 @@
 import * as Effect from "effect/Effect"
 import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
+
 import { CancelRequest, CreateWorker, ListQuery, StopRequest, TranscriptQuery, WorkerInput } from "./Domain.js"
 import { InvalidInput, type ValidationIssue } from "./Errors.js"
 

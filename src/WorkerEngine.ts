@@ -5,6 +5,7 @@
  */
 import type * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
+
 import type { InputKind, TranscriptEntry } from "./Domain.js"
 
 /** A turn that could not complete. `fatal` marks the Worker `failed` instead of `idle`. */

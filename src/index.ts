@@ -4,9 +4,9 @@
  * only, so a Backend that embeds the Runtime installs nothing else.
  */
 export * from "./Domain.js"
+export { type EchoOptions, makeEchoEngine } from "./EchoEngine.js"
 export * from "./Errors.js"
-export { makeEchoEngine, type EchoOptions } from "./EchoEngine.js"
-export { makeIdGenerator, type IdGenerator } from "./Ids.js"
+export { type IdGenerator, makeIdGenerator } from "./Ids.js"
 export { makeMemoryStore, MemoryStoreLive } from "./MemoryStore.js"
 export { Runtime, type RuntimeService } from "./Runtime.js"
 export {

@@ -1,9 +1,11 @@
 /** The runtime process from outside: the built bin with flags and signals. */
-import { describe, expect, it } from "@effect/vitest"
-import { Effect } from "effect"
 import { mkdtempSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
+
+import { describe, expect, it } from "@effect/vitest"
+import { Effect } from "effect"
+
 import { cleanEnv, runBin, startBin } from "./support/bin.js"
 import { raw } from "./support/raw.js"
 
@@ -89,8 +91,12 @@ describe("the worker-runtime bin", () => {
     Effect.gen(function*() {
       const dir = scratch()
       const profiles = join(dir, "profiles.json")
-      const script = "process.stdin.on('data', (d) => { console.log('got ' + d); console.log('turn ' + process.env.WORKER_TURN) })"
-      writeFileSync(profiles, JSON.stringify({ agent: { engine: "process", command: [process.execPath, "-e", script] } }))
+      const script =
+        "process.stdin.on('data', (d) => { console.log('got ' + d); console.log('turn ' + process.env.WORKER_TURN) })"
+      writeFileSync(
+        profiles,
+        JSON.stringify({ agent: { engine: "process", command: [process.execPath, "-e", script] } })
+      )
       const bin = yield* startBin(["--profiles", profiles])
       const created = yield* raw(bin.url, "/v1/workers", { method: "POST", body: { profile: "agent" } })
       expect(created.status).toBe(201)
@@ -100,7 +106,10 @@ describe("the worker-runtime bin", () => {
       yield* waitFor(raw(bin.url, `/v1/workers/${id}`), (r) => (r.json as { status: string }).status === "idle")
       const page = (yield* raw(bin.url, `/v1/workers/${id}/transcript`)).json as { entries: Array<{ content: string }> }
       expect(page.entries.map((entry) => entry.content)).toEqual(["hi", "got hi", "turn 1"])
-      const refused = yield* raw(bin.url, "/v1/workers", { method: "POST", body: { profile: "agent", command: ["sh"] } })
+      const refused = yield* raw(bin.url, "/v1/workers", {
+        method: "POST",
+        body: { profile: "agent", command: ["sh"] }
+      })
       expect(refused.status).toBe(400)
     }))
 

@@ -1,10 +1,12 @@
 /** The derived client's error mapping: what cannot be a declared error becomes `Unavailable`. */
-import { describe, expect, it } from "@effect/vitest"
-import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
-import { Effect, Layer } from "effect"
 import { createServer } from "node:net"
-import { Runtime, Unavailable, UnknownWorker } from "../src/index.js"
+
+import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
+import { describe, expect, it } from "@effect/vitest"
+import { Effect, Layer } from "effect"
+
 import { RuntimeHttpClient } from "../src/http/index.js"
+import { Runtime, Unavailable, UnknownWorker } from "../src/index.js"
 import { baseUrl, httpServer } from "./support/httpRuntime.js"
 
 /** A loopback port nothing listens on. */

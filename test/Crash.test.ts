@@ -3,11 +3,13 @@
  * the same SQLite file: no acknowledged write is lost, seqs stay contiguous,
  * and no Worker is left busy.
  */
-import { describe, expect, it } from "@effect/vitest"
-import { Effect, Fiber } from "effect"
 import { mkdtempSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
+
+import { describe, expect, it } from "@effect/vitest"
+import { Effect, Fiber } from "effect"
+
 import { startBin } from "./support/bin.js"
 import { raw } from "./support/raw.js"
 
@@ -29,7 +31,10 @@ describe("crash recovery (sqlite store)", () => {
     Effect.gen(function*() {
       const dir = mkdtempSync(join(tmpdir(), "worker-runtime-crash-"))
       const profiles = join(dir, "profiles.json")
-      writeFileSync(profiles, JSON.stringify({ default: { engine: "echo" }, slow: { engine: "echo", delayMs: 60_000 } }))
+      writeFileSync(
+        profiles,
+        JSON.stringify({ default: { engine: "echo" }, slow: { engine: "echo", delayMs: 60_000 } })
+      )
       const args = [
         "--store",
         `sqlite:${join(dir, "data", "runtime.db")}`,

@@ -5,6 +5,7 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Context, Effect, Exit, Fiber, Layer, Scope, TestClock } from "effect"
+
 import {
   makeEchoEngine,
   makeMemoryStore,
@@ -21,7 +22,10 @@ const WRITE_MS = 100
 /** The memory store with every commit taking WRITE_MS (on the TestClock). */
 const slowStore = (): RuntimeStoreService => {
   const store = makeMemoryStore()
-  return { ...store, commit: (worker, entries) => Effect.zipRight(Effect.sleep(WRITE_MS), store.commit(worker, entries)) }
+  return {
+    ...store,
+    commit: (worker, entries) => Effect.zipRight(Effect.sleep(WRITE_MS), store.commit(worker, entries))
+  }
 }
 
 describe("drain while a turn is starting", () => {

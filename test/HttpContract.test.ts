@@ -2,15 +2,17 @@
  * The REST contract from outside the process: statuses, tags, bodies and
  * headers of DESIGN.md, with raw requests (Node's `fetch`).
  */
-import { describe, expect, it, layer } from "@effect/vitest"
-import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
-import { Effect, Layer } from "effect"
 import { readFileSync } from "node:fs"
 import { createServer } from "node:http"
 import { connect } from "node:net"
 import { join } from "node:path"
-import { Runtime, type RuntimeService, makeEchoEngine } from "../src/index.js"
+
+import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
+import { describe, expect, it, layer } from "@effect/vitest"
+import { Effect, Layer } from "effect"
+
 import { RuntimeHttpServer } from "../src/http/index.js"
+import { makeEchoEngine, Runtime, type RuntimeService } from "../src/index.js"
 import { baseUrl, httpServer } from "./support/httpRuntime.js"
 import { projectRoot } from "./support/packed.js"
 import { raw, type RawResponse } from "./support/raw.js"
@@ -259,7 +261,11 @@ layer(httpServer({ profiles, maxInputBytes: MAX_INPUT, maxWorkers: 1000 }, TOKEN
             413,
             "PayloadTooLarge"
           )
-          expectError(yield* call("/v1/unknown", { method: "POST", rawBody: huge, headers: json }), 404, "RouteNotFound")
+          expectError(
+            yield* call("/v1/unknown", { method: "POST", rawBody: huge, headers: json }),
+            404,
+            "RouteNotFound"
+          )
           // Just under the limit: the body is read, the content is judged on its own size.
           const within = JSON.stringify({ content: "x".repeat(BODY_LIMIT - 100) })
           expectError(

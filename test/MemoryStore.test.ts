@@ -1,4 +1,5 @@
 import { Layer } from "effect"
+
 import { makeMemoryStore, RuntimeStore } from "../src/index.js"
 import { storeSuite } from "./support/storeSuite.js"
 

@@ -2,10 +2,12 @@
  * The core entry must work for a Backend that installed only `effect` and the
  * packed tarball, and its import graph must hold no platform or sql module.
  */
-import { describe, expect, it } from "@effect/vitest"
 import { execFileSync } from "node:child_process"
 import { readFileSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
+
+import { describe, expect, it } from "@effect/vitest"
+
 import { VERSION } from "../src/index.js"
 import { packIntoScratchProject, projectRoot } from "./support/packed.js"
 

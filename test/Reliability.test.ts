@@ -2,13 +2,15 @@
  * Hostile engines with real child processes, on both stores: the calls that
  * end a turn always answer, whatever the turn is doing when they arrive.
  */
-import * as NodeContext from "@effect/platform-node/NodeContext"
-import { afterAll, describe, expect, it } from "@effect/vitest"
-import { Context, Effect, Layer } from "effect"
 import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { Runtime, RuntimeFromStore, RuntimeStore, MemoryStoreLive } from "../src/index.js"
+
+import * as NodeContext from "@effect/platform-node/NodeContext"
+import { afterAll, describe, expect, it } from "@effect/vitest"
+import { Context, Effect, Layer } from "effect"
+
+import { MemoryStoreLive, Runtime, RuntimeFromStore, type RuntimeStore } from "../src/index.js"
 import { buildEngines, type ProfileConfigs } from "../src/node/Profiles.js"
 import { SqliteStoreLive } from "../src/sqlite/index.js"
 
@@ -62,7 +64,10 @@ describe("a cancel or stop racing a flood of output", () => {
               // Before, during and after the moment the flood passes maxOutputBytes.
               yield* Effect.sleep(Math.floor(Math.random() * 400))
               const stop = round % 3 === 0
-              yield* answers(stop ? "stop" : "cancel", stop ? runtime.stop(worker.id) : runtime.cancel(worker.id))
+              yield* answers(
+                stop ? "stop" : "cancel",
+                stop ? Effect.asVoid(runtime.stop(worker.id)) : Effect.asVoid(runtime.cancel(worker.id))
+              )
               const after = yield* runtime.get(worker.id)
               expect(after.status).toBe(stop ? "stopped" : "idle")
               if (!stop) {

@@ -3,21 +3,23 @@
  * file, then what only a file can do wrong: restarts, files that are not a
  * usable store, a second process, and query plans that stay O(limit).
  */
-import * as SqliteClient from "@effect/sql-sqlite-node/SqliteClient"
-import * as SqlClient from "@effect/sql/SqlClient"
-import { afterAll, describe, expect, it } from "@effect/vitest"
-import { Context, Effect, Exit, Layer, Scope } from "effect"
 import { type ChildProcess, execFileSync, spawn } from "node:child_process"
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { dirname, join } from "node:path"
 import { pathToFileURL } from "node:url"
+
+import * as SqliteClient from "@effect/sql-sqlite-node/SqliteClient"
+import * as SqlClient from "@effect/sql/SqlClient"
+import { afterAll, describe, expect, it } from "@effect/vitest"
+import { Context, Effect, Exit, Layer, Scope } from "effect"
+
 import {
   Runtime,
   RuntimeFromStore,
   type RuntimeOptions,
-  RuntimeStore,
   type RuntimeService,
+  RuntimeStore,
   StoreError,
   type Worker
 } from "../src/index.js"
@@ -59,8 +61,7 @@ const openRuntime = (filename: string, options: RuntimeOptions = {}) =>
   })
 
 /** Why opening the store on `filename` fails (the test fails if it opens). */
-const openFailure = (filename: string) =>
-  Effect.flip(Effect.scoped(Layer.build(SqliteStoreLive({ filename }))))
+const openFailure = (filename: string) => Effect.flip(Effect.scoped(Layer.build(SqliteStoreLive({ filename }))))
 
 const awaitIdle = (runtime: RuntimeService, workerId: string) =>
   Effect.gen(function*() {
@@ -159,7 +160,6 @@ describe("sqlite store: restart", () => {
 
 // --- commit ------------------------------------------------------------------
 
-
 describe("sqlite store: commit", () => {
   it.effect("is all or nothing", () =>
     Effect.gen(function*() {
@@ -167,7 +167,9 @@ describe("sqlite store: commit", () => {
       yield* store.insertWorker(worker("a"))
       yield* store.commit(worker("a", { lastSeq: 1 }), [entry(1)])
       // a seq that is already stored: the Worker update is rolled back with it
-      const duplicate = yield* Effect.flip(store.commit(worker("a", { lastSeq: 2, status: "busy" }), [entry(1), entry(2)]))
+      const duplicate = yield* Effect.flip(
+        store.commit(worker("a", { lastSeq: 2, status: "busy" }), [entry(1), entry(2)])
+      )
       expect(duplicate).toBeInstanceOf(StoreError)
       expect(duplicate.message).toContain("Worker a")
       // an unknown Worker: its entries are not kept
@@ -293,17 +295,20 @@ describe("sqlite store: files that are not a usable store", () => {
       expect(contentOf(filename)).toEqual(before)
     }))
 
-  it.scoped.skipIf(readOnlyMethod === undefined)(`a read-only file (made so with ${readOnlyMethod})`, () =>
-    Effect.gen(function*() {
-      const filename = freshFile()
-      yield* Effect.scoped(Layer.build(SqliteStoreLive({ filename })))
-      const before = contentOf(filename)
-      yield* makeReadOnly(filename)
-      const error = yield* openFailure(filename)
-      expect(error.message).toContain(`cannot open the SQLite store ${filename}: `)
-      expect(error.message).toContain("the store must be writable")
-      expect(contentOf(filename)).toEqual(before)
-    }))
+  it.scoped.skipIf(readOnlyMethod === undefined)(
+    `a read-only file (made so with ${readOnlyMethod})`,
+    () =>
+      Effect.gen(function*() {
+        const filename = freshFile()
+        yield* Effect.scoped(Layer.build(SqliteStoreLive({ filename })))
+        const before = contentOf(filename)
+        yield* makeReadOnly(filename)
+        const error = yield* openFailure(filename)
+        expect(error.message).toContain(`cannot open the SQLite store ${filename}: `)
+        expect(error.message).toContain("the store must be writable")
+        expect(contentOf(filename)).toEqual(before)
+      })
+  )
 })
 
 // --- a second process ----------------------------------------------------------

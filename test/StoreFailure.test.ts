@@ -4,6 +4,7 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Chunk, Effect, Layer, TestClock } from "effect"
+
 import {
   makeEchoEngine,
   makeMemoryStore,

@@ -14,6 +14,7 @@ import * as HttpApiSchema from "@effect/platform/HttpApiSchema"
 import * as HttpApiSecurity from "@effect/platform/HttpApiSecurity"
 import * as OpenApi from "@effect/platform/OpenApi"
 import * as Schema from "effect/Schema"
+
 import {
   CancelRequest,
   CancelResult,
@@ -29,8 +30,8 @@ import {
   WorkerStatus
 } from "../Domain.js"
 import { Busy, InvalidInput, Unavailable, UnknownWorker, Unsupported } from "../Errors.js"
-import { Forbidden, InternalError, PayloadTooLarge, RouteNotFound, Unauthorized } from "./Errors.js"
 import { VERSION } from "../version.js"
+import { Forbidden, InternalError, PayloadTooLarge, RouteNotFound, Unauthorized } from "./Errors.js"
 
 /**
  * Every error's one HTTP status. The server encodes all errors through one

@@ -11,6 +11,7 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Predicate from "effect/Predicate"
 import * as Redacted from "effect/Redacted"
+
 import { Busy, InvalidInput, Unavailable, UnknownWorker, Unsupported } from "../Errors.js"
 import { Runtime, type RuntimeService } from "../Runtime.js"
 import { reasonOf, validate } from "../Validation.js"
@@ -35,12 +36,13 @@ const unavailable = (error: unknown) =>
 const only = <const Allowed extends ReadonlyArray<new(...args: never) => unknown>>(...allowed: Allowed) =>
 <A, E, R>(
   effect: Effect.Effect<A, E, R>
-): Effect.Effect<A, InstanceType<Allowed[number]> | Unavailable, R> =>
-{
+): Effect.Effect<A, InstanceType<Allowed[number]> | Unavailable, R> => {
   const isAllowed = (error: unknown): error is InstanceType<Allowed[number]> =>
     allowed.some((constructor) => error instanceof constructor)
-  return Effect.catchAll(effect, (error) =>
-    Effect.fail(isAllowed(error) ? error : error instanceof Unavailable ? error : unavailable(error)))
+  return Effect.catchAll(
+    effect,
+    (error) => Effect.fail(isAllowed(error) ? error : error instanceof Unavailable ? error : unavailable(error))
+  )
 }
 
 export const make = (options: RuntimeHttpClientOptions): Effect.Effect<RuntimeService, never, HttpClient.HttpClient> =>

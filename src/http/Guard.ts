@@ -15,6 +15,7 @@ import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
+
 import { InvalidInput, Unavailable } from "../Errors.js"
 import { toValidationIssue } from "../Validation.js"
 import { Forbidden, InternalError, PayloadTooLarge, RouteNotFound, Unauthorized } from "./Errors.js"
@@ -127,4 +128,3 @@ export const makeGuard = (options: GuardOptions) => {
       )
     })
 }
-

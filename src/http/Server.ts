@@ -5,15 +5,16 @@
  */
 import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
 import type * as HttpApp from "@effect/platform/HttpApp"
+import * as HttpMiddleware from "@effect/platform/HttpMiddleware"
 import type * as HttpRouter from "@effect/platform/HttpRouter"
 import type * as HttpServer from "@effect/platform/HttpServer"
 import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
-import * as HttpMiddleware from "@effect/platform/HttpMiddleware"
 import * as Effect from "effect/Effect"
 import { identity } from "effect/Function"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import type * as Redacted from "effect/Redacted"
+
 import { Runtime } from "../Runtime.js"
 import { DEFAULT_MAX_INPUT_BYTES } from "../RuntimeControl.js"
 import { RuntimeApi } from "./Api.js"
@@ -33,13 +34,14 @@ export interface RuntimeHttpOptions {
   readonly tracing?: boolean | undefined
 }
 
-
 /** DESIGN.md's body limit: room for JSON-escaped content at its largest, plus the rest of the body. */
 export const bodyLimitFor = (maxInputBytes: number) => 4 * maxInputBytes + 64 * 1024
 
 const logRequests = (app: HttpApp.Default): HttpApp.Default =>
-  Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) =>
-    Effect.tap(app, (response) => Effect.logDebug(`${request.method} ${request.url} ${response.status}`)))
+  Effect.flatMap(
+    HttpServerRequest.HttpServerRequest,
+    (request) => Effect.tap(app, (response) => Effect.logDebug(`${request.method} ${request.url} ${response.status}`))
+  )
 
 /** Serves `RuntimeApi` on the `HttpServer` in context. */
 export const RuntimeHttpServer = (

@@ -7,7 +7,7 @@
  * `Sec-Fetch-Dest`, and never sends CORS headers.
  */
 export * from "./Api.js"
-export * from "./Errors.js"
-export { bodyLimitFor, RuntimeHttpServer, type RuntimeHttpOptions } from "./Server.js"
-export * as RuntimeHttpClient from "./Client.js"
 export type { RuntimeHttpClientOptions } from "./Client.js"
+export * as RuntimeHttpClient from "./Client.js"
+export * from "./Errors.js"
+export { bodyLimitFor, type RuntimeHttpOptions, RuntimeHttpServer } from "./Server.js"

@@ -12,6 +12,7 @@ import * as LogLevel from "effect/LogLevel"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
+
 import { DEFAULT_MAX_INPUT_BYTES, DEFAULT_MAX_WORKERS } from "../RuntimeControl.js"
 
 /** The process cannot start as configured; the message says why. */
@@ -135,7 +136,9 @@ export const parseStore = (spec: string): Effect.Effect<StoreSpec, StartupError>
   if (spec.startsWith("sqlite:") && spec.length > "sqlite:".length) {
     return Effect.succeed({ _tag: "sqlite", filename: spec.slice("sqlite:".length) })
   }
-  return Effect.fail(new StartupError({ message: `--store must be "memory" or "sqlite:<path>", got ${JSON.stringify(spec)}` }))
+  return Effect.fail(
+    new StartupError({ message: `--store must be "memory" or "sqlite:<path>", got ${JSON.stringify(spec)}` })
+  )
 }
 
 /** Loopback addresses: the only ones a Runtime without a token may bind. */

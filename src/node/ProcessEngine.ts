@@ -8,6 +8,8 @@
  * timeout, output limit, shutdown), the turn's scope does not close before
  * that group is gone: SIGTERM to the group, SIGKILL after the grace period.
  */
+import { readdirSync, readFileSync } from "node:fs"
+
 import * as Command from "@effect/platform/Command"
 import * as CommandExecutor from "@effect/platform/CommandExecutor"
 import type { PlatformError } from "@effect/platform/Error"
@@ -17,7 +19,7 @@ import * as Either from "effect/Either"
 import * as ExecutionStrategy from "effect/ExecutionStrategy"
 import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
-import { readdirSync, readFileSync } from "node:fs"
+
 import type { TranscriptEntry } from "../Domain.js"
 import { type TurnContext, TurnFailed, type WorkerEngine } from "../WorkerEngine.js"
 import type { ProcessProfile } from "./Profiles.js"

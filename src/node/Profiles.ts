@@ -9,6 +9,7 @@ import * as FileSystem from "@effect/platform/FileSystem"
 import * as Effect from "effect/Effect"
 import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
+
 import { makeEchoEngine } from "../EchoEngine.js"
 import type { Profiles, WorkerEngine } from "../WorkerEngine.js"
 import { makeProcessEngine, type ProcessEngineOptions } from "./ProcessEngine.js"

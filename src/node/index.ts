@@ -5,5 +5,5 @@
 export * from "./Config.js"
 export { createRuntimeHttpServer } from "./HttpServer.js"
 export { NodeRuntimeLive, runtimeLayer } from "./NodeRuntime.js"
-export * from "./Profiles.js"
 export * from "./ProcessEngine.js"
+export * from "./Profiles.js"

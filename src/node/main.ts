@@ -6,6 +6,7 @@ import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import * as Console from "effect/Console"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+
 import { VERSION } from "../version.js"
 import { options, resolveConfig } from "./Config.js"
 import { NodeRuntimeLive } from "./NodeRuntime.js"

@@ -6,6 +6,9 @@
  * first. Each `commit` is one transaction, made durable before it returns
  * (WAL, `synchronous = FULL`). docs/durability.md explains the choices.
  */
+import { accessSync, constants, mkdirSync, statSync } from "node:fs"
+import { dirname } from "node:path"
+
 import * as SqliteClient from "@effect/sql-sqlite-node/SqliteClient"
 import * as SqlClient from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
@@ -16,8 +19,7 @@ import type { ParseError } from "effect/ParseResult"
 import * as Predicate from "effect/Predicate"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
-import { accessSync, constants, mkdirSync, statSync } from "node:fs"
-import { dirname } from "node:path"
+
 import { Metadata, TranscriptEntry, Worker, WorkerStatus } from "../Domain.js"
 import { type ListWorkersQuery, RuntimeStore, type RuntimeStoreService, StoreError } from "../RuntimeStore.js"
 import { makeGroupCommit } from "./GroupCommit.js"
@@ -330,10 +332,15 @@ export const makeSqliteStore = (
     // Each commit's rows go in one transaction; concurrent commits may share it.
     const commits = yield* makeGroupCommit(
       (batch: ReadonlyArray<{ readonly worker: Worker; readonly entries: ReadonlyArray<TranscriptEntry> }>) =>
-        guard(batch.length === 1 ? `committing to Worker ${batch[0]!.worker.id}` : `committing ${batch.length} changes`)(
+        guard(
+          batch.length === 1 ? `committing to Worker ${batch[0]!.worker.id}` : `committing ${batch.length} changes`
+        )(
           sql.withTransaction(
-            Effect.forEach(batch, ({ entries, worker }) =>
-              Effect.zipRight(updateWorker(worker), insertEntries(worker.id, entries)), { discard: true })
+            Effect.forEach(
+              batch,
+              ({ entries, worker }) => Effect.zipRight(updateWorker(worker), insertEntries(worker.id, entries)),
+              { discard: true }
+            )
           )
         ),
       GROUP_COMMIT_MAX

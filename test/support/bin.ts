@@ -1,7 +1,9 @@
 /** Runs the built bin as a child process, as an operator would. */
-import { Effect } from "effect"
 import { type ChildProcess, spawn } from "node:child_process"
 import { join } from "node:path"
+
+import { Effect } from "effect"
+
 import { projectRoot } from "./packed.js"
 
 export const BIN = join(projectRoot, "dist", "node", "main.js")

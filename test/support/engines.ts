@@ -1,5 +1,6 @@
 /** Engines the behavioural suite configures, one per behaviour it needs to provoke. */
 import { Effect } from "effect"
+
 import { makeEchoEngine, type Profiles, TurnFailed } from "../../src/index.js"
 
 export const SLOW_MS = 1000
@@ -18,8 +19,7 @@ export const suiteProfiles: Profiles = {
   },
   failing: {
     name: "failing",
-    run: (context) =>
-      Effect.zipRight(context.emit("partial"), Effect.fail(new TurnFailed({ message: "boom" })))
+    run: (context) => Effect.zipRight(context.emit("partial"), Effect.fail(new TurnFailed({ message: "boom" })))
   },
   fatal: {
     name: "fatal",

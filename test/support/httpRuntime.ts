@@ -1,10 +1,11 @@
 /** A real server on port 0 over `RuntimeLive`, and the derived client talking to it. */
+import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
 import * as HttpServer from "@effect/platform/HttpServer"
-import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import { Effect, Layer, Redacted } from "effect"
-import { type RuntimeOptions, RuntimeLive } from "../../src/index.js"
+
 import { RuntimeHttpClient, RuntimeHttpServer } from "../../src/http/index.js"
+import { RuntimeLive, type RuntimeOptions } from "../../src/index.js"
 import { createRuntimeHttpServer } from "../../src/node/index.js"
 
 export const serverUrl = (address: HttpServer.Address) =>

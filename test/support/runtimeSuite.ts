@@ -5,6 +5,7 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Chunk, Effect, Either, type Layer, TestClock } from "effect"
+
 import {
   Busy,
   InvalidInput,
@@ -45,8 +46,9 @@ const advanceTurn = Effect.gen(function*() {
 const rt = Runtime
 
 const awaitStatus = (workerId: string, status: Worker["status"]) =>
-  Effect.flatMap(rt, (runtime) =>
-    eventually(runtime.get(workerId), (worker) => worker.status === status, `Worker ${status}`)
+  Effect.flatMap(
+    rt,
+    (runtime) => eventually(runtime.get(workerId), (worker) => worker.status === status, `Worker ${status}`)
   )
 
 const entriesOf = (workerId: string) =>
@@ -119,7 +121,7 @@ export const runtimeSuite = (label: string, make: MakeRuntimeLayer) =>
             { metadata: { key: "v".repeat(1025) } },
             { metadata: Object.fromEntries(Array.from({ length: 33 }, (_, i) => [`k${i}`, "v"])) },
             { metadata: { key: 1 } },
-            { metadata: JSON.parse('{"__proto__":"x","a":"b"}') },
+            { metadata: JSON.parse("{\"__proto__\":\"x\",\"a\":\"b\"}") },
             { metadata: "no" }
           ]
           for (const request of bad) {
@@ -633,7 +635,8 @@ export const runtimeSuite = (label: string, make: MakeRuntimeLayer) =>
           const runtime = yield* rt
           const rounds = 200
           const ids = yield* Effect.forEach(
-            Array.from({ length: rounds }, (_, i) => i),
+            Array.from({ length: rounds }, (_, i) =>
+              i),
             (round) =>
               Effect.gen(function*() {
                 const worker = yield* runtime.create({ profile: "racy" })
@@ -688,7 +691,10 @@ export const runtimeSuite = (label: string, make: MakeRuntimeLayer) =>
             const worker = yield* runtime.create({ profile: "forgetful" })
             yield* runtime.input(worker.id, { content: "x" })
             yield* Effect.sleep(50) // inside the engine's 200 ms release
-            yield* answers(end, end === "cancel" ? runtime.cancel(worker.id) : runtime.stop(worker.id))
+            yield* answers(
+              end,
+              end === "cancel" ? Effect.asVoid(runtime.cancel(worker.id)) : Effect.asVoid(runtime.stop(worker.id))
+            )
             expect((yield* runtime.get(worker.id)).status).toBe(end === "cancel" ? "idle" : "stopped")
           }
         }).pipe(withRuntime()), 30_000)

@@ -5,6 +5,7 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Chunk, Context, Effect, Exit, Fiber, Layer, Scope, TestClock } from "effect"
+
 import {
   Runtime,
   RuntimeControl,
