@@ -5,6 +5,7 @@
  * objects ignore unknown keys, as URL query strings do.
  */
 import * as Schema from "effect/Schema"
+import { DEFAULT_PAGE, MAX_PAGE } from "./RuntimeOptions.js"
 
 /** Decode options shared by every request schema: unknown fields are errors. */
 const strict = { parseOptions: { onExcessProperty: "error" } } as const
@@ -154,10 +155,6 @@ export const CancelResult = Schema.Struct({
   cancelled: Schema.Boolean
 }).annotations({ identifier: "CancelResult" })
 export type CancelResult = typeof CancelResult.Type
-
-/** The hard ceiling of a page; `RuntimeLive`'s `maxTranscriptPage` may lower it. */
-export const MAX_PAGE = 1000
-export const DEFAULT_PAGE = 100
 
 export const PageLimit = Schema.Int.pipe(Schema.between(1, MAX_PAGE)).annotations({
   identifier: "PageLimit",

@@ -9,14 +9,16 @@ export * from "./Errors.js"
 export { type IdGenerator, makeIdGenerator } from "./Ids.js"
 export { makeMemoryStore, MemoryStoreLive } from "./MemoryStore.js"
 export { Runtime, type RuntimeService } from "./Runtime.js"
+export { RuntimeControl, type RuntimeControlService } from "./RuntimeControl.js"
+export { makeRuntime, RuntimeFromStore, RuntimeLive } from "./RuntimeLive.js"
 export {
   DEFAULT_MAX_INPUT_BYTES,
   DEFAULT_MAX_WORKERS,
-  RuntimeControl,
-  type RuntimeControlService,
+  DEFAULT_PAGE,
+  MAX_PAGE,
+  RETRY_AFTER_MS,
   type RuntimeOptions
-} from "./RuntimeControl.js"
-export { makeRuntime, RuntimeFromStore, RuntimeLive } from "./RuntimeLive.js"
+} from "./RuntimeOptions.js"
 export { type ListWorkersQuery, RuntimeStore, type RuntimeStoreService, StoreError } from "./RuntimeStore.js"
 export { VERSION } from "./version.js"
 export { type Profiles, type TurnContext, TurnFailed, type WorkerEngine } from "./WorkerEngine.js"

@@ -16,7 +16,7 @@ import * as Option from "effect/Option"
 import type * as Redacted from "effect/Redacted"
 
 import { Runtime } from "../Runtime.js"
-import { DEFAULT_MAX_INPUT_BYTES } from "../RuntimeControl.js"
+import { DEFAULT_MAX_INPUT_BYTES } from "../RuntimeOptions.js"
 import { RuntimeApi } from "./Api.js"
 import { AuthorizationLive, BodyLimitLive, HealthHandlers, RuntimeHandlers, WorkersHandlers } from "./ApiLive.js"
 import { makeGuard } from "./Guard.js"

@@ -13,7 +13,7 @@ import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 
-import { DEFAULT_MAX_INPUT_BYTES, DEFAULT_MAX_WORKERS } from "../RuntimeControl.js"
+import { DEFAULT_MAX_INPUT_BYTES, DEFAULT_MAX_WORKERS } from "../RuntimeOptions.js"
 
 /** The process cannot start as configured; the message says why. */
 export class StartupError extends Schema.TaggedError<StartupError>()("StartupError", {
