@@ -5,7 +5,7 @@ import eslint from "@eslint/js"
 import tseslint from "typescript-eslint"
 
 export default tseslint.config(
-  { ignores: ["**/dist", "**/node_modules", "**/.scratch", "**/.tmp", "**/coverage"] },
+  { ignores: ["**/dist", "**/build", "**/node_modules", "**/.scratch", "**/.tmp", "**/coverage"] },
   eslint.configs.recommended,
   tseslint.configs.recommended,
   ...effectEslint.configs.dprint,

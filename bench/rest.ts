@@ -1,54 +1,91 @@
 // REST read and write: the runtime process against raw node:http and Fastify.
+import { type Request } from "autocannon"
 import { join } from "node:path"
-import { cannon, fetchJson, load, root, startServer } from "./lib.mjs"
+import { benchBuild, cannon, fetchJson, load, root, startServer } from "./lib.js"
 
 const BIN = join(root, "dist", "node", "main.js")
+const server = (name: string): string => join(benchBuild, "servers", `${name}.js`)
 
-const readRun = async (url, seconds) => {
-  const result = await load({ url }, seconds)
-  if (result.non2xx > 0 || result.errors > 0) throw new Error(`${url}: ${result.non2xx} non-2xx, ${result.errors} errors`)
-  return { rps: result.requests.average, p99: result.latency.p99 }
+export interface ReadRun {
+  readonly rps: number
+  readonly p99: number
 }
 
-export const restRead = async ({ seconds, rounds }) => {
-  const runtime = await startServer(BIN, ["--port", "0"])
-  const { json: worker } = await fetchJson(`${runtime.url}/v1/workers`, {
+type ReadTarget = "raw" | "fastify" | "effect" | "runtime"
+
+export type ReadResults = { readonly [Target in ReadTarget]: ReadRun }
+
+export interface WriteResults {
+  readonly acceptedPerSecond: number
+  readonly busyPerSecond: number
+  readonly p99: number
+}
+
+/** The id of a Worker the runtime answered with. */
+const workerId = (json: unknown): string => {
+  if (typeof json === "object" && json !== null && "id" in json && typeof json.id === "string") return json.id
+  throw new Error(`not a Worker: ${JSON.stringify(json)}`)
+}
+
+const createWorker = async (url: string): Promise<unknown> => {
+  const { json } = await fetchJson(`${url}/v1/workers`, {
     method: "POST",
     headers: { "content-type": "application/json" },
     body: "{}"
   })
+  return json
+}
+
+const readRun = async (url: string, seconds: number): Promise<ReadRun> => {
+  const result = await load({ url }, seconds)
+  if (result.non2xx > 0 || result.errors > 0) {
+    throw new Error(`${url}: ${result.non2xx} non-2xx, ${result.errors} errors`)
+  }
+  return { rps: result.requests.average, p99: result.latency.p99 }
+}
+
+export const restRead = async ({ rounds, seconds }: { seconds: number; rounds: number }): Promise<ReadResults> => {
+  const runtime = await startServer(BIN, ["--port", "0"])
+  const worker = await createWorker(runtime.url)
+  const id = workerId(worker)
   const env = { BENCH_WORKER: JSON.stringify(worker) }
-  const raw = await startServer(join(root, "bench", "servers", "raw.mjs"), [], env)
-  const fastify = await startServer(join(root, "bench", "servers", "fastify.mjs"), [], env)
-  const effect = await startServer(join(root, "bench", "servers", "effect-min.mjs"), [], env)
-  const targets = { raw, fastify, effect, runtime }
-  const best = {}
+  const raw = await startServer(server("raw"), [], env)
+  const fastify = await startServer(server("fastify"), [], env)
+  const effect = await startServer(server("effect-min"), [], env)
+  const targets: ReadonlyArray<readonly [ReadTarget, { readonly url: string }]> = [
+    ["raw", raw],
+    ["fastify", fastify],
+    ["effect", effect],
+    ["runtime", runtime]
+  ]
+  const best = new Map<ReadTarget, ReadRun>()
   try {
     // Alternate the servers and keep each one's best round: the machine is shared.
     for (let round = 0; round < rounds; round++) {
-      for (const [name, server] of Object.entries(targets)) {
-        const run = await readRun(`${server.url}/v1/workers/${worker.id}`, seconds)
-        if (best[name] === undefined || run.rps > best[name].rps) best[name] = run
+      for (const [name, target] of targets) {
+        const run = await readRun(`${target.url}/v1/workers/${id}`, seconds)
+        const previous = best.get(name)
+        if (previous === undefined || run.rps > previous.rps) best.set(name, run)
       }
     }
   } finally {
     await Promise.all([raw.stop(), fastify.stop(), effect.stop(), runtime.stop()])
   }
-  return best
+  const bestOf = (name: ReadTarget): ReadRun => {
+    const run = best.get(name)
+    if (run === undefined) throw new Error(`no read run for ${name} (rounds: ${rounds})`)
+    return run
+  }
+  return { raw: bestOf("raw"), fastify: bestOf("fastify"), effect: bestOf("effect"), runtime: bestOf("runtime") }
 }
 
-export const restWrite = async ({ seconds, workers: count }) => {
+export const restWrite = async ({ seconds, workers: count }: { seconds: number; workers: number }): Promise<
+  WriteResults
+> => {
   const runtime = await startServer(BIN, ["--port", "0", "--max-workers", String(count + 10)])
   try {
-    const ids = []
-    for (let i = 0; i < count; i++) {
-      const { json } = await fetchJson(`${runtime.url}/v1/workers`, {
-        method: "POST",
-        headers: { "content-type": "application/json" },
-        body: "{}"
-      })
-      ids.push(json.id)
-    }
+    const ids: Array<string> = []
+    for (let i = 0; i < count; i++) ids.push(workerId(await createWorker(runtime.url)))
     let next = 0
     const body = JSON.stringify({ content: "hello from the bench" })
     const options = {
@@ -57,7 +94,11 @@ export const restWrite = async ({ seconds, workers: count }) => {
       requests: [{
         method: "POST",
         headers: { "content-type": "application/json" },
-        setupRequest: (request) => ({ ...request, path: `/v1/workers/${ids[next++ % ids.length]}/input`, body })
+        setupRequest: (request: Request): Request => ({
+          ...request,
+          path: `/v1/workers/${ids[next++ % ids.length]}/input`,
+          body
+        })
       }]
     }
     await cannon({ ...options, duration: 1 })

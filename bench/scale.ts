@@ -2,26 +2,60 @@
 // list pages at 1,000 vs 100,000 Workers; memory and SQLite stores.
 import * as SqliteClient from "@effect/sql-sqlite-node/SqliteClient"
 import * as SqlClient from "@effect/sql/SqlClient"
-import { Context, Effect, Layer } from "effect"
+import { Context, Effect, identity, Layer } from "effect"
 import { execFileSync } from "node:child_process"
 import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { makeIdGenerator, makeMemoryStore, Runtime, RuntimeFromStore, RuntimeStore } from "../dist/index.js"
-import { makeSqliteStore } from "../dist/sqlite/index.js"
-import { root } from "./lib.mjs"
+import {
+  makeIdGenerator,
+  makeMemoryStore,
+  Runtime,
+  RuntimeFromStore,
+  RuntimeId,
+  RuntimeStore,
+  type RuntimeStoreService,
+  type StoreError,
+  type TranscriptEntry,
+  type Worker,
+  WorkerId
+} from "../src/index.js"
+import { makeSqliteStore } from "../src/sqlite/index.js"
+import { benchBuild } from "./lib.js"
 
-export const heapPerWorker = (count) => {
-  const output = execFileSync(process.execPath, ["--expose-gc", join(root, "bench", "heap.mjs"), String(count)], {
+export interface Sizes {
+  /** Entries in the short transcript. */
+  readonly small: number
+  /** Entries in the long transcript. */
+  readonly big: number
+  /** Idle Workers to list. */
+  readonly workers: number
+}
+
+/** Seconds per call. */
+export interface Timings {
+  readonly smallPage: number
+  readonly bigPage: number
+  readonly listFew: number
+  readonly listMany: number
+}
+
+export const heapPerWorker = (count: number): number => {
+  const output = execFileSync(process.execPath, ["--expose-gc", join(benchBuild, "heap.js"), String(count)], {
     encoding: "utf8"
   })
-  return JSON.parse(output.trim().split("\n").pop()).perWorker
+  const parsed: unknown = JSON.parse(output.trim().split("\n").pop() ?? "")
+  if (typeof parsed === "object" && parsed !== null && "perWorker" in parsed && typeof parsed.perWorker === "number") {
+    return parsed.perWorker
+  }
+  throw new Error(`heap.js printed no perWorker: ${output}`)
 }
 
 const at = new Date(0).toISOString()
-const workerRow = (id, lastSeq = 0) => ({
+const runtimeId = RuntimeId.make("bench")
+const workerRow = (id: WorkerId, lastSeq = 0): Worker => ({
   id,
-  runtimeId: "bench",
+  runtimeId,
   profile: "default",
   status: "idle",
   createdAt: at,
@@ -31,20 +65,31 @@ const workerRow = (id, lastSeq = 0) => ({
   metadata: {}
 })
 
+interface Populated {
+  readonly smallId: WorkerId
+  readonly bigId: WorkerId
+  readonly listIds: ReadonlyArray<WorkerId>
+}
+
 /**
  * Fills a store: one Worker with `small` entries, one with `big`, and `workers`
  * idle Workers, their inserts wrapped by `batchInserts` (one transaction).
  */
-const populate = (store, { big, small, workers }, batchInserts = (effect) => effect) =>
+const populate = <E>(
+  store: RuntimeStoreService,
+  { big, small, workers }: Sizes,
+  batchInserts: (effect: Effect.Effect<void, StoreError>) => Effect.Effect<void, E>
+): Effect.Effect<Populated, StoreError | E> =>
   Effect.gen(function*() {
-    const ids = makeIdGenerator()
+    const generator = makeIdGenerator()
+    const ids = { next: () => WorkerId.make(generator.next()) }
     const smallId = ids.next()
     const bigId = ids.next()
-    const fill = (id, total) =>
+    const fill = (id: WorkerId, total: number) =>
       Effect.gen(function*() {
         yield* store.insertWorker(workerRow(id))
         for (let seq = 0; seq < total;) {
-          const entries = []
+          const entries: Array<TranscriptEntry> = []
           for (let i = 0; i < 5000 && seq < total; i++) {
             seq++
             entries.push({ seq, at, role: seq % 2 === 1 ? "user" : "worker", content: `entry number ${seq}`, turn: 1 })
@@ -54,13 +99,13 @@ const populate = (store, { big, small, workers }, batchInserts = (effect) => eff
       })
     yield* fill(smallId, small)
     yield* fill(bigId, big)
-    const listIds = []
+    const listIds: Array<WorkerId> = []
     for (let i = 0; i < workers; i++) listIds.push(ids.next())
     yield* batchInserts(Effect.forEach(listIds, (id) => store.insertWorker(workerRow(id)), { discard: true }))
     return { smallId, bigId, listIds }
   })
 
-const timeEffect = (effect, iterations) =>
+const timeEffect = <E, R>(effect: (i: number) => Effect.Effect<unknown, E, R>, iterations: number) =>
   Effect.gen(function*() {
     for (let i = 0; i < Math.min(200, iterations); i++) yield* effect(i)
     const start = process.hrtime.bigint()
@@ -69,19 +114,26 @@ const timeEffect = (effect, iterations) =>
   })
 
 /** Page and list timings on a Runtime over `storeLayer`, after `fill` populated it. */
-const measure = (storeLayer, fill, sizes) =>
+const measure = <E1, E2>(
+  storeLayer: Layer.Layer<RuntimeStore, E1>,
+  fill: Effect.Effect<Populated, E2>,
+  sizes: Sizes
+) =>
   Effect.gen(function*() {
     const populated = yield* fill
     const timings = yield* Effect.gen(function*() {
       const rt = yield* Runtime
       // Pages of the same size (10 entries) at both lengths: what may grow with
       // the transcript is the cost of finding the page, not of reading it.
-      const page = (id, total) => (i) =>
+      const page = (id: WorkerId, total: number) => (i: number) =>
         rt.transcript(id, { after: Math.max(0, total - 10 - (i % 1000)), limit: 10 })
       const smallPage = yield* timeEffect(page(populated.smallId, sizes.small), 2000)
       const bigPage = yield* timeEffect(page(populated.bigId, sizes.big), 2000)
       const few = populated.listIds.slice(0, 1000)
-      const list = (ids) => (i) => rt.list({ after: ids[(ids.length / 2 + i) % (ids.length - 100)], limit: 100 })
+      const list = (ids: ReadonlyArray<string>) => (i: number) => {
+        const after = ids[(ids.length / 2 + i) % (ids.length - 100)]
+        return rt.list(after === undefined ? { limit: 100 } : { after, limit: 100 })
+      }
       const listFew = yield* timeEffect(list(few), 2000)
       const listMany = yield* timeEffect(list(populated.listIds), 2000)
       return { smallPage, bigPage, listFew, listMany }
@@ -89,12 +141,12 @@ const measure = (storeLayer, fill, sizes) =>
     return timings
   })
 
-export const scaleMemory = (sizes) => {
+export const scaleMemory = (sizes: Sizes): Promise<Timings> => {
   const store = makeMemoryStore()
-  return Effect.runPromise(measure(Layer.succeed(RuntimeStore, store), populate(store, sizes), sizes))
+  return Effect.runPromise(measure(Layer.succeed(RuntimeStore, store), populate(store, sizes, identity), sizes))
 }
 
-export const scaleSqlite = async (sizes) => {
+export const scaleSqlite = async (sizes: Sizes): Promise<Timings> => {
   const dir = mkdtempSync(join(tmpdir(), "worker-runtime-bench-"))
   const filename = join(dir, "scale.db")
   try {

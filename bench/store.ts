@@ -7,12 +7,20 @@ import { Effect, Layer } from "effect"
 import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { RuntimeFromStore } from "../dist/index.js"
-import { SqliteStoreLive } from "../dist/sqlite/index.js"
-import { runtimeInputs } from "./inprocess.mjs"
+import { RuntimeFromStore } from "../src/index.js"
+import { SqliteStoreLive } from "../src/sqlite/index.js"
+import { type InputOptions, runtimeInputs } from "./inprocess.js"
+
+interface RawWorker {
+  readonly id: string
+  readonly createdAt: string
+  readonly metadata: Readonly<Record<string, string>>
+  turn: number
+  seq: number
+}
 
 /** The file's schema comes from the store itself (same tables, same index); then raw statements. */
-const rawInputs = async ({ batch, rounds }, dir) => {
+const rawInputs = async ({ batch, rounds }: InputOptions, dir: string): Promise<number> => {
   const filename = join(dir, "raw.db")
   await Effect.runPromise(Effect.scoped(Layer.build(SqliteStoreLive({ filename }))))
   const db = new Database(filename)
@@ -23,18 +31,20 @@ const rawInputs = async ({ batch, rounds }, dir) => {
     `INSERT INTO workers (id, runtime_id, profile, status, created_at, updated_at, turn, last_seq, metadata, stop_reason)
      VALUES (?, 'bench', 'default', 'idle', ?, ?, 0, 0, '{}', NULL)`
   )
-  const insertEntry = db.prepare("INSERT INTO entries (worker_id, seq, at, role, content, turn) VALUES (?, ?, ?, ?, ?, ?)")
+  const insertEntry = db.prepare(
+    "INSERT INTO entries (worker_id, seq, at, role, content, turn) VALUES (?, ?, ?, ?, ?, ?)"
+  )
   // Every column, as the store writes the whole Worker row.
   const updateWorker = db.prepare(
     `UPDATE workers SET runtime_id = 'bench', profile = 'default', status = ?, created_at = ?, updated_at = ?,
        turn = ?, last_seq = ?, metadata = ?, stop_reason = NULL WHERE id = ?`
   )
-  const step = db.transaction((worker, status, role, content) => {
+  const step = db.transaction((worker: RawWorker, status: string, role: string, content: string) => {
     const at = new Date().toISOString()
     insertEntry.run(worker.id, worker.seq, at, role, content, worker.turn)
     updateWorker.run(status, worker.createdAt, at, worker.turn, worker.seq, JSON.stringify(worker.metadata), worker.id)
   })
-  const workers = []
+  const workers: Array<RawWorker> = []
   for (let i = 0; i < batch; i++) {
     const id = `w${String(i).padStart(8, "0")}`
     const createdAt = new Date().toISOString()
@@ -60,7 +70,9 @@ const rawInputs = async ({ batch, rounds }, dir) => {
   return (batch * rounds) / seconds
 }
 
-export const storeInputs = async (options) => {
+export const storeInputs = async (
+  options: InputOptions
+): Promise<{ raw: number; runtime: number; concurrent: number }> => {
   const dir = mkdtempSync(join(tmpdir(), "worker-runtime-bench-"))
   try {
     const raw = await rawInputs(options, dir)

@@ -10,11 +10,19 @@ import { DEFAULT_PAGE, MAX_PAGE } from "./RuntimeOptions.js"
 /** Decode options shared by every request schema: unknown fields are errors. */
 const strict = { parseOptions: { onExcessProperty: "error" } } as const
 
-export const WorkerId = Schema.String.annotations({
+/** A Worker's id: opaque, URL-safe, unique across restarts; ids sort by creation. `WorkerId.make(text)` brands one. */
+export const WorkerId = Schema.String.pipe(Schema.brand("WorkerId")).annotations({
   identifier: "WorkerId",
   description: "Opaque, URL-safe Worker id; ids sort by creation"
 })
 export type WorkerId = typeof WorkerId.Type
+
+/** A Runtime's id; a durable store keeps it across restarts. */
+export const RuntimeId = Schema.String.pipe(Schema.brand("RuntimeId")).annotations({
+  identifier: "RuntimeId",
+  description: "The Runtime's id; a durable store keeps it across restarts"
+})
+export type RuntimeId = typeof RuntimeId.Type
 
 export const WorkerStatus = Schema.Literal("idle", "busy", "stopped", "failed").annotations({
   identifier: "WorkerStatus"
@@ -56,7 +64,7 @@ const NonNegativeInt = Schema.Int.pipe(Schema.nonNegative())
 
 export const Worker = Schema.Struct({
   id: WorkerId,
-  runtimeId: Schema.String,
+  runtimeId: RuntimeId,
   profile: Schema.String,
   status: WorkerStatus,
   createdAt: Schema.String,
@@ -102,7 +110,7 @@ export const RuntimeLimits = Schema.Struct({
 export type RuntimeLimits = typeof RuntimeLimits.Type
 
 export const RuntimeInfo = Schema.Struct({
-  runtimeId: Schema.String,
+  runtimeId: RuntimeId,
   displayName: Schema.NullOr(Schema.String),
   version: Schema.String,
   status: Schema.Literal("running", "draining"),

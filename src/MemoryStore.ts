@@ -67,4 +67,4 @@ export const makeMemoryStore = (): RuntimeStoreService => {
 }
 
 /** A fresh, empty memory store. */
-export const MemoryStoreLive: Layer.Layer<RuntimeStore> = Layer.sync(RuntimeStore, makeMemoryStore)
+export const MemoryStoreLive = (): Layer.Layer<RuntimeStore> => Layer.sync(RuntimeStore, makeMemoryStore)

@@ -17,6 +17,7 @@ import type {
   TranscriptPage,
   TranscriptQuery,
   Worker,
+  WorkerId,
   WorkerInput,
   WorkerList
 } from "./Domain.js"
@@ -25,19 +26,19 @@ import type { Busy, InvalidInput, Unavailable, UnknownWorker, Unsupported } from
 export interface RuntimeService {
   readonly info: Effect.Effect<RuntimeInfo, Unavailable>
   readonly list: (query: ListQuery) => Effect.Effect<WorkerList, InvalidInput | Unavailable>
-  readonly get: (workerId: string) => Effect.Effect<Worker, UnknownWorker | Unavailable>
+  readonly get: (workerId: WorkerId) => Effect.Effect<Worker, UnknownWorker | Unavailable>
   readonly create: (request: CreateWorker) => Effect.Effect<Worker, InvalidInput | Unavailable>
   readonly input: (
-    workerId: string,
+    workerId: WorkerId,
     input: WorkerInput
   ) => Effect.Effect<InputAccepted, UnknownWorker | Busy | InvalidInput | Unsupported | Unavailable>
   readonly cancel: (
-    workerId: string,
+    workerId: WorkerId,
     request?: CancelRequest
   ) => Effect.Effect<CancelResult, UnknownWorker | Unsupported | Unavailable>
-  readonly stop: (workerId: string, request?: StopRequest) => Effect.Effect<Worker, UnknownWorker | Unavailable>
+  readonly stop: (workerId: WorkerId, request?: StopRequest) => Effect.Effect<Worker, UnknownWorker | Unavailable>
   readonly transcript: (
-    workerId: string,
+    workerId: WorkerId,
     query: TranscriptQuery
   ) => Effect.Effect<TranscriptPage, UnknownWorker | InvalidInput | Unavailable>
 }

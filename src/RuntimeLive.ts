@@ -12,7 +12,14 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import type * as Scope from "effect/Scope"
 import { admitInput, refuseCancel } from "./Admission.js"
-import type { CancelResult, RuntimeInfo, TranscriptEntry, Worker } from "./Domain.js"
+import {
+  type CancelResult,
+  RuntimeId,
+  type RuntimeInfo,
+  type TranscriptEntry,
+  type Worker,
+  WorkerId
+} from "./Domain.js"
 import { makeDraining } from "./Draining.js"
 import { makeEchoEngine } from "./EchoEngine.js"
 import { InvalidInput, Unavailable } from "./Errors.js"
@@ -63,7 +70,7 @@ export const makeRuntime = (
     const defaultPage = Math.min(DEFAULT_PAGE, maxPage)
     const displayName = options.displayName ?? null
 
-    const runtimeId = yield* store.runtimeId(options.runtimeId, () => makeIdGenerator().next())
+    const runtimeId = RuntimeId.make(yield* store.runtimeId(options.runtimeId, () => makeIdGenerator().next()))
     const startedAt = yield* nowIso
     const draining = yield* makeDraining(options.shutdownGraceMs ?? 0, () => table)
     const table: WorkerTable = makeWorkerTable(store, () => draining.notify())
@@ -134,7 +141,7 @@ export const makeRuntime = (
           reserved++
           const at = yield* nowIso
           const worker: Worker = {
-            id: ids.next(),
+            id: WorkerId.make(ids.next()),
             runtimeId,
             profile,
             status: "idle",
@@ -277,7 +284,7 @@ export const RuntimeFromStore = (
 /** A ready Runtime on a fresh memory store: what an embedding Backend provides. */
 export const RuntimeLive = (options: RuntimeOptions = {}): Layer.Layer<Runtime | RuntimeControl> =>
   RuntimeFromStore(options).pipe(
-    Layer.provide(MemoryStoreLive),
+    Layer.provide(MemoryStoreLive()),
     // The memory store cannot fail; this only narrows the type.
     Layer.orDie
   )

@@ -3,7 +3,7 @@ import * as Effect from "effect/Effect"
 import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
 
-import { CancelRequest, CreateWorker, ListQuery, StopRequest, TranscriptQuery, WorkerInput } from "./Domain.js"
+import { CreateWorker, ListQuery, StopRequest, TranscriptQuery, WorkerInput } from "./Domain.js"
 import { InvalidInput, type ValidationIssue } from "./Errors.js"
 
 /** A formatted schema issue as the contract's `ValidationIssue` (symbol keys as strings). */
@@ -89,7 +89,6 @@ export const validate = {
   },
   list: decodeRequest(ListQuery, "list query"),
   transcript: decodeRequest(TranscriptQuery, "transcript query"),
-  cancel: decodeRequest(CancelRequest, "cancel request"),
   stop: decodeRequest(StopRequest, "stop request")
 }
 

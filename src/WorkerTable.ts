@@ -5,7 +5,7 @@
  */
 import * as Effect from "effect/Effect"
 import type * as Fiber from "effect/Fiber"
-import type { TranscriptEntry, Worker, WorkerStatus } from "./Domain.js"
+import type { TranscriptEntry, Worker, WorkerId, WorkerStatus } from "./Domain.js"
 import { UnknownWorker } from "./Errors.js"
 import type { RuntimeStoreService, StoreError } from "./RuntimeStore.js"
 import type { WorkerEngine } from "./WorkerEngine.js"
@@ -27,7 +27,7 @@ export interface WorkerTable {
   readonly size: () => number
   readonly count: (status: WorkerStatus) => number
   readonly slots: () => IterableIterator<Slot>
-  readonly lookup: (workerId: string) => Effect.Effect<Slot, UnknownWorker>
+  readonly lookup: (workerId: WorkerId) => Effect.Effect<Slot, UnknownWorker>
   /** Adds a Worker the store already holds. */
   readonly add: (worker: Worker, engine: WorkerEngine | undefined) => Slot
   /** Commits `next` and `entries` to the store, then shows `next` in memory. */

@@ -5,8 +5,8 @@ import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Layer } from "effect"
 
-import { RuntimeHttpClient } from "../src/http/index.js"
-import { Runtime, Unavailable, UnknownWorker } from "../src/index.js"
+import { RuntimeHttpClientLive } from "../src/http/index.js"
+import { Runtime, Unavailable, UnknownWorker, WorkerId } from "../src/index.js"
 import { baseUrl, httpServer } from "./support/httpRuntime.js"
 
 /** A loopback port nothing listens on. */
@@ -25,9 +25,9 @@ describe("RuntimeHttpClient", () => {
     Effect.gen(function*() {
       const port = yield* closedPort
       const error = yield* Effect.flip(
-        Effect.flatMap(Runtime, (rt) => rt.get("any")).pipe(
+        Effect.flatMap(Runtime, (rt) => rt.get(WorkerId.make("any"))).pipe(
           Effect.provide(
-            RuntimeHttpClient.layer({ baseUrl: `http://127.0.0.1:${port}` }).pipe(Layer.provide(FetchHttpClient.layer))
+            RuntimeHttpClientLive({ baseUrl: `http://127.0.0.1:${port}` }).pipe(Layer.provide(FetchHttpClient.layer))
           )
         )
       )
@@ -39,14 +39,14 @@ describe("RuntimeHttpClient", () => {
     Effect.gen(function*() {
       const url = yield* baseUrl
       const client = (token: string) =>
-        RuntimeHttpClient.layer({ baseUrl: url, token }).pipe(Layer.provide(FetchHttpClient.layer))
+        RuntimeHttpClientLive({ baseUrl: url, token }).pipe(Layer.provide(FetchHttpClient.layer))
       const wrong = yield* Effect.flip(
-        Effect.flatMap(Runtime, (rt) => rt.get("any")).pipe(Effect.provide(client("wrong")))
+        Effect.flatMap(Runtime, (rt) => rt.get(WorkerId.make("any"))).pipe(Effect.provide(client("wrong")))
       )
       expect(wrong).toBeInstanceOf(Unavailable)
       expect(wrong.message).toContain("token")
       const unknown = yield* Effect.flip(
-        Effect.flatMap(Runtime, (rt) => rt.get("any")).pipe(Effect.provide(client("right")))
+        Effect.flatMap(Runtime, (rt) => rt.get(WorkerId.make("any"))).pipe(Effect.provide(client("right")))
       )
       expect(unknown).toBeInstanceOf(UnknownWorker)
     }).pipe(Effect.provide(httpServer({}, "right"))))

@@ -11,15 +11,15 @@ import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import { describe, expect, it, layer } from "@effect/vitest"
 import { Effect, Layer } from "effect"
 
-import { RuntimeHttpServer } from "../src/http/index.js"
-import { makeEchoEngine, Runtime, type RuntimeService } from "../src/index.js"
+import { bodyLimitFor, RuntimeHttpServerLive } from "../src/http/index.js"
+import { makeEchoEngine, Runtime, RuntimeId, type RuntimeService } from "../src/index.js"
 import { baseUrl, httpServer } from "./support/httpRuntime.js"
 import { projectRoot } from "./support/packed.js"
 import { raw, type RawResponse } from "./support/raw.js"
 
 const TOKEN = "s3cret-token"
 const MAX_INPUT = 1024
-const BODY_LIMIT = 4 * MAX_INPUT + 64 * 1024
+const BODY_LIMIT = bodyLimitFor(MAX_INPUT)
 
 const profiles = { default: makeEchoEngine(), slow: makeEchoEngine({ delayMs: 60_000 }) }
 
@@ -381,7 +381,7 @@ describe("Unavailable", () => {
 /** A Runtime whose every method dies: what a bug would look like. */
 const brokenRuntime: RuntimeService = {
   info: Effect.succeed({
-    runtimeId: "broken",
+    runtimeId: RuntimeId.make("broken"),
     displayName: null,
     version: "0",
     status: "running",
@@ -409,7 +409,7 @@ describe("defects", () => {
       expect(response.text).not.toContain("bug")
     }).pipe(
       Effect.provide(
-        RuntimeHttpServer().pipe(
+        RuntimeHttpServerLive().pipe(
           Layer.provideMerge(NodeHttpServer.layer(createServer, { port: 0, host: "127.0.0.1" })),
           Layer.provide(Layer.succeed(Runtime, brokenRuntime))
         )

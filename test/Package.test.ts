@@ -13,7 +13,7 @@ import { packIntoScratchProject, projectRoot } from "./support/packed.js"
 
 const embeddedProgram = `
 import { Effect } from "effect"
-import { Runtime, RuntimeLive } from "worker-runtime"
+import { Runtime, RuntimeLive, WorkerId } from "worker-runtime"
 
 const program = Effect.gen(function* () {
   const rt = yield* Runtime
@@ -24,7 +24,7 @@ const program = Effect.gen(function* () {
     yield* Effect.sleep(5)
     page = yield* rt.transcript(w.id, {})
   }
-  const err = yield* Effect.flip(rt.get("nope"))
+  const err = yield* Effect.flip(rt.get(WorkerId.make("nope")))
   return { seq: entry.seq, entries: page.entries.map(({ seq, role, content }) => ({ seq, role, content })), err: err._tag }
 })
 
@@ -57,7 +57,7 @@ describe("the packed package", () => {
 
   it("has a core entry whose import graph reaches no platform or sql module", () => {
     const entry = join(scratch.dir, "node_modules", "worker-runtime", "dist", "index.js")
-    const output = execFileSync("node", [join(projectRoot, "scripts", "check-core-imports.mjs"), entry], {
+    const output = execFileSync("node", [join(projectRoot, "build", "scripts", "check-core-imports.js"), entry], {
       encoding: "utf8"
     })
     expect(output).toContain("packages: effect")

@@ -17,7 +17,8 @@ import {
   RuntimeLive,
   type RuntimeService,
   type TranscriptEntry,
-  type Worker
+  type Worker,
+  type WorkerId
 } from "../src/index.js"
 import { DEFAULT_KILL_GRACE_MS } from "../src/node/ProcessEngine.js"
 import {
@@ -39,7 +40,7 @@ const script = (source: string, extra: Partial<ProcessProfile> = {}, args: Array
   ...extra
 })
 
-const runtimeLayer = (profiles: ProfileConfigs, killGraceMs?: number) =>
+const RuntimeFromConfigLive = (profiles: ProfileConfigs, killGraceMs?: number) =>
   Layer.unwrapEffect(
     Effect.map(buildEngines(profiles, { killGraceMs }), (engines) =>
       RuntimeLive({ runtimeId: "rt-process", profiles: engines }))
@@ -47,10 +48,10 @@ const runtimeLayer = (profiles: ProfileConfigs, killGraceMs?: number) =>
 
 /** A Runtime that lives as long as the test's scope. */
 const scopedRuntime = (profiles: ProfileConfigs, killGraceMs?: number) =>
-  Effect.map(Layer.build(runtimeLayer(profiles, killGraceMs)), Context.get(Runtime))
+  Effect.map(Layer.build(RuntimeFromConfigLive(profiles, killGraceMs)), Context.get(Runtime))
 
 const withRuntime = (profiles: ProfileConfigs, killGraceMs?: number) => <A, E, R>(effect: Effect.Effect<A, E, R>) =>
-  Effect.provide(effect, runtimeLayer(profiles, killGraceMs))
+  Effect.provide(effect, RuntimeFromConfigLive(profiles, killGraceMs))
 
 /** Polls with real sleeps until `check` holds. */
 const eventually = <A, E, R>(effect: Effect.Effect<A, E, R>, check: (a: A) => boolean, what: string) =>
@@ -64,10 +65,10 @@ const eventually = <A, E, R>(effect: Effect.Effect<A, E, R>, check: (a: A) => bo
     }
   })
 
-const entriesOf = (runtime: RuntimeService, workerId: string) =>
+const entriesOf = (runtime: RuntimeService, workerId: WorkerId) =>
   Effect.map(runtime.transcript(workerId, { limit: 1000 }), (page) => page.entries)
 
-const awaitIdle = (runtime: RuntimeService, workerId: string) =>
+const awaitIdle = (runtime: RuntimeService, workerId: WorkerId) =>
   eventually(runtime.get(workerId), (worker) => worker.status === "idle", "Worker idle")
 
 const contents = (entries: ReadonlyArray<TranscriptEntry>, role: TranscriptEntry["role"]) =>
@@ -104,7 +105,7 @@ const killQuietly = (pid: number) => {
 }
 
 /** Waits for the child's `pids a b ...` line in `turn`; the test's end kills them whatever happens. */
-const awaitPids = (runtime: RuntimeService, workerId: string, turn = 1) =>
+const awaitPids = (runtime: RuntimeService, workerId: WorkerId, turn = 1) =>
   Effect.gen(function*() {
     const isPids = (entry: TranscriptEntry) => entry.turn === turn && entry.content.startsWith("pids ")
     const entries = yield* eventually(entriesOf(runtime, workerId), (all) => all.some(isPids), "the child's pids")
@@ -480,7 +481,10 @@ describe("process engine", () => {
       Effect.gen(function*() {
         const scope = yield* Scope.make()
         yield* Effect.addFinalizer(() => Scope.close(scope, Exit.void))
-        const context = yield* Layer.buildWithScope(runtimeLayer({ p: script(STUBBORN) }, KILL_GRACE_MS), scope)
+        const context = yield* Layer.buildWithScope(
+          RuntimeFromConfigLive({ p: script(STUBBORN) }, KILL_GRACE_MS),
+          scope
+        )
         const runtime = Context.get(context, Runtime)
         const workers: Array<Worker> = []
         for (let i = 0; i < 3; i++) {

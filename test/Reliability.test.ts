@@ -19,7 +19,7 @@ afterAll(() => rmSync(root, { recursive: true, force: true }))
 let files = 0
 
 const stores: ReadonlyArray<readonly [string, () => Layer.Layer<RuntimeStore, unknown>]> = [
-  ["memory", () => MemoryStoreLive],
+  ["memory", () => MemoryStoreLive()],
   ["sqlite", () => SqliteStoreLive({ filename: join(root, `${++files}.db`) })]
 ]
 

@@ -21,7 +21,8 @@ import {
   type RuntimeService,
   RuntimeStore,
   StoreError,
-  type Worker
+  type Worker,
+  type WorkerId
 } from "../src/index.js"
 import { SqliteStoreLive } from "../src/sqlite/index.js"
 import { makeSqliteStore, readStatements } from "../src/sqlite/SqliteStore.js"
@@ -63,7 +64,7 @@ const openRuntime = (filename: string, options: RuntimeOptions = {}) =>
 /** Why opening the store on `filename` fails (the test fails if it opens). */
 const openFailure = (filename: string) => Effect.flip(Effect.scoped(Layer.build(SqliteStoreLive({ filename }))))
 
-const awaitIdle = (runtime: RuntimeService, workerId: string) =>
+const awaitIdle = (runtime: RuntimeService, workerId: WorkerId) =>
   Effect.gen(function*() {
     for (let i = 0; i < 1000; i++) {
       const worker = yield* runtime.get(workerId)

@@ -25,6 +25,7 @@ import {
   StopRequest,
   TranscriptPage,
   Worker,
+  WorkerId,
   WorkerInput,
   WorkerList,
   WorkerStatus
@@ -65,7 +66,7 @@ export class BodyLimit extends HttpApiMiddleware.Tag<BodyLimit>()("worker-runtim
   failure: PayloadTooLarge.annotations(HttpApiSchema.annotations({ status: ErrorStatus.PayloadTooLarge }))
 }) {}
 
-const workerId = HttpApiSchema.param("workerId", Schema.String)
+const workerId = HttpApiSchema.param("workerId", WorkerId)
 
 const Limit = Schema.NumberFromString.pipe(Schema.compose(PageLimit))
 const NonNegativeIntFromString = Schema.NumberFromString.pipe(Schema.compose(Schema.Int), Schema.nonNegative())

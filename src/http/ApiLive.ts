@@ -6,7 +6,7 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 
-import { Unavailable } from "../Errors.js"
+import { drainingError } from "../Draining.js"
 import { Runtime } from "../Runtime.js"
 import { Authorization, BodyLimit, RuntimeApi } from "./Api.js"
 import { PayloadTooLarge, Unauthorized } from "./Errors.js"
@@ -33,8 +33,6 @@ export const WorkersHandlers = HttpApiBuilder.group(
         .handle("transcript", ({ path, urlParams }) => runtime.transcript(path.workerId, urlParams)))
 )
 
-const notReady = new Unavailable({ message: "the runtime is draining", retryAfterMs: 1000 })
-
 export const HealthHandlers = HttpApiBuilder.group(
   RuntimeApi,
   "health",
@@ -44,7 +42,7 @@ export const HealthHandlers = HttpApiBuilder.group(
         .handle("healthz", () => Effect.succeed({ status: "ok" as const }))
         .handle("readyz", () =>
           runtime.info.pipe(
-            Effect.filterOrFail((info) => info.status === "running", () => notReady),
+            Effect.filterOrFail((info) => info.status === "running", () => drainingError(0)),
             Effect.as({ status: "ready" as const })
           )))
 )

@@ -14,6 +14,7 @@ import * as Redacted from "effect/Redacted"
 
 import { Busy, InvalidInput, Unavailable, UnknownWorker, Unsupported } from "../Errors.js"
 import { Runtime, type RuntimeService } from "../Runtime.js"
+import { RETRY_AFTER_MS } from "../RuntimeOptions.js"
 import { reasonOf, validate } from "../Validation.js"
 import { RuntimeApi } from "./Api.js"
 
@@ -30,7 +31,10 @@ const describe = (error: unknown): string =>
     : String(error)
 
 const unavailable = (error: unknown) =>
-  new Unavailable({ message: `runtime unreachable or answered unexpectedly: ${describe(error)}`, retryAfterMs: 1000 })
+  new Unavailable({
+    message: `runtime unreachable or answered unexpectedly: ${describe(error)}`,
+    retryAfterMs: RETRY_AFTER_MS
+  })
 
 /** Keeps the errors a method declares; everything else becomes `Unavailable`. */
 const only = <const Allowed extends ReadonlyArray<new(...args: never) => unknown>>(...allowed: Allowed) =>
@@ -45,7 +49,9 @@ const only = <const Allowed extends ReadonlyArray<new(...args: never) => unknown
   )
 }
 
-export const make = (options: RuntimeHttpClientOptions): Effect.Effect<RuntimeService, never, HttpClient.HttpClient> =>
+export const makeRuntimeHttpClient = (
+  options: RuntimeHttpClientOptions
+): Effect.Effect<RuntimeService, never, HttpClient.HttpClient> =>
   Effect.gen(function*() {
     const token = options.token === undefined
       ? undefined
@@ -100,5 +106,6 @@ export const make = (options: RuntimeHttpClientOptions): Effect.Effect<RuntimeSe
   })
 
 /** The `Runtime` service over HTTP; needs an `HttpClient` (e.g. `FetchHttpClient.layer`). */
-export const layer = (options: RuntimeHttpClientOptions): Layer.Layer<Runtime, never, HttpClient.HttpClient> =>
-  Layer.effect(Runtime, make(options))
+export const RuntimeHttpClientLive = (
+  options: RuntimeHttpClientOptions
+): Layer.Layer<Runtime, never, HttpClient.HttpClient> => Layer.effect(Runtime, makeRuntimeHttpClient(options))

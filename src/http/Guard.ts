@@ -17,6 +17,7 @@ import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 
 import { InvalidInput, Unavailable } from "../Errors.js"
+import { RETRY_AFTER_MS } from "../RuntimeOptions.js"
 import { toValidationIssue } from "../Validation.js"
 import { Forbidden, InternalError, PayloadTooLarge, RouteNotFound, Unauthorized } from "./Errors.js"
 
@@ -55,7 +56,10 @@ const isBrowser = (headers: Readonly<Record<string, string | undefined>>) =>
   headers["sec-fetch-dest"] !== undefined
 
 const retryAfter = (error: Unavailable) =>
-  HttpServerResponse.setHeader("retry-after", String(Math.max(1, Math.ceil((error.retryAfterMs ?? 1000) / 1000))))
+  HttpServerResponse.setHeader(
+    "retry-after",
+    String(Math.max(1, Math.ceil((error.retryAfterMs ?? RETRY_AFTER_MS) / 1000)))
+  )
 
 type GuardError = Forbidden | Unauthorized | RouteNotFound | PayloadTooLarge | InvalidInput | InternalError
 

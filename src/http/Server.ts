@@ -44,7 +44,7 @@ const logRequests = (app: HttpApp.Default): HttpApp.Default =>
   )
 
 /** Serves `RuntimeApi` on the `HttpServer` in context. */
-export const RuntimeHttpServer = (
+export const RuntimeHttpServerLive = (
   options: RuntimeHttpOptions = {}
 ): Layer.Layer<never, never, Runtime | HttpServer.HttpServer | HttpRouter.HttpRouter.DefaultServices> => {
   const token = Option.fromNullable(options.token)

@@ -7,7 +7,6 @@
  * `Sec-Fetch-Dest`, and never sends CORS headers.
  */
 export * from "./Api.js"
-export type { RuntimeHttpClientOptions } from "./Client.js"
-export * as RuntimeHttpClient from "./Client.js"
+export { makeRuntimeHttpClient, RuntimeHttpClientLive, type RuntimeHttpClientOptions } from "./Client.js"
 export * from "./Errors.js"
-export { bodyLimitFor, type RuntimeHttpOptions, RuntimeHttpServer } from "./Server.js"
+export { bodyLimitFor, type RuntimeHttpOptions, RuntimeHttpServerLive } from "./Server.js"

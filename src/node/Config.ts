@@ -117,19 +117,9 @@ export const options = {
   )
 }
 
-export interface RawOptions {
-  readonly host: string
-  readonly port: number
-  readonly runtimeId: Option.Option<string>
-  readonly displayName: Option.Option<string>
-  readonly store: string
-  readonly tokenFile: Option.Option<string>
-  readonly profiles: Option.Option<string>
-  readonly logLevel: LogLevelName
-  readonly maxWorkers: number
-  readonly maxInputBytes: number
-  readonly shutdownGraceMs: number
-}
+/** What the flags parse to, one field per flag: derived, so a new flag cannot be forgotten here. */
+export type RawOptions = { readonly [K in keyof typeof options]: OptionValue<typeof options[K]> }
+type OptionValue<O> = O extends Options.Options<infer A> ? A : never
 
 export const parseStore = (spec: string): Effect.Effect<StoreSpec, StartupError> => {
   if (spec === "memory") return Effect.succeed({ _tag: "memory" })
@@ -158,7 +148,7 @@ const readToken = (path: string) =>
     return Redacted.make(token)
   })
 
-const positive = (name: string, value: number, min = 1) =>
+const integerAtLeast = (name: string, value: number, min: number) =>
   Number.isInteger(value) && value >= min
     ? Effect.succeed(value)
     : Effect.fail(new StartupError({ message: `--${name} must be an integer >= ${min}, got ${value}` }))
@@ -194,8 +184,8 @@ export const resolveConfig = (raw: RawOptions): Effect.Effect<RuntimeConfig, Sta
       token,
       profilesPath: raw.profiles,
       logLevel: logLevels[raw.logLevel],
-      maxWorkers: yield* positive("max-workers", raw.maxWorkers),
-      maxInputBytes: yield* positive("max-input-bytes", raw.maxInputBytes),
-      shutdownGraceMs: yield* positive("shutdown-grace-ms", raw.shutdownGraceMs, 0)
+      maxWorkers: yield* integerAtLeast("max-workers", raw.maxWorkers, 1),
+      maxInputBytes: yield* integerAtLeast("max-input-bytes", raw.maxInputBytes, 1),
+      shutdownGraceMs: yield* integerAtLeast("shutdown-grace-ms", raw.shutdownGraceMs, 0)
     }
   })

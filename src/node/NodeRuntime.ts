@@ -15,7 +15,7 @@ import * as Logger from "effect/Logger"
 import * as LogLevel from "effect/LogLevel"
 import * as Option from "effect/Option"
 
-import { RuntimeHttpServer } from "../http/Server.js"
+import { RuntimeHttpServerLive } from "../http/Server.js"
 import { MemoryStoreLive } from "../MemoryStore.js"
 import { Runtime } from "../Runtime.js"
 import { RuntimeControl } from "../RuntimeControl.js"
@@ -28,13 +28,13 @@ import { buildEngines, DEFAULT_PROFILES, loadProfilesFile } from "./Profiles.js"
 
 const storeLayer = (spec: StoreSpec): Layer.Layer<RuntimeStore, StartupError> =>
   spec._tag === "memory"
-    ? MemoryStoreLive
+    ? MemoryStoreLive()
     : SqliteStoreLive({ filename: spec.filename }).pipe(
       Layer.mapError((error) => new StartupError({ message: error.message }))
     )
 
 /** `Runtime` + `RuntimeControl` as configured: profiles loaded and checked, store opened. */
-export const runtimeLayer = (config: RuntimeConfig) =>
+export const RuntimeFromConfigLive = (config: RuntimeConfig) =>
   Layer.unwrapEffect(
     Effect.gen(function*() {
       const profiles = Option.isSome(config.profilesPath)
@@ -82,7 +82,7 @@ const Announce = Layer.effectDiscard(
 /** The whole process: launch it with `Layer.launch`. */
 export const NodeRuntimeLive = (config: RuntimeConfig): Layer.Layer<never, StartupError> => {
   const logRequests = LogLevel.lessThanEqual(config.logLevel, LogLevel.Debug)
-  const server = RuntimeHttpServer({ token: Option.getOrUndefined(config.token), logRequests }).pipe(
+  const server = RuntimeHttpServerLive({ token: Option.getOrUndefined(config.token), logRequests }).pipe(
     Layer.provideMerge(
       NodeHttpServer.layer(createRuntimeHttpServer, { host: config.host, port: config.port }).pipe(
         Layer.mapError((error) =>
@@ -93,7 +93,7 @@ export const NodeRuntimeLive = (config: RuntimeConfig): Layer.Layer<never, Start
   )
   return Layer.mergeAll(DrainFirst, Announce).pipe(
     Layer.provide(server),
-    Layer.provide(runtimeLayer(config)),
+    Layer.provide(RuntimeFromConfigLive(config)),
     Layer.provide(Logger.minimumLogLevel(config.logLevel))
   )
 }

@@ -76,11 +76,6 @@ export const ProfileName = Schema.String.pipe(Schema.pattern(/^[A-Za-z0-9._-]+$/
   description: "Letters, digits, '.', '_' and '-'"
 })
 
-export const ProfilesFile = Schema.Record({ key: ProfileName, value: ProfileConfig }).annotations({
-  identifier: "ProfilesFile"
-})
-export type ProfilesFile = typeof ProfilesFile.Type
-
 /** A checked profiles file. */
 export type ProfileConfigs = Readonly<Record<string, ProfileConfig>>
 
@@ -157,7 +152,7 @@ export const loadProfilesFile = (
     )
   })
 
-/** The profiles file at `path`, or `DEFAULT_PROFILES` without one. */
+/** The engine one profile describes. */
 const engineOf = (
   config: ProfileConfig,
   options: ProcessEngineOptions

@@ -4,6 +4,6 @@
  */
 export * from "./Config.js"
 export { createRuntimeHttpServer } from "./HttpServer.js"
-export { NodeRuntimeLive, runtimeLayer } from "./NodeRuntime.js"
+export { NodeRuntimeLive, RuntimeFromConfigLive } from "./NodeRuntime.js"
 export * from "./ProcessEngine.js"
 export * from "./Profiles.js"

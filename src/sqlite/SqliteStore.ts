@@ -20,7 +20,7 @@ import * as Predicate from "effect/Predicate"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 
-import { Metadata, TranscriptEntry, Worker, WorkerStatus } from "../Domain.js"
+import { Metadata, RuntimeId, TranscriptEntry, type Worker, WorkerId, WorkerStatus } from "../Domain.js"
 import { type ListWorkersQuery, RuntimeStore, type RuntimeStoreService, StoreError } from "../RuntimeStore.js"
 import { makeGroupCommit } from "./GroupCommit.js"
 import { MIGRATIONS_TABLE, runMigrations } from "./Migrations.js"
@@ -107,8 +107,8 @@ const checkPath = (filename: string): Effect.Effect<void, StoreError> =>
 // --- rows ---------------------------------------------------------------------
 
 const WorkerRow = Schema.Struct({
-  id: Schema.String,
-  runtime_id: Schema.String,
+  id: WorkerId,
+  runtime_id: RuntimeId,
   profile: Schema.String,
   status: WorkerStatus,
   created_at: Schema.String,
@@ -120,36 +120,38 @@ const WorkerRow = Schema.Struct({
 })
 
 /** A `workers` row as the Domain's `Worker`: no `stopReason` key at all when there is none. */
-const WorkerFromRow = Schema.transform(WorkerRow, Schema.typeSchema(Worker), {
-  strict: true,
-  decode: (row) => ({
-    id: row.id,
-    runtimeId: row.runtime_id,
-    profile: row.profile,
-    status: row.status,
-    createdAt: row.created_at,
-    updatedAt: row.updated_at,
-    turn: row.turn,
-    lastSeq: row.last_seq,
-    metadata: row.metadata,
-    ...(row.stop_reason === null ? {} : { stopReason: row.stop_reason })
-  }),
-  encode: (worker) => ({
-    id: worker.id,
-    runtime_id: worker.runtimeId,
-    profile: worker.profile,
-    status: worker.status,
-    created_at: worker.createdAt,
-    updated_at: worker.updatedAt,
-    turn: worker.turn,
-    last_seq: worker.lastSeq,
-    metadata: worker.metadata,
-    stop_reason: worker.stopReason ?? null
-  })
+const workerOfRow = (row: typeof WorkerRow.Type): Worker => ({
+  id: row.id,
+  runtimeId: row.runtime_id,
+  profile: row.profile,
+  status: row.status,
+  createdAt: row.created_at,
+  updatedAt: row.updated_at,
+  turn: row.turn,
+  lastSeq: row.last_seq,
+  metadata: row.metadata,
+  ...(row.stop_reason === null ? {} : { stopReason: row.stop_reason })
 })
 
-const decodeWorkers = Schema.decodeUnknown(Schema.Array(WorkerFromRow))
-const encodeWorker = Schema.encode(WorkerFromRow)
+/**
+ * A Worker's column values in `WORKER_COLUMNS` order, for the fixed INSERT
+ * and UPDATE statements (the one hand-written mapping the other way).
+ */
+const workerValues = (worker: Worker): Array<string | number | null> => [
+  worker.id,
+  worker.runtimeId,
+  worker.profile,
+  worker.status,
+  worker.createdAt,
+  worker.updatedAt,
+  worker.turn,
+  worker.lastSeq,
+  JSON.stringify(worker.metadata),
+  worker.stopReason ?? null
+]
+
+const decodeWorkerRows = Schema.decodeUnknown(Schema.Array(WorkerRow))
+const decodeWorkers = (rows: unknown) => Effect.map(decodeWorkerRows(rows), (decoded) => decoded.map(workerOfRow))
 const decodeEntries = Schema.decodeUnknown(Schema.Array(TranscriptEntry))
 const decodeValues = Schema.decodeUnknown(Schema.Array(Schema.Struct({ value: Schema.String })))
 const decodeJournalMode = Schema.decodeUnknown(Schema.Tuple(Schema.Struct({ journal_mode: Schema.String })))
@@ -160,8 +162,11 @@ const ENTRY_COLUMNS = "seq, at, role, content, turn"
 /** Rows per INSERT: 6 parameters each stays far below SQLite's 32766-parameter limit. */
 const ENTRIES_PER_INSERT = 500
 
-const UPDATE_WORKER = `UPDATE workers SET runtime_id = ?, profile = ?, status = ?, created_at = ?, updated_at = ?,
-  turn = ?, last_seq = ?, metadata = ?, stop_reason = ? WHERE id = ?`
+const INSERT_WORKER = `INSERT INTO workers (${WORKER_COLUMNS}) VALUES (${WORKER_COLUMNS.replace(/[a-z_]+/g, "?")})`
+// Columns as in WORKER_COLUMNS, with `id = ?` moved from the front to the WHERE.
+const UPDATE_WORKER = `UPDATE workers SET ${
+  WORKER_COLUMNS.split(", ").slice(1).map((column) => `${column} = ?`).join(", ")
+} WHERE id = ?`
 
 /** The multi-row INSERT for `rows` entries; one string per size, so statements are reused. */
 const insertEntriesSql = (rows: number): string => {
@@ -264,7 +269,7 @@ export const makeSqliteStore = (
      * into a defect and leaves the transaction open (a deferred constraint, a
      * full disk); closing it keeps the next commit from failing too.
      */
-    const guard = (operation: string) => <A>(effect: Effect.Effect<A, SqlError | ParseError | StoreError>) =>
+    const asStoreError = (operation: string) => <A>(effect: Effect.Effect<A, SqlError | ParseError | StoreError>) =>
       effect.pipe(
         Effect.catchTags({ SqlError: failed(operation), ParseError: failed(operation) }),
         Effect.catchAllDefect((defect) =>
@@ -281,18 +286,7 @@ export const makeSqliteStore = (
     const updateWorker = (worker: Worker) =>
       Effect.gen(function*() {
         const result = yield* decodeRunResult(
-          yield* sql.unsafe(UPDATE_WORKER, [
-            worker.runtimeId,
-            worker.profile,
-            worker.status,
-            worker.createdAt,
-            worker.updatedAt,
-            worker.turn,
-            worker.lastSeq,
-            JSON.stringify(worker.metadata),
-            worker.stopReason ?? null,
-            worker.id
-          ]).raw
+          yield* sql.unsafe(UPDATE_WORKER, [...workerValues(worker).slice(1), worker.id]).raw
         )
         if (result.changes === 0) {
           return yield* new StoreError({ message: `SQLite store ${filename}: no Worker ${worker.id} to commit to` })
@@ -332,7 +326,7 @@ export const makeSqliteStore = (
     // Each commit's rows go in one transaction; concurrent commits may share it.
     const commits = yield* makeGroupCommit(
       (batch: ReadonlyArray<{ readonly worker: Worker; readonly entries: ReadonlyArray<TranscriptEntry> }>) =>
-        guard(
+        asStoreError(
           batch.length === 1 ? `committing to Worker ${batch[0]!.worker.id}` : `committing ${batch.length} changes`
         )(
           sql.withTransaction(
@@ -348,18 +342,18 @@ export const makeSqliteStore = (
 
     const store: RuntimeStoreService = {
       kind: "sqlite",
-      runtimeId: (requested, generate) => guard("reading the runtime id")(runtimeId(requested, generate)),
-      loadWorkers: guard("loading Workers")(Effect.flatMap(reads.allWorkers(), decodeWorkers)),
+      runtimeId: (requested, generate) => asStoreError("reading the runtime id")(runtimeId(requested, generate)),
+      loadWorkers: asStoreError("loading Workers")(Effect.flatMap(reads.allWorkers(), decodeWorkers)),
       insertWorker: (worker) =>
-        guard(`inserting Worker ${worker.id}`)(
-          Effect.flatMap(encodeWorker(worker), (row) => sql`INSERT INTO workers ${sql.insert(row)}`)
+        asStoreError(`inserting Worker ${worker.id}`)(
+          sql.unsafe(INSERT_WORKER, workerValues(worker))
         ),
       commit: (worker, entries) => commits.write({ worker, entries }),
       transcript: (workerId, after, limit) =>
-        guard(`reading the transcript of Worker ${workerId}`)(
+        asStoreError(`reading the transcript of Worker ${workerId}`)(
           Effect.flatMap(reads.transcript(workerId, after, limit), decodeEntries)
         ),
-      listWorkers: (query) => guard("listing Workers")(Effect.flatMap(reads.listWorkers(query), decodeWorkers))
+      listWorkers: (query) => asStoreError("listing Workers")(Effect.flatMap(reads.listWorkers(query), decodeWorkers))
     }
     return store
   })

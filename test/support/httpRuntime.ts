@@ -4,7 +4,7 @@ import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
 import * as HttpServer from "@effect/platform/HttpServer"
 import { Effect, Layer, Redacted } from "effect"
 
-import { RuntimeHttpClient, RuntimeHttpServer } from "../../src/http/index.js"
+import { RuntimeHttpClientLive, RuntimeHttpServerLive } from "../../src/http/index.js"
 import { RuntimeLive, type RuntimeOptions } from "../../src/index.js"
 import { createRuntimeHttpServer } from "../../src/node/index.js"
 
@@ -13,7 +13,7 @@ export const serverUrl = (address: HttpServer.Address) =>
 
 /** `RuntimeLive` behind the HTTP server, listening on an ephemeral loopback port. */
 export const httpServer = (options: RuntimeOptions = {}, token?: string) =>
-  RuntimeHttpServer({ token: token === undefined ? undefined : Redacted.make(token) }).pipe(
+  RuntimeHttpServerLive({ token: token === undefined ? undefined : Redacted.make(token) }).pipe(
     Layer.provideMerge(NodeHttpServer.layer(createRuntimeHttpServer, { port: 0, host: "127.0.0.1" })),
     Layer.provideMerge(RuntimeLive(options))
   )
@@ -23,7 +23,7 @@ export const baseUrl = Effect.map(HttpServer.HttpServer, (server) => serverUrl(s
 
 /** `RuntimeHttpClient -> real server on port 0 -> RuntimeLive`, as one `Layer<Runtime>`. */
 export const httpRuntime = (options: RuntimeOptions = {}, token?: string) =>
-  Layer.unwrapEffect(Effect.map(baseUrl, (url) => RuntimeHttpClient.layer({ baseUrl: url, token }))).pipe(
+  Layer.unwrapEffect(Effect.map(baseUrl, (url) => RuntimeHttpClientLive({ baseUrl: url, token }))).pipe(
     Layer.provide(httpServer(options, token)),
     Layer.provide(FetchHttpClient.layer)
   )

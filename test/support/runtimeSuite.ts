@@ -15,7 +15,8 @@ import {
   Unavailable,
   UnknownWorker,
   Unsupported,
-  type Worker
+  type Worker,
+  WorkerId
 } from "../../src/index.js"
 import { SLOW_MS, suiteProfiles } from "./engines.js"
 
@@ -45,13 +46,13 @@ const advanceTurn = Effect.gen(function*() {
 
 const rt = Runtime
 
-const awaitStatus = (workerId: string, status: Worker["status"]) =>
+const awaitStatus = (workerId: WorkerId, status: Worker["status"]) =>
   Effect.flatMap(
     rt,
     (runtime) => eventually(runtime.get(workerId), (worker) => worker.status === status, `Worker ${status}`)
   )
 
-const entriesOf = (workerId: string) =>
+const entriesOf = (workerId: WorkerId) =>
   Effect.flatMap(rt, (runtime) => Effect.map(runtime.transcript(workerId, { limit: 1000 }), (page) => page.entries))
 
 const shape = (entries: ReadonlyArray<TranscriptEntry>) =>
@@ -98,7 +99,7 @@ export const runtimeSuite = (label: string, make: MakeRuntimeLayer) =>
       it.effect("answers UnknownWorker for an id it does not hold", () =>
         Effect.gen(function*() {
           const runtime = yield* rt
-          const error = yield* Effect.flip(runtime.get("nope"))
+          const error = yield* Effect.flip(runtime.get(WorkerId.make("nope")))
           expect(error).toBeInstanceOf(UnknownWorker)
           expect(error).toMatchObject({ _tag: "UnknownWorker", workerId: "nope" })
           expect(typeof error.message).toBe("string")
@@ -254,13 +255,15 @@ export const runtimeSuite = (label: string, make: MakeRuntimeLayer) =>
           for (const input of malformed) {
             const error = yield* Effect.flip(runtime.input(worker.id, input as never))
             expect(error, JSON.stringify(input)).toBeInstanceOf(InvalidInput)
-            const onUnknown = yield* Effect.flip(runtime.input("nope", input as never))
+            const onUnknown = yield* Effect.flip(runtime.input(WorkerId.make("nope"), input as never))
             expect(onUnknown, JSON.stringify(input)).toBeInstanceOf(InvalidInput)
           }
           const big = "é".repeat(40) // 80 UTF-8 bytes, 40 UTF-16 units
           const tooBig = yield* Effect.flip(runtime.input(worker.id, { content: big }))
           expect(tooBig).toBeInstanceOf(InvalidInput)
-          expect(yield* Effect.flip(runtime.input("nope", { content: big }))).toBeInstanceOf(UnknownWorker)
+          expect(yield* Effect.flip(runtime.input(WorkerId.make("nope"), { content: big }))).toBeInstanceOf(
+            UnknownWorker
+          )
           yield* runtime.input(worker.id, { content: "é".repeat(32) }) // exactly 64 bytes
           expect((yield* runtime.get(worker.id)).lastSeq).toBeGreaterThanOrEqual(1)
         }).pipe(withRuntime({ maxInputBytes: 64 })))
@@ -367,7 +370,7 @@ export const runtimeSuite = (label: string, make: MakeRuntimeLayer) =>
       it.effect("answers UnknownWorker, and Unsupported for an engine that cannot cancel", () =>
         Effect.gen(function*() {
           const runtime = yield* rt
-          expect(yield* Effect.flip(runtime.cancel("nope"))).toBeInstanceOf(UnknownWorker)
+          expect(yield* Effect.flip(runtime.cancel(WorkerId.make("nope")))).toBeInstanceOf(UnknownWorker)
           const worker = yield* runtime.create({ profile: "uncancellable" })
           yield* runtime.input(worker.id, { content: "x" })
           const error = yield* Effect.flip(runtime.cancel(worker.id))
@@ -408,7 +411,7 @@ export const runtimeSuite = (label: string, make: MakeRuntimeLayer) =>
           const entries = yield* entriesOf(worker.id)
           expect(entries).toHaveLength(1)
           expect(entries[0]).toMatchObject({ seq: 1, role: "runtime", turn: 0 })
-          expect(yield* Effect.flip(runtime.stop("nope"))).toBeInstanceOf(UnknownWorker)
+          expect(yield* Effect.flip(runtime.stop(WorkerId.make("nope")))).toBeInstanceOf(UnknownWorker)
           const other = yield* runtime.create({})
           const blank = yield* runtime.stop(other.id, { reason: "" })
           expect(blank.stopReason).toBe("stopped")
@@ -523,9 +526,11 @@ export const runtimeSuite = (label: string, make: MakeRuntimeLayer) =>
           ]
           for (const query of bad) {
             expect(yield* Effect.flip(runtime.transcript(worker.id, query as never))).toBeInstanceOf(InvalidInput)
-            expect(yield* Effect.flip(runtime.transcript("nope", query as never))).toBeInstanceOf(InvalidInput)
+            expect(yield* Effect.flip(runtime.transcript(WorkerId.make("nope"), query as never))).toBeInstanceOf(
+              InvalidInput
+            )
           }
-          expect(yield* Effect.flip(runtime.transcript("nope", {}))).toBeInstanceOf(UnknownWorker)
+          expect(yield* Effect.flip(runtime.transcript(WorkerId.make("nope"), {}))).toBeInstanceOf(UnknownWorker)
           // unknown query keys are ignored, as in a URL query string
           expect((yield* runtime.transcript(worker.id, { other: 1 } as never)).entries).toEqual([])
         }).pipe(withRuntime()))

@@ -10,11 +10,13 @@ import {
   Runtime,
   RuntimeControl,
   RuntimeFromStore,
+  RuntimeId,
   type RuntimeOptions,
   RuntimeStore,
   type TranscriptEntry,
   Unavailable,
-  type Worker
+  type Worker,
+  WorkerId
 } from "../../src/index.js"
 import { SLOW_MS, suiteProfiles } from "./engines.js"
 
@@ -24,8 +26,8 @@ export type MakeStorePlace = () => StorePlace
 
 /** A Worker row for store-level tests. */
 export const worker = (id: string, patch: Partial<Worker> = {}): Worker => ({
-  id,
-  runtimeId: "rt",
+  id: WorkerId.make(id),
+  runtimeId: RuntimeId.make("rt"),
   profile: "default",
   status: "idle",
   createdAt: "2026-01-01T00:00:00.000Z",
@@ -209,7 +211,7 @@ export const storeSuite = (label: string, makePlace: MakeStorePlace) =>
             place,
             Effect.gen(function*() {
               const store = yield* RuntimeStore
-              yield* store.insertWorker(worker("01A", { runtimeId: "rt" }))
+              yield* store.insertWorker(worker("01A", { runtimeId: RuntimeId.make("rt") }))
               yield* store.commit(worker("01A", { status: "busy", turn: 1, lastSeq: 1 }), [
                 entry(1, { role: "user", content: "hi" })
               ])
@@ -217,13 +219,13 @@ export const storeSuite = (label: string, makePlace: MakeStorePlace) =>
             })
           )
           const { runtime: rt, scope } = yield* openRuntime(place, { runtimeId: "rt" })
-          expect(yield* rt.get("01A")).toMatchObject({ status: "idle", turn: 1, lastSeq: 2 })
-          const entries = (yield* rt.transcript("01A", {})).entries
+          expect(yield* rt.get(WorkerId.make("01A"))).toMatchObject({ status: "idle", turn: 1, lastSeq: 2 })
+          const entries = (yield* rt.transcript(WorkerId.make("01A"), {})).entries
           expect(entries.map((e) => [e.seq, e.role, e.turn])).toEqual([[1, "user", 1], [2, "runtime", 1]])
           expect(entries[1]!.content).toContain("restart")
-          expect(yield* rt.get("01B")).toMatchObject({ status: "stopped", stopReason: "bye" })
+          expect(yield* rt.get(WorkerId.make("01B"))).toMatchObject({ status: "stopped", stopReason: "bye" })
           expect((yield* rt.info).workers).toMatchObject({ total: 2, idle: 1, busy: 0, stopped: 1 })
-          yield* rt.input("01A", { content: "again" })
+          yield* rt.input(WorkerId.make("01A"), { content: "again" })
           yield* Scope.close(scope, Exit.void)
         }))
     })
