@@ -1,5 +1,5 @@
 /**
- * Whether a Worker can take an input or a cancel now, in DESIGN.md's order of
+ * Whether a Worker can take an input or a cancel now, in docs/rest.md's order of
  * precedence (Unsupported before Busy). Pure: `RuntimeLive` asks before and
  * again under the Worker's lock.
  */

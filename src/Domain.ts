@@ -1,5 +1,5 @@
 /**
- * Domain schemas of the Worker Runtime: the shapes of DESIGN.md, field for
+ * Domain schemas of the Worker Runtime: the shapes of docs/rest.md, field for
  * field. Request bodies are strict (an unknown field is a decode failure) so
  * that embedded callers and HTTP callers are held to the same contract; query
  * objects ignore unknown keys, as URL query strings do.

@@ -1,7 +1,7 @@
 /**
  * The `Runtime` service: what a Backend calls, embedded (`RuntimeLive`) or
  * remote (`RuntimeHttpClient` from `worker-runtime/http`). Each method's error
- * channel lists exactly the errors DESIGN.md allows for it.
+ * channel lists exactly the errors docs/rest.md allows for it.
  */
 import * as Context from "effect/Context"
 import type * as Effect from "effect/Effect"

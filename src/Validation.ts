@@ -93,7 +93,7 @@ export const validate = {
 }
 
 /**
- * Cancel and stop are typed as taking no `InvalidInput` (DESIGN.md); a bad
+ * Cancel and stop are typed as taking no `InvalidInput` (docs/rest.md); a bad
  * body can only come from an untyped caller, so its reason is dropped rather
  * than failing the call.
  */

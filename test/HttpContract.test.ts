@@ -1,6 +1,6 @@
 /**
  * The REST contract from outside the process: statuses, tags, bodies and
- * headers of DESIGN.md, with raw requests (Node's `fetch`).
+ * headers of docs/rest.md, with raw requests (Node's `fetch`).
  */
 import { readFileSync } from "node:fs"
 import { createServer } from "node:http"

@@ -1,5 +1,5 @@
 /**
- * `RuntimeApi`: the REST contract of DESIGN.md as an `HttpApi`. The server
+ * `RuntimeApi`: the REST contract of docs/rest.md as an `HttpApi`. The server
  * (`ApiLive.ts`, `Server.ts`) implements it and `Client.ts` derives the client
  * from it; nothing here knows how Workers behave.
  *

@@ -1,6 +1,6 @@
 /**
  * The global middleware in front of every route. It runs before routing, so
- * DESIGN.md's precedence holds: Forbidden, then Unauthorized (unknown paths
+ * docs/rest.md's precedence holds: Forbidden, then Unauthorized (unknown paths
  * included), then RouteNotFound, then PayloadTooLarge, then InvalidInput.
  * It also turns whatever the platform would answer on its own (an empty 400
  * for bad JSON, `HttpApiDecodeError`, a bare 404, a 500) into typed bodies.

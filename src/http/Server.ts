@@ -34,7 +34,7 @@ export interface RuntimeHttpOptions {
   readonly tracing?: boolean | undefined
 }
 
-/** DESIGN.md's body limit: room for JSON-escaped content at its largest, plus the rest of the body. */
+/** The body limit (docs/rest.md): room for JSON-escaped content at its largest, plus the rest of the body. */
 export const bodyLimitFor = (maxInputBytes: number) => 4 * maxInputBytes + 64 * 1024
 
 const logRequests = (app: HttpApp.Default): HttpApp.Default =>

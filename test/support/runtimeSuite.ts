@@ -1,5 +1,5 @@
 /**
- * The behavioural suite of DESIGN.md's Worker semantics and error table,
+ * The behavioural suite of the Worker semantics and error table of docs/rest.md,
  * written against the `Runtime` tag only. It runs over `RuntimeLive`, over
  * `RuntimeHttpClient -> server -> RuntimeLive`, and over the SQLite store.
  */
