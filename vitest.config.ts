@@ -1,10 +1,33 @@
-import { defineConfig } from "vitest/config"
+import { configDefaults, defineConfig } from "vitest/config"
+
+/**
+ * Tests that start processes (the built bin, child engines, a second process
+ * holding a store) or pack the package. They need `dist/` and `build/`, which
+ * the global setup builds; they run only in the `e2e` project.
+ */
+const e2e = [
+  "test/Bin.test.ts",
+  "test/Crash.test.ts",
+  "test/Install.test.ts",
+  "test/ProcessEngine.test.ts",
+  "test/Reliability.test.ts",
+  "test/SqliteStore.test.ts"
+]
 
 export default defineConfig({
   test: {
-    include: ["test/**/*.test.ts"],
-    globalSetup: ["test/globalSetup.ts"],
     testTimeout: 60_000,
-    hookTimeout: 120_000
+    hookTimeout: 120_000,
+    // `vitest run` runs both; `--project unit` or `--project e2e` one of them.
+    projects: [
+      {
+        extends: true,
+        test: { name: "unit", include: ["test/**/*.test.ts"], exclude: [...configDefaults.exclude, ...e2e] }
+      },
+      {
+        extends: true,
+        test: { name: "e2e", include: e2e, globalSetup: ["test/globalSetup.ts"] }
+      }
+    ]
   }
 })

@@ -7,8 +7,8 @@
 import * as Schema from "effect/Schema"
 import { DEFAULT_PAGE, MAX_PAGE } from "./RuntimeOptions.js"
 
-/** Decode options shared by every request schema: unknown fields are errors. */
-const strict = { parseOptions: { onExcessProperty: "error" } } as const
+/** Shared by every request body schema: unknown fields are errors, and anything but an object is one. */
+const strict = { parseOptions: { onExcessProperty: "error" }, message: () => "must be a JSON object" } as const
 
 /** A Worker's id: opaque, URL-safe, unique across restarts; ids sort by creation. `WorkerId.make(text)` brands one. */
 export const WorkerId = Schema.String.pipe(Schema.brand("WorkerId")).annotations({
@@ -24,16 +24,31 @@ export const RuntimeId = Schema.String.pipe(Schema.brand("RuntimeId")).annotatio
 })
 export type RuntimeId = typeof RuntimeId.Type
 
+/** An ISO 8601 timestamp in UTC, e.g. `2026-11-24T12:00:00.000Z`. */
+export const Timestamp = Schema.String.annotations({
+  identifier: "Timestamp",
+  description: "An ISO 8601 date-time in UTC",
+  examples: ["2026-11-24T12:00:00.000Z"],
+  jsonSchema: { format: "date-time" }
+})
+
 export const WorkerStatus = Schema.Literal("idle", "busy", "stopped", "failed").annotations({
-  identifier: "WorkerStatus"
+  identifier: "WorkerStatus",
+  description: "idle: ready for input; busy: a turn is in flight; stopped and failed: terminal",
+  message: () => "must be one of \"idle\", \"busy\", \"stopped\", \"failed\""
 })
 export type WorkerStatus = typeof WorkerStatus.Type
 
-export const InputKind = Schema.Literal("user", "system").annotations({ identifier: "InputKind" })
+export const InputKind = Schema.Literal("user", "system").annotations({
+  identifier: "InputKind",
+  description: "Who the input speaks for; the engine is told",
+  message: () => "must be \"user\" or \"system\""
+})
 export type InputKind = typeof InputKind.Type
 
 export const EntryRole = Schema.Literal("user", "system", "worker", "runtime").annotations({
-  identifier: "EntryRole"
+  identifier: "EntryRole",
+  description: "user and system: inputs; worker: the engine's output; runtime: what happened to a turn"
 })
 export type EntryRole = typeof EntryRole.Type
 
@@ -41,56 +56,117 @@ export const MAX_METADATA_KEYS = 32
 export const MAX_METADATA_KEY_LENGTH = 64
 export const MAX_METADATA_VALUE_LENGTH = 1024
 
-export const Metadata = Schema.Record({
-  key: Schema.String.pipe(
-    Schema.minLength(1),
-    Schema.maxLength(MAX_METADATA_KEY_LENGTH),
+/** Length in Unicode code points, as JSON Schema's `maxLength` counts. */
+const codePoints = (text: string): number => {
+  let count = 0
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i)
+    // A high surrogate followed by a low one is one code point.
+    if (code >= 0xd800 && code <= 0xdbff && i + 1 < text.length) {
+      const next = text.charCodeAt(i + 1)
+      if (next >= 0xdc00 && next <= 0xdfff) i++
+    }
+    count++
+  }
+  return count
+}
+
+const MetadataKey = Schema.String.pipe(
+  Schema.filter((key) => {
+    if (key === "") return "must not be empty"
+    if (codePoints(key) > MAX_METADATA_KEY_LENGTH) return `must be at most ${MAX_METADATA_KEY_LENGTH} characters`
     // A plain object cannot hold it as data: it would be dropped, not stored.
-    Schema.filter((key) => key !== "__proto__" || "the metadata key __proto__ is reserved")
-  ),
-  value: Schema.String.pipe(Schema.maxLength(MAX_METADATA_VALUE_LENGTH))
-}).pipe(
-  Schema.filter((record) =>
-    Object.keys(record).length <= MAX_METADATA_KEYS || `metadata has more than ${MAX_METADATA_KEYS} keys`
+    if (key === "__proto__") return "__proto__ is reserved"
+    return true
+  }, { jsonSchema: { minLength: 1, maxLength: MAX_METADATA_KEY_LENGTH, not: { const: "__proto__" } } })
+)
+
+const MetadataValue = Schema.String.pipe(
+  Schema.filter(
+    (value) =>
+      codePoints(value) <= MAX_METADATA_VALUE_LENGTH || `must be at most ${MAX_METADATA_VALUE_LENGTH} characters`,
+    { jsonSchema: { maxLength: MAX_METADATA_VALUE_LENGTH } }
+  )
+)
+
+export const Metadata = Schema.Record({ key: MetadataKey, value: MetadataValue }).pipe(
+  Schema.filter(
+    (record) => Object.keys(record).length <= MAX_METADATA_KEYS || `must have at most ${MAX_METADATA_KEYS} keys`,
+    { jsonSchema: { maxProperties: MAX_METADATA_KEYS } }
   )
 ).annotations({
   identifier: "Metadata",
-  description:
-    `String keys (1-${MAX_METADATA_KEY_LENGTH} chars) to string values (at most ${MAX_METADATA_VALUE_LENGTH} chars), at most ${MAX_METADATA_KEYS} keys`
+  description: `The Backend's own labels: string keys (1 to ${MAX_METADATA_KEY_LENGTH} characters, not ` +
+    `"__proto__") to string values (at most ${MAX_METADATA_VALUE_LENGTH} characters), at most ` +
+    `${MAX_METADATA_KEYS} keys; lengths count Unicode code points`,
+  examples: [{ team: "docs", user: "u1" }]
 })
 export type Metadata = typeof Metadata.Type
 
 const NonNegativeInt = Schema.Int.pipe(Schema.nonNegative())
+const PositiveInt = Schema.Int.pipe(Schema.positive())
 
 export const Worker = Schema.Struct({
   id: WorkerId,
   runtimeId: RuntimeId,
-  profile: Schema.String,
+  profile: Schema.String.annotations({ description: "The profile (engine configuration) the Worker runs with" }),
   status: WorkerStatus,
-  createdAt: Schema.String,
-  updatedAt: Schema.String,
-  turn: NonNegativeInt,
-  lastSeq: NonNegativeInt,
+  createdAt: Timestamp,
+  updatedAt: Timestamp,
+  turn: NonNegativeInt.annotations({ description: "How many turns have started" }),
+  lastSeq: NonNegativeInt.annotations({ description: "The last transcript sequence number (0 when empty)" }),
   metadata: Metadata,
-  stopReason: Schema.optional(Schema.String)
-}).annotations({ identifier: "Worker" })
+  stopReason: Schema.optionalWith(
+    Schema.String.annotations({ description: "Why it was stopped: the reason given, or \"stopped\"" }),
+    { exact: true }
+  )
+}).annotations({
+  identifier: "Worker",
+  description: "A long-lived agent session",
+  examples: [{
+    id: WorkerId.make("01JDQ5V7M0X4N8B6Z2C9K3F1TQ"),
+    runtimeId: RuntimeId.make("01JDQ5T2A9E1R7W3Y5U8I0O2PD"),
+    profile: "default",
+    status: "idle",
+    createdAt: "2026-11-24T12:00:00.000Z",
+    updatedAt: "2026-11-24T12:00:01.000Z",
+    turn: 1,
+    lastSeq: 2,
+    metadata: { team: "docs" }
+  }]
+})
 export type Worker = typeof Worker.Type
 
 export const TranscriptEntry = Schema.Struct({
-  seq: Schema.Int.pipe(Schema.positive()),
-  at: Schema.String,
+  seq: PositiveInt.annotations({ description: "1, 2, 3…: contiguous per Worker" }),
+  at: Timestamp,
   role: EntryRole,
   content: Schema.String,
-  turn: NonNegativeInt
-}).annotations({ identifier: "TranscriptEntry" })
+  turn: NonNegativeInt.annotations({ description: "The turn the entry belongs to (0: none)" })
+}).annotations({
+  identifier: "TranscriptEntry",
+  description: "One entry of a Worker's transcript",
+  examples: [{ seq: 1, at: "2026-11-24T12:00:00.500Z", role: "user", content: "hello", turn: 1 }]
+})
 export type TranscriptEntry = typeof TranscriptEntry.Type
 
 export const TranscriptPage = Schema.Struct({
   workerId: WorkerId,
   entries: Schema.Array(TranscriptEntry),
-  nextAfter: Schema.NullOr(NonNegativeInt),
-  lastSeq: NonNegativeInt
-}).annotations({ identifier: "TranscriptPage" })
+  nextAfter: Schema.NullOr(NonNegativeInt).annotations({
+    description: "The `after` of the next page; null on the last page"
+  }),
+  lastSeq: NonNegativeInt.annotations({ description: "The Worker's last sequence number" })
+}).annotations({
+  identifier: "TranscriptPage",
+  description: "Entries in seq order",
+  examples: [{
+    workerId: WorkerId.make("01JDQ5V7M0X4N8B6Z2C9K3F1TQ"),
+    entries: [{ seq: 1, at: "2026-11-24T12:00:00.500Z", role: "user", content: "hello", turn: 1 }],
+    nextAfter: 1,
+    lastSeq: 2
+  }]
+})
 export type TranscriptPage = typeof TranscriptPage.Type
 
 export const WorkerCounts = Schema.Struct({
@@ -99,85 +175,144 @@ export const WorkerCounts = Schema.Struct({
   busy: NonNegativeInt,
   stopped: NonNegativeInt,
   failed: NonNegativeInt
-}).annotations({ identifier: "WorkerCounts" })
+}).annotations({ identifier: "WorkerCounts", description: "Workers by status" })
 export type WorkerCounts = typeof WorkerCounts.Type
 
 export const RuntimeLimits = Schema.Struct({
-  maxWorkers: NonNegativeInt,
-  maxInputBytes: NonNegativeInt,
-  maxTranscriptPage: NonNegativeInt
-}).annotations({ identifier: "RuntimeLimits" })
+  maxWorkers: NonNegativeInt.annotations({ description: "Workers not stopped, at once" }),
+  maxInputBytes: NonNegativeInt.annotations({ description: "Largest input content, in UTF-8 bytes" }),
+  maxTranscriptPage: NonNegativeInt.annotations({ description: "Largest page of a list or transcript" })
+}).annotations({ identifier: "RuntimeLimits", description: "The limits this Runtime enforces" })
 export type RuntimeLimits = typeof RuntimeLimits.Type
 
 export const RuntimeInfo = Schema.Struct({
   runtimeId: RuntimeId,
   displayName: Schema.NullOr(Schema.String),
   version: Schema.String,
-  status: Schema.Literal("running", "draining"),
+  status: Schema.Literal("running", "draining").annotations({
+    description: "draining: shutting down; creates and inputs are refused"
+  }),
   store: Schema.Literal("memory", "sqlite"),
-  startedAt: Schema.String,
-  profiles: Schema.Array(Schema.String),
+  startedAt: Timestamp,
+  profiles: Schema.Array(Schema.String).annotations({ description: "The profiles Workers can be created with" }),
   workers: WorkerCounts,
   limits: RuntimeLimits
-}).annotations({ identifier: "RuntimeInfo" })
+}).annotations({
+  identifier: "RuntimeInfo",
+  description: "What this Runtime is and holds",
+  examples: [{
+    runtimeId: RuntimeId.make("01JDQ5T2A9E1R7W3Y5U8I0O2PD"),
+    displayName: null,
+    version: "0.1.0",
+    status: "running",
+    store: "memory",
+    startedAt: "2026-11-24T11:59:00.000Z",
+    profiles: ["default"],
+    workers: { total: 1, idle: 1, busy: 0, stopped: 0, failed: 0 },
+    limits: { maxWorkers: 10000, maxInputBytes: 1048576, maxTranscriptPage: 1000 }
+  }]
+})
 export type RuntimeInfo = typeof RuntimeInfo.Type
 
 export const WorkerList = Schema.Struct({
   workers: Schema.Array(Worker),
-  nextAfter: Schema.NullOr(WorkerId)
-}).annotations({ identifier: "WorkerList" })
+  nextAfter: Schema.NullOr(WorkerId).annotations({
+    description: "The `after` of the next page (the last Worker's id); null on the last page"
+  })
+}).annotations({
+  identifier: "WorkerList",
+  description: "Workers in creation order",
+  examples: [{ workers: [], nextAfter: null }]
+})
 export type WorkerList = typeof WorkerList.Type
 
 // Requests ------------------------------------------------------------------
 
+// JSON has no undefined: an absent field is the only way to leave one out.
+const optional = <S extends Schema.Schema.Any>(schema: S) => Schema.optionalWith(schema, { exact: true })
+
 export const CreateWorker = Schema.Struct({
-  profile: Schema.optional(Schema.String),
-  metadata: Schema.optional(Metadata)
-}).annotations({ identifier: "CreateWorker", ...strict })
+  profile: optional(Schema.String.annotations({ description: "A configured profile; default \"default\"" })),
+  metadata: optional(Metadata)
+}).annotations({
+  identifier: "CreateWorker",
+  description: "What to create",
+  examples: [{ profile: "default", metadata: { team: "docs" } }],
+  ...strict
+})
 export type CreateWorker = typeof CreateWorker.Type
 
 export const WorkerInput = Schema.Struct({
-  content: Schema.String.pipe(Schema.minLength(1, { message: () => "content must not be empty" })),
-  kind: Schema.optional(InputKind)
-}).annotations({ identifier: "WorkerInput", ...strict })
+  content: Schema.String.pipe(Schema.minLength(1, { message: () => "must not be empty" })).annotations({
+    description: "The input; at most maxInputBytes UTF-8 bytes"
+  }),
+  kind: optional(InputKind)
+}).annotations({
+  identifier: "WorkerInput",
+  description: "An input for the Worker; it starts a turn",
+  examples: [{ content: "hello", kind: "user" }],
+  ...strict
+})
 export type WorkerInput = typeof WorkerInput.Type
 
 export const InputAccepted = Schema.Struct({
   worker: Worker,
   entry: TranscriptEntry
-}).annotations({ identifier: "InputAccepted" })
+}).annotations({
+  identifier: "InputAccepted",
+  description: "The input was recorded (entry) and its turn started"
+})
 export type InputAccepted = typeof InputAccepted.Type
 
+const Reason = Schema.String.annotations({ description: "Recorded in the transcript" })
+
 export const StopRequest = Schema.Struct({
-  reason: Schema.optional(Schema.String)
-}).annotations({ identifier: "StopRequest", ...strict })
+  reason: optional(Reason)
+}).annotations({
+  identifier: "StopRequest",
+  description: "Why the Worker is stopped",
+  examples: [{ reason: "the user closed the chat" }],
+  ...strict
+})
 export type StopRequest = typeof StopRequest.Type
 
 export const CancelRequest = Schema.Struct({
-  reason: Schema.optional(Schema.String)
-}).annotations({ identifier: "CancelRequest", ...strict })
+  reason: optional(Reason)
+}).annotations({
+  identifier: "CancelRequest",
+  description: "Why the turn is cancelled",
+  examples: [{ reason: "the user pressed stop" }],
+  ...strict
+})
 export type CancelRequest = typeof CancelRequest.Type
 
 export const CancelResult = Schema.Struct({
   worker: Worker,
-  cancelled: Schema.Boolean
-}).annotations({ identifier: "CancelResult" })
+  cancelled: Schema.Boolean.annotations({ description: "false when no turn was in flight (nothing recorded)" })
+}).annotations({ identifier: "CancelResult", description: "The Worker after the cancel" })
 export type CancelResult = typeof CancelResult.Type
 
-export const PageLimit = Schema.Int.pipe(Schema.between(1, MAX_PAGE)).annotations({
-  identifier: "PageLimit",
-  description: `1 to ${MAX_PAGE}, default ${DEFAULT_PAGE}`
-})
+export const PageLimit = Schema.Int.pipe(
+  Schema.between(1, MAX_PAGE, { message: () => `must be an integer from 1 to ${MAX_PAGE}` })
+).annotations({ description: `Page size, 1 to ${MAX_PAGE}, default ${DEFAULT_PAGE}` })
 
 export const ListQuery = Schema.Struct({
-  status: Schema.optional(WorkerStatus),
-  limit: Schema.optional(PageLimit),
-  after: Schema.optional(Schema.String)
+  status: optional(WorkerStatus),
+  limit: optional(PageLimit),
+  after: optional(
+    Schema.String.annotations({ description: "A position: only Workers whose id sorts after it (a page's nextAfter)" })
+  )
 }).annotations({ identifier: "ListQuery" })
 export type ListQuery = typeof ListQuery.Type
 
+/** A transcript position: entries with a greater seq come after it. */
+export const SeqCursor = NonNegativeInt.annotations({
+  description: "Only entries with a greater seq (default 0)",
+  message: () => "must be a non-negative integer"
+})
+
 export const TranscriptQuery = Schema.Struct({
-  after: Schema.optional(NonNegativeInt),
-  limit: Schema.optional(PageLimit)
+  after: optional(SeqCursor),
+  limit: optional(PageLimit)
 }).annotations({ identifier: "TranscriptQuery" })
 export type TranscriptQuery = typeof TranscriptQuery.Type

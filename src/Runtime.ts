@@ -23,24 +23,118 @@ import type {
 } from "./Domain.js"
 import type { Busy, InvalidInput, Unavailable, UnknownWorker, Unsupported } from "./Errors.js"
 
+/**
+ * The Worker Runtime's operations (docs/rest.md). When several errors apply,
+ * the first in docs/rest.md's order wins. Over `RuntimeHttpClient` every
+ * method may also fail with `Unavailable` when the Runtime cannot be reached
+ * or answers with something undeclared.
+ */
 export interface RuntimeService {
+  /**
+   * What this Runtime is and how it is doing: id, display name, version,
+   * status (`running` or `draining`), store kind, configured profiles, Worker
+   * counts by status and limits. Read from memory.
+   *
+   * - `Unavailable`: embedded, never; over HTTP, the Runtime cannot be reached.
+   */
   readonly info: Effect.Effect<RuntimeInfo, Unavailable>
+  /**
+   * A page of Workers in id (= creation) order whose id sorts after
+   * `query.after` (any string), optionally only those with `query.status`,
+   * at most `query.limit` (default 100). `nextAfter` is the id of the page's
+   * last Worker, `null` on the last page. Read from the store; works while
+   * draining.
+   *
+   * - `InvalidInput`: a malformed query (unknown status, `limit` not an integer
+   *   from 1 to the page ceiling `maxPage`, `after` not a string).
+   * - `Unavailable`: the store could not be read.
+   */
   readonly list: (query: ListQuery) => Effect.Effect<WorkerList, InvalidInput | Unavailable>
+  /**
+   * The Worker as it is now. Read from memory; works while draining.
+   *
+   * - `UnknownWorker`: no Worker with this id in this Runtime.
+   * - `Unavailable`: embedded, never; over HTTP, the Runtime cannot be reached.
+   */
   readonly get: (workerId: WorkerId) => Effect.Effect<Worker, UnknownWorker | Unavailable>
+  /**
+   * Creates an `idle` Worker of `request.profile` (default `"default"`) with
+   * `request.metadata`, committed to the store before it answers. The profile
+   * (configured by the operator) chooses the engine; a caller cannot pass a
+   * command or environment.
+   *
+   * - `InvalidInput`: a malformed request (an unknown field, metadata over its
+   *   limits) or a profile that is not configured.
+   * - `Unavailable`: the Runtime is draining, `maxWorkers` Workers that are not
+   *   stopped already exist, or the store failed; nothing was created.
+   */
   readonly create: (request: CreateWorker) => Effect.Effect<Worker, InvalidInput | Unavailable>
+  /**
+   * Records the input as a `user` or `system` entry (default `user`), marks
+   * the Worker `busy`, starts a turn and answers at once with the busy Worker
+   * and the recorded entry. The turn runs on its own: it appends `worker`
+   * entries, then the Worker is `idle` again (`failed` if the engine says it
+   * cannot continue). Of concurrent inputs to an idle Worker exactly one is
+   * accepted.
+   *
+   * - `UnknownWorker`: no Worker with this id.
+   * - `Busy`: a turn is in flight; nothing was recorded.
+   * - `Unsupported`: the Worker is stopped or failed, its profile is no longer
+   *   configured, or its engine does not take this input kind.
+   * - `Unavailable`: the Runtime is draining or the store failed; nothing was
+   *   recorded.
+   * - `InvalidInput`: a malformed input (empty `content`, an unknown field or
+   *   `kind`) or `content` over `maxInputBytes` UTF-8 bytes.
+   */
   readonly input: (
     workerId: WorkerId,
     input: WorkerInput
   ) => Effect.Effect<InputAccepted, UnknownWorker | Busy | InvalidInput | Unsupported | Unavailable>
+  /**
+   * Interrupts the turn in flight and records a `runtime` entry (`cancelled`,
+   * or `cancelled: <reason>`); the Worker is `idle` again. Answers
+   * `{ worker, cancelled: true }` once the turn has ended, or
+   * `{ worker, cancelled: false }` with nothing recorded when no turn was in
+   * flight. Works while draining. A malformed `request` only loses its reason.
+   *
+   * - `UnknownWorker`: no Worker with this id.
+   * - `Unsupported`: the Worker is stopped or failed, or its engine cannot
+   *   cancel a turn (stop still can).
+   * - `Unavailable`: the store failed; nothing was recorded and any turn goes on.
+   */
   readonly cancel: (
     workerId: WorkerId,
     request?: CancelRequest
   ) => Effect.Effect<CancelResult, UnknownWorker | Unsupported | Unavailable>
+  /**
+   * Stops the Worker for good: interrupts any turn, records one `runtime`
+   * entry (`stopped`, or `stopped: <reason>`) and answers the Worker with
+   * status `stopped` and `stopReason` (the reason, else `"stopped"`) once the
+   * turn has ended. A failed Worker can be stopped; a stopped one is returned
+   * unchanged, with nothing recorded. Works while draining. A malformed
+   * `request` only loses its reason.
+   *
+   * - `UnknownWorker`: no Worker with this id.
+   * - `Unavailable`: the store failed; nothing was recorded and any turn goes on.
+   */
   readonly stop: (workerId: WorkerId, request?: StopRequest) => Effect.Effect<Worker, UnknownWorker | Unavailable>
+  /**
+   * The Worker's entries with `seq > query.after` (default 0), in order, at
+   * most `query.limit` (default 100). `nextAfter` is the page's last seq when
+   * more follow, else `null`; `lastSeq` is the Worker's last seq. Seqs start
+   * at 1 and are contiguous per Worker. Read from the store; works while
+   * draining.
+   *
+   * - `UnknownWorker`: no Worker with this id.
+   * - `InvalidInput`: a malformed query (`after` not an integer >= 0, `limit`
+   *   not an integer from 1 to the page ceiling `maxPage`).
+   * - `Unavailable`: the store could not be read.
+   */
   readonly transcript: (
     workerId: WorkerId,
     query: TranscriptQuery
   ) => Effect.Effect<TranscriptPage, UnknownWorker | InvalidInput | Unavailable>
 }
 
+/** The tag Backend code depends on; provide `RuntimeLive`, `RuntimeFromStore` or `RuntimeHttpClientLive`. */
 export class Runtime extends Context.Tag("worker-runtime/Runtime")<Runtime, RuntimeService>() {}

@@ -1,30 +1,49 @@
 /** What an embedding Backend or the runtime process may set on `RuntimeLive`, and the defaults. */
 import type { Profiles } from "./WorkerEngine.js"
 
-/** Workers not stopped, at once. */
+/** The default `maxWorkers`: Workers not stopped, at once. */
 export const DEFAULT_MAX_WORKERS = 10_000
-/** Largest input content, in UTF-8 bytes. */
+/** The default `maxInputBytes`: the largest input content, in UTF-8 bytes (1 MiB). */
 export const DEFAULT_MAX_INPUT_BYTES = 1024 * 1024
-/** The hard ceiling of a list or transcript page; `maxPage` may lower it. */
+/** The hard ceiling of a list or transcript page, and the default `maxPage`; `maxPage` may only lower it. */
 export const MAX_PAGE = 1000
-/** A page's size when the caller gives no `limit`. */
+/** A page's size when the caller gives no `limit`; `maxPage` when that is lower. */
 export const DEFAULT_PAGE = 100
 /** What `Unavailable.retryAfterMs` suggests when nothing better is known. */
 export const RETRY_AFTER_MS = 1000
 
+/** Options of `RuntimeLive` and `RuntimeFromStore`; every one may be left out. */
 export interface RuntimeOptions {
-  /** A fixed runtime id; generated when absent (a durable store keeps the first one). */
+  /**
+   * The runtime's id; generated when absent. A durable store keeps the id it
+   * was created with: then a different `runtimeId` fails the start.
+   */
   readonly runtimeId?: string | undefined
-  /** A human-readable name reported by `info`. */
+  /** A human-readable name, reported by `info` (`null` when absent). */
   readonly displayName?: string | undefined
-  /** Engines by profile name; default `{ default: echo }`. Only the operator chooses them. */
+  /**
+   * Engines by profile name (default `{ default: echo }`). Only the operator
+   * chooses them; an API caller only names a profile on create.
+   */
   readonly profiles?: Profiles | undefined
-  /** Workers not stopped, at once; creates beyond it are `Unavailable` (default 10,000). */
+  /**
+   * How many Workers that are not stopped (idle, busy or failed) may exist at
+   * once; a create beyond it is `Unavailable` (default 10,000).
+   */
   readonly maxWorkers?: number | undefined
-  /** Largest input content in UTF-8 bytes; more is `InvalidInput` (default 1 MiB). */
+  /**
+   * The largest input content in UTF-8 bytes; longer content is `InvalidInput`
+   * (default 1 MiB). Over HTTP the body limit follows from it.
+   */
   readonly maxInputBytes?: number | undefined
-  /** Largest page of a list or a transcript (default and ceiling 1000). */
+  /**
+   * The largest `limit` a list or transcript query may ask for; a larger one is
+   * `InvalidInput`. Default and ceiling `MAX_PAGE` (1000).
+   */
   readonly maxPage?: number | undefined
-  /** How long turns in flight may go on once draining begins before they are interrupted (default 0). */
+  /**
+   * Once draining begins, how many milliseconds turns in flight may run on
+   * before they are interrupted and recorded (default 0: at once).
+   */
   readonly shutdownGraceMs?: number | undefined
 }

@@ -6,30 +6,87 @@ import * as Schema from "effect/Schema"
 import { CreateWorker, ListQuery, StopRequest, TranscriptQuery, WorkerInput } from "./Domain.js"
 import { InvalidInput, type ValidationIssue } from "./Errors.js"
 
-/** A formatted schema issue as the contract's `ValidationIssue` (symbol keys as strings). */
-export const toValidationIssue = (
-  issue: { readonly path: ReadonlyArray<PropertyKey>; readonly message: string }
-): ValidationIssue => ({
-  path: issue.path.map((key) => (typeof key === "symbol" ? String(key) : key)),
-  message: issue.message
-})
+/** A schema issue as ArrayFormatter gives it. */
+interface RawIssue {
+  readonly _tag?: string
+  readonly path: ReadonlyArray<PropertyKey>
+  readonly message: string
+}
+
+const TYPE_WORDS: Record<string, string> = {
+  string: "a string",
+  number: "a number",
+  boolean: "a boolean",
+  Int: "an integer",
+  null: "null"
+}
+
+/** `"a"`, `"a" or "b"`, `one of "a", "b" or "c"`. */
+const oneOf = (literals: ReadonlyArray<string>): string =>
+  literals.length <= 2 ? literals.join(" or ") : `one of ${literals.slice(0, -1).join(", ")} or ${literals.at(-1)}`
+
+/** "must be …" for what a type issue expected, without schema dumps. */
+const mustBe = (expected: string): string => {
+  const word = TYPE_WORDS[expected]
+  if (word !== undefined) return `must be ${word}`
+  if (expected.startsWith("{") || expected.startsWith("Record<")) return "must be a JSON object"
+  if (expected.startsWith("ReadonlyArray<") || expected.startsWith("readonly [")) return "must be an array"
+  if (/^(a|an) /.test(expected)) return `must be ${expected}`
+  if (/^"[^"]*"( \| "[^"]*")*$/.test(expected)) return `must be ${oneOf(expected.split(" | "))}`
+  return "has the wrong type"
+}
+
+/** One readable predicate per issue: "must be a string", "is required", "is not allowed". */
+const reword = (issue: RawIssue): string => {
+  if (issue._tag === "Missing") return "is required"
+  if (issue._tag === "Unexpected") return "is not allowed"
+  const expected = /^Expected (.+), actual .*$/s.exec(issue.message)
+  if (expected === null) return issue.message
+  // A literal union reports one issue per member: "Expected \"user\"".
+  return mustBe(expected[1]!)
+}
+
+/**
+ * Schema issues as the contract's `ValidationIssue`s: paths of strings and
+ * numbers, messages that are readable predicates, one per path (a literal
+ * union's members merged, the `undefined` of an optional field dropped).
+ */
+export const toValidationIssues = (issues: ReadonlyArray<RawIssue>): Array<ValidationIssue> => {
+  const byPath = new Map<string, { path: Array<string | number>; literals: Array<string>; messages: Array<string> }>()
+  for (const issue of issues) {
+    if (issue._tag === "Type" && /^Expected undefined, actual/.test(issue.message)) continue
+    const path = issue.path.map((key) => (typeof key === "symbol" ? String(key) : key))
+    const key = JSON.stringify(path)
+    const entry = byPath.get(key) ?? { path, literals: [], messages: [] }
+    byPath.set(key, entry)
+    const literal = /^Expected ("[^"]*"), actual .*$/s.exec(issue.message)
+    if (issue._tag === "Type" && literal !== null) entry.literals.push(literal[1]!)
+    else entry.messages.push(reword(issue))
+  }
+  return Array.from(byPath.values(), ({ literals, messages, path }) => ({
+    path,
+    message: messages[0] ?? `must be ${oneOf(literals)}`
+  }))
+}
 
 export const issuesOf = (error: ParseResult.ParseError): Array<ValidationIssue> =>
-  ParseResult.ArrayFormatter.formatErrorSync(error).map(toValidationIssue)
+  toValidationIssues(ParseResult.ArrayFormatter.formatErrorSync(error))
 
-export const invalidInputFromParseError = (error: ParseResult.ParseError, what: string): InvalidInput => {
-  const issues = issuesOf(error)
+/** One readable sentence naming the first problem, e.g. "Invalid input: content must not be empty." */
+export const invalidInputOf = (issues: ReadonlyArray<ValidationIssue>, what: string): InvalidInput => {
   const first = issues[0]
-  const where = first && first.path.length > 0 ? ` at ${first.path.join(".")}` : ""
-  return new InvalidInput({
-    message: `invalid ${what}${first ? `${where}: ${first.message}` : ""}`,
-    issues
-  })
+  if (first === undefined) return new InvalidInput({ message: `Invalid ${what}.`, issues })
+  const subject = first.path.length === 0 ? "the body" : first.path.join(".")
+  const more = issues.length > 1 ? ` (and ${issues.length - 1} more)` : ""
+  return new InvalidInput({ message: `Invalid ${what}: ${subject} ${first.message}${more}.`, issues })
 }
+
+export const invalidInputFromParseError = (error: ParseResult.ParseError, what: string): InvalidInput =>
+  invalidInputOf(issuesOf(error), what)
 
 /** A decoder for one request schema; strictness comes from the schema's own parse options. */
 export const decodeRequest = <A, I>(schema: Schema.Schema<A, I>, what: string) => {
-  const decode = Schema.decodeUnknown(schema)
+  const decode = Schema.decodeUnknown(schema, { errors: "all" })
   return (input: unknown): Effect.Effect<A, InvalidInput> =>
     Effect.mapError(decode(input), (error) => invalidInputFromParseError(error, what))
 }

@@ -6,20 +6,11 @@ import { join } from "node:path"
 import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
 
-import { cleanEnv, runBin, startBin } from "./support/bin.js"
+import { cleanEnv, exitOf, runBin, startBin } from "./support/bin.js"
+import { eventuallyLive } from "./support/eventually.js"
 import { raw } from "./support/raw.js"
 
 const scratch = () => mkdtempSync(join(tmpdir(), "worker-runtime-bin-"))
-
-const waitFor = <A>(effect: Effect.Effect<A>, check: (a: A) => boolean) =>
-  Effect.gen(function*() {
-    for (let i = 0; i < 500; i++) {
-      const value = yield* effect
-      if (check(value)) return value
-      yield* Effect.sleep(10)
-    }
-    return yield* Effect.dieMessage("condition never held")
-  })
 
 describe("the worker-runtime bin", () => {
   it.scopedLive("serves a Worker through create, input, transcript and stop, then exits 0 on SIGTERM", () =>
@@ -39,9 +30,11 @@ describe("the worker-runtime bin", () => {
       const { id } = created.json as { id: string }
       const input = yield* call(`/v1/workers/${id}/input`, { method: "POST", body: { content: "hello" } })
       expect(input.status).toBe(202)
-      const page = yield* waitFor(
+      const page = yield* eventuallyLive(
         call(`/v1/workers/${id}/transcript`),
-        (response) => (response.json as { entries: Array<unknown> }).entries.length === 2
+        (response) => (response.json as { entries: Array<unknown> }).entries.length === 2,
+        "the echo in the transcript",
+        { everyMs: 10 }
       )
       expect(page.json).toMatchObject({
         entries: [{ seq: 1, role: "user", content: "hello" }, { seq: 2, role: "worker", content: "hello" }]
@@ -49,7 +42,7 @@ describe("the worker-runtime bin", () => {
       const stopped = yield* call(`/v1/workers/${id}/stop`, { method: "POST", body: { reason: "bye" } })
       expect(stopped.json).toMatchObject({ status: "stopped", stopReason: "bye" })
       bin.child.kill("SIGTERM")
-      expect(yield* Effect.promise(() => bin.exited)).toBe(0)
+      expect(yield* exitOf(bin)).toBe(0)
       expect(bin.output()).not.toContain("bin-token")
     }))
 
@@ -58,13 +51,20 @@ describe("the worker-runtime bin", () => {
       const dir = scratch()
       const profiles = join(dir, "profiles.json")
       writeFileSync(profiles, JSON.stringify({ default: { engine: "echo" }, slow: { engine: "echo", delayMs: 1500 } }))
-      const bin = yield* startBin(["--profiles", profiles, "--shutdown-grace-ms", "10000"])
+      // A durable store, so what the drain recorded can be read after the exit.
+      const args = ["--store", `sqlite:${join(dir, "runtime.db")}`, "--profiles", profiles]
+      const bin = yield* startBin([...args, "--shutdown-grace-ms", "10000"])
       const created = yield* raw(bin.url, "/v1/workers", { method: "POST", body: { profile: "slow" } })
       const { id } = created.json as { id: string }
       const idle = (yield* raw(bin.url, "/v1/workers", { method: "POST", body: {} })).json as { id: string }
       yield* raw(bin.url, `/v1/workers/${id}/input`, { method: "POST", body: { content: "finish me" } })
       bin.child.kill("SIGTERM")
-      const ready = yield* waitFor(raw(bin.url, "/readyz"), (response) => response.status === 503)
+      const ready = yield* eventuallyLive(
+        raw(bin.url, "/readyz"),
+        (response) => response.status === 503,
+        "/readyz answering 503 after SIGTERM",
+        { everyMs: 10 }
+      )
       expect(ready.json).toMatchObject({ _tag: "Unavailable" })
       const refused = yield* raw(bin.url, `/v1/workers/${idle.id}/input`, { method: "POST", body: { content: "x" } })
       expect(refused.status).toBe(503)
@@ -73,7 +73,16 @@ describe("the worker-runtime bin", () => {
       expect((yield* raw(bin.url, `/v1/workers/${id}`)).status).toBe(200)
       const info = yield* raw(bin.url, "/v1/runtime")
       expect(info.json).toMatchObject({ status: "draining" })
-      expect(yield* Effect.promise(() => bin.exited)).toBe(0)
+      expect(yield* exitOf(bin)).toBe(0)
+      // The turn finished: its output is recorded, nothing interrupted it, the Worker is idle.
+      const after = yield* startBin(args)
+      const worker = yield* raw(after.url, `/v1/workers/${id}`)
+      expect(worker.json).toMatchObject({ status: "idle", turn: 1, lastSeq: 2 })
+      const page = (yield* raw(after.url, `/v1/workers/${id}/transcript`)).json as { entries: Array<unknown> }
+      expect(page.entries).toMatchObject([
+        { seq: 1, role: "user", content: "finish me", turn: 1 },
+        { seq: 2, role: "worker", content: "finish me", turn: 1 }
+      ])
     }))
 
   it.scopedLive("logs one line per request at debug level, never the token", () =>
@@ -81,7 +90,12 @@ describe("the worker-runtime bin", () => {
       const bin = yield* startBin(["--log-level", "debug"], cleanEnv({ WORKER_RUNTIME_TOKEN: "debug-secret" }))
       yield* raw(bin.url, "/v1/runtime", { token: "debug-secret" })
       yield* raw(bin.url, "/v1/workers/nope", { token: "debug-secret" })
-      yield* waitFor(Effect.sync(() => bin.output()), (output) => output.includes("/v1/workers/nope"))
+      yield* eventuallyLive(
+        Effect.sync(() => bin.output()),
+        (output) => output.includes("/v1/workers/nope"),
+        "the log line of GET /v1/workers/nope",
+        { everyMs: 10 }
+      )
       expect(bin.output()).toMatch(/GET \/v1\/runtime 200/)
       expect(bin.output()).toMatch(/GET \/v1\/workers\/nope 404/)
       expect(bin.output()).not.toContain("debug-secret")
@@ -103,7 +117,12 @@ describe("the worker-runtime bin", () => {
       const { id } = created.json as { id: string }
       expect((yield* raw(bin.url, `/v1/workers/${id}/input`, { method: "POST", body: { content: "hi" } })).status)
         .toBe(202)
-      yield* waitFor(raw(bin.url, `/v1/workers/${id}`), (r) => (r.json as { status: string }).status === "idle")
+      yield* eventuallyLive(
+        raw(bin.url, `/v1/workers/${id}`),
+        (r) => (r.json as { status: string }).status === "idle",
+        "the process turn ending",
+        { everyMs: 10 }
+      )
       const page = (yield* raw(bin.url, `/v1/workers/${id}/transcript`)).json as { entries: Array<{ content: string }> }
       expect(page.entries.map((entry) => entry.content)).toEqual(["hi", "got hi", "turn 1"])
       const refused = yield* raw(bin.url, "/v1/workers", {

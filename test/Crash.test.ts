@@ -10,7 +10,8 @@ import { join } from "node:path"
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Fiber } from "effect"
 
-import { startBin } from "./support/bin.js"
+import { exitOf, startBin } from "./support/bin.js"
+import { eventuallyLive, within } from "./support/eventually.js"
 import { raw } from "./support/raw.js"
 
 interface Entry {
@@ -83,10 +84,15 @@ describe("crash recovery (sqlite store)", () => {
         )
       )
       // Let the load run, then kill the process in the middle of it.
-      while (acknowledged.length < slow.length + 200) yield* Effect.sleep(10)
+      yield* eventuallyLive(
+        Effect.sync(() => acknowledged.length),
+        (count) => count >= slow.length + 200,
+        "200 acknowledged inputs under load",
+        { withinMs: 30_000, everyMs: 10 }
+      )
       first.child.kill("SIGKILL")
-      yield* Effect.promise(() => first.exited)
-      yield* Fiber.join(load)
+      yield* exitOf(first)
+      yield* Fiber.join(load).pipe(within("the load ending once the process is gone", "10 seconds"))
       expect(acknowledged.length).toBeGreaterThan(200)
 
       const second = yield* startBin(args)
@@ -122,7 +128,7 @@ describe("crash recovery (sqlite store)", () => {
       expect(again.status).toBe(202)
       // A clean shutdown past the grace records the turn it interrupts.
       second.child.kill("SIGTERM")
-      expect(yield* Effect.promise(() => second.exited)).toBe(0)
+      expect(yield* exitOf(second)).toBe(0)
       const third = yield* startBin(args)
       const after = (yield* raw(third.url, `/v1/workers/${slow[0]!.id}/transcript`)).json as { entries: Array<Entry> }
       expect(after.entries.map((entry) => entry.role)).toEqual(["user", "runtime", "user", "runtime"])

@@ -15,7 +15,7 @@ import {
   RuntimeStore,
   type RuntimeStoreService
 } from "../src/index.js"
-import { waitForSleeps } from "./support/storeSuite.js"
+import { waitForSleeps } from "./support/eventually.js"
 
 const WRITE_MS = 100
 

@@ -18,6 +18,31 @@ import { projectRoot } from "./support/packed.js"
 import { raw, type RawResponse } from "./support/raw.js"
 
 const TOKEN = "s3cret-token"
+
+interface OpenApiMedia {
+  readonly schema: unknown
+  readonly example?: unknown
+}
+interface OpenApiOperation {
+  readonly operationId: string
+  readonly summary?: string
+  readonly description?: string
+  readonly parameters?: ReadonlyArray<
+    { readonly name: string; readonly description?: string; readonly schema: unknown }
+  >
+  readonly requestBody?: { readonly required?: boolean; readonly content: Record<string, OpenApiMedia> }
+  readonly responses: Record<
+    string,
+    { readonly headers?: Record<string, unknown>; readonly content?: Record<string, OpenApiMedia> }
+  >
+}
+interface OpenApiDocument {
+  readonly info: { readonly license?: { readonly name: string } }
+  readonly servers?: ReadonlyArray<unknown>
+  readonly tags: ReadonlyArray<{ readonly name: string; readonly description?: string }>
+  readonly paths: Record<string, Record<string, OpenApiOperation>>
+  readonly components: { readonly schemas: Record<string, unknown> }
+}
 const MAX_INPUT = 1024
 const BODY_LIMIT = bodyLimitFor(MAX_INPUT)
 
@@ -162,14 +187,14 @@ layer(httpServer({ profiles, maxInputBytes: MAX_INPUT, maxWorkers: 1000 }, TOKEN
     })
 
     describe("errors: tags, statuses, precedence", () => {
-      it.effect("UnknownWorker 404 carries the id; RouteNotFound 404 for unknown paths and methods", () =>
+      it.effect("UnknownWorker 404 carries the id; RouteNotFound 404 for unknown paths, 405 for unknown methods", () =>
         Effect.gen(function*() {
           const unknown = yield* call("/v1/workers/nope")
           expectError(unknown, 404, "UnknownWorker")
           expect(unknown.json).toMatchObject({ workerId: "nope" })
           expectError(yield* call("/v1/nothing"), 404, "RouteNotFound")
-          expectError(yield* call("/v1/workers/nope", { method: "DELETE" }), 404, "RouteNotFound")
-          expectError(yield* call("/v1/runtime", { method: "POST", body: {} }), 404, "RouteNotFound")
+          expectError(yield* call("/v1/workers/nope", { method: "PUT", body: {} }), 405, "MethodNotAllowed")
+          expectError(yield* call("/v1/runtime", { method: "POST", body: {} }), 405, "MethodNotAllowed")
         }))
 
       it.effect("malformed JSON, wrong shapes and empty bodies are InvalidInput 400", () =>
@@ -186,7 +211,6 @@ layer(httpServer({ profiles, maxInputBytes: MAX_INPUT, maxWorkers: 1000 }, TOKEN
             [input, { method: "POST", body: { content: "x", kind: "worker" } }],
             [input, { method: "POST", body: { content: "x", extra: 1 } }],
             [input, { method: "POST", body: ["x"] }],
-            [input, { method: "POST", rawBody: "hello", headers: { "content-type": "text/plain" } }],
             ["/v1/workers", { method: "POST" }],
             ["/v1/workers", { method: "POST", rawBody: "{", headers: json }],
             ["/v1/workers", { method: "POST", body: { command: ["sh", "-c", "id"] } }],
@@ -353,6 +377,7 @@ layer(httpServer({ profiles, maxInputBytes: MAX_INPUT, maxWorkers: 1000 }, TOKEN
           expect(text).not.toContain("HttpApiDecodeError")
           expect(Object.keys((response.json as { paths: object }).paths).sort()).toEqual([
             "/healthz",
+            "/openapi.json",
             "/readyz",
             "/v1/runtime",
             "/v1/workers",
@@ -362,6 +387,70 @@ layer(httpServer({ profiles, maxInputBytes: MAX_INPUT, maxWorkers: 1000 }, TOKEN
             "/v1/workers/{workerId}/stop",
             "/v1/workers/{workerId}/transcript"
           ])
+        }))
+
+      it.effect("is exact enough for generated clients and linters", () =>
+        Effect.gen(function*() {
+          const doc = (yield* call("/openapi.json")).json as OpenApiDocument
+          expect(doc.info.license?.name).toBe("MIT")
+          expect(doc.servers?.length).toBeGreaterThan(0)
+          const text = JSON.stringify(doc)
+          expect(text).not.toMatch(/"title":"(?!worker-runtime)/)
+          expect(text).not.toContain("HttpApiDecodeError")
+          for (const tag of doc.tags) expect(tag.description, tag.name).toEqual(expect.any(String))
+          const schemas = doc.components.schemas
+          expect(schemas["Timestamp"]).toMatchObject({ type: "string", format: "date-time" })
+          expect(schemas["Metadata"]).toMatchObject({
+            maxProperties: 32,
+            propertyNames: { minLength: 1, maxLength: 64 },
+            description: expect.stringContaining("__proto__")
+          })
+          const visit = (value: unknown) => {
+            if (Array.isArray(value)) return value.forEach(visit)
+            if (typeof value !== "object" || value === null) return
+            const anyOf = (value as { anyOf?: Array<unknown> }).anyOf
+            if (anyOf !== undefined) expect(anyOf.length, JSON.stringify(value)).toBeGreaterThan(1)
+            expect((value as { type?: string }).type, "numbers are integers here").not.toBe("number")
+            Object.values(value).forEach(visit)
+          }
+          visit(doc)
+          const bodyOps = ["workers.create", "workers.input", "workers.cancel", "workers.stop"]
+          for (const [path, item] of Object.entries(doc.paths)) {
+            for (const [method, operation] of Object.entries(item)) {
+              const where = `${method.toUpperCase()} ${path}`
+              expect(operation.summary, where).toEqual(expect.any(String))
+              expect(operation.description, where).toEqual(expect.any(String))
+              for (const parameter of operation.parameters ?? []) {
+                expect(parameter.description, `${where} ${parameter.name}`).toEqual(expect.any(String))
+              }
+              const responses = operation.responses
+              const statuses = Object.keys(responses)
+              const probe = path === "/healthz" || path === "/readyz"
+              expect(statuses.includes("401"), `${where}: 401 only where the token is needed`).toBe(!probe)
+              const readsBody = bodyOps.includes(operation.operationId)
+              expect(statuses.includes("413"), `${where}: 413`).toBe(readsBody)
+              expect(statuses.includes("415"), `${where}: 415`).toBe(readsBody)
+              if (responses["503"] !== undefined) expect(responses["503"].headers?.["Retry-After"], where).toBeDefined()
+              if (responses["401"] !== undefined) {
+                expect(responses["401"].headers?.["WWW-Authenticate"], where).toBeDefined()
+              }
+              for (const [status, response] of Object.entries(responses)) {
+                for (const media of Object.values(response.content ?? {})) {
+                  expect(media.example, `${where} ${status} example`).toBeDefined()
+                }
+              }
+              if (operation.requestBody !== undefined) {
+                const media = Object.values(operation.requestBody.content)
+                for (const body of media) expect(body.example, `${where} request example`).toBeDefined()
+                const optional = operation.operationId === "workers.cancel" || operation.operationId === "workers.stop"
+                expect(operation.requestBody.required, where).toBe(!optional)
+              }
+            }
+          }
+          const integer = (path: string, name: string) =>
+            doc.paths[path]!["get"]!.parameters!.find((parameter) => parameter.name === name)!.schema
+          expect(integer("/v1/workers", "limit")).toMatchObject({ type: "integer", minimum: 1, maximum: 1000 })
+          expect(integer("/v1/workers/{workerId}/transcript", "after")).toMatchObject({ type: "integer", minimum: 0 })
         }))
     })
   }

@@ -21,15 +21,8 @@ import {
   type WorkerId
 } from "../src/index.js"
 import { DEFAULT_KILL_GRACE_MS } from "../src/node/ProcessEngine.js"
-import {
-  buildEngines,
-  DEFAULT_PROFILES,
-  loadProfilesFile,
-  parseProfiles,
-  type ProcessProfile,
-  type ProfileConfigs,
-  ProfilesError
-} from "../src/node/Profiles.js"
+import { buildEngines, type ProcessProfile, type ProfileConfigs } from "../src/node/Profiles.js"
+import { eventuallyLive } from "./support/eventually.js"
 
 const NODE = process.execPath
 
@@ -53,23 +46,11 @@ const scopedRuntime = (profiles: ProfileConfigs, killGraceMs?: number) =>
 const withRuntime = (profiles: ProfileConfigs, killGraceMs?: number) => <A, E, R>(effect: Effect.Effect<A, E, R>) =>
   Effect.provide(effect, RuntimeFromConfigLive(profiles, killGraceMs))
 
-/** Polls with real sleeps until `check` holds. */
-const eventually = <A, E, R>(effect: Effect.Effect<A, E, R>, check: (a: A) => boolean, what: string) =>
-  Effect.gen(function*() {
-    const deadline = Date.now() + 15_000
-    for (;;) {
-      const value = yield* effect
-      if (check(value)) return value
-      if (Date.now() > deadline) return yield* Effect.dieMessage(`never happened: ${what}`)
-      yield* Effect.sleep(20)
-    }
-  })
-
 const entriesOf = (runtime: RuntimeService, workerId: WorkerId) =>
   Effect.map(runtime.transcript(workerId, { limit: 1000 }), (page) => page.entries)
 
 const awaitIdle = (runtime: RuntimeService, workerId: WorkerId) =>
-  eventually(runtime.get(workerId), (worker) => worker.status === "idle", "Worker idle")
+  eventuallyLive(runtime.get(workerId), (worker) => worker.status === "idle", "Worker idle")
 
 const contents = (entries: ReadonlyArray<TranscriptEntry>, role: TranscriptEntry["role"]) =>
   entries.filter((entry) => entry.role === role).map((entry) => entry.content)
@@ -108,7 +89,7 @@ const killQuietly = (pid: number) => {
 const awaitPids = (runtime: RuntimeService, workerId: WorkerId, turn = 1) =>
   Effect.gen(function*() {
     const isPids = (entry: TranscriptEntry) => entry.turn === turn && entry.content.startsWith("pids ")
-    const entries = yield* eventually(entriesOf(runtime, workerId), (all) => all.some(isPids), "the child's pids")
+    const entries = yield* eventuallyLive(entriesOf(runtime, workerId), (all) => all.some(isPids), "the child's pids")
     const pids = (entries.find(isPids)?.content ?? "").split(" ").slice(1).map(Number)
     yield* Effect.addFinalizer(() => Effect.sync(() => pids.forEach(killQuietly)))
     return pids
@@ -189,7 +170,7 @@ describe("process engine", () => {
         })
         const worker = yield* runtime.create({ profile: "p" })
         yield* runtime.input(worker.id, { content: "go" })
-        yield* eventually(
+        yield* eventuallyLive(
           entriesOf(runtime, worker.id),
           (entries) => contents(entries, "worker").includes("started"),
           "the first line"
@@ -498,104 +479,4 @@ describe("process engine", () => {
         expect(pids.filter(running)).toEqual([])
       }))
   })
-})
-
-describe("profiles", () => {
-  const command = ["agent"]
-
-  it.effect("accepts both engines and keeps unset options unset", () =>
-    Effect.gen(function*() {
-      const profiles = yield* parseProfiles({
-        default: { engine: "echo" },
-        slow: { engine: "echo", delayMs: 10 },
-        "coder.v2_x-1": {
-          engine: "process",
-          command: ["python3", "-u", "agent.py"],
-          cwd: "/srv/agent",
-          env: { MODEL: "small" },
-          input: "transcript",
-          turnTimeoutMs: 600000,
-          maxOutputBytes: 1048576
-        },
-        bare: { engine: "process", command: ["agent"] }
-      })
-      expect(profiles["bare"]).toEqual({ engine: "process", command: ["agent"] })
-      expect(Object.keys(profiles)).toEqual(["default", "slow", "coder.v2_x-1", "bare"])
-      expect(DEFAULT_PROFILES).toEqual({ default: { engine: "echo" } })
-    }))
-
-  it.effect("names the profile at fault and what is wrong with it", () =>
-    Effect.gen(function*() {
-      const bad: Array<readonly [unknown, string]> = [
-        [{ engine: "shell", command }, "engine"],
-        [{ command }, "engine"],
-        [{ engine: "process" }, "command"],
-        [{ engine: "process", command: [] }, "command"],
-        [{ engine: "process", command: "python3 agent.py" }, "command"],
-        [{ engine: "process", command: ["python3", ""] }, "command.1"],
-        [{ engine: "process", comand: command }, "comand"],
-        [{ engine: "process", command, input: "stdin" }, "input"],
-        [{ engine: "process", command, turnTimeoutMs: 0 }, "turnTimeoutMs"],
-        [{ engine: "process", command, turnTimeoutMs: 1.5 }, "turnTimeoutMs"],
-        [{ engine: "process", command, maxOutputBytes: -1 }, "maxOutputBytes"],
-        [{ engine: "process", command, cwd: "" }, "cwd"],
-        [{ engine: "process", command, env: { A: 1 } }, "env.A"],
-        [{ engine: "process", command, env: { WORKER_ID: "x" } }, "WORKER_ID is reserved"],
-        [{ engine: "process", command, env: { WORKER_RUNTIME_TOKEN: "x" } }, "WORKER_RUNTIME_TOKEN is reserved"],
-        [{ engine: "process", command, env: { "A=B": "x" } }, "\"A=B\" is not a valid variable name"],
-        [{ engine: "process", command: ["agent\u0000"] }, "NUL"],
-        [{ engine: "echo", delayMs: -1 }, "delayMs"],
-        [{ engine: "echo", command }, "command"],
-        ["echo", "profile \"bad\""],
-        [null, "profile \"bad\""]
-      ]
-      for (const [profile, detail] of bad) {
-        const error = yield* Effect.flip(parseProfiles({ good: { engine: "echo" }, bad: profile }))
-        expect(error, JSON.stringify(profile)).toBeInstanceOf(ProfilesError)
-        expect(error.profile).toBe("bad")
-        expect(error.message).toContain("profile \"bad\"")
-        expect(error.message, error.message).toContain(detail)
-      }
-    }))
-
-  it.effect("refuses bad names, an empty file and a file that is not an object", () =>
-    Effect.gen(function*() {
-      for (const name of ["", "a b", "x/y", "é"]) {
-        const error = yield* Effect.flip(parseProfiles({ [name]: { engine: "echo" } }))
-        expect(error.profile).toBe(name)
-        expect(error.message).toContain(JSON.stringify(name))
-      }
-      for (const json of [{}, [], null, "default", 1]) {
-        expect(yield* Effect.flip(parseProfiles(json))).toBeInstanceOf(ProfilesError)
-      }
-    }))
-
-  it.scoped("reads a profiles file, naming the file in every error", () =>
-    Effect.gen(function*() {
-      const dir = yield* tempDir
-      const good = join(dir, "good.json")
-      writeFileSync(good, JSON.stringify({ coder: { engine: "process", command: ["agent"], input: "content" } }))
-      const broken = join(dir, "broken.json")
-      writeFileSync(broken, "{ \"coder\": ")
-      const invalid = join(dir, "invalid.json")
-      writeFileSync(invalid, JSON.stringify({ coder: { engine: "process", command: ["agent"], extra: 1 } }))
-
-      expect(yield* loadProfilesFile(good)).toEqual({
-        coder: { engine: "process", command: ["agent"], input: "content" }
-      })
-      for (const path of [join(dir, "missing.json"), broken, invalid]) {
-        const error = yield* Effect.flip(loadProfilesFile(path))
-        expect(error).toBeInstanceOf(ProfilesError)
-        expect(error.message).toContain(path)
-      }
-      expect((yield* Effect.flip(loadProfilesFile(invalid))).message).toContain("profile \"coder\"")
-    }).pipe(Effect.provide(NodeContext.layer)))
-
-  it.effect("builds an engine per profile", () =>
-    Effect.gen(function*() {
-      const engines = yield* buildEngines({ ...DEFAULT_PROFILES, p: { engine: "process", command: ["agent"] } })
-      expect(Object.keys(engines)).toEqual(["default", "p"])
-      expect(engines["default"]!.name).toBe("echo")
-      expect(engines["p"]!.name).toBe("process")
-    }).pipe(Effect.provide(NodeContext.layer)))
 })

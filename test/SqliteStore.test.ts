@@ -27,6 +27,7 @@ import {
 import { SqliteStoreLive } from "../src/sqlite/index.js"
 import { makeSqliteStore, readStatements } from "../src/sqlite/SqliteStore.js"
 import { suiteProfiles } from "./support/engines.js"
+import { eventually } from "./support/eventually.js"
 import { projectRoot } from "./support/packed.js"
 import { runtimeSuite } from "./support/runtimeSuite.js"
 import { entry, storeSuite, worker } from "./support/storeSuite.js"
@@ -65,14 +66,7 @@ const openRuntime = (filename: string, options: RuntimeOptions = {}) =>
 const openFailure = (filename: string) => Effect.flip(Effect.scoped(Layer.build(SqliteStoreLive({ filename }))))
 
 const awaitIdle = (runtime: RuntimeService, workerId: WorkerId) =>
-  Effect.gen(function*() {
-    for (let i = 0; i < 1000; i++) {
-      const worker = yield* runtime.get(workerId)
-      if (worker.status === "idle") return worker
-      yield* Effect.yieldNow()
-    }
-    return yield* Effect.dieMessage(`Worker ${workerId} never became idle`)
-  })
+  eventually(runtime.get(workerId), (worker) => worker.status === "idle", `Worker ${workerId} idle`)
 
 /** Everything a client can read about the Runtime's Workers. */
 const everything = (runtime: RuntimeService) =>

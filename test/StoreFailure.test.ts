@@ -3,7 +3,7 @@
  * written: memory shows exactly what the store holds.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Chunk, Effect, Layer, TestClock } from "effect"
+import { Effect, Layer, TestClock } from "effect"
 
 import {
   makeEchoEngine,
@@ -15,6 +15,7 @@ import {
   StoreError,
   Unavailable
 } from "../src/index.js"
+import { eventually, waitForSleeps } from "./support/eventually.js"
 
 /** The memory store, failing every write while `broken.on` is set. */
 const flakyStore = (broken: { on: boolean }): RuntimeStoreService => {
@@ -72,9 +73,9 @@ describe("store failures", () => {
       const worker = yield* rt.create({ profile: "slow" })
       yield* rt.input(worker.id, { content: "x" })
       broken.on = true
-      while (Chunk.isEmpty(yield* TestClock.sleeps())) yield* Effect.yieldNow()
+      yield* waitForSleeps(1)
       yield* TestClock.adjust(1000)
-      for (let i = 0; i < 100 && (yield* rt.get(worker.id)).status === "busy"; i++) yield* Effect.yieldNow()
+      yield* eventually(rt.get(worker.id), (w) => w.status !== "busy", "the turn's end freeing the Worker")
       expect((yield* rt.get(worker.id)).status).toBe("idle")
       broken.on = false
       expect((yield* rt.input(worker.id, { content: "y" })).entry.seq).toBe(2)

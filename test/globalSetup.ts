@@ -1,6 +1,8 @@
 /**
- * Builds `dist/` once before any test file runs: the pack and bin tests use it;
- * and `build/` (the compiled scripts): the pack test runs check-core-imports.
+ * The `e2e` project's global setup (vitest.config.ts): builds `dist/` once
+ * before its test files run (the pack, bin and crash tests and the SQLite
+ * second process use it), and `build/` (the compiled scripts): the pack test
+ * runs check-core-imports. The `unit` project needs neither.
  */
 import { execFileSync } from "node:child_process"
 import { dirname, resolve } from "node:path"

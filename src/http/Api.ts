@@ -1,7 +1,8 @@
 /**
  * `RuntimeApi`: the REST contract of docs/rest.md as an `HttpApi`. The server
  * (`ApiLive.ts`, `Server.ts`) implements it and `Client.ts` derives the client
- * from it; nothing here knows how Workers behave.
+ * from it; nothing here knows how Workers behave. `OpenApiDocument.ts` makes
+ * the published OpenAPI document from it.
  *
  * Browsers never talk to a Runtime: Browser -> Backend -> Runtime. The server
  * refuses any request that looks like it comes from a browser.
@@ -13,26 +14,29 @@ import * as HttpApiMiddleware from "@effect/platform/HttpApiMiddleware"
 import * as HttpApiSchema from "@effect/platform/HttpApiSchema"
 import * as HttpApiSecurity from "@effect/platform/HttpApiSecurity"
 import * as OpenApi from "@effect/platform/OpenApi"
+import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
-
 import {
   CancelRequest,
   CancelResult,
   CreateWorker,
   InputAccepted,
+  ListQuery,
   PageLimit,
   RuntimeInfo,
+  SeqCursor,
   StopRequest,
   TranscriptPage,
   Worker,
   WorkerId,
   WorkerInput,
-  WorkerList,
-  WorkerStatus
+  WorkerList
 } from "../Domain.js"
 import { Busy, InvalidInput, Unavailable, UnknownWorker, Unsupported } from "../Errors.js"
+import { DEFAULT_PAGE, MAX_PAGE } from "../RuntimeOptions.js"
 import { VERSION } from "../version.js"
-import { Forbidden, InternalError, PayloadTooLarge, RouteNotFound, Unauthorized } from "./Errors.js"
+import { Forbidden, InternalError, PayloadTooLarge, Unauthorized, UnsupportedMediaType } from "./Errors.js"
+import { documentTransform } from "./OpenApiDocument.js"
 
 /**
  * Every error's one HTTP status. The server encodes all errors through one
@@ -44,8 +48,10 @@ export const ErrorStatus = {
   Forbidden: 403,
   UnknownWorker: 404,
   RouteNotFound: 404,
+  MethodNotAllowed: 405,
   Busy: 409,
   PayloadTooLarge: 413,
+  UnsupportedMediaType: 415,
   Unsupported: 422,
   InternalError: 500,
   Unavailable: 503
@@ -57,38 +63,56 @@ export class Authorization extends HttpApiMiddleware.Tag<Authorization>()("worke
   security: { bearer: HttpApiSecurity.bearer }
 }) {}
 
-/**
- * Refuses a body whose declared length is over the limit before it is read,
- * after routing (RouteNotFound comes first). Reading past the limit instead
- * makes the platform destroy the connection, and the client sees no 413.
- */
-export class BodyLimit extends HttpApiMiddleware.Tag<BodyLimit>()("worker-runtime/BodyLimit", {
-  failure: PayloadTooLarge.annotations(HttpApiSchema.annotations({ status: ErrorStatus.PayloadTooLarge }))
-}) {}
+const workerId = HttpApiSchema.param(
+  "workerId",
+  WorkerId.annotations({ description: "The Worker's id, as returned by create" })
+)
 
-const workerId = HttpApiSchema.param("workerId", WorkerId)
+/** A plain decimal integer in a query string: "12"; not "1e2", "0x10", " 1", "1.0" or "". */
+const queryInteger = (
+  to: Schema.Schema<number>,
+  jsonSchema: { readonly minimum: number; readonly maximum?: number; readonly description: string }
+) =>
+  Schema.transformOrFail(Schema.String, to, {
+    strict: true,
+    decode: (text, _, ast) =>
+      /^[0-9]{1,15}$/.test(text)
+        ? ParseResult.succeed(Number(text))
+        : ParseResult.fail(new ParseResult.Type(ast, text, "must be a plain decimal integer")),
+    encode: (value) => ParseResult.succeed(String(value))
+  }).annotations({ jsonSchema: { type: "integer", ...jsonSchema }, description: jsonSchema.description })
 
-const Limit = Schema.NumberFromString.pipe(Schema.compose(PageLimit))
-const NonNegativeIntFromString = Schema.NumberFromString.pipe(Schema.compose(Schema.Int), Schema.nonNegative())
+const optional = <S extends Schema.Schema.Any>(schema: S) => Schema.optionalWith(schema, { exact: true })
 
-export const ListParams = Schema.Struct({
-  status: Schema.optional(WorkerStatus),
-  limit: Schema.optional(Limit),
-  after: Schema.optional(Schema.String)
+const QueryLimit = queryInteger(PageLimit, {
+  minimum: 1,
+  maximum: MAX_PAGE,
+  description: `Page size, 1 to ${MAX_PAGE} (default ${DEFAULT_PAGE})`
 })
 
+/** The list query of the domain, as URL parameters. */
+export const ListParams = Schema.Struct({ ...ListQuery.fields, limit: optional(QueryLimit) })
+
+/** The transcript query of the domain, as URL parameters. */
 export const TranscriptParams = Schema.Struct({
-  after: Schema.optional(NonNegativeIntFromString),
-  limit: Schema.optional(Limit)
+  after: optional(
+    queryInteger(SeqCursor, { minimum: 0, description: "Only entries with a greater seq (default 0)" })
+  ),
+  limit: optional(QueryLimit)
 })
 
-/** Cancel and stop take `{ reason? }` or no body at all (which arrives as `null`). */
+/** Cancel and stop take `{ reason? }` or no body at all; the handlers read the body themselves. */
 const OptionalBody = <A, I>(schema: Schema.Schema<A, I>) => Schema.NullOr(schema)
 
 export class RuntimeGroup extends HttpApiGroup.make("runtime")
-  .add(HttpApiEndpoint.get("info", "/v1/runtime").addSuccess(RuntimeInfo))
+  .add(
+    HttpApiEndpoint.get("info", "/v1/runtime")
+      .addSuccess(RuntimeInfo)
+      .annotate(OpenApi.Summary, "Describe the Runtime")
+      .annotate(OpenApi.Description, "Identity, status, store, profiles, Worker counts and limits.")
+  )
   .middleware(Authorization)
-  .middleware(BodyLimit)
+  .annotate(OpenApi.Description, "The Runtime itself")
 {}
 
 export class WorkersGroup extends HttpApiGroup.make("workers")
@@ -96,16 +120,24 @@ export class WorkersGroup extends HttpApiGroup.make("workers")
     HttpApiEndpoint.get("list", "/v1/workers")
       .setUrlParams(ListParams)
       .addSuccess(WorkerList)
+      .annotate(OpenApi.Summary, "List Workers")
+      .annotate(OpenApi.Description, "Workers in creation order, a page at a time, optionally by status.")
   )
   .add(
     HttpApiEndpoint.post("create", "/v1/workers")
       .setPayload(CreateWorker)
       .addSuccess(Worker, { status: 201 })
+      .addError(PayloadTooLarge, { status: ErrorStatus.PayloadTooLarge })
+      .addError(UnsupportedMediaType, { status: ErrorStatus.UnsupportedMediaType })
+      .annotate(OpenApi.Summary, "Create a Worker")
+      .annotate(OpenApi.Description, "A new idle Worker on a configured profile.")
   )
   .add(
     HttpApiEndpoint.get("get")`/v1/workers/${workerId}`
       .addSuccess(Worker)
       .addError(UnknownWorker, { status: ErrorStatus.UnknownWorker })
+      .annotate(OpenApi.Summary, "Get a Worker")
+      .annotate(OpenApi.Description, "The Worker as it is now.")
   )
   .add(
     HttpApiEndpoint.post("input")`/v1/workers/${workerId}/input`
@@ -114,6 +146,13 @@ export class WorkersGroup extends HttpApiGroup.make("workers")
       .addError(UnknownWorker, { status: ErrorStatus.UnknownWorker })
       .addError(Busy, { status: ErrorStatus.Busy })
       .addError(Unsupported, { status: ErrorStatus.Unsupported })
+      .addError(PayloadTooLarge, { status: ErrorStatus.PayloadTooLarge })
+      .addError(UnsupportedMediaType, { status: ErrorStatus.UnsupportedMediaType })
+      .annotate(OpenApi.Summary, "Send input")
+      .annotate(
+        OpenApi.Description,
+        "Records the input and starts a turn, answering at once. Busy (nothing recorded) while a turn is in flight."
+      )
   )
   .add(
     HttpApiEndpoint.post("cancel")`/v1/workers/${workerId}/cancel`
@@ -121,89 +160,82 @@ export class WorkersGroup extends HttpApiGroup.make("workers")
       .addSuccess(CancelResult)
       .addError(UnknownWorker, { status: ErrorStatus.UnknownWorker })
       .addError(Unsupported, { status: ErrorStatus.Unsupported })
+      .addError(PayloadTooLarge, { status: ErrorStatus.PayloadTooLarge })
+      .addError(UnsupportedMediaType, { status: ErrorStatus.UnsupportedMediaType })
+      .annotate(OpenApi.Summary, "Cancel the turn in flight")
+      .annotate(
+        OpenApi.Description,
+        "Interrupts the turn, records why, and leaves the Worker idle; cancelled is false when it was idle."
+      )
   )
   .add(
     HttpApiEndpoint.post("stop")`/v1/workers/${workerId}/stop`
       .setPayload(OptionalBody(StopRequest))
       .addSuccess(Worker)
       .addError(UnknownWorker, { status: ErrorStatus.UnknownWorker })
+      .addError(PayloadTooLarge, { status: ErrorStatus.PayloadTooLarge })
+      .addError(UnsupportedMediaType, { status: ErrorStatus.UnsupportedMediaType })
+      .annotate(OpenApi.Summary, "Stop a Worker")
+      .annotate(OpenApi.Description, "Interrupts any turn and ends the Worker for good (status stopped).")
   )
   .add(
     HttpApiEndpoint.get("transcript")`/v1/workers/${workerId}/transcript`
       .setUrlParams(TranscriptParams)
       .addSuccess(TranscriptPage)
       .addError(UnknownWorker, { status: ErrorStatus.UnknownWorker })
+      .annotate(OpenApi.Summary, "Read the transcript")
+      .annotate(OpenApi.Description, "Entries after a seq, in order, a page at a time.")
   )
   .middleware(Authorization)
-  .middleware(BodyLimit)
+  .annotate(OpenApi.Description, "Workers: create, drive, follow and end them")
 {}
 
-export const Healthy = Schema.Struct({ status: Schema.Literal("ok") }).annotations({ identifier: "Healthy" })
-export const Ready = Schema.Struct({ status: Schema.Literal("ready") }).annotations({ identifier: "Ready" })
+export const Healthy = Schema.Struct({ status: Schema.Literal("ok") }).annotations({
+  identifier: "Healthy",
+  description: "The process runs",
+  examples: [{ status: "ok" }]
+})
+export const Ready = Schema.Struct({ status: Schema.Literal("ready") }).annotations({
+  identifier: "Ready",
+  description: "The Runtime takes work",
+  examples: [{ status: "ready" }]
+})
 
 /** Probes: no token, so an orchestrator can ask without a secret. */
 export class HealthGroup extends HttpApiGroup.make("health")
-  .add(HttpApiEndpoint.get("healthz", "/healthz").addSuccess(Healthy))
-  .add(HttpApiEndpoint.get("readyz", "/readyz").addSuccess(Ready))
-  .middleware(BodyLimit)
+  .add(
+    HttpApiEndpoint.get("healthz", "/healthz")
+      .addSuccess(Healthy)
+      .annotate(OpenApi.Summary, "Liveness probe")
+      .annotate(OpenApi.Description, "200 while the process runs. No token needed.")
+  )
+  .add(
+    HttpApiEndpoint.get("readyz", "/readyz")
+      .addSuccess(Ready)
+      .annotate(OpenApi.Summary, "Readiness probe")
+      .annotate(
+        OpenApi.Description,
+        "200 when the Runtime takes work; 503 while starting or draining. No token needed."
+      )
+  )
+  .annotate(OpenApi.Description, "Probes for orchestrators; no token needed")
 {}
-
-const DECODE_REF = "#/components/schemas/HttpApiDecodeError"
-
-const isDecodeRef = (value: unknown): boolean =>
-  typeof value === "object" && value !== null && "$ref" in value && value.$ref === DECODE_REF
-
-const withoutDecodeRefs = (value: unknown): unknown => {
-  if (Array.isArray(value)) {
-    // Dedupe too: the auth middleware and the API both declare Unauthorized.
-    const seen = new Set<string>()
-    return value.filter((item) => !isDecodeRef(item)).map(withoutDecodeRefs).filter((item) => {
-      const key = JSON.stringify(item)
-      return seen.has(key) ? false : (seen.add(key), true)
-    })
-  }
-  if (typeof value !== "object" || value === null) return value
-  return Object.fromEntries(Object.entries(value).map(([key, item]) => [key, withoutDecodeRefs(item)]))
-}
-
-/** Drops component schemas nothing refers to any more (the decode error's own). */
-const pruneSchemas = (spec: Record<string, unknown>): Record<string, unknown> => {
-  const components = spec.components
-  if (typeof components !== "object" || components === null || !("schemas" in components)) return spec
-  const schemas = components.schemas
-  if (typeof schemas !== "object" || schemas === null) return spec
-  let kept = Object.entries(schemas)
-  for (;;) {
-    const text = JSON.stringify({ ...spec, components: { ...components, schemas: Object.fromEntries(kept) } })
-    const next = kept.filter(([name]) => text.includes(`"#/components/schemas/${name}"`))
-    if (next.length === kept.length) break
-    kept = next
-  }
-  return { ...spec, components: { ...components, schemas: Object.fromEntries(kept) } }
-}
-
-/**
- * `HttpApi.make` declares `HttpApiDecodeError` on every endpoint; the server
- * answers `InvalidInput` instead, so the document drops it.
- */
-const replaceDecodeError = (spec: Record<string, unknown>): Record<string, unknown> =>
-  pruneSchemas(Object.fromEntries(Object.entries(spec).map(([key, value]) => [key, withoutDecodeRefs(value)])))
 
 export class RuntimeApi extends HttpApi.make("worker-runtime")
   .add(RuntimeGroup)
   .add(WorkersGroup)
   .add(HealthGroup)
   .addError(InvalidInput, { status: ErrorStatus.InvalidInput })
-  .addError(Unauthorized, { status: ErrorStatus.Unauthorized })
   .addError(Forbidden, { status: ErrorStatus.Forbidden })
-  .addError(RouteNotFound, { status: ErrorStatus.RouteNotFound })
-  .addError(PayloadTooLarge, { status: ErrorStatus.PayloadTooLarge })
   .addError(InternalError, { status: ErrorStatus.InternalError })
   .addError(Unavailable, { status: ErrorStatus.Unavailable })
   .annotateContext(OpenApi.annotations({
     title: "worker-runtime",
     version: VERSION,
-    description: "REST command API of a Worker Runtime. Backends only: browser requests are refused (403).",
-    transform: replaceDecodeError
+    description: "REST command API of a Worker Runtime: it hosts long-lived Workers (agent sessions) for a Backend. " +
+      "Backends only: requests from browsers are refused (403).",
+    license: { name: "MIT", url: "https://opensource.org/licenses/MIT" },
+    servers: [{ url: "http://127.0.0.1:8787", description: "The default address of `npm start`" }],
+    transform: documentTransform
   }))
 {}

@@ -1,15 +1,19 @@
-/** Handlers: each maps path, payload and query onto one `Runtime` call. */
+/**
+ * Handlers: each maps path, body and query onto one `Runtime` call. Bodies
+ * are read by `Body.ts` (raw handlers), not by the platform, so that only
+ * JSON is ever read and its size, encoding and depth are checked first.
+ */
 import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
-import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
-
+import { CancelRequest, CreateWorker, StopRequest, WorkerInput } from "../Domain.js"
 import { drainingError } from "../Draining.js"
 import { Runtime } from "../Runtime.js"
-import { Authorization, BodyLimit, RuntimeApi } from "./Api.js"
-import { PayloadTooLarge, Unauthorized } from "./Errors.js"
+import { Authorization, RuntimeApi } from "./Api.js"
+import { jsonBody, optionalJsonBody } from "./Body.js"
+import { Unauthorized } from "./Errors.js"
 import { tokenMatches } from "./Guard.js"
 
 export const RuntimeHandlers = HttpApiBuilder.group(
@@ -18,20 +22,32 @@ export const RuntimeHandlers = HttpApiBuilder.group(
   (handlers) => Effect.map(Runtime, (runtime) => handlers.handle("info", () => runtime.info))
 )
 
-export const WorkersHandlers = HttpApiBuilder.group(
-  RuntimeApi,
-  "workers",
-  (handlers) =>
+export const WorkersHandlers = (maxBodyBytes: number) =>
+  HttpApiBuilder.group(RuntimeApi, "workers", (handlers) =>
     Effect.map(Runtime, (runtime) =>
       handlers
         .handle("list", ({ urlParams }) => runtime.list(urlParams))
-        .handle("create", ({ payload }) => runtime.create(payload))
+        .handleRaw(
+          "create",
+          () => Effect.flatMap(jsonBody(CreateWorker, { maxBodyBytes, what: "create request" }), runtime.create)
+        )
         .handle("get", ({ path }) => runtime.get(path.workerId))
-        .handle("input", ({ path, payload }) => runtime.input(path.workerId, payload))
-        .handle("cancel", ({ path, payload }) => runtime.cancel(path.workerId, payload ?? undefined))
-        .handle("stop", ({ path, payload }) => runtime.stop(path.workerId, payload ?? undefined))
-        .handle("transcript", ({ path, urlParams }) => runtime.transcript(path.workerId, urlParams)))
-)
+        .handleRaw("input", ({ path }) =>
+          Effect.flatMap(
+            jsonBody(WorkerInput, { maxBodyBytes, what: "input" }),
+            (input) => runtime.input(path.workerId, input)
+          ))
+        .handleRaw("cancel", ({ path }) =>
+          Effect.flatMap(
+            optionalJsonBody(CancelRequest, { maxBodyBytes, what: "cancel request" }),
+            (request) => runtime.cancel(path.workerId, request)
+          ))
+        .handleRaw("stop", ({ path }) =>
+          Effect.flatMap(
+            optionalJsonBody(StopRequest, { maxBodyBytes, what: "stop request" }),
+            (request) => runtime.stop(path.workerId, request)
+          ))
+        .handle("transcript", ({ path, urlParams }) => runtime.transcript(path.workerId, urlParams))))
 
 export const HealthHandlers = HttpApiBuilder.group(
   RuntimeApi,
@@ -57,19 +73,6 @@ export const AuthorizationLive = (token: Option.Option<Redacted.Redacted<string>
           // The platform slices a fixed "Bearer " off; the guard also trims.
           tokenMatches(Redacted.value(given).trim(), expected)
             ? Effect.void
-            : Effect.fail(new Unauthorized({ message: "missing or wrong bearer token" }))
+            : Effect.fail(new Unauthorized({ message: "The bearer token is missing or wrong." }))
       })
   })
-
-export const BodyLimitLive = (maxBodyBytes: number) =>
-  Layer.succeed(
-    BodyLimit,
-    Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
-      const declared = Number(request.headers["content-length"] ?? 0)
-      return declared > maxBodyBytes
-        ? Effect.fail(
-          new PayloadTooLarge({ message: `request body exceeds ${maxBodyBytes} bytes`, limitBytes: maxBodyBytes })
-        )
-        : Effect.void
-    })
-  )

@@ -1,29 +1,39 @@
 /**
- * `RuntimeHttpClient`: the `Runtime` service over HTTP, derived from
- * `RuntimeApi`. A Backend swaps `RuntimeLive()` for this layer without
- * changing code. Declared errors come back as the same classes; connection
- * failures and undeclared responses become `Unavailable`.
+ * The `Runtime` service over HTTP, derived from `RuntimeApi`. A Backend swaps
+ * `RuntimeLive()` for `RuntimeHttpClientLive(...)` without changing code.
+ * Declared errors come back as the same classes. What a retry may fix (a
+ * refused connection, a timeout, 503, an undeclared 5xx) is `Unavailable`;
+ * what it cannot (a wrong token, baseUrl or Host: 401, 403, an unknown
+ * route, 405, 415) is a defect, `RuntimeMisconfigured`, so that it is loud.
  */
 import * as HttpApiClient from "@effect/platform/HttpApiClient"
 import * as HttpClient from "@effect/platform/HttpClient"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
+import type * as HttpClientResponse from "@effect/platform/HttpClientResponse"
+import * as Clock from "effect/Clock"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Predicate from "effect/Predicate"
 import * as Redacted from "effect/Redacted"
-
 import { Busy, InvalidInput, Unavailable, UnknownWorker, Unsupported } from "../Errors.js"
 import { Runtime, type RuntimeService } from "../Runtime.js"
 import { RETRY_AFTER_MS } from "../RuntimeOptions.js"
 import { reasonOf, validate } from "../Validation.js"
 import { RuntimeApi } from "./Api.js"
+import { PayloadTooLarge, RuntimeMisconfigured } from "./Errors.js"
 
 export interface RuntimeHttpClientOptions {
-  /** Where the Runtime listens, e.g. `http://127.0.0.1:8787`. */
+  /** Where the Runtime listens: its root, e.g. `http://127.0.0.1:8787` (no `/v1`). */
   readonly baseUrl: string | URL
   /** The Runtime's bearer token, when it has one. */
   readonly token?: Redacted.Redacted<string> | string | undefined
+  /** How long one request may take before it is `Unavailable` (default 30 seconds). */
+  readonly requestTimeout?: Duration.DurationInput | undefined
 }
+
+const DEFAULT_TIMEOUT = Duration.seconds(30)
+const liveClock = Clock.make()
 
 const describe = (error: unknown): string =>
   Predicate.hasProperty(error, "message") && typeof error.message === "string"
@@ -32,22 +42,74 @@ const describe = (error: unknown): string =>
 
 const unavailable = (error: unknown) =>
   new Unavailable({
-    message: `runtime unreachable or answered unexpectedly: ${describe(error)}`,
+    message: `The runtime is unreachable or answered unexpectedly: ${describe(error)}`,
     retryAfterMs: RETRY_AFTER_MS
   })
 
-/** Keeps the errors a method declares; everything else becomes `Unavailable`. */
-const only = <const Allowed extends ReadonlyArray<new(...args: never) => unknown>>(...allowed: Allowed) =>
-<A, E, R>(
-  effect: Effect.Effect<A, E, R>
-): Effect.Effect<A, InstanceType<Allowed[number]> | Unavailable, R> => {
-  const isAllowed = (error: unknown): error is InstanceType<Allowed[number]> =>
-    allowed.some((constructor) => error instanceof constructor)
-  return Effect.catchAll(
-    effect,
-    (error) => Effect.fail(isAllowed(error) ? error : error instanceof Unavailable ? error : unavailable(error))
-  )
+/** What to check for each answer that only a configuration change fixes. */
+const misconfiguration = (
+  response: HttpClientResponse.HttpClientResponse,
+  tag: string | undefined,
+  baseUrl: string
+): RuntimeMisconfigured | undefined => {
+  const where = `${response.request.method} ${response.request.url}`
+  const at = `The runtime at ${baseUrl} answered ${response.status} to ${where}`
+  switch (response.status) {
+    case 401:
+      return new RuntimeMisconfigured({
+        status: 401,
+        message: `${at}: the token is missing or wrong. Check the client's token against the runtime's --token-file.`
+      })
+    case 403:
+      return new RuntimeMisconfigured({
+        status: 403,
+        message: `${at}: it refused the request's Host or browser headers. Check the runtime's --allowed-hosts ` +
+          "for the name in baseUrl, and call it from a Backend, never a browser."
+      })
+    case 404:
+      return tag === "RouteNotFound"
+        ? new RuntimeMisconfigured({
+          status: 404,
+          message: `${at}: no such route. Check baseUrl: it is the runtime's root (e.g. http://host:8787), ` +
+            "without a path such as /v1."
+        })
+        : undefined
+    case 405:
+    case 415:
+      return new RuntimeMisconfigured({
+        status: response.status,
+        message: `${at}: the runtime does not serve this operation as sent. Check that the client and the ` +
+          "runtime are the same version of worker-runtime."
+      })
+    default:
+      return undefined
+  }
 }
+
+/**
+ * The `_tag` of a JSON error body, if it has one. Read through `arrayBuffer`,
+ * which the response caches and the client's decoder reads too.
+ */
+const tagOf = (response: HttpClientResponse.HttpClientResponse) =>
+  response.arrayBuffer.pipe(
+    Effect.map((bytes) => {
+      try {
+        const body: unknown = JSON.parse(new TextDecoder().decode(bytes))
+        return Predicate.hasProperty(body, "_tag") && typeof body._tag === "string" ? body._tag : undefined
+      } catch {
+        return undefined
+      }
+    }),
+    Effect.orElseSucceed(() => undefined)
+  )
+
+/** The body limit is the transport's side of maxInputBytes: the answer embedded callers get. */
+const bodyLimitAsInvalidInput = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+  Effect.catchIf(
+    effect,
+    (error): error is Extract<E, PayloadTooLarge> => error instanceof PayloadTooLarge,
+    (error) => Effect.fail(new InvalidInput({ message: error.message }))
+  )
 
 export const makeRuntimeHttpClient = (
   options: RuntimeHttpClientOptions
@@ -58,10 +120,52 @@ export const makeRuntimeHttpClient = (
       : typeof options.token === "string"
       ? options.token
       : Redacted.value(options.token)
+    const baseUrl = String(options.baseUrl)
+    const timeout = Duration.decode(options.requestTimeout ?? DEFAULT_TIMEOUT)
+
+    const checkConfiguration = HttpClient.transformResponse(
+      Effect.tap((response: HttpClientResponse.HttpClientResponse) =>
+        response.status < 400 || response.status >= 500
+          ? Effect.void
+          : Effect.flatMap(response.status === 404 ? tagOf(response) : Effect.succeed(undefined), (tag) => {
+            const problem = misconfiguration(response, tag, baseUrl)
+            return problem === undefined ? Effect.void : Effect.die(problem)
+          })
+      )
+    )
     const client = yield* HttpApiClient.make(RuntimeApi, {
       baseUrl: options.baseUrl,
-      transformClient: token === undefined ? undefined : HttpClient.mapRequest(HttpClientRequest.bearerToken(token))
+      transformClient: (http) =>
+        checkConfiguration(
+          token === undefined ? http : HttpClient.mapRequest(http, HttpClientRequest.bearerToken(token))
+        )
     })
+
+    /** Bounds the call in time and keeps the errors it declares; the rest is `Unavailable`. */
+    const only =
+      <const Allowed extends ReadonlyArray<new(...args: never) => unknown>>(...allowed: Allowed) =>
+      <A, E, R>(
+        effect: Effect.Effect<A, E, R>
+      ): Effect.Effect<A, InstanceType<Allowed[number]> | Unavailable, R> => {
+        const isAllowed = (error: unknown): error is InstanceType<Allowed[number]> =>
+          allowed.some((constructor) => error instanceof constructor)
+        return effect.pipe(
+          Effect.timeoutFail({
+            duration: timeout,
+            onTimeout: () =>
+              new Unavailable({
+                message: `The runtime at ${baseUrl} did not answer within ${Duration.format(timeout)}.`,
+                retryAfterMs: RETRY_AFTER_MS
+              })
+          }),
+          // The network runs in real time, also under a test clock.
+          Effect.withClock(liveClock),
+          Effect.catchAll((error) =>
+            Effect.fail(isAllowed(error) ? error : error instanceof Unavailable ? error : unavailable(error))
+          )
+        )
+      }
+
     const runtime: RuntimeService = {
       info: client.runtime.info().pipe(only()),
       // Requests are checked here first, with the server's own schemas, so a
@@ -75,11 +179,13 @@ export const makeRuntimeHttpClient = (
       create: (request) =>
         validate.create(request).pipe(
           Effect.flatMap((payload) => client.workers.create({ payload })),
+          bodyLimitAsInvalidInput,
           only(InvalidInput)
         ),
       input: (workerId, input) =>
         validate.input(input).pipe(
           Effect.flatMap((payload) => client.workers.input({ path: { workerId }, payload })),
+          bodyLimitAsInvalidInput,
           only(UnknownWorker, Busy, InvalidInput, Unsupported)
         ),
       cancel: (workerId, request) =>

@@ -1,9 +1,10 @@
 /**
  * The global middleware in front of every route. It runs before routing, so
- * docs/rest.md's precedence holds: Forbidden, then Unauthorized (unknown paths
- * included), then RouteNotFound, then PayloadTooLarge, then InvalidInput.
- * It also turns whatever the platform would answer on its own (an empty 400
- * for bad JSON, `HttpApiDecodeError`, a bare 404, a 500) into typed bodies.
+ * docs/rest.md's precedence holds: Forbidden (a Host that is not allowed, or
+ * a browser), then Unauthorized (unknown paths included), then RouteNotFound
+ * and MethodNotAllowed, then what the endpoint itself answers. It also turns
+ * whatever the platform would answer on its own (`HttpApiDecodeError`, a bare
+ * 404, a 500) into typed JSON bodies.
  */
 import { HttpApiDecodeError } from "@effect/platform/HttpApiError"
 import * as HttpApp from "@effect/platform/HttpApp"
@@ -15,16 +16,20 @@ import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
-
-import { InvalidInput, Unavailable } from "../Errors.js"
+import * as Schema from "effect/Schema"
+import { type InvalidInput, Unavailable } from "../Errors.js"
 import { RETRY_AFTER_MS } from "../RuntimeOptions.js"
-import { toValidationIssue } from "../Validation.js"
-import { Forbidden, InternalError, PayloadTooLarge, RouteNotFound, Unauthorized } from "./Errors.js"
+import { invalidInputOf, toValidationIssues } from "../Validation.js"
+import { Forbidden, InternalError, MethodNotAllowed, RouteNotFound, Unauthorized } from "./Errors.js"
+import { hostAllowed, type HostPolicy } from "./Hosts.js"
 
 export interface GuardOptions {
   /** When set, every path but the probes needs `Authorization: Bearer <token>`. */
   readonly token: Option.Option<Redacted.Redacted<string>>
   readonly maxBodyBytes: number
+  readonly hosts: HostPolicy
+  /** The methods each known path takes, for 405 and `Allow`. */
+  readonly methodsOf: (path: string) => ReadonlyArray<string>
 }
 
 const PUBLIC_PATHS = new Set(["/healthz", "/readyz"])
@@ -55,51 +60,70 @@ const isBrowser = (headers: Readonly<Record<string, string | undefined>>) =>
   headers["origin"] !== undefined || headers["sec-fetch-site"] !== undefined ||
   headers["sec-fetch-dest"] !== undefined
 
-const retryAfter = (error: Unavailable) =>
-  HttpServerResponse.setHeader(
-    "retry-after",
-    String(Math.max(1, Math.ceil((error.retryAfterMs ?? RETRY_AFTER_MS) / 1000)))
-  )
+/** `Retry-After` in whole seconds, at least 1. */
+export const retryAfterSeconds = (error: Unavailable) =>
+  String(Math.max(1, Math.ceil((error.retryAfterMs ?? RETRY_AFTER_MS) / 1000)))
 
-type GuardError = Forbidden | Unauthorized | RouteNotFound | PayloadTooLarge | InvalidInput | InternalError
+// The guard's own answers are written here, not by the API's error encoder:
+// unknown paths and methods are not operations of the API.
+const GuardError = Schema.Union(Forbidden, Unauthorized, RouteNotFound, MethodNotAllowed, InternalError)
+const encodeGuardError = Schema.encodeSync(GuardError)
+
+const answer = (
+  error: typeof GuardError.Type,
+  status: number,
+  headers: Record<string, string> = {}
+): Effect.Effect<HttpServerResponse.HttpServerResponse> =>
+  Effect.succeed(HttpServerResponse.unsafeJson(encodeGuardError(error), { status, headers }))
+
+const unauthorized = () =>
+  answer(new Unauthorized({ message: "The bearer token is missing or wrong." }), 401, {
+    "www-authenticate": "Bearer"
+  })
+
+const routeNotFound = (method: string, path: string) =>
+  answer(new RouteNotFound({ message: `There is no route for ${method} ${path}.`, method, path }), 404)
 
 export const makeGuard = (options: GuardOptions) => {
   const bodyLimit = Option.some(options.maxBodyBytes)
 
+  const notFound = (method: string, path: string) => {
+    const allow = options.methodsOf(path)
+    return allow.length === 0
+      ? routeNotFound(method, path)
+      : answer(
+        new MethodNotAllowed({
+          message: `${path} does not take ${method}; it takes ${allow.join(", ")}.`,
+          method,
+          path,
+          allow
+        }),
+        405,
+        { allow: allow.join(", ") }
+      )
+  }
+
   const translate = (request: HttpServerRequest.HttpServerRequest) =>
   (
     cause: Cause.Cause<never>
-  ): Effect.Effect<HttpServerResponse.HttpServerResponse, GuardError> => {
+  ): Effect.Effect<HttpServerResponse.HttpServerResponse, InvalidInput> => {
     if (Cause.isInterruptedOnly(cause)) return Effect.failCause(cause)
     const error = Cause.squash(cause)
-    if (error instanceof HttpServerError.RouteNotFound) {
-      const path = pathOf(request.url)
-      return Effect.fail(
-        new RouteNotFound({ message: `no route for ${request.method} ${path}`, method: request.method, path })
-      )
-    }
+    if (error instanceof HttpServerError.RouteNotFound) return notFound(request.method, pathOf(request.url))
     if (error instanceof HttpApiDecodeError) {
-      const issues = error.issues.map(toValidationIssue)
-      return Effect.fail(new InvalidInput({ message: `invalid request: ${error.message}`, issues }))
+      return Effect.fail(invalidInputOf(toValidationIssues(error.issues), "request"))
     }
-    if (error instanceof HttpServerError.RequestError) {
-      // The body reader stops at the limit with this message (platform-node).
-      const tooLarge = error.cause instanceof Error && error.cause.message.includes("maxBytes")
-      return Effect.fail(
-        tooLarge
-          ? new PayloadTooLarge({
-            message: `request body exceeds ${options.maxBodyBytes} bytes`,
-            limitBytes: options.maxBodyBytes
-          })
-          : new InvalidInput({ message: "request body is not valid JSON" })
-      )
-    }
+    if (error instanceof Unauthorized) return unauthorized()
     if (Option.isSome(Cause.failureOption(cause))) {
       // A typed error of the API: encoded by the API's error schema.
       if (error instanceof Unavailable) {
         return Effect.zipRight(
           HttpApp.appendPreResponseHandler((_request, response) =>
-            Effect.succeed(response.status === 503 ? retryAfter(error)(response) : response)
+            Effect.succeed(
+              response.status === 503
+                ? HttpServerResponse.setHeader(response, "retry-after", retryAfterSeconds(error))
+                : response
+            )
           ),
           Effect.failCause(cause)
         )
@@ -108,24 +132,36 @@ export const makeGuard = (options: GuardOptions) => {
     }
     return Effect.zipRight(
       Effect.logError("defect while serving a request", cause),
-      Effect.fail(new InternalError({ message: "internal error; the runtime logged it" }))
+      answer(new InternalError({ message: "Internal error; the runtime logged it." }), 500)
     )
   }
 
-  return (app: HttpApp.Default): HttpApp.Default<GuardError> =>
+  return (app: HttpApp.Default): HttpApp.Default<InvalidInput> =>
     Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
       const headers = request.headers
-      if (isBrowser(headers)) {
-        return Effect.fail(
-          new Forbidden({ message: "browsers cannot reach a Runtime; call it from your Backend" })
+      if (!hostAllowed(options.hosts, headers["host"])) {
+        return answer(
+          new Forbidden({
+            message: `The Host ${JSON.stringify(headers["host"] ?? "")} is not allowed; see --allowed-hosts.`
+          }),
+          403
         )
       }
+      if (isBrowser(headers)) {
+        return answer(
+          new Forbidden({ message: "Browsers cannot reach a Runtime; call it from your Backend." }),
+          403
+        )
+      }
+      const path = pathOf(request.url)
       if (
-        Option.isSome(options.token) && !PUBLIC_PATHS.has(pathOf(request.url)) &&
+        Option.isSome(options.token) && !PUBLIC_PATHS.has(path) &&
         !tokenMatches(bearerOf(headers["authorization"]), options.token.value)
       ) {
-        return Effect.fail(new Unauthorized({ message: "missing or wrong bearer token" }))
+        return unauthorized()
       }
+      // Paths are exact: the router would take "/healthz/" for "/healthz".
+      if (path.length > 1 && path.endsWith("/")) return routeNotFound(request.method, path)
       return app.pipe(
         HttpIncomingMessage.withMaxBodySize(bodyLimit),
         Effect.catchAllCause(translate(request))

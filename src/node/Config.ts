@@ -36,6 +36,8 @@ export interface RuntimeConfig {
   readonly maxWorkers: number
   readonly maxInputBytes: number
   readonly shutdownGraceMs: number
+  /** Host names allowed besides loopback names and the bound address; `*` for any. */
+  readonly allowedHosts: ReadonlyArray<string>
 }
 
 const LOG_LEVELS = ["all", "trace", "debug", "info", "warning", "error", "fatal", "none"] as const
@@ -108,6 +110,14 @@ export const options = {
     Options.withDefault(DEFAULT_MAX_INPUT_BYTES),
     Options.withDescription("Largest input content in UTF-8 bytes (env WORKER_RUNTIME_MAX_INPUT_BYTES)")
   ),
+  allowedHosts: Options.text("allowed-hosts").pipe(
+    env(Config.string("WORKER_RUNTIME_ALLOWED_HOSTS")),
+    Options.withDefault(""),
+    Options.withDescription(
+      "Comma-separated Host names to accept besides loopback names and the bound address, or * for any " +
+        "(needs a token) (env WORKER_RUNTIME_ALLOWED_HOSTS)"
+    )
+  ),
   shutdownGraceMs: Options.integer("shutdown-grace-ms").pipe(
     env(Config.integer("WORKER_RUNTIME_SHUTDOWN_GRACE_MS")),
     Options.withDefault(5000),
@@ -172,6 +182,13 @@ export const resolveConfig = (raw: RawOptions): Effect.Effect<RuntimeConfig, Sta
           `refusing to listen on ${raw.host} without a token: set --token-file (or WORKER_RUNTIME_TOKEN), or listen on a loopback address`
       })
     }
+    const allowedHosts = raw.allowedHosts.split(",").map((host) => host.trim()).filter((host) => host !== "")
+    if (allowedHosts.includes("*") && Option.isNone(token)) {
+      return yield* new StartupError({
+        message: "--allowed-hosts * needs a token: without one, any web page could read this runtime " +
+          "through DNS rebinding; set --token-file (or WORKER_RUNTIME_TOKEN), or list the host names"
+      })
+    }
     if (!Number.isInteger(raw.port) || raw.port < 0 || raw.port > 65535) {
       return yield* new StartupError({ message: `--port must be 0-65535, got ${raw.port}` })
     }
@@ -186,6 +203,7 @@ export const resolveConfig = (raw: RawOptions): Effect.Effect<RuntimeConfig, Sta
       logLevel: logLevels[raw.logLevel],
       maxWorkers: yield* integerAtLeast("max-workers", raw.maxWorkers, 1),
       maxInputBytes: yield* integerAtLeast("max-input-bytes", raw.maxInputBytes, 1),
-      shutdownGraceMs: yield* integerAtLeast("shutdown-grace-ms", raw.shutdownGraceMs, 0)
+      shutdownGraceMs: yield* integerAtLeast("shutdown-grace-ms", raw.shutdownGraceMs, 0),
+      allowedHosts
     }
   })

@@ -21,17 +21,33 @@ import { Runtime } from "../Runtime.js"
 import { RuntimeControl } from "../RuntimeControl.js"
 import { RuntimeFromStore } from "../RuntimeLive.js"
 import type { RuntimeStore } from "../RuntimeStore.js"
-import { SqliteStoreLive } from "../sqlite/SqliteStore.js"
 import { type RuntimeConfig, StartupError, type StoreSpec } from "./Config.js"
 import { createRuntimeHttpServer } from "./HttpServer.js"
 import { buildEngines, DEFAULT_PROFILES, loadProfilesFile } from "./Profiles.js"
 
-const storeLayer = (spec: StoreSpec): Layer.Layer<RuntimeStore, StartupError> =>
-  spec._tag === "memory"
-    ? MemoryStoreLive()
-    : SqliteStoreLive({ filename: spec.filename }).pipe(
-      Layer.mapError((error) => new StartupError({ message: error.message }))
+/**
+ * The SQLite store is imported only when asked for, so the bin and an
+ * embedded process engine run without the SQLite packages installed.
+ */
+const sqliteStore = (filename: string): Layer.Layer<RuntimeStore, StartupError> =>
+  Layer.unwrapEffect(
+    Effect.tryPromise({
+      try: () => import("../sqlite/SqliteStore.js"),
+      catch: (error) =>
+        new StartupError({
+          message: `--store sqlite: needs @effect/sql and @effect/sql-sqlite-node installed (${
+            error instanceof Error ? error.message : String(error)
+          })`
+        })
+    }).pipe(
+      Effect.map(({ SqliteStoreLive }) =>
+        SqliteStoreLive({ filename }).pipe(Layer.mapError((error) => new StartupError({ message: error.message })))
+      )
     )
+  )
+
+const storeLayer = (spec: StoreSpec): Layer.Layer<RuntimeStore, StartupError> =>
+  spec._tag === "memory" ? MemoryStoreLive() : sqliteStore(spec.filename)
 
 /** `Runtime` + `RuntimeControl` as configured: profiles loaded and checked, store opened. */
 export const RuntimeFromConfigLive = (config: RuntimeConfig) =>
@@ -82,7 +98,11 @@ const Announce = Layer.effectDiscard(
 /** The whole process: launch it with `Layer.launch`. */
 export const NodeRuntimeLive = (config: RuntimeConfig): Layer.Layer<never, StartupError> => {
   const logRequests = LogLevel.lessThanEqual(config.logLevel, LogLevel.Debug)
-  const server = RuntimeHttpServerLive({ token: Option.getOrUndefined(config.token), logRequests }).pipe(
+  const server = RuntimeHttpServerLive({
+    token: Option.getOrUndefined(config.token),
+    allowedHosts: config.allowedHosts,
+    logRequests
+  }).pipe(
     Layer.provideMerge(
       NodeHttpServer.layer(createRuntimeHttpServer, { host: config.host, port: config.port }).pipe(
         Layer.mapError((error) =>

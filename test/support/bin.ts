@@ -4,6 +4,7 @@ import { join } from "node:path"
 
 import { Effect } from "effect"
 
+import { eventuallyLive, within } from "./eventually.js"
 import { projectRoot } from "./packed.js"
 
 export const BIN = join(projectRoot, "dist", "node", "main.js")
@@ -36,37 +37,48 @@ const spawnBin = (args: ReadonlyArray<string>, env: Record<string, string>) => {
   return { child, output: () => output, exited }
 }
 
-/** Runs the bin to completion (for start-up failures and `--help`). */
-export const runBin = (args: ReadonlyArray<string>, env = cleanEnv()) =>
+const gone = (child: ChildProcess) => child.exitCode !== null || child.signalCode !== null
+
+/** Kills the bin unless it is gone already, and waits until it is. */
+const kill = (running: ReturnType<typeof spawnBin>) =>
   Effect.promise(async () => {
-    const { exited, output } = spawnBin(args, env)
-    const code = await exited
-    return { code, output: output() }
+    if (!gone(running.child)) {
+      running.child.kill("SIGKILL")
+      await running.exited
+    }
   })
 
+/** Runs the bin to completion, 15 s at most (for start-up failures and `--help`). */
+export const runBin = (args: ReadonlyArray<string>, env = cleanEnv()) =>
+  Effect.acquireUseRelease(
+    Effect.sync(() => spawnBin(args, env)),
+    (running) =>
+      Effect.promise(() => running.exited).pipe(
+        within(() => `the bin exiting; its output:\n${running.output()}`, 15_000),
+        Effect.map((code) => ({ code, output: running.output() }))
+      ),
+    kill
+  )
+
+const listeningUrl = (output: string): string | undefined => /listening on (http:\/\/[^\s"]+)/.exec(output)?.[1]
+
 /**
- * Starts the bin on a free port and waits for it to listen; the scope's end
- * kills it if the test did not stop it itself.
+ * Starts the bin on a free port and waits (30 s at most) for it to listen;
+ * the scope's end kills it if the test did not stop it itself.
  */
 export const startBin = (args: ReadonlyArray<string>, env = cleanEnv()) =>
-  Effect.acquireRelease(
-    Effect.promise(async (): Promise<RunningBin> => {
-      const running = spawnBin(["--port", "0", ...args], env)
-      const deadline = Date.now() + 30_000
-      for (;;) {
-        const match = /listening on (http:\/\/[^\s"]+)/.exec(running.output())
-        if (match?.[1] !== undefined) return { ...running, url: match[1] }
-        if (running.child.exitCode !== null || Date.now() > deadline) {
-          throw new Error(`the bin did not start:\n${running.output()}`)
-        }
-        await new Promise((resolve) => setTimeout(resolve, 20))
-      }
-    }),
-    (running) =>
-      Effect.promise(async () => {
-        if (running.child.exitCode === null && running.child.signalCode === null) {
-          running.child.kill("SIGKILL")
-          await running.exited
-        }
-      })
-  )
+  Effect.gen(function*() {
+    const running = yield* Effect.acquireRelease(Effect.sync(() => spawnBin(["--port", "0", ...args], env)), kill)
+    const url = yield* eventuallyLive(
+      Effect.sync(() => listeningUrl(running.output())),
+      (url) => url !== undefined || gone(running.child),
+      () => `the bin listening; its output:\n${running.output()}`,
+      { withinMs: 30_000 }
+    )
+    if (url === undefined) return yield* Effect.dieMessage(`the bin did not start:\n${running.output()}`)
+    return { ...running, url } satisfies RunningBin
+  })
+
+/** The bin's exit code (or signal name), once it has exited: within `withinMs`, or the test fails. */
+export const exitOf = (bin: RunningBin, withinMs = 15_000) =>
+  Effect.promise(() => bin.exited).pipe(within("the bin exiting", withinMs))

@@ -1,5 +1,7 @@
 /** Raw HTTP with Node's own `fetch`, for asserting statuses, headers and bodies exactly. */
 import { Effect } from "effect"
+import * as http from "node:http"
+import * as net from "node:net"
 
 export interface RawResponse {
   readonly status: number
@@ -37,3 +39,62 @@ export const raw = (baseUrl: string, path: string, options: RawRequest = {}): Ef
     }
     return { status: response.status, headers: response.headers, text, json }
   })
+
+export interface NodeRequest {
+  readonly method?: string
+  readonly headers?: Record<string, string>
+  readonly body?: string | Uint8Array
+  /** Send the body with `Transfer-Encoding: chunked` (no Content-Length). */
+  readonly chunked?: boolean
+}
+
+/**
+ * A request through `node:http`, which (unlike `fetch`) sends whatever `Host`
+ * and body bytes it is given; `host: undefined` in headers is not possible,
+ * so use `rawSocket` for a request without one.
+ */
+export const nodeRequest = (baseUrl: string, path: string, options: NodeRequest = {}): Effect.Effect<RawResponse> =>
+  Effect.promise(() =>
+    new Promise<RawResponse>((resolve, reject) => {
+      const url = new URL(path, baseUrl)
+      const headers: Record<string, string> = { ...options.headers }
+      if (options.body !== undefined && options.chunked !== true) {
+        headers["content-length"] = String(Buffer.byteLength(options.body))
+      }
+      const request = http.request(url, { method: options.method ?? "GET", headers }, (response) => {
+        const chunks: Array<Buffer> = []
+        response.on("data", (chunk: Buffer) => chunks.push(chunk))
+        response.on("end", () => {
+          const text = Buffer.concat(chunks).toString("utf8")
+          let json: unknown = undefined
+          try {
+            json = JSON.parse(text)
+          } catch {
+            json = undefined
+          }
+          const responseHeaders = new Headers()
+          for (const [name, value] of Object.entries(response.headers)) {
+            if (typeof value === "string") responseHeaders.set(name, value)
+            else if (Array.isArray(value)) responseHeaders.set(name, value.join(", "))
+          }
+          resolve({ status: response.statusCode ?? 0, headers: responseHeaders, text, json })
+        })
+      })
+      request.on("error", reject)
+      if (options.body !== undefined) request.write(options.body)
+      request.end()
+    })
+  )
+
+/** Writes `request` as is on a new connection and returns everything the server sends back. */
+export const rawSocket = (baseUrl: string, request: string): Effect.Effect<string> =>
+  Effect.promise(() =>
+    new Promise<string>((resolve, reject) => {
+      const { hostname, port } = new URL(baseUrl)
+      const socket = net.connect(Number(port), hostname, () => socket.end(request))
+      let response = ""
+      socket.on("data", (chunk) => (response += chunk.toString()))
+      socket.on("end", () => resolve(response))
+      socket.on("error", reject)
+    })
+  )

@@ -19,28 +19,13 @@ import {
   WorkerId
 } from "../../src/index.js"
 import { SLOW_MS, suiteProfiles } from "./engines.js"
+import { eventually, eventuallyLive, settle, waitForSleeps } from "./eventually.js"
 
 export type MakeRuntimeLayer = (options: RuntimeOptions) => Layer.Layer<Runtime, unknown>
 
-/** Lets the runtime's fibers (and, over HTTP, real I/O) make progress. */
-const settle = Effect.gen(function*() {
-  for (let i = 0; i < 5; i++) yield* Effect.yieldNow()
-})
-
-/** Polls until `check` holds, without real sleeps (tests run on the TestClock). */
-const eventually = <A, E, R>(effect: Effect.Effect<A, E, R>, check: (a: A) => boolean, what: string) =>
-  Effect.gen(function*() {
-    for (let attempt = 0; attempt < 5000; attempt++) {
-      const value = yield* effect
-      if (check(value)) return value
-      yield* settle
-    }
-    return yield* Effect.dieMessage(`never happened: ${what}`)
-  })
-
 /** Advances the TestClock once a turn has started sleeping on it. */
 const advanceTurn = Effect.gen(function*() {
-  yield* eventually(TestClock.sleeps(), (sleeps) => Chunk.size(sleeps) > 0, "a turn sleeping")
+  yield* waitForSleeps(1)
   yield* TestClock.adjust(SLOW_MS)
 })
 
@@ -672,14 +657,12 @@ export const runtimeSuite = (label: string, make: MakeRuntimeLayer) =>
           for (const id of ids) {
             const worker = yield* answers(
               "get",
-              Effect.gen(function*() {
-                for (let attempt = 0; attempt < 1000; attempt++) {
-                  const worker = yield* runtime.get(id)
-                  if (worker.status === "idle" || worker.status === "stopped") return worker
-                  yield* Effect.sleep(10)
-                }
-                return yield* Effect.dieMessage(`Worker ${id} never settled`)
-              })
+              eventuallyLive(
+                runtime.get(id),
+                (worker) => worker.status === "idle" || worker.status === "stopped",
+                `Worker ${id} settled`,
+                { withinMs: 8_000, everyMs: 10 }
+              )
             ).pipe(Effect.flatten)
             const page = yield* runtime.transcript(id, { limit: 1000 })
             expect(page.entries.map((entry) => entry.seq)).toEqual(

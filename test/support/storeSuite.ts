@@ -4,7 +4,7 @@
  * restart recovers turns that were in flight. Runs over every store.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Chunk, Context, Effect, Exit, Fiber, Layer, Scope, TestClock } from "effect"
+import { Context, Effect, Exit, Fiber, Layer, Scope, TestClock } from "effect"
 
 import {
   Runtime,
@@ -19,6 +19,7 @@ import {
   WorkerId
 } from "../../src/index.js"
 import { SLOW_MS, suiteProfiles } from "./engines.js"
+import { waitForSleeps } from "./eventually.js"
 
 /** A place a store lives (a memory instance, a file); each call opens a store on it. */
 export type StorePlace = () => Layer.Layer<RuntimeStore, unknown>
@@ -61,16 +62,6 @@ const openRuntime = (place: StorePlace, options: RuntimeOptions = {}) =>
       scope
     )
     return { scope, runtime: Context.get(context, Runtime), control: Context.get(context, RuntimeControl) }
-  })
-
-/** Yields until `count` fibers sleep on the TestClock. */
-export const waitForSleeps = (count: number) =>
-  Effect.gen(function*() {
-    for (let i = 0; i < 10_000; i++) {
-      if (Chunk.size(yield* TestClock.sleeps()) >= count) return
-      yield* Effect.yieldNow()
-    }
-    return yield* Effect.dieMessage("no turn started sleeping")
   })
 
 export const storeSuite = (label: string, makePlace: MakeStorePlace) =>

@@ -1,0 +1,72 @@
+/**
+ * The Host check against DNS rebinding: a page on a name its attacker points
+ * at 127.0.0.1 sends that name as `Host`, and no `Origin` or `Sec-Fetch-*` on
+ * a simple GET, so only the Host tells it from a Backend. Allowed: loopback
+ * names, the bound address, and the operator's `--allowed-hosts`.
+ */
+
+export interface HostPolicy {
+  /** `*`: any Host (only with a token, checked at start). */
+  readonly any: boolean
+  /** Lower-case names (IPv6 in brackets), ports left out. */
+  readonly names: ReadonlySet<string>
+}
+
+/** The name of a `Host` header, lower case, without port or trailing dot; undefined when malformed. */
+export const hostName = (host: string | undefined): string | undefined => {
+  if (host === undefined) return undefined
+  const value = host.trim().toLowerCase()
+  if (value === "") return undefined
+  let name: string
+  let port: string
+  if (value.startsWith("[")) {
+    const end = value.indexOf("]")
+    if (end < 0) return undefined
+    name = value.slice(0, end + 1)
+    port = value.slice(end + 1)
+    if (port !== "" && !port.startsWith(":")) return undefined
+    port = port.slice(1)
+  } else {
+    const colon = value.indexOf(":")
+    name = colon < 0 ? value : value.slice(0, colon)
+    port = colon < 0 ? "" : value.slice(colon + 1)
+    if (colon >= 0 && port === "") return undefined
+  }
+  if (port !== "" && !/^[0-9]{1,5}$/.test(port)) return undefined
+  if (name.endsWith(".")) name = name.slice(0, -1)
+  return name === "" ? undefined : name
+}
+
+const isLoopbackIpv4 = (name: string): boolean => {
+  const match = /^127\.([0-9]{1,3})\.([0-9]{1,3})\.([0-9]{1,3})$/.exec(name)
+  return match !== null && match.slice(1).every((octet) => Number(octet) <= 255)
+}
+
+/** `localhost`, `*.localhost`, `127.0.0.0/8` and `[::1]`: names that only ever mean this machine. */
+export const isLoopbackName = (name: string): boolean =>
+  name === "localhost" || name.endsWith(".localhost") || name === "[::1]" || isLoopbackIpv4(name)
+
+/** A bound address as a Host name: IPv6 in brackets; the wildcards mean no particular name. */
+export const boundHostName = (address: string): string | undefined => {
+  const name = address.includes(":") ? `[${address.toLowerCase()}]` : address.toLowerCase()
+  return name === "0.0.0.0" || name === "[::]" ? undefined : name
+}
+
+export const makeHostPolicy = (allowed: ReadonlyArray<string>, bound: string | undefined): HostPolicy => {
+  const names = new Set<string>()
+  for (const entry of allowed) {
+    const name = hostName(entry)
+    if (name !== undefined && name !== "*") names.add(name)
+  }
+  if (bound !== undefined) {
+    const name = boundHostName(bound)
+    if (name !== undefined) names.add(name)
+  }
+  return { any: allowed.some((entry) => entry.trim() === "*"), names }
+}
+
+export const hostAllowed = (policy: HostPolicy, host: string | undefined): boolean => {
+  if (policy.any) return true
+  const name = hostName(host)
+  return name !== undefined && (isLoopbackName(name) || policy.names.has(name))
+}
