@@ -12,10 +12,12 @@ import type { InputKind, TranscriptEntry, Worker, WorkerStatus } from "./Domain.
 import { MAX_PAGE } from "./RuntimeOptions.js"
 import type { RuntimeStoreService, StoreError } from "./RuntimeStore.js"
 import { type TurnContext, TurnFailed, type WorkerEngine } from "./WorkerEngine.js"
-import type { Slot, WorkerTable } from "./WorkerTable.js"
+import type { OutputBuffer, Slot, WorkerTable } from "./WorkerTable.js"
 
 /** How often an interrupt is sent again to a turn that has not ended yet. */
 const INTERRUPT_RESEND_MS = 250
+/** Lines a turn may have waiting for a commit before its emits wait. */
+const OUTPUT_HIGH_WATER = 4096
 
 export const nowIso = Effect.map(Clock.currentTimeMillis, (ms) => new Date(ms).toISOString())
 
@@ -91,18 +93,59 @@ export const makeTurns = (
       }).pipe(Effect.interruptible, Effect.withClock(Clock.make()))
     ).pipe(Effect.flatMap(Fiber.join))
 
-  const emit = (slot: Slot, turn: number) => (content: string) =>
+  /**
+   * Output is committed in batches: an emit only queues its line, and one
+   * commit at a time takes every line queued when it starts. A flood of lines
+   * costs few commits, and cancel or stop waits for at most one of them.
+   */
+  const flush = (slot: Slot, buffer: OutputBuffer): Effect.Effect<void> =>
     table.locked(
       slot,
       Effect.gen(function*() {
-        // A turn that lost its Worker (cancelled, stopped) must not write.
-        if (!isCurrentTurn(slot, turn)) return yield* Effect.interrupt
+        if (!isCurrentTurn(slot, buffer.turn) || buffer.lines.length === 0 || buffer.failure !== undefined) {
+          // Decided under the lock, so an emit cannot slip its line in between.
+          buffer.flushing = false
+          buffer.room.unsafeOpen()
+          return false
+        }
+        const lines = buffer.lines.splice(0)
+        buffer.room.unsafeOpen()
         const at = yield* nowIso
         const worker = slot.worker
-        const entry: TranscriptEntry = { seq: worker.lastSeq + 1, at, role: "worker", content, turn }
-        yield* table.commit(slot, { ...worker, lastSeq: entry.seq, updatedAt: at }, [entry])
+        let seq = worker.lastSeq
+        const entries = lines.map((content): TranscriptEntry => ({
+          seq: ++seq,
+          at,
+          role: "worker",
+          content,
+          turn: buffer.turn
+        }))
+        yield* table.commit(slot, { ...worker, lastSeq: seq, updatedAt: at }, entries).pipe(
+          Effect.catchAll((error) => Effect.sync(() => (buffer.failure = error.message)))
+        )
+        return true
       })
-    ).pipe(Effect.mapError((error) => new TurnFailed({ message: error.message })))
+    ).pipe(Effect.flatMap((more) => (more ? flush(slot, buffer) : Effect.void)))
+
+  const emit = (slot: Slot, turn: number) => (content: string): Effect.Effect<void, TurnFailed> =>
+    Effect.suspend(() => {
+      // A turn that lost its Worker (cancelled, stopped) must not write.
+      if (!isCurrentTurn(slot, turn)) return Effect.interrupt
+      let buffer = slot.output
+      if (buffer === undefined || buffer.turn !== turn) {
+        buffer = { turn, lines: [], flushing: false, room: Effect.unsafeMakeLatch(true), failure: undefined }
+        slot.output = buffer
+      }
+      if (buffer.failure !== undefined) return Effect.fail(new TurnFailed({ message: buffer.failure }))
+      buffer.lines.push(content)
+      const full = buffer.lines.length >= OUTPUT_HIGH_WATER
+      if (full) buffer.room.unsafeClose()
+      const wait = full ? buffer.room.await : Effect.void
+      if (buffer.flushing) return wait
+      buffer.flushing = true
+      // A daemon: the commit completes even if the turn is interrupted meanwhile.
+      return Effect.zipRight(Effect.forkDaemon(flush(slot, buffer)), wait)
+    })
 
   const finish = (slot: Slot, turn: number, outputs: ReadonlyArray<string>, failure: TurnFailed | undefined) =>
     table.locked(
@@ -113,6 +156,10 @@ export const makeTurns = (
         const worker = slot.worker
         const entries: Array<TranscriptEntry> = []
         let seq = worker.lastSeq
+        // What the turn emitted and no commit has taken yet goes first.
+        const queued = slot.output?.turn === turn ? slot.output.lines.splice(0) : []
+        slot.output = undefined
+        for (const content of queued) entries.push({ seq: ++seq, at, role: "worker", content, turn })
         for (const content of outputs) entries.push({ seq: ++seq, at, role: "worker", content, turn })
         if (failure !== undefined) {
           entries.push({ seq: ++seq, at, role: "runtime", content: withReason("failed", failure.message), turn })
@@ -163,6 +210,8 @@ export const makeTurns = (
       ])
       const fiber = slot.fiber
       slot.fiber = undefined
+      // Output the turn queued and no commit took is dropped with it.
+      slot.output = undefined
       return ending(next, fiber)
     })
 

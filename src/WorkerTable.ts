@@ -21,6 +21,20 @@ export interface Slot {
   lock: Effect.Semaphore | undefined
   /** The fiber of the turn in flight; whoever ends the turn under the lock takes it. */
   fiber: Fiber.RuntimeFiber<void> | undefined
+  /** The turn's output waiting for a commit (`Turns.ts`). */
+  output: OutputBuffer | undefined
+}
+
+/** Lines a turn emitted that are not committed yet; taken only under the Worker's lock. */
+export interface OutputBuffer {
+  readonly turn: number
+  readonly lines: Array<string>
+  /** A commit of these lines is on its way. */
+  flushing: boolean
+  /** Open while there is room; emitters wait on it past the high-water mark. */
+  readonly room: Effect.Latch
+  /** Why the last commit failed; the next emit fails with it. */
+  failure: string | undefined
 }
 
 export interface WorkerTable {
@@ -73,7 +87,7 @@ export const makeWorkerTable = (store: RuntimeStoreService, onChange: () => void
         : Effect.succeed(slot)
     },
     add: (worker, engine) => {
-      const slot: Slot = { worker, engine, lock: undefined, fiber: undefined }
+      const slot: Slot = { worker, engine, lock: undefined, fiber: undefined, output: undefined }
       slots.set(worker.id, slot)
       counts[worker.status]++
       return slot

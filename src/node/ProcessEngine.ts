@@ -25,6 +25,7 @@ import { type TurnContext, TurnFailed, type WorkerEngine } from "../WorkerEngine
 import type { ProcessProfile } from "./Profiles.js"
 
 export const DEFAULT_MAX_OUTPUT_BYTES = 1024 * 1024
+export const DEFAULT_MAX_OUTPUT_ENTRIES = 10_000
 export const DEFAULT_KILL_GRACE_MS = 2000
 const STDERR_TAIL_BYTES = 4096
 const POLL_MS = 20
@@ -139,34 +140,77 @@ const stdinOf = (profile: Omit<ProcessProfile, "engine">, context: TurnContext) 
     : Effect.succeed(new TextEncoder().encode(context.input.content))
 
 /**
- * Records each complete line as it arrives and the unterminated rest at the
- * end. Past `max` bytes it records the lines complete within the limit and
- * fails; the partial line at the cut is not recorded.
+ * Splits a byte stream into lines in time linear in its size, with or without
+ * newlines: the unterminated rest is kept as pieces, joined once its line ends.
  */
-const recordLines = (stdout: Stream.Stream<Uint8Array, PlatformError>, max: number, context: TurnContext) =>
+export const makeLineSplitter = () => {
+  const decoder = new TextDecoder()
+  let rest: Array<string> = []
+  const lines = (text: string): Array<string> => {
+    const out: Array<string> = []
+    let start = 0
+    for (let newline = text.indexOf("\n"); newline >= 0; newline = text.indexOf("\n", start)) {
+      const piece = text.slice(start, newline)
+      out.push(rest.length === 0 ? piece : rest.join("") + piece)
+      rest = []
+      start = newline + 1
+    }
+    if (start < text.length) rest.push(text.slice(start))
+    return out
+  }
+  return {
+    /** The lines `bytes` completes. */
+    push: (bytes: Uint8Array): Array<string> => lines(decoder.decode(bytes, { stream: true })),
+    /** What is left at the end: the last line without a newline, if any. */
+    end: (): Array<string> => {
+      const last = rest.join("") + decoder.decode()
+      rest = []
+      return last === "" ? [] : [last]
+    }
+  }
+}
+
+interface OutputLimits {
+  readonly maxBytes: number
+  readonly maxEntries: number
+}
+
+/**
+ * Records each complete line as it arrives and the unterminated rest at the
+ * end. Past `maxBytes` it records the lines complete within the limit and
+ * fails, the partial line at the cut not recorded; past `maxEntries` it
+ * records that many and fails.
+ */
+const recordLines = (stdout: Stream.Stream<Uint8Array, PlatformError>, limits: OutputLimits, context: TurnContext) =>
   Effect.suspend(() => {
-    const decoder = new TextDecoder()
-    let pending = ""
+    const splitter = makeLineSplitter()
     let seen = 0
-    const record = (lines: ReadonlyArray<string>) =>
-      Effect.forEach(
-        lines.map((line) => line.replace(/\r$/, "")),
-        (line) => (line === "" ? Effect.void : context.emit(line)),
-        { discard: true }
-      )
-    const exceeded = new TurnFailed({
-      message: `output exceeded maxOutputBytes (${max} bytes); the process was stopped`
+    let recorded = 0
+    const tooMany = new TurnFailed({
+      message: `output exceeded maxOutputEntries (${limits.maxEntries} entries); the process was stopped`
     })
+    const tooLarge = new TurnFailed({
+      message: `output exceeded maxOutputBytes (${limits.maxBytes} bytes); the process was stopped`
+    })
+    const record = (lines: ReadonlyArray<string>) =>
+      Effect.gen(function*() {
+        for (const raw of lines) {
+          const line = raw.endsWith("\r") ? raw.slice(0, -1) : raw
+          if (line === "") continue
+          if (recorded === limits.maxEntries) return yield* tooMany
+          recorded++
+          yield* context.emit(line)
+        }
+      })
     return stdout.pipe(
       Stream.mapError((error) => new TurnFailed({ message: `could not read stdout: ${error.message}` })),
       Stream.runForEach((bytes) => {
-        const room = max - seen
+        const room = limits.maxBytes - seen
         seen += bytes.length
-        const lines = (pending + decoder.decode(bytes.subarray(0, room), { stream: true })).split("\n")
-        pending = lines.pop() ?? ""
-        return bytes.length <= room ? record(lines) : Effect.zipRight(record(lines), Effect.fail(exceeded))
+        const lines = splitter.push(bytes.length <= room ? bytes : bytes.subarray(0, room))
+        return bytes.length <= room ? record(lines) : Effect.zipRight(record(lines), Effect.fail(tooLarge))
       }),
-      Effect.zipRight(Effect.suspend(() => record([pending + decoder.decode()])))
+      Effect.zipRight(Effect.suspend(() => record(splitter.end())))
     )
   })
 
@@ -213,7 +257,10 @@ const runTurn = (profile: Omit<ProcessProfile, "engine">, graceMs: number, conte
     // A child that never reads stdin is fine: EPIPE is ignored.
     yield* Effect.forkIn(Effect.ignore(Stream.run(Stream.succeed(input), child.stdin)), stdinScope)
     const [, stderr, exit] = yield* Effect.all([
-      recordLines(child.stdout, profile.maxOutputBytes ?? DEFAULT_MAX_OUTPUT_BYTES, context),
+      recordLines(child.stdout, {
+        maxBytes: profile.maxOutputBytes ?? DEFAULT_MAX_OUTPUT_BYTES,
+        maxEntries: profile.maxOutputEntries ?? DEFAULT_MAX_OUTPUT_ENTRIES
+      }, context),
       stderrTail(child.stderr),
       // Leftovers of the group would hold stdout open: the turn ends with its command.
       Effect.tap(Effect.either(child.exitCode), () => terminateGroup(child.pid, graceMs))

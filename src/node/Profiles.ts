@@ -64,7 +64,9 @@ export const ProcessProfile = Schema.Struct({
   input: optional(Schema.Literal("content", "transcript")),
   turnTimeoutMs: optional(Schema.Int.pipe(Schema.between(1, MAX_TIMER_MS))),
   /** stdout bytes a turn may produce (default 1 MiB). */
-  maxOutputBytes: optional(Schema.Int.pipe(Schema.positive()))
+  maxOutputBytes: optional(Schema.Int.pipe(Schema.positive())),
+  /** stdout lines (entries) a turn may produce (default 10,000). */
+  maxOutputEntries: optional(Schema.Int.pipe(Schema.positive()))
 }).annotations({ identifier: "ProcessProfile", ...strict })
 export type ProcessProfile = typeof ProcessProfile.Type
 
