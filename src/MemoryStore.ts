@@ -8,6 +8,7 @@ import * as Layer from "effect/Layer"
 
 import type { TranscriptEntry, Worker } from "./Domain.js"
 import { type ListWorkersQuery, RuntimeStore, type RuntimeStoreService } from "./RuntimeStore.js"
+import { utf8Length } from "./Validation.js"
 
 /** Index of the first element of sorted `ids` greater than `key`. */
 const upperBound = (ids: ReadonlyArray<string>, key: string): number => {
@@ -22,6 +23,16 @@ const upperBound = (ids: ReadonlyArray<string>, key: string): number => {
 }
 
 const EMPTY: ReadonlyArray<TranscriptEntry> = []
+
+/** How many of `entries` fit in `maxBytes` of content, at least one. */
+export const fittingCount = (entries: ReadonlyArray<TranscriptEntry>, maxBytes: number): number => {
+  let bytes = 0
+  for (let i = 0; i < entries.length; i++) {
+    bytes += utf8Length(entries[i]!.content)
+    if (bytes > maxBytes) return Math.max(1, i)
+  }
+  return entries.length
+}
 
 export const makeMemoryStore = (): RuntimeStoreService => {
   const workers = new Map<string, Worker>()
@@ -60,8 +71,11 @@ export const makeMemoryStore = (): RuntimeStoreService => {
         }
         for (const entry of entries) transcript.push(entry)
       }),
-    transcript: (workerId, after, limit) =>
-      Effect.sync(() => transcripts.get(workerId)?.slice(after, after + limit) ?? EMPTY),
+    transcript: (workerId, { after, limit, maxBytes }) =>
+      Effect.sync(() => {
+        const page = transcripts.get(workerId)?.slice(after, after + limit) ?? EMPTY
+        return maxBytes === undefined ? page : page.slice(0, fittingCount(page, maxBytes))
+      }),
     listWorkers: (query) => Effect.sync(() => listWorkers(query))
   }
 }

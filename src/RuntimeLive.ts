@@ -44,6 +44,8 @@ import { makeWorkerTable, type WorkerTable } from "./WorkerTable.js"
 
 const defaultProfiles: Profiles = { default: makeEchoEngine() }
 const EMPTY_METADATA: Worker["metadata"] = {}
+/** A transcript page stops before its entries' content would pass this (docs/rest.md). */
+export const MAX_PAGE_BYTES = 4 * 1024 * 1024
 
 /** A store failure as callers see it: the Runtime cannot serve now. */
 const unavailable = (error: StoreError) =>
@@ -230,7 +232,7 @@ export const makeRuntime = (
           const { after = 0, limit = defaultPage } = yield* validate.transcript(query)
           if (limit > maxPage) return yield* new InvalidInput({ message: `limit must be at most ${maxPage}` })
           const slot = yield* table.lookup(workerId)
-          const entries = yield* asUnavailable(store.transcript(workerId, after, limit))
+          const entries = yield* asUnavailable(store.transcript(workerId, { after, limit, maxBytes: MAX_PAGE_BYTES }))
           const last = entries[entries.length - 1]
           // The store may be a commit ahead of memory, never behind.
           const lastSeq = Math.max(slot.worker.lastSeq, last?.seq ?? 0)

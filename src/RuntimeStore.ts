@@ -15,6 +15,12 @@ export class StoreError extends Schema.TaggedError<StoreError>()("StoreError", {
   cause: Schema.optional(Schema.Defect)
 }) {}
 
+export interface TranscriptRange {
+  readonly after: number
+  readonly limit: number
+  readonly maxBytes?: number | undefined
+}
+
 export interface ListWorkersQuery {
   readonly status?: WorkerStatus | undefined
   /** Only Workers whose id sorts after this one. */
@@ -38,12 +44,12 @@ export interface RuntimeStoreService {
    * Worker with `worker`, atomically: both or neither.
    */
   readonly commit: (worker: Worker, entries: ReadonlyArray<TranscriptEntry>) => Effect.Effect<void, StoreError>
-  /** Entries with `seq > after`, in order, at most `limit`: O(limit), not O(transcript). */
-  readonly transcript: (
-    workerId: string,
-    after: number,
-    limit: number
-  ) => Effect.Effect<ReadonlyArray<TranscriptEntry>, StoreError>
+  /**
+   * Entries with `seq > after`, in order, at most `limit`, and stopping before
+   * their content would pass `maxBytes` UTF-8 bytes (at least one entry):
+   * O(limit), not O(transcript).
+   */
+  readonly transcript: (workerId: string, range: TranscriptRange) => Effect.Effect<ReadonlyArray<TranscriptEntry>, StoreError>
   /** Workers sorted by id, filtered by status, starting after the cursor. */
   readonly listWorkers: (query: ListWorkersQuery) => Effect.Effect<ReadonlyArray<Worker>, StoreError>
 }

@@ -184,9 +184,9 @@ export const makeTurns = (
     Effect.gen(function*() {
       const out: Array<TranscriptEntry> = []
       for (;;) {
-        const page = yield* store.transcript(workerId, out.length, MAX_PAGE)
+        const page = yield* store.transcript(workerId, { after: out.length, limit: MAX_PAGE })
         out.push(...page)
-        if (page.length < MAX_PAGE) return out
+        if (page.length === 0) return out
       }
     }).pipe(Effect.mapError((error) => new TurnFailed({ message: error.message })))
 

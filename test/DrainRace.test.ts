@@ -58,7 +58,7 @@ describe("drain while a turn is starting", () => {
         const accepted = yield* Fiber.join(input)
         expect(accepted.entry.seq).toBe(1)
         expect(yield* rt.get(worker.id)).toMatchObject({ status: "idle", lastSeq: 2 })
-        const entries = yield* store.transcript(worker.id, 0, 10)
+        const entries = yield* store.transcript(worker.id, { after: 0, limit: 10 })
         expect(entries.map((entry) => entry.role)).toEqual(["user", "runtime"])
         expect(entries[1]!.content).toContain("interrupted")
         expect((yield* store.loadWorkers)[0]).toMatchObject({ status: "idle" })

@@ -171,12 +171,12 @@ describe("sqlite store: commit", () => {
       const unknown = yield* Effect.flip(store.commit(worker("zz", { lastSeq: 1 }), [entry(1)]))
       expect(unknown.message).toContain("no Worker zz")
       expect(yield* store.loadWorkers).toEqual([worker("a", { lastSeq: 1 })])
-      expect(yield* store.transcript("a", 0, 10)).toEqual([entry(1)])
-      expect(yield* store.transcript("zz", 0, 10)).toEqual([])
+      expect(yield* store.transcript("a", { after: 0, limit: 10 })).toEqual([entry(1)])
+      expect(yield* store.transcript("zz", { after: 0, limit: 10 })).toEqual([])
       // more entries than one INSERT takes
       const many = Array.from({ length: 1234 }, (_, i) => entry(i + 2))
       yield* store.commit(worker("a", { lastSeq: 1235 }), many)
-      expect((yield* store.transcript("a", 1000, 1000)).map((e) => e.seq)).toEqual(
+      expect((yield* store.transcript("a", { after: 1000, limit: 1000 })).map((e) => e.seq)).toEqual(
         Array.from({ length: 235 }, (_, i) => i + 1001)
       )
       expect((yield* store.loadWorkers)[0]!.lastSeq).toBe(1235)
@@ -202,7 +202,7 @@ describe("sqlite store: a COMMIT that fails", () => {
       expect(error.message).toContain("FOREIGN KEY constraint failed")
       expect(yield* store.loadWorkers).toEqual([worker("a")])
       yield* store.commit(worker("a", { lastSeq: 1 }), [entry(1)])
-      expect(yield* store.transcript("a", 0, 10)).toEqual([entry(1)])
+      expect(yield* store.transcript("a", { after: 0, limit: 10 })).toEqual([entry(1)])
     }))
 })
 
@@ -379,7 +379,7 @@ describe("sqlite store: a second process", () => {
       const store = yield* Layer.build(SqliteStoreLive({ filename })).pipe(Effect.map(Context.get(RuntimeStore)))
       expect(yield* store.runtimeId(undefined, () => "new")).toBe("holder")
       expect((yield* store.loadWorkers).map((w) => [w.id, w.status, w.lastSeq])).toEqual([["w1", "busy", 1]])
-      expect((yield* store.transcript("w1", 0, 10)).map((e) => e.content)).toEqual(["hi"])
+      expect((yield* store.transcript("w1", { after: 0, limit: 10 })).map((e) => e.content)).toEqual(["hi"])
     }))
 
   it.scoped("within one process too, a second open is refused", () =>

@@ -26,7 +26,7 @@ const flakyStore = (broken: { on: boolean }): RuntimeStoreService => {
     ...store,
     insertWorker: (worker) => guard(store.insertWorker(worker)),
     commit: (worker, entries) => guard(store.commit(worker, entries)),
-    transcript: (id, after, limit) => guard(store.transcript(id, after, limit)),
+    transcript: (id, range) => guard(store.transcript(id, range)),
     listWorkers: (query) => guard(store.listWorkers(query))
   }
 }

@@ -195,8 +195,24 @@ export const readStatements = (sql: SqlClient.SqlClient) => ({
             WHERE status = ${status} AND id > ${after} ORDER BY id LIMIT ${limit}`,
   transcript: (workerId: string, after: number, limit: number) =>
     sql`SELECT ${sql.literal(ENTRY_COLUMNS)} FROM entries
+        WHERE worker_id = ${workerId} AND seq > ${after} ORDER BY seq LIMIT ${limit}`,
+  // Sizes without the contents: SQLite reads a value's length from its header.
+  contentSizes: (workerId: string, after: number, limit: number) =>
+    sql`SELECT length(CAST(content AS BLOB)) AS bytes FROM entries
         WHERE worker_id = ${workerId} AND seq > ${after} ORDER BY seq LIMIT ${limit}`
 })
+
+const decodeSizes = Schema.decodeUnknown(Schema.Array(Schema.Struct({ bytes: Schema.Int })))
+
+/** How many rows of `sizes` fit in `maxBytes`, at least one. */
+const fitting = (sizes: ReadonlyArray<{ readonly bytes: number }>, maxBytes: number): number => {
+  let total = 0
+  for (let i = 0; i < sizes.length; i++) {
+    total += sizes[i]!.bytes
+    if (total > maxBytes) return Math.max(1, i)
+  }
+  return sizes.length
+}
 
 /** Refuses a SQLite database that some other program made: we would scribble our tables into it. */
 const refuseForeign = (sql: SqlClient.SqlClient) =>
@@ -349,9 +365,14 @@ export const makeSqliteStore = (
           sql.unsafe(INSERT_WORKER, workerValues(worker))
         ),
       commit: (worker, entries) => commits.write({ worker, entries }),
-      transcript: (workerId, after, limit) =>
+      transcript: (workerId, { after, limit, maxBytes }) =>
         asStoreError(`reading the transcript of Worker ${workerId}`)(
-          Effect.flatMap(reads.transcript(workerId, after, limit), decodeEntries)
+          Effect.gen(function*() {
+            const count = maxBytes === undefined
+              ? limit
+              : fitting(yield* decodeSizes(yield* reads.contentSizes(workerId, after, limit)), maxBytes)
+            return yield* decodeEntries(yield* reads.transcript(workerId, after, count))
+          })
         ),
       listWorkers: (query) => asStoreError("listing Workers")(Effect.flatMap(reads.listWorkers(query), decodeWorkers))
     }

@@ -50,6 +50,11 @@ export const suiteProfiles: Profiles = {
         return [`done after ${lines}`]
       }).pipe(Effect.scoped)
   },
+  big: {
+    name: "big",
+    run: (context) =>
+      Effect.forEach([1, 2, 3, 4, 5], (i) => context.emit(String(i).repeat(1.5 * 1024 * 1024)), { discard: true })
+  },
   forgetful: {
     // Releases for 200 ms after failing, then waits for ever: an interrupt that
     // arrives during the release is lost by Effect, and only a second one ends it.

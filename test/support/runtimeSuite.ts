@@ -451,6 +451,23 @@ export const runtimeSuite = (label: string, make: MakeRuntimeLayer) =>
     })
 
     describe("transcript", () => {
+      it.effect("stops a page before its content passes 4 MiB, at least one entry, and continues from there", () =>
+        Effect.gen(function*() {
+          const runtime = yield* rt
+          const worker = yield* runtime.create({ profile: "big" })
+          yield* runtime.input(worker.id, { content: "x" })
+          yield* awaitStatus(worker.id, "idle")
+          // The input (1 byte), then five entries of 1.5 MiB.
+          const first = yield* runtime.transcript(worker.id, { limit: 1000 })
+          expect(first.entries.map((entry) => entry.seq)).toEqual([1, 2, 3])
+          expect(first.nextAfter).toBe(3)
+          const second = yield* runtime.transcript(worker.id, { after: 3, limit: 1000 })
+          expect(second.entries.map((entry) => entry.seq)).toEqual([4, 5])
+          const third = yield* runtime.transcript(worker.id, { after: 5 })
+          expect(third.entries.map((entry) => entry.seq)).toEqual([6])
+          expect(third.nextAfter).toBeNull()
+        }).pipe(withRuntime()))
+
       it.effect("pages by seq with after and limit", () =>
         Effect.gen(function*() {
           const runtime = yield* rt

@@ -88,15 +88,15 @@ export const storeSuite = (label: string, makePlace: MakeStorePlace) =>
           expect(loaded[0]).toEqual(worker("a", { status: "idle", lastSeq: 4, turn: 1 }))
           expect(loaded[1]).toEqual(worker("b", { metadata: { k: "v" } }))
           expect(loaded[2]).toEqual(worker("c", { status: "stopped", stopReason: "x" }))
-          expect(yield* store.transcript("a", 0, 10)).toEqual([
+          expect(yield* store.transcript("a", { after: 0, limit: 10 })).toEqual([
             entry(1),
             entry(2),
             entry(3),
             entry(4, { role: "runtime" })
           ])
-          expect((yield* store.transcript("a", 1, 2)).map((e) => e.seq)).toEqual([2, 3])
-          expect(yield* store.transcript("a", 4, 10)).toEqual([])
-          expect(yield* store.transcript("zzz", 0, 10)).toEqual([])
+          expect((yield* store.transcript("a", { after: 1, limit: 2 })).map((e) => e.seq)).toEqual([2, 3])
+          expect(yield* store.transcript("a", { after: 4, limit: 10 })).toEqual([])
+          expect(yield* store.transcript("zzz", { after: 0, limit: 10 })).toEqual([])
           const ids = (query: Parameters<typeof store.listWorkers>[0]) =>
             Effect.map(store.listWorkers(query), (ws) => ws.map((w) => w.id))
           expect(yield* ids({ limit: 10 })).toEqual(["a", "b", "c"])
