@@ -50,6 +50,7 @@ export const makeMemoryStore = (): RuntimeStoreService => {
 
   return {
     kind: "memory",
+    failure: () => undefined,
     runtimeId: (requested, generate) => Effect.sync(() => requested ?? generate()),
     loadWorkers: Effect.sync(() => ids.map((id) => workers.get(id)!)),
     insertWorker: (worker) =>

@@ -92,8 +92,16 @@ export const makeRuntime = (
 
     const asUnavailable = Effect.mapError(unavailable)
 
+    /** The store lost for good (its file deleted or replaced): the Runtime cannot serve, and is not ready. */
+    const storeLost = Effect.suspend(() => {
+      const failure = store.failure()
+      return failure === undefined
+        ? Effect.void
+        : Effect.fail(new Unavailable({ message: `store failure: ${failure}`, retryAfterMs: RETRY_AFTER_MS }))
+    })
+
     const runtime: RuntimeService = {
-      info: Effect.sync((): RuntimeInfo => ({
+      info: Effect.zipRight(storeLost, Effect.sync((): RuntimeInfo => ({
         runtimeId,
         displayName,
         version: VERSION,
@@ -109,7 +117,7 @@ export const makeRuntime = (
           failed: table.count("failed")
         },
         limits: { maxWorkers, maxInputBytes, maxTranscriptPage: maxPage }
-      })),
+      }))),
 
       list: (query) =>
         Effect.gen(function*() {

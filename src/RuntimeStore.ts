@@ -30,6 +30,8 @@ export interface ListWorkersQuery {
 
 export interface RuntimeStoreService {
   readonly kind: "memory" | "sqlite"
+  /** Why the store can no longer be used (e.g. its file was deleted), if it cannot. */
+  readonly failure: () => string | undefined
   /**
    * The runtime id: the one stored (durable stores), else `requested`, else
    * `generate()`; it is stored when new. A requested id that differs from a

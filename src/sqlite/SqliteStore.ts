@@ -17,6 +17,7 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import type { ParseError } from "effect/ParseResult"
 import * as Predicate from "effect/Predicate"
+import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 
@@ -27,6 +28,10 @@ import { MIGRATIONS_TABLE, runMigrations } from "./Migrations.js"
 
 /** Commits that may share one transaction. */
 const GROUP_COMMIT_MAX = 256
+/** What the WAL is truncated to after a checkpoint. */
+const WAL_SIZE_LIMIT = 64 * 1024 * 1024
+/** How often the file's identity is checked when nothing is written. */
+const IDENTITY_CHECK_MS = 1000
 
 export interface SqliteStoreOptions {
   /** The database file; its directory is created when missing. */
@@ -240,6 +245,11 @@ const prepareFile = (sql: SqlClient.SqlClient) =>
     if (journal_mode !== "wal") return yield* Effect.fail(`could not enter WAL mode (journal_mode is ${journal_mode})`)
     // Every commit waits for the WAL to reach the disk: a 2xx survives power loss.
     yield* sql`PRAGMA synchronous = FULL`
+    // Checkpoint the WAL into the database every 1000 pages (about 4 MiB), and
+    // truncate it back to at most 64 MiB after a checkpoint, so that it does not
+    // keep the size of its largest burst (docs/durability.md).
+    yield* sql`PRAGMA wal_autocheckpoint = 1000`
+    yield* sql`PRAGMA journal_size_limit = ${sql.literal(String(WAL_SIZE_LIMIT))}`
     yield* refuseForeign(sql)
     yield* runMigrations
     // A real write, not just a lock: a file SQLite opened read-only fails here.
@@ -340,30 +350,63 @@ export const makeSqliteStore = (
       }))
 
     // Each commit's rows go in one transaction; concurrent commits may share it.
+    // The file deleted or replaced under a running store: SQLite goes on
+    // writing to the old inode, which nothing will ever read again. Noticed
+    // after every commit (before it is acknowledged) and every second.
+    const identity = fileIdentity(filename)
+    let lost: string | undefined
+    const checkIdentity = Effect.suspend(() => {
+      if (lost !== undefined || identity === undefined) return Effect.void
+      const now = fileIdentity(filename)
+      if (now !== undefined && now.dev === identity.dev && now.ino === identity.ino) return Effect.void
+      lost = now === undefined
+        ? `the SQLite store ${filename} was deleted while the runtime ran; nothing more can be stored`
+        : `the SQLite store ${filename} was replaced by another file while the runtime ran; nothing more can be stored`
+      return Effect.logError(`${lost}. Stop the runtime, restore the file from a backup, and start it again.`)
+    })
+    const refuseIfLost = Effect.suspend(() =>
+      lost === undefined ? Effect.void : Effect.fail(new StoreError({ message: lost }))
+    )
+    yield* Effect.forkScoped(
+      Effect.repeat(checkIdentity, Schedule.spaced(IDENTITY_CHECK_MS)).pipe(
+        // Real time, also under a test clock: this watches the file system.
+        Effect.withClock(Clock.make())
+      )
+    )
+
     const commits = yield* makeGroupCommit(
       (batch: ReadonlyArray<{ readonly worker: Worker; readonly entries: ReadonlyArray<TranscriptEntry> }>) =>
-        asStoreError(
-          batch.length === 1 ? `committing to Worker ${batch[0]!.worker.id}` : `committing ${batch.length} changes`
-        )(
-          sql.withTransaction(
-            Effect.forEach(
-              batch,
-              ({ entries, worker }) => Effect.zipRight(updateWorker(worker), insertEntries(worker.id, entries)),
-              { discard: true }
+        Effect.zipRight(
+          refuseIfLost,
+          asStoreError(
+            batch.length === 1 ? `committing to Worker ${batch[0]!.worker.id}` : `committing ${batch.length} changes`
+          )(
+            sql.withTransaction(
+              Effect.forEach(
+                batch,
+                ({ entries, worker }) => Effect.zipRight(updateWorker(worker), insertEntries(worker.id, entries)),
+                { discard: true }
+              )
             )
           )
-        ),
+        ).pipe(Effect.zipLeft(Effect.zipRight(checkIdentity, refuseIfLost))),
       GROUP_COMMIT_MAX
+    )
+    // A clean close leaves no WAL behind.
+    yield* Effect.addFinalizer(() =>
+      lost === undefined ? Effect.ignore(sql`PRAGMA wal_checkpoint(TRUNCATE)`) : Effect.void
     )
 
     const store: RuntimeStoreService = {
       kind: "sqlite",
       runtimeId: (requested, generate) => asStoreError("reading the runtime id")(runtimeId(requested, generate)),
       loadWorkers: asStoreError("loading Workers")(Effect.flatMap(reads.allWorkers(), decodeWorkers)),
+      failure: () => lost,
       insertWorker: (worker) =>
-        asStoreError(`inserting Worker ${worker.id}`)(
-          sql.unsafe(INSERT_WORKER, workerValues(worker))
-        ),
+        Effect.zipRight(
+          refuseIfLost,
+          asStoreError(`inserting Worker ${worker.id}`)(sql.unsafe(INSERT_WORKER, workerValues(worker)))
+        ).pipe(Effect.zipLeft(Effect.zipRight(checkIdentity, refuseIfLost))),
       commit: (worker, entries) => commits.write({ worker, entries }),
       transcript: (workerId, { after, limit, maxBytes }) =>
         asStoreError(`reading the transcript of Worker ${workerId}`)(
@@ -378,6 +421,16 @@ export const makeSqliteStore = (
     }
     return store
   })
+
+/** The device and inode of a file, or undefined when it is gone. */
+const fileIdentity = (filename: string): { readonly dev: number; readonly ino: number } | undefined => {
+  try {
+    const stat = statSync(filename, { throwIfNoEntry: false })
+    return stat === undefined ? undefined : { dev: stat.dev, ino: stat.ino }
+  } catch {
+    return undefined
+  }
+}
 
 const chunks = <A>(items: ReadonlyArray<A>, size: number): Array<ReadonlyArray<A>> => {
   const out: Array<ReadonlyArray<A>> = []
