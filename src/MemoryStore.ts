@@ -6,7 +6,7 @@
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 
-import type { TranscriptEntry, Worker } from "./Domain.js"
+import type { TranscriptEntry, Worker, WorkerStatus } from "./Domain.js"
 import { type ListWorkersQuery, RuntimeStore, type RuntimeStoreService } from "./RuntimeStore.js"
 import { utf8Length } from "./Validation.js"
 
@@ -34,16 +34,31 @@ export const fittingCount = (entries: ReadonlyArray<TranscriptEntry>, maxBytes: 
   return entries.length
 }
 
+/** Inserts `id` into sorted `ids` (ids are issued in increasing order, so this is an append in practice). */
+const insertSorted = (ids: Array<string>, id: string): void => {
+  const last = ids[ids.length - 1]
+  if (last === undefined || last < id) ids.push(id)
+  else ids.splice(upperBound(ids, id), 0, id)
+}
+
+const removeSorted = (ids: Array<string>, id: string): void => {
+  const at = upperBound(ids, id) - 1
+  if (at >= 0 && ids[at] === id) ids.splice(at, 1)
+}
+
 export const makeMemoryStore = (): RuntimeStoreService => {
   const workers = new Map<string, Worker>()
   const ids: Array<string> = []
+  // Ids by status, sorted, as SQLite's (status, id) index: a filtered page
+  // starts at its cursor instead of scanning every Worker.
+  const byStatus: Record<WorkerStatus, Array<string>> = { idle: [], busy: [], stopped: [], failed: [] }
   const transcripts = new Map<string, Array<TranscriptEntry>>()
 
   const listWorkers = ({ after, limit, status }: ListWorkersQuery): Array<Worker> => {
+    const from = status === undefined ? ids : byStatus[status]
     const out: Array<Worker> = []
-    for (let i = after === undefined ? 0 : upperBound(ids, after); i < ids.length && out.length < limit; i++) {
-      const worker = workers.get(ids[i]!)!
-      if (status === undefined || worker.status === status) out.push(worker)
+    for (let i = after === undefined ? 0 : upperBound(from, after); i < from.length && out.length < limit; i++) {
+      out.push(workers.get(from[i]!)!)
     }
     return out
   }
@@ -56,13 +71,16 @@ export const makeMemoryStore = (): RuntimeStoreService => {
     insertWorker: (worker) =>
       Effect.sync(() => {
         workers.set(worker.id, worker)
-        // Ids are issued in increasing order, so this is an append in practice.
-        const last = ids[ids.length - 1]
-        if (last === undefined || last < worker.id) ids.push(worker.id)
-        else ids.splice(upperBound(ids, worker.id), 0, worker.id)
+        insertSorted(ids, worker.id)
+        insertSorted(byStatus[worker.status], worker.id)
       }),
     commit: (worker, entries) =>
       Effect.sync(() => {
+        const before = workers.get(worker.id)
+        if (before !== undefined && before.status !== worker.status) {
+          removeSorted(byStatus[before.status], worker.id)
+          insertSorted(byStatus[worker.status], worker.id)
+        }
         workers.set(worker.id, worker)
         if (entries.length === 0) return
         let transcript = transcripts.get(worker.id)

@@ -101,23 +101,26 @@ export const makeRuntime = (
     })
 
     const runtime: RuntimeService = {
-      info: Effect.zipRight(storeLost, Effect.sync((): RuntimeInfo => ({
-        runtimeId,
-        displayName,
-        version: VERSION,
-        status: draining.active() ? "draining" : "running",
-        store: store.kind,
-        startedAt,
-        profiles: profileNames,
-        workers: {
-          total: table.size(),
-          idle: table.count("idle"),
-          busy: table.count("busy"),
-          stopped: table.count("stopped"),
-          failed: table.count("failed")
-        },
-        limits: { maxWorkers, maxInputBytes, maxTranscriptPage: maxPage }
-      }))),
+      info: Effect.zipRight(
+        storeLost,
+        Effect.sync((): RuntimeInfo => ({
+          runtimeId,
+          displayName,
+          version: VERSION,
+          status: draining.active() ? "draining" : "running",
+          store: store.kind,
+          startedAt,
+          profiles: profileNames,
+          workers: {
+            total: table.size(),
+            idle: table.count("idle"),
+            busy: table.count("busy"),
+            stopped: table.count("stopped"),
+            failed: table.count("failed")
+          },
+          limits: { maxWorkers, maxInputBytes, maxTranscriptPage: maxPage }
+        }))
+      ),
 
       list: (query) =>
         Effect.gen(function*() {

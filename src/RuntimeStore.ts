@@ -51,7 +51,10 @@ export interface RuntimeStoreService {
    * their content would pass `maxBytes` UTF-8 bytes (at least one entry):
    * O(limit), not O(transcript).
    */
-  readonly transcript: (workerId: string, range: TranscriptRange) => Effect.Effect<ReadonlyArray<TranscriptEntry>, StoreError>
+  readonly transcript: (
+    workerId: string,
+    range: TranscriptRange
+  ) => Effect.Effect<ReadonlyArray<TranscriptEntry>, StoreError>
   /** Workers sorted by id, filtered by status, starting after the cursor. */
   readonly listWorkers: (query: ListWorkersQuery) => Effect.Effect<ReadonlyArray<Worker>, StoreError>
 }

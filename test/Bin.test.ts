@@ -1,5 +1,5 @@
 /** The runtime process from outside: the built bin with flags and signals. */
-import { mkdtempSync, writeFileSync } from "node:fs"
+import { chmodSync, mkdtempSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 
@@ -168,13 +168,32 @@ describe("the worker-runtime bin", () => {
         [["--profiles", badJson], {}, /bad\.json/],
         [["--profiles", badProfile], {}, /broken/],
         [["--token-file", join(dir, "no-token")], {}, /no-token/],
-        [["--max-workers", "0"], {}, /max-workers/]
+        [["--max-workers", "0"], {}, /max-workers/],
+        [["--allowed-hosts", "*"], {}, /needs a token/],
+        [[], { WORKER_RUNTIME_ALLOWED_HOSTS: "a.example,*" }, /needs a token/]
       ]
       for (const [args, env, message] of cases) {
         const { code, output } = yield* runBin(["--port", "0", ...args], cleanEnv(env))
         expect(code, `${args.join(" ")}: ${output}`).not.toBe(0)
         expect(output, args.join(" ")).toMatch(message)
       }
+    }))
+
+  it.scopedLive("warns at start about a token file others can read, and a short token", () =>
+    Effect.gen(function*() {
+      const dir = scratch()
+      const loose = join(dir, "loose-token")
+      writeFileSync(loose, "short\n")
+      chmodSync(loose, 0o644)
+      const warned = yield* startBin(["--token-file", loose])
+      yield* eventuallyLive(Effect.sync(warned.output), (output) => output.includes("shorter than 16"), "the warnings")
+      expect(warned.output()).toContain("readable by other users")
+      expect(warned.output()).not.toContain("short\n")
+      const tight = join(dir, "tight-token")
+      writeFileSync(tight, "a-long-random-token-0123456789\n")
+      chmodSync(tight, 0o600)
+      const quiet = yield* startBin(["--token-file", tight])
+      expect(quiet.output()).not.toMatch(/readable by other users|shorter than/)
     }))
 
   it.scopedLive("binds a non-loopback host when a token is set", () =>

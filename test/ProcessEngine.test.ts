@@ -3,6 +3,7 @@
  * real time: `it.live`, bounded polling). Every test kills what it saw
  * spawned in a finalizer, so a failing test leaves nothing behind.
  */
+import { execFileSync } from "node:child_process"
 import { mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -21,7 +22,7 @@ import {
   type WorkerId
 } from "../src/index.js"
 import { DEFAULT_KILL_GRACE_MS } from "../src/node/ProcessEngine.js"
-import { buildEngines, type ProcessProfile, type ProfileConfigs } from "../src/node/Profiles.js"
+import { buildEngines, type ProcessProfile, type ProfileConfigs, ProfilesError } from "../src/node/Profiles.js"
 import { eventuallyLive } from "./support/eventually.js"
 
 const NODE = process.execPath
@@ -244,6 +245,33 @@ describe("process engine", () => {
       }).pipe(withRuntime({
         p: script(`console.log(JSON.stringify(process.env))`, { env: { MODEL: "small" } })
       })))
+
+    it.scopedLive.skipIf(process.getuid?.() !== 0)(
+      "runs the child as the profile's user and group (the runtime runs as root)",
+      () =>
+        Effect.gen(function*() {
+          const runtime = yield* Runtime
+          const worker = yield* runtime.create({ profile: "p" })
+          yield* runtime.input(worker.id, { content: "who" })
+          yield* awaitIdle(runtime, worker.id)
+          const ids = contents(yield* entriesOf(runtime, worker.id), "worker")
+          expect(ids).toEqual([`${execFileSync("id", ["-u", "nobody"], { encoding: "utf8" }).trim()} 65534 65534`])
+        }).pipe(withRuntime({
+          p: script(`console.log(process.getuid() + " " + process.getgid() + " " + process.getgroups().join(","))`, {
+            user: "nobody",
+            group: "65534"
+          })
+        }))
+    )
+
+    it.effect("refuses a profile whose user does not exist, naming the profile", () =>
+      Effect.gen(function*() {
+        const error = yield* Effect.flip(
+          buildEngines({ p: script("0", { user: "no-such-user-here" }) }).pipe(Effect.provide(NodeContext.layer))
+        )
+        expect(error).toBeInstanceOf(ProfilesError)
+        expect(error.message).toMatch(process.getuid?.() === 0 ? /no user "no-such-user-here"/ : /root/)
+      }))
 
     it.scopedLive("feeds the transcript as JSON lines in transcript mode", () =>
       Effect.gen(function*() {

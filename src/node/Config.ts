@@ -155,8 +155,18 @@ const readToken = (path: string) =>
     )
     const token = text.trim()
     if (token === "") return yield* new StartupError({ message: `--token-file ${path} is empty` })
+    const info = yield* Effect.option(fs.stat(path))
+    if (info._tag === "Some" && (info.value.mode & 0o077) !== 0) {
+      yield* Effect.logWarning(
+        `--token-file ${path} is readable by other users (mode ${(info.value.mode & 0o777).toString(8)}); ` +
+          `chmod 600 it`
+      )
+    }
     return Redacted.make(token)
   })
+
+/** Tokens shorter than this can be guessed; the runtime still starts, with a warning. */
+const MIN_TOKEN_BYTES = 16
 
 const integerAtLeast = (name: string, value: number, min: number) =>
   Number.isInteger(value) && value >= min
@@ -176,6 +186,12 @@ export const resolveConfig = (raw: RawOptions): Effect.Effect<RuntimeConfig, Sta
         const token = Redacted.value(value).trim()
         return token === "" ? Option.none() : Option.some(Redacted.make(token))
       })
+    if (Option.isSome(token) && new TextEncoder().encode(Redacted.value(token.value)).length < MIN_TOKEN_BYTES) {
+      yield* Effect.logWarning(
+        `the token is shorter than ${MIN_TOKEN_BYTES} bytes and could be guessed; use a long random one ` +
+          "(e.g. openssl rand -hex 32)"
+      )
+    }
     if (Option.isNone(token) && !isLoopback(raw.host)) {
       return yield* new StartupError({
         message:

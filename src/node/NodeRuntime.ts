@@ -58,7 +58,9 @@ export const RuntimeFromConfigLive = (config: RuntimeConfig) =>
           Effect.mapError((error) => new StartupError({ message: error.message }))
         )
         : DEFAULT_PROFILES
-      const engines = yield* buildEngines(profiles)
+      const engines = yield* buildEngines(profiles).pipe(
+        Effect.mapError((error) => new StartupError({ message: error.message }))
+      )
       return RuntimeFromStore({
         runtimeId: Option.getOrUndefined(config.runtimeId),
         displayName: Option.getOrUndefined(config.displayName),

@@ -37,6 +37,13 @@ const INHERITED_ENV = ["PATH", "HOME", "LANG"] as const
 export interface ProcessEngineOptions {
   /** Between SIGTERM and SIGKILL (default 2000 ms). */
   readonly killGraceMs?: number | undefined
+  /** Run the children as this user and group (the runtime runs as root). */
+  readonly runAs?: RunAs | undefined
+}
+
+export interface RunAs {
+  readonly uid: number
+  readonly gid: number
 }
 
 // --- the process group -------------------------------------------------------
@@ -123,8 +130,13 @@ const environmentOf = (profile: Omit<ProcessProfile, "engine">, context: TurnCon
   }
 }
 
-const commandOf = (profile: Omit<ProcessProfile, "engine">, context: TurnContext) => {
-  const [file, ...args] = profile.command
+const commandOf = (profile: Omit<ProcessProfile, "engine">, context: TurnContext, runAs: RunAs | undefined) => {
+  // The platform's executor does not pass uid and gid to spawn: util-linux's
+  // setpriv switches, then execs the command (same pid, same process group).
+  const argv = runAs === undefined
+    ? profile.command
+    : ["setpriv", `--reuid=${runAs.uid}`, `--regid=${runAs.gid}`, "--clear-groups", "--", ...profile.command]
+  const [file = "", ...args] = argv
   const command = Command.make(file, ...args).pipe(
     Command.env(environmentOf(profile, context), { extendEnv: false })
   )
@@ -241,14 +253,19 @@ const outcome = (
   return Effect.fail(new TurnFailed({ message: stderr === "" ? what : `${what}; stderr: ${stderr}` }))
 }
 
-const runTurn = (profile: Omit<ProcessProfile, "engine">, graceMs: number, context: TurnContext) =>
+const runTurn = (
+  profile: Omit<ProcessProfile, "engine">,
+  graceMs: number,
+  runAs: RunAs | undefined,
+  context: TurnContext
+) =>
   Effect.gen(function*() {
     const input = yield* stdinOf(profile, context)
     const scope = yield* Effect.scope
     // Forked before the process starts so that it closes after the process is
     // dead: a write still pending then fails with EPIPE while someone listens.
     const stdinScope = yield* Scope.fork(scope, ExecutionStrategy.sequential)
-    const child = yield* Command.start(commandOf(profile, context)).pipe(
+    const child = yield* Command.start(commandOf(profile, context, runAs)).pipe(
       Effect.tap((child) => Effect.addFinalizer(() => terminateGroup(child.pid, graceMs))),
       // Between the spawn and the finalizer nothing may interrupt us.
       Effect.uninterruptible,
@@ -279,7 +296,7 @@ export const makeProcessEngine = (
     return {
       name: "process",
       run: (context) => {
-        const turn = runTurn(profile, graceMs, context).pipe(
+        const turn = runTurn(profile, graceMs, options.runAs, context).pipe(
           Effect.provideService(CommandExecutor.CommandExecutor, executor)
         )
         return timeoutMs === undefined ? turn : Effect.timeoutFail(turn, {

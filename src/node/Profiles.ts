@@ -9,10 +9,11 @@ import * as FileSystem from "@effect/platform/FileSystem"
 import * as Effect from "effect/Effect"
 import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
+import { execFileSync } from "node:child_process"
 
 import { makeEchoEngine } from "../EchoEngine.js"
 import type { Profiles, WorkerEngine } from "../WorkerEngine.js"
-import { makeProcessEngine, type ProcessEngineOptions } from "./ProcessEngine.js"
+import { makeProcessEngine, type ProcessEngineOptions, type RunAs } from "./ProcessEngine.js"
 
 /** Unknown fields are errors, so a typo in the file is caught at start. */
 const strict = { parseOptions: { onExcessProperty: "error" } } as const
@@ -66,8 +67,14 @@ export const ProcessProfile = Schema.Struct({
   /** stdout bytes a turn may produce (default 1 MiB). */
   maxOutputBytes: optional(Schema.Int.pipe(Schema.positive())),
   /** stdout lines (entries) a turn may produce (default 10,000). */
-  maxOutputEntries: optional(Schema.Int.pipe(Schema.positive()))
-}).annotations({ identifier: "ProcessProfile", ...strict })
+  maxOutputEntries: optional(Schema.Int.pipe(Schema.positive())),
+  /** The user the child runs as (name or id); the runtime must run as root. */
+  user: optional(NonEmpty),
+  /** The child's group (name or id), with `user`; default: the user's primary group. */
+  group: optional(NonEmpty)
+}).pipe(
+  Schema.filter((profile) => profile.group === undefined || profile.user !== undefined || "group needs user")
+).annotations({ identifier: "ProcessProfile", ...strict })
 export type ProcessProfile = typeof ProcessProfile.Type
 
 export const ProfileConfig = Schema.Union(EchoProfile, ProcessProfile).annotations({ identifier: "ProfileConfig" })
@@ -154,25 +161,69 @@ export const loadProfilesFile = (
     )
   })
 
+/** Numeric ids of a user name or id, through `id` (the system's own lookup, NSS included). */
+const lookupId = (flag: "-u" | "-g", name: string): number | undefined => {
+  try {
+    const id = Number(
+      execFileSync("id", [flag, name], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }).trim()
+    )
+    return Number.isInteger(id) ? id : undefined
+  } catch {
+    return undefined
+  }
+}
+
+const groupId = (name: string): number | undefined => {
+  if (/^[0-9]+$/.test(name)) return Number(name)
+  try {
+    const line = execFileSync("getent", ["group", name], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] })
+    const id = Number(line.split(":")[2])
+    return Number.isInteger(id) ? id : undefined
+  } catch {
+    return undefined
+  }
+}
+
+/** The uid and gid a profile's children run as, checked at start; undefined when it names no user. */
+const runAsOf = (name: string, config: ProcessProfile): Effect.Effect<RunAs | undefined, ProfilesError> =>
+  Effect.suspend(() => {
+    if (config.user === undefined) return Effect.succeed(undefined)
+    const fail = (message: string) => Effect.fail(new ProfilesError({ profile: name, message }))
+    if (process.getuid?.() !== 0) {
+      return fail(`profile ${JSON.stringify(name)} sets user: switching users needs the runtime to run as root`)
+    }
+    const uid = lookupId("-u", config.user)
+    if (uid === undefined) return fail(`profile ${JSON.stringify(name)}: no user ${JSON.stringify(config.user)}`)
+    const gid = config.group === undefined ? lookupId("-g", config.user) : groupId(config.group)
+    if (gid === undefined) {
+      return fail(`profile ${JSON.stringify(name)}: no group ${JSON.stringify(config.group ?? config.user)}`)
+    }
+    return Effect.succeed({ uid, gid })
+  })
+
 /** The engine one profile describes. */
 const engineOf = (
+  name: string,
   config: ProfileConfig,
   options: ProcessEngineOptions
-): Effect.Effect<WorkerEngine, never, CommandExecutor.CommandExecutor> =>
+): Effect.Effect<WorkerEngine, ProfilesError, CommandExecutor.CommandExecutor> =>
   config.engine === "echo"
     ? Effect.succeed(makeEchoEngine(config.delayMs === undefined ? {} : { delayMs: config.delayMs }))
-    : makeProcessEngine(config, options)
+    : Effect.flatMap(runAsOf(name, config), (runAs) => makeProcessEngine(config, { ...options, runAs }))
 
-/** The engines `RuntimeLive` takes, one per profile. */
+/**
+ * The engines `RuntimeLive` takes, one per profile. Fails when a profile's
+ * `user` cannot be switched to (not root, or no such user or group).
+ */
 export const buildEngines = (
   profiles: ProfileConfigs,
   options: ProcessEngineOptions = {}
-): Effect.Effect<Profiles, never, CommandExecutor.CommandExecutor> =>
+): Effect.Effect<Profiles, ProfilesError, CommandExecutor.CommandExecutor> =>
   Effect.map(
     Effect.forEach(
       Object.entries(profiles),
       ([name, config]) =>
-        Effect.map(engineOf(config, options), (engine): readonly [string, WorkerEngine] => [name, engine])
+        Effect.map(engineOf(name, config, options), (engine): readonly [string, WorkerEngine] => [name, engine])
     ),
     Object.fromEntries
   )
