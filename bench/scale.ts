@@ -62,7 +62,8 @@ const workerRow = (id: WorkerId, lastSeq = 0): Worker => ({
   updatedAt: at,
   turn: lastSeq === 0 ? 0 : 1,
   lastSeq,
-  metadata: {}
+  metadata: {},
+  queued: 0
 })
 
 interface Populated {
@@ -87,21 +88,21 @@ const populate = <E>(
     const bigId = ids.next()
     const fill = (id: WorkerId, total: number) =>
       Effect.gen(function*() {
-        yield* store.insertWorker(workerRow(id))
+        yield* store.insertWorker(workerRow(id), undefined)
         for (let seq = 0; seq < total;) {
           const entries: Array<TranscriptEntry> = []
           for (let i = 0; i < 5000 && seq < total; i++) {
             seq++
             entries.push({ seq, at, role: seq % 2 === 1 ? "user" : "worker", content: `entry number ${seq}`, turn: 1 })
           }
-          yield* store.commit(workerRow(id, seq), entries)
+          yield* store.commit({ worker: workerRow(id, seq), entries })
         }
       })
     yield* fill(smallId, small)
     yield* fill(bigId, big)
     const listIds: Array<WorkerId> = []
     for (let i = 0; i < workers; i++) listIds.push(ids.next())
-    yield* batchInserts(Effect.forEach(listIds, (id) => store.insertWorker(workerRow(id)), { discard: true }))
+    yield* batchInserts(Effect.forEach(listIds, (id) => store.insertWorker(workerRow(id), undefined), { discard: true }))
     return { smallId, bigId, listIds }
   })
 

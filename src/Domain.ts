@@ -52,6 +52,13 @@ export const EntryRole = Schema.Literal("user", "system", "worker", "runtime").a
 })
 export type EntryRole = typeof EntryRole.Type
 
+export const TurnOutcome = Schema.Literal("completed", "failed", "cancelled", "interrupted", "stopped").annotations({
+  identifier: "TurnOutcome",
+  description: "How a turn ended: completed on its own, failed, cancelled, interrupted (shutdown or restart), " +
+    "stopped (the Worker was stopped)"
+})
+export type TurnOutcome = typeof TurnOutcome.Type
+
 export const MAX_METADATA_KEYS = 32
 export const MAX_METADATA_KEY_LENGTH = 64
 export const MAX_METADATA_VALUE_LENGTH = 1024
@@ -116,6 +123,7 @@ export const Worker = Schema.Struct({
   turn: NonNegativeInt.annotations({ description: "How many turns have started" }),
   lastSeq: NonNegativeInt.annotations({ description: "The last transcript sequence number (0 when empty)" }),
   metadata: Metadata,
+  queued: NonNegativeInt.annotations({ description: "Inputs waiting under ifBusy: enqueue (0 otherwise)" }),
   stopReason: Schema.optionalWith(
     Schema.String.annotations({ description: "Why it was stopped: the reason given, or \"stopped\"" }),
     { exact: true }
@@ -131,8 +139,9 @@ export const Worker = Schema.Struct({
     createdAt: "2026-11-24T12:00:00.000Z",
     updatedAt: "2026-11-24T12:00:01.000Z",
     turn: 1,
-    lastSeq: 2,
-    metadata: { team: "docs" }
+    lastSeq: 3,
+    metadata: { team: "docs" },
+    queued: 0
   }]
 })
 export type Worker = typeof Worker.Type
@@ -142,13 +151,53 @@ export const TranscriptEntry = Schema.Struct({
   at: Timestamp,
   role: EntryRole,
   content: Schema.String,
-  turn: NonNegativeInt.annotations({ description: "The turn the entry belongs to (0: none)" })
+  turn: NonNegativeInt.annotations({ description: "The turn the entry belongs to (0: none)" }),
+  outcome: Schema.optionalWith(TurnOutcome, { exact: true }).annotations({
+    description: "On runtime entries: what happened to the turn (every turn ends with exactly one)"
+  })
 }).annotations({
   identifier: "TranscriptEntry",
   description: "One entry of a Worker's transcript",
   examples: [{ seq: 1, at: "2026-11-24T12:00:00.500Z", role: "user", content: "hello", turn: 1 }]
 })
 export type TranscriptEntry = typeof TranscriptEntry.Type
+
+export const TurnStatus = Schema.Literal("running", "completed", "failed", "cancelled", "interrupted", "stopped")
+  .annotations({ identifier: "TurnStatus", description: "running, or the turn's outcome" })
+export type TurnStatus = typeof TurnStatus.Type
+
+export const Turn = Schema.Struct({
+  workerId: WorkerId,
+  turn: PositiveInt.annotations({ description: "The turn's number, 1 for the first" }),
+  status: TurnStatus,
+  inputSeq: PositiveInt.annotations({ description: "The seq of the input that started it" }),
+  lastSeq: PositiveInt.annotations({ description: "The seq of its last entry so far" }),
+  startedAt: Timestamp,
+  endedAt: Schema.NullOr(Timestamp).annotations({ description: "null while it runs" }),
+  reason: Schema.NullOr(Schema.String).annotations({
+    description: "Why it ended as it did (a failure, a cancel reason); null while it runs or when it completed"
+  })
+}).annotations({
+  identifier: "Turn",
+  description: "One turn of a Worker",
+  examples: [{
+    workerId: WorkerId.make("01JDQ5V7M0X4N8B6Z2C9K3F1TQ"),
+    turn: 1,
+    status: "completed",
+    inputSeq: 1,
+    lastSeq: 3,
+    startedAt: "2026-11-24T12:00:00.500Z",
+    endedAt: "2026-11-24T12:00:01.000Z",
+    reason: null
+  }]
+})
+export type Turn = typeof Turn.Type
+
+export const WorkerEvent = Schema.Union(
+  Schema.Struct({ type: Schema.Literal("worker"), worker: Worker }),
+  Schema.Struct({ type: Schema.Literal("entry"), entry: TranscriptEntry })
+).annotations({ identifier: "WorkerEvent", description: "The Worker as it is now, or a new transcript entry" })
+export type WorkerEvent = typeof WorkerEvent.Type
 
 export const TranscriptPage = Schema.Struct({
   workerId: WorkerId,
@@ -231,22 +280,42 @@ export type WorkerList = typeof WorkerList.Type
 // JSON has no undefined: an absent field is the only way to leave one out.
 const optional = <S extends Schema.Schema.Any>(schema: S) => Schema.optionalWith(schema, { exact: true })
 
+/** A client's key for a create, so that a retried create makes one Worker. */
+export const IdempotencyKey = Schema.String.pipe(
+  Schema.pattern(/^[A-Za-z0-9._:-]{1,128}$/, {
+    message: () => "must be 1 to 128 characters of letters, digits, '.', '_', ':' or '-'"
+  })
+).annotations({
+  identifier: "IdempotencyKey",
+  description: "1 to 128 characters of [A-Za-z0-9._:-]; a create with a known key returns that Worker"
+})
+
 export const CreateWorker = Schema.Struct({
   profile: optional(Schema.String.annotations({ description: "A configured profile; default \"default\"" })),
-  metadata: optional(Metadata)
+  metadata: optional(Metadata),
+  idempotencyKey: optional(IdempotencyKey)
 }).annotations({
   identifier: "CreateWorker",
   description: "What to create",
-  examples: [{ profile: "default", metadata: { team: "docs" } }],
+  examples: [{ profile: "default", metadata: { team: "docs" }, idempotencyKey: "chat-42" }],
   ...strict
 })
 export type CreateWorker = typeof CreateWorker.Type
+
+export const IfBusy = Schema.Literal("reject", "enqueue", "interrupt").annotations({
+  identifier: "IfBusy",
+  description: "On a busy Worker: reject (Busy, the default), enqueue (run after the turns before it), " +
+    "interrupt (cancel the turn in flight and start this one)",
+  message: () => "must be \"reject\", \"enqueue\" or \"interrupt\""
+})
+export type IfBusy = typeof IfBusy.Type
 
 export const WorkerInput = Schema.Struct({
   content: Schema.String.pipe(Schema.minLength(1, { message: () => "must not be empty" })).annotations({
     description: "The input; at most maxInputBytes UTF-8 bytes"
   }),
-  kind: optional(InputKind)
+  kind: optional(InputKind),
+  ifBusy: optional(IfBusy)
 }).annotations({
   identifier: "WorkerInput",
   description: "An input for the Worker; it starts a turn",
@@ -257,10 +326,12 @@ export type WorkerInput = typeof WorkerInput.Type
 
 export const InputAccepted = Schema.Struct({
   worker: Worker,
-  entry: TranscriptEntry
+  queued: Schema.Boolean.annotations({ description: "true when the input waits for the turns before it" }),
+  entry: optional(TranscriptEntry.annotations({ description: "The recorded input, when its turn started now" })),
+  position: optional(PositiveInt.annotations({ description: "The input's place in the queue (1 = next), when queued" }))
 }).annotations({
   identifier: "InputAccepted",
-  description: "The input was recorded (entry) and its turn started"
+  description: "The input was recorded and its turn started (entry), or it was queued (position)"
 })
 export type InputAccepted = typeof InputAccepted.Type
 
@@ -277,11 +348,14 @@ export const StopRequest = Schema.Struct({
 export type StopRequest = typeof StopRequest.Type
 
 export const CancelRequest = Schema.Struct({
-  reason: optional(Reason)
+  reason: optional(Reason),
+  clearQueue: optional(
+    Schema.Boolean.annotations({ description: "Also drop the queued inputs (default false: the next one starts)" })
+  )
 }).annotations({
   identifier: "CancelRequest",
   description: "Why the turn is cancelled",
-  examples: [{ reason: "the user pressed stop" }],
+  examples: [{ reason: "the user pressed stop", clearQueue: true }],
   ...strict
 })
 export type CancelRequest = typeof CancelRequest.Type
@@ -296,12 +370,22 @@ export const PageLimit = Schema.Int.pipe(
   Schema.between(1, MAX_PAGE, { message: () => `must be an integer from 1 to ${MAX_PAGE}` })
 ).annotations({ description: `Page size, 1 to ${MAX_PAGE}, default ${DEFAULT_PAGE}` })
 
+export const MAX_METADATA_FILTERS = 4
+
+export const MetadataFilter = Schema.Record({ key: MetadataKey, value: Schema.String }).pipe(
+  Schema.filter(
+    (record) =>
+      Object.keys(record).length <= MAX_METADATA_FILTERS || `must have at most ${MAX_METADATA_FILTERS} pairs`
+  )
+).annotations({ description: `Exact metadata matches, at most ${MAX_METADATA_FILTERS} pairs, all must match` })
+
 export const ListQuery = Schema.Struct({
   status: optional(WorkerStatus),
   limit: optional(PageLimit),
   after: optional(
     Schema.String.annotations({ description: "A position: only Workers whose id sorts after it (a page's nextAfter)" })
-  )
+  ),
+  metadata: optional(MetadataFilter)
 }).annotations({ identifier: "ListQuery" })
 export type ListQuery = typeof ListQuery.Type
 
@@ -316,3 +400,18 @@ export const TranscriptQuery = Schema.Struct({
   limit: optional(PageLimit)
 }).annotations({ identifier: "TranscriptQuery" })
 export type TranscriptQuery = typeof TranscriptQuery.Type
+
+export const MAX_WAIT_MS = 60_000
+
+export const TurnQuery = Schema.Struct({
+  waitMs: optional(
+    Schema.Int.pipe(Schema.between(0, MAX_WAIT_MS, { message: () => `must be an integer from 0 to ${MAX_WAIT_MS}` }))
+      .annotations({ description: "Wait up to this long (ms) for the turn to end; default 0" })
+  )
+}).annotations({ identifier: "TurnQuery" })
+export type TurnQuery = typeof TurnQuery.Type
+
+export const EventsQuery = Schema.Struct({
+  after: optional(SeqCursor.annotations({ description: "Replay entries with a greater seq (default 0)" }))
+}).annotations({ identifier: "EventsQuery" })
+export type EventsQuery = typeof EventsQuery.Type

@@ -1,13 +1,20 @@
 /**
  * The in-memory store: the default for embedded use. Nothing survives the
- * process. Transcripts are arrays indexed by `seq - 1`, so a page is a slice;
- * Worker ids are kept sorted for cursor pagination.
+ * process. Transcripts are arrays indexed by `seq - 1` and turn records by
+ * `turn - 1`, so a page is a slice and a turn a lookup; Worker ids are kept
+ * sorted, in all and by status and by metadata pair, for cursor pagination
+ * that starts where the page starts.
  */
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-
-import type { TranscriptEntry, Worker, WorkerStatus } from "./Domain.js"
-import { type ListWorkersQuery, RuntimeStore, type RuntimeStoreService } from "./RuntimeStore.js"
+import type { TranscriptEntry, Turn, Worker, WorkerStatus } from "./Domain.js"
+import {
+  type ListWorkersQuery,
+  type QueuedInput,
+  RuntimeStore,
+  type RuntimeStoreService,
+  type StoredWorker
+} from "./RuntimeStore.js"
 import { utf8Length } from "./Validation.js"
 
 /** Index of the first element of sorted `ids` greater than `key`. */
@@ -22,18 +29,6 @@ const upperBound = (ids: ReadonlyArray<string>, key: string): number => {
   return low
 }
 
-const EMPTY: ReadonlyArray<TranscriptEntry> = []
-
-/** How many of `entries` fit in `maxBytes` of content, at least one. */
-export const fittingCount = (entries: ReadonlyArray<TranscriptEntry>, maxBytes: number): number => {
-  let bytes = 0
-  for (let i = 0; i < entries.length; i++) {
-    bytes += utf8Length(entries[i]!.content)
-    if (bytes > maxBytes) return Math.max(1, i)
-  }
-  return entries.length
-}
-
 /** Inserts `id` into sorted `ids` (ids are issued in increasing order, so this is an append in practice). */
 const insertSorted = (ids: Array<string>, id: string): void => {
   const last = ids[ids.length - 1]
@@ -46,19 +41,59 @@ const removeSorted = (ids: Array<string>, id: string): void => {
   if (at >= 0 && ids[at] === id) ids.splice(at, 1)
 }
 
+const EMPTY: ReadonlyArray<TranscriptEntry> = []
+
+/** How many of `entries` fit in `maxBytes` of content, at least one. */
+export const fittingCount = (entries: ReadonlyArray<TranscriptEntry>, maxBytes: number): number => {
+  let bytes = 0
+  for (let i = 0; i < entries.length; i++) {
+    bytes += utf8Length(entries[i]!.content)
+    if (bytes > maxBytes) return Math.max(1, i)
+  }
+  return entries.length
+}
+
+const pairKey = (key: string, value: string) => `${key}\u0000${value}`
+
 export const makeMemoryStore = (): RuntimeStoreService => {
   const workers = new Map<string, Worker>()
   const ids: Array<string> = []
-  // Ids by status, sorted, as SQLite's (status, id) index: a filtered page
-  // starts at its cursor instead of scanning every Worker.
+  // Ids by status and by metadata pair, sorted, as SQLite's indexes: a
+  // filtered page walks the smallest of them from its cursor.
   const byStatus: Record<WorkerStatus, Array<string>> = { idle: [], busy: [], stopped: [], failed: [] }
+  const byPair = new Map<string, Array<string>>()
+  const keys = new Map<string, string>()
   const transcripts = new Map<string, Array<TranscriptEntry>>()
+  const turns = new Map<string, Array<Turn>>()
+  const queues = new Map<string, Array<QueuedInput>>()
 
-  const listWorkers = ({ after, limit, status }: ListWorkersQuery): Array<Worker> => {
-    const from = status === undefined ? ids : byStatus[status]
+  const indexPairs = (worker: Worker, index: (ids: Array<string>, id: string) => void) => {
+    for (const [key, value] of Object.entries(worker.metadata)) {
+      const pair = pairKey(key, value)
+      let list = byPair.get(pair)
+      if (list === undefined) {
+        list = []
+        byPair.set(pair, list)
+      }
+      index(list, worker.id)
+      if (list.length === 0) byPair.delete(pair)
+    }
+  }
+
+  const listWorkers = ({ after, limit, metadata, status }: ListWorkersQuery): Array<Worker> => {
+    const pairs = Object.entries(metadata ?? {})
+    let from: ReadonlyArray<string> = status === undefined ? ids : byStatus[status]
+    for (const [key, value] of pairs) {
+      const list = byPair.get(pairKey(key, value)) ?? []
+      if (list.length < from.length) from = list
+    }
+    const matches = (worker: Worker) =>
+      (status === undefined || worker.status === status) &&
+      pairs.every(([key, value]) => Object.hasOwn(worker.metadata, key) && worker.metadata[key] === value)
     const out: Array<Worker> = []
     for (let i = after === undefined ? 0 : upperBound(from, after); i < from.length && out.length < limit; i++) {
-      out.push(workers.get(from[i]!)!)
+      const worker = workers.get(from[i]!)!
+      if (matches(worker)) out.push(worker)
     }
     return out
   }
@@ -67,35 +102,74 @@ export const makeMemoryStore = (): RuntimeStoreService => {
     kind: "memory",
     failure: () => undefined,
     runtimeId: (requested, generate) => Effect.sync(() => requested ?? generate()),
-    loadWorkers: Effect.sync(() => ids.map((id) => workers.get(id)!)),
-    insertWorker: (worker) =>
+    loadWorkers: Effect.sync(() =>
+      ids.map((id): StoredWorker => ({
+        worker: workers.get(id)!,
+        idempotencyKey: keys.get(id),
+        queue: queues.get(id) ?? []
+      }))
+    ),
+    insertWorker: (worker, idempotencyKey) =>
       Effect.sync(() => {
         workers.set(worker.id, worker)
         insertSorted(ids, worker.id)
         insertSorted(byStatus[worker.status], worker.id)
+        indexPairs(worker, insertSorted)
+        if (idempotencyKey !== undefined) keys.set(worker.id, idempotencyKey)
       }),
-    commit: (worker, entries) =>
+    commit: (change) =>
       Effect.sync(() => {
+        const { entries, worker } = change
         const before = workers.get(worker.id)
         if (before !== undefined && before.status !== worker.status) {
           removeSorted(byStatus[before.status], worker.id)
           insertSorted(byStatus[worker.status], worker.id)
         }
         workers.set(worker.id, worker)
-        if (entries.length === 0) return
-        let transcript = transcripts.get(worker.id)
-        if (transcript === undefined) {
-          transcript = []
-          transcripts.set(worker.id, transcript)
+        if (entries.length > 0) {
+          let transcript = transcripts.get(worker.id)
+          if (transcript === undefined) {
+            transcript = []
+            transcripts.set(worker.id, transcript)
+          }
+          for (const entry of entries) transcript.push(entry)
         }
-        for (const entry of entries) transcript.push(entry)
+        for (const turn of change.turns ?? []) {
+          let list = turns.get(worker.id)
+          if (list === undefined) {
+            list = []
+            turns.set(worker.id, list)
+          }
+          list[turn.turn - 1] = turn
+        }
+        if (change.enqueue !== undefined || change.dequeue !== undefined) {
+          const dropped = new Set(change.dequeue ?? [])
+          const queue = (queues.get(worker.id) ?? []).filter((input) => !dropped.has(input.id))
+          if (change.enqueue !== undefined) queue.push(change.enqueue)
+          if (queue.length === 0) queues.delete(worker.id)
+          else queues.set(worker.id, queue)
+        }
       }),
     transcript: (workerId, { after, limit, maxBytes }) =>
       Effect.sync(() => {
         const page = transcripts.get(workerId)?.slice(after, after + limit) ?? EMPTY
         return maxBytes === undefined ? page : page.slice(0, fittingCount(page, maxBytes))
       }),
-    listWorkers: (query) => Effect.sync(() => listWorkers(query))
+    turn: (workerId, turn) => Effect.sync(() => turns.get(workerId)?.[turn - 1]),
+    listWorkers: (query) => Effect.sync(() => listWorkers(query)),
+    deleteWorker: (workerId) =>
+      Effect.sync(() => {
+        const worker = workers.get(workerId)
+        if (worker === undefined) return
+        workers.delete(workerId)
+        removeSorted(ids, workerId)
+        removeSorted(byStatus[worker.status], workerId)
+        indexPairs(worker, removeSorted)
+        keys.delete(workerId)
+        transcripts.delete(workerId)
+        turns.delete(workerId)
+        queues.delete(workerId)
+      })
   }
 }
 

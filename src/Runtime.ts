@@ -5,6 +5,7 @@
  */
 import * as Context from "effect/Context"
 import type * as Effect from "effect/Effect"
+import type * as Stream from "effect/Stream"
 
 import type {
   CancelRequest,
@@ -16,7 +17,11 @@ import type {
   StopRequest,
   TranscriptPage,
   TranscriptQuery,
+  Turn,
+  TurnQuery,
+  EventsQuery,
   Worker,
+  WorkerEvent,
   WorkerId,
   WorkerInput,
   WorkerList
@@ -77,8 +82,15 @@ export interface RuntimeService {
    * cannot continue). Of concurrent inputs to an idle Worker exactly one is
    * accepted.
    *
+   * `ifBusy` says what happens on a busy Worker: `reject` (default): `Busy`;
+   * `enqueue`: the input is stored and waits (`queued: true`, `position`),
+   * and becomes a turn, recorded then, right after the turns before it end;
+   * `interrupt`: the turn in flight is cancelled ("interrupted by new input")
+   * and this one starts, with nothing able to slip in between.
+   *
    * - `UnknownWorker`: no Worker with this id.
-   * - `Busy`: a turn is in flight; nothing was recorded.
+   * - `Busy`: a turn is in flight (`reject`), or the queue is full
+   *   (`enqueue`); nothing was recorded.
    * - `Unsupported`: the Worker is stopped or failed, its profile is no longer
    *   configured, or its engine does not take this input kind.
    * - `Unavailable`: the Runtime is draining or the store failed; nothing was
@@ -134,6 +146,52 @@ export interface RuntimeService {
     workerId: WorkerId,
     query: TranscriptQuery
   ) => Effect.Effect<TranscriptPage, UnknownWorker | InvalidInput | Unavailable>
+
+  /**
+   * The record of one turn: its status (`running` or its outcome), the seq of
+   * its input and of its last entry so far, when it started and ended, and
+   * why it ended as it did. With `waitMs` (0 to 60,000) it waits until the
+   * turn has ended or the time is up, then answers with the turn as it is.
+   * O(log n) in the transcript's size.
+   *
+   * - `UnknownWorker`: no such Worker.
+   * - `InvalidInput`: `turn` is not a turn of this Worker (0, or greater than
+   *   its `turn`), or `waitMs` is out of range.
+   */
+  readonly turn: (
+    workerId: WorkerId,
+    turn: number,
+    query?: TurnQuery
+  ) => Effect.Effect<Turn, UnknownWorker | InvalidInput | Unavailable>
+
+  /**
+   * Follows a Worker: first the Worker as it is now (`worker`), then every
+   * entry with `seq > after` (default 0) in order, then live: each new entry
+   * once and the Worker after each change of its status or queue. No gap, no
+   * duplicate. Ends once the Worker is stopped or failed and every entry has
+   * been emitted, or when it is deleted. A consumer that falls behind catches
+   * up from the store; it never slows the turn or other consumers.
+   *
+   * - `UnknownWorker`: no such Worker (when the stream starts).
+   * - `InvalidInput`: `after` is not a non-negative integer.
+   * - `Unavailable`: the store failed while catching up; over HTTP, the
+   *   reconnect budget is spent.
+   */
+  readonly events: (
+    workerId: WorkerId,
+    query?: EventsQuery
+  ) => Stream.Stream<WorkerEvent, UnknownWorker | InvalidInput | Unavailable>
+
+  /**
+   * Removes a stopped or failed Worker for good, with its transcript, turns
+   * and idempotency key; afterwards it is `UnknownWorker`. Open event streams
+   * of it end.
+   *
+   * - `UnknownWorker`: no such Worker.
+   * - `Unsupported`: it is `idle` or `busy` (stop it first).
+   * - `Unavailable`: the store failed.
+   */
+  readonly delete: (workerId: WorkerId) => Effect.Effect<void, UnknownWorker | Unsupported | Unavailable>
 }
 
 /** The tag Backend code depends on; provide `RuntimeLive`, `RuntimeFromStore` or `RuntimeHttpClientLive`. */

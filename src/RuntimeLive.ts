@@ -3,32 +3,44 @@
  * client and the CLI translate and delegate to what is built here.
  *
  * Every change to a Worker happens under that Worker's lock and is committed
- * to the store before it becomes visible in memory (`WorkerTable`); a turn is
- * a fiber (`Turns`); `Draining` knows when no turn is left. The contract is
- * docs/rest.md; docs/architecture.md shows how the pieces fit.
+ * to the store before it becomes visible in memory and to followers
+ * (`WorkerTable`); a turn is a fiber, and every change of turns one commit
+ * (`Turns`); `Draining` knows when no turn is left; `Events` follows a
+ * Worker. The contract is docs/rest.md; docs/architecture.md shows how the
+ * pieces fit.
  */
+import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
+import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
+import * as Equal from "effect/Equal"
 import * as Layer from "effect/Layer"
+import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
 import { admitInput, refuseCancel } from "./Admission.js"
 import {
   type CancelResult,
-  RuntimeId,
+  type CreateWorker,
+  type InputAccepted,
+  type Metadata,
   type RuntimeInfo,
-  type TranscriptEntry,
+  RuntimeId,
+  type Turn,
   type Worker,
   WorkerId
 } from "./Domain.js"
 import { makeDraining } from "./Draining.js"
 import { makeEchoEngine } from "./EchoEngine.js"
-import { InvalidInput, Unavailable } from "./Errors.js"
+import { Busy, InvalidInput, Unavailable, UnknownWorker, Unsupported } from "./Errors.js"
+import { followWorker } from "./Events.js"
 import { makeIdGenerator } from "./Ids.js"
 import { MemoryStoreLive } from "./MemoryStore.js"
 import { Runtime, type RuntimeService } from "./Runtime.js"
 import { RuntimeControl, type RuntimeControlService } from "./RuntimeControl.js"
 import {
   DEFAULT_MAX_INPUT_BYTES,
+  DEFAULT_MAX_QUEUED_INPUTS,
   DEFAULT_MAX_WORKERS,
   DEFAULT_PAGE,
   MAX_PAGE,
@@ -36,11 +48,11 @@ import {
   type RuntimeOptions
 } from "./RuntimeOptions.js"
 import { RuntimeStore, type StoreError } from "./RuntimeStore.js"
-import { ending, makeTurns, notEnding, nowIso, withReason } from "./Turns.js"
-import { exceedsBytes, reasonOf, validate } from "./Validation.js"
+import { ending, makeTurns, notEnding, nowIso, type TransitionResult } from "./Turns.js"
+import { cancelOf, exceedsBytes, reasonOf, validate } from "./Validation.js"
 import { VERSION } from "./version.js"
 import type { Profiles, WorkerEngine } from "./WorkerEngine.js"
-import { makeWorkerTable, type WorkerTable } from "./WorkerTable.js"
+import { makeWorkerTable, type Slot, type WorkerTable } from "./WorkerTable.js"
 
 const defaultProfiles: Profiles = { default: makeEchoEngine() }
 const EMPTY_METADATA: Worker["metadata"] = {}
@@ -50,6 +62,17 @@ export const MAX_PAGE_BYTES = 4 * 1024 * 1024
 /** A store failure as callers see it: the Runtime cannot serve now. */
 const unavailable = (error: StoreError) =>
   new Unavailable({ message: `store failure: ${error.message}`, retryAfterMs: RETRY_AFTER_MS })
+
+const asUnavailable = Effect.mapError(unavailable)
+
+// Workers a create returned because its idempotency key was known: the HTTP
+// layer answers those 200 instead of 201.
+const replayedCreates = new WeakSet<Worker>()
+
+/** True when `create` returned this Worker for a key it already knew (it made no new one). */
+export const wasCreatedBefore = (worker: Worker): boolean => replayedCreates.has(worker)
+
+const sameMetadata = (a: Metadata, b: Metadata) => Equal.equals(Object.entries(a).sort(), Object.entries(b).sort())
 
 /** Builds the Runtime over whatever `RuntimeStore` is provided. */
 export const makeRuntime = (
@@ -68,6 +91,7 @@ export const makeRuntime = (
       Object.hasOwn(profiles, name) ? profiles[name] : undefined
     const maxWorkers = options.maxWorkers ?? DEFAULT_MAX_WORKERS
     const maxInputBytes = options.maxInputBytes ?? DEFAULT_MAX_INPUT_BYTES
+    const maxQueued = options.maxQueuedInputs ?? DEFAULT_MAX_QUEUED_INPUTS
     const maxPage = Math.min(options.maxPage ?? MAX_PAGE, MAX_PAGE)
     const defaultPage = Math.min(DEFAULT_PAGE, maxPage)
     const displayName = options.displayName ?? null
@@ -76,21 +100,35 @@ export const makeRuntime = (
     const startedAt = yield* nowIso
     const draining = yield* makeDraining(options.shutdownGraceMs ?? 0, () => table)
     const table: WorkerTable = makeWorkerTable(store, () => draining.notify())
-    const turns = makeTurns(store, table, runtimeId)
+    const turns = makeTurns(store, table, runtimeId, () => !draining.active())
+    // Idempotency keys of the Workers held, and creates with a key in progress.
+    const keys = new Map<string, Slot>()
+    const keysInFlight = new Map<string, Deferred.Deferred<Worker, InvalidInput | Unavailable>>()
 
     // Load, then repair: a turn in flight when the process died is recorded as
     // interrupted and its Worker freed. A store that cannot record this fails
     // the start: better no Runtime than one that shows Workers busy forever.
     const loaded = yield* store.loadWorkers
-    const ids = makeIdGenerator(loaded.length > 0 ? loaded[loaded.length - 1]!.id : undefined)
-    for (const worker of loaded) {
-      const slot = table.add(worker, engineOf(worker.profile))
-      if (worker.status === "busy") yield* turns.end(slot, "idle", "interrupted by restart")
+    const ids = makeIdGenerator(loaded.length > 0 ? loaded[loaded.length - 1]!.worker.id : undefined)
+    for (const stored of loaded) {
+      const slot = table.add(stored.worker, engineOf(stored.worker.profile), stored)
+      if (stored.idempotencyKey !== undefined) keys.set(stored.idempotencyKey, slot)
+      if (stored.worker.status !== "busy") continue
+      const record = yield* store.turn(stored.worker.id, stored.worker.turn)
+      if (record !== undefined) slot.latest = { record, ended: Effect.unsafeMakeLatch(false) }
+      yield* turns.transition(slot, {
+        end: { outcome: "interrupted", reason: "interrupted by restart" },
+        status: "idle"
+      })
+    }
+    // Inputs queued before the restart run now, in order.
+    for (const slot of table.slots()) {
+      if (slot.worker.status === "idle" && slot.queue.length > 0) {
+        yield* turns.transition(slot, { status: "idle", next: "queued" })
+      }
     }
     // Creates whose insert is in progress: they count against the capacity.
     let reserved = 0
-
-    const asUnavailable = Effect.mapError(unavailable)
 
     /** The store lost for good (its file deleted or replaced): the Runtime cannot serve, and is not ready. */
     const storeLost = Effect.suspend(() => {
@@ -99,6 +137,62 @@ export const makeRuntime = (
         ? Effect.void
         : Effect.fail(new Unavailable({ message: `store failure: ${failure}`, retryAfterMs: RETRY_AFTER_MS }))
     })
+
+    /** A Worker deleted while its caller waited for the lock. */
+    const gone = (slot: Slot) =>
+      Effect.fail(
+        new UnknownWorker({ workerId: slot.worker.id, message: `There is no Worker ${JSON.stringify(slot.worker.id)}.` })
+      )
+
+    const createNew = (request: CreateWorker, engine: WorkerEngine, key: string | undefined) =>
+      Effect.gen(function*() {
+        if (draining.active()) return yield* draining.error()
+        if (table.size() - table.count("stopped") + reserved >= maxWorkers) {
+          return yield* new Unavailable({
+            message: `at capacity: ${maxWorkers} Workers not stopped`,
+            retryAfterMs: RETRY_AFTER_MS
+          })
+        }
+        // Reserve the place before the (possibly asynchronous) insert so that
+        // concurrent creates cannot overshoot the capacity.
+        reserved++
+        const at = yield* nowIso
+        const { metadata } = request
+        const worker: Worker = {
+          id: WorkerId.make(ids.next()),
+          runtimeId,
+          profile: request.profile ?? "default",
+          status: "idle",
+          createdAt: at,
+          updatedAt: at,
+          turn: 0,
+          lastSeq: 0,
+          metadata: metadata !== undefined && Object.keys(metadata).length > 0 ? metadata : EMPTY_METADATA,
+          queued: 0
+        }
+        return yield* store.insertWorker(worker, key).pipe(
+          asUnavailable,
+          Effect.map(() => {
+            const slot = table.add(worker, engine, { idempotencyKey: key })
+            if (key !== undefined) keys.set(key, slot)
+            return worker
+          }),
+          Effect.ensuring(Effect.sync(() => reserved--))
+        )
+      })
+
+    /** The Worker a known key made, if the request is the same; `InvalidInput` if not. */
+    const replay = (request: CreateWorker, worker: Worker, key: string) =>
+      (request.profile ?? "default") === worker.profile && sameMetadata(request.metadata ?? {}, worker.metadata)
+        ? Effect.sync(() => {
+          replayedCreates.add(worker)
+          return worker
+        })
+        : Effect.fail(
+          new InvalidInput({
+            message: `The idempotency key ${JSON.stringify(key)} was used for a create with another profile or metadata.`
+          })
+        )
 
     const runtime: RuntimeService = {
       info: Effect.zipRight(
@@ -124,79 +218,90 @@ export const makeRuntime = (
 
       list: (query) =>
         Effect.gen(function*() {
-          const { after, limit = defaultPage, status } = yield* validate.list(query)
+          const { after, limit = defaultPage, metadata, status } = yield* validate.list(query)
           if (limit > maxPage) return yield* new InvalidInput({ message: `limit must be at most ${maxPage}` })
-          const workers = yield* asUnavailable(store.listWorkers({ after, limit: limit + 1, status }))
-          const page = workers.length > limit ? workers.slice(0, limit) : workers
-          return { workers: page, nextAfter: workers.length > limit ? page[page.length - 1]!.id : null }
+          const workers = yield* asUnavailable(store.listWorkers({ after, limit: limit + 1, status, metadata }))
+          // The store's rows; memory is as new or newer.
+          const page = (workers.length > limit ? workers.slice(0, limit) : workers).map((worker) =>
+            table.lookup(worker.id).pipe(Effect.map((slot) => slot.worker), Effect.orElseSucceed(() => worker))
+          )
+          const current = yield* Effect.all(page)
+          return { workers: current, nextAfter: workers.length > limit ? current[current.length - 1]!.id : null }
         }),
 
       get: (workerId) => Effect.map(table.lookup(workerId), (slot) => slot.worker),
 
       create: (request) =>
         Effect.gen(function*() {
-          const { metadata, profile = "default" } = yield* validate.create(request)
+          const valid = yield* validate.create(request)
+          const profile = valid.profile ?? "default"
           const engine = engineOf(profile)
           if (engine === undefined) {
             return yield* new InvalidInput({
               message: `unknown profile ${JSON.stringify(profile)}; configured: ${profileNames.join(", ")}`
             })
           }
-          if (draining.active()) return yield* draining.error()
-          if (table.size() - table.count("stopped") + reserved >= maxWorkers) {
-            return yield* new Unavailable({
-              message: `at capacity: ${maxWorkers} Workers not stopped`,
-              retryAfterMs: RETRY_AFTER_MS
-            })
-          }
-          // Reserve the place before the (possibly asynchronous) insert so that
-          // concurrent creates cannot overshoot the capacity.
-          reserved++
-          const at = yield* nowIso
-          const worker: Worker = {
-            id: WorkerId.make(ids.next()),
-            runtimeId,
-            profile,
-            status: "idle",
-            createdAt: at,
-            updatedAt: at,
-            turn: 0,
-            lastSeq: 0,
-            metadata: metadata !== undefined && Object.keys(metadata).length > 0 ? metadata : EMPTY_METADATA
-          }
-          return yield* store.insertWorker(worker).pipe(
-            asUnavailable,
-            Effect.map(() => table.add(worker, engine).worker),
-            Effect.ensuring(Effect.sync(() => reserved--))
+          const key = valid.idempotencyKey
+          if (key === undefined) return yield* createNew(valid, engine, undefined)
+          const known = keys.get(key)
+          if (known !== undefined) return yield* replay(valid, known.worker, key)
+          const inFlight = keysInFlight.get(key)
+          if (inFlight !== undefined) return yield* replay(valid, yield* Deferred.await(inFlight), key)
+          // The first create with this key makes the Worker; concurrent ones wait for it.
+          const done = yield* Deferred.make<Worker, InvalidInput | Unavailable>()
+          keysInFlight.set(key, done)
+          return yield* createNew(valid, engine, key).pipe(
+            Effect.exit,
+            Effect.tap((exit) => Deferred.done(done, exit)),
+            Effect.ensuring(Effect.sync(() => keysInFlight.delete(key))),
+            Effect.flatten
           )
         }).pipe(Effect.uninterruptible),
 
       input: (workerId, input) =>
         Effect.gen(function*() {
-          const { content, kind = "user" } = yield* validate.input(input)
+          const { content, ifBusy = "reject", kind = "user" } = yield* validate.input(input)
           const slot = yield* table.lookup(workerId)
           if (exceedsBytes(content, maxInputBytes)) {
             return yield* new InvalidInput({ message: `content exceeds ${maxInputBytes} UTF-8 bytes` })
           }
           if (draining.active()) return yield* draining.error()
-          yield* admitInput(slot.worker, slot.engine, kind)
-          return yield* table.locked(
+          if (ifBusy === "reject") yield* admitInput(slot.worker, slot.engine, kind)
+          return yield* turns.ending(
             slot,
             draining.starting(
               slot,
               Effect.gen(function*() {
+                if (slot.deleted) return yield* gone(slot)
                 // Checked again under the lock: this is the one place a turn starts.
                 if (draining.active()) return yield* draining.error()
-                const engine = yield* admitInput(slot.worker, slot.engine, kind)
-                const at = yield* nowIso
-                const current = slot.worker
-                const turn = current.turn + 1
-                const entry: TranscriptEntry = { seq: current.lastSeq + 1, at, role: kind, content, turn }
-                const worker = yield* asUnavailable(
-                  table.commit(slot, { ...current, status: "busy", turn, lastSeq: entry.seq, updatedAt: at }, [entry])
-                )
-                yield* turns.start(slot, engine, { content, kind })
-                return { worker, entry }
+                const busy = slot.worker.status === "busy"
+                yield* admitInput({ ...slot.worker, status: busy && ifBusy !== "reject" ? "idle" : slot.worker.status }, slot.engine, kind)
+                if (busy && ifBusy === "enqueue") {
+                  if (slot.queue.length >= maxQueued) {
+                    return yield* new Busy({
+                      workerId,
+                      turn: slot.worker.turn,
+                      message: `Worker ${workerId} has ${maxQueued} inputs queued already`
+                    })
+                  }
+                  const at = yield* nowIso
+                  const last = slot.queue[slot.queue.length - 1]
+                  const queued = { id: (last?.id ?? slot.worker.lastSeq) + 1, content, kind, at }
+                  const worker = yield* asUnavailable(table.commit(slot, {
+                    worker: { ...slot.worker, queued: slot.queue.length + 1, updatedAt: at },
+                    entries: [],
+                    enqueue: queued
+                  }))
+                  slot.queue = [...slot.queue, queued]
+                  return notEnding<InputAccepted>({ worker, queued: true, position: slot.queue.length })
+                }
+                const [result, ended] = yield* asUnavailable(turns.transition(slot, {
+                  ...(busy ? { end: { outcome: "cancelled", reason: "interrupted by new input" } } : {}),
+                  status: "busy",
+                  next: { content, kind }
+                }))
+                return ending<InputAccepted>(accepted(result), ended)
               })
             )
           )
@@ -204,20 +309,29 @@ export const makeRuntime = (
 
       cancel: (workerId, request) =>
         Effect.gen(function*() {
-          const reason = yield* reasonOf(request)
+          const { clearQueue, reason } = yield* cancelOf(request)
           const slot = yield* table.lookup(workerId)
           const refusal = refuseCancel(slot.worker, slot.engine)
           if (refusal !== undefined) return yield* refusal
           return yield* turns.ending(
             slot,
             Effect.gen(function*() {
+              if (slot.deleted) return yield* gone(slot)
               const refusal = refuseCancel(slot.worker, slot.engine)
               if (refusal !== undefined) return yield* refusal
               if (slot.worker.status !== "busy") {
-                return notEnding<CancelResult>({ worker: slot.worker, cancelled: false })
+                if (!clearQueue || slot.queue.length === 0) {
+                  return notEnding<CancelResult>({ worker: slot.worker, cancelled: false })
+                }
               }
-              const [worker, fiber] = yield* asUnavailable(turns.end(slot, "idle", withReason("cancelled", reason)))
-              return ending<CancelResult>({ worker, cancelled: true }, fiber)
+              const busy = slot.worker.status === "busy"
+              const [{ worker }, ended] = yield* asUnavailable(turns.transition(slot, {
+                ...(busy ? { end: { outcome: "cancelled", reason } } : {}),
+                status: "idle",
+                dropQueue: clearQueue,
+                next: clearQueue ? undefined : "queued"
+              }))
+              return ending<CancelResult>({ worker, cancelled: busy }, ended)
             })
           )
         }),
@@ -228,13 +342,17 @@ export const makeRuntime = (
           const slot = yield* table.lookup(workerId)
           return yield* turns.ending(
             slot,
-            Effect.suspend(() =>
-              slot.worker.status === "stopped"
-                ? Effect.succeed(notEnding(slot.worker))
-                : asUnavailable(
-                  turns.end(slot, "stopped", withReason("stopped", reason), { stopReason: reason ?? "stopped" })
-                )
-            )
+            Effect.gen(function*() {
+              if (slot.deleted) return yield* gone(slot)
+              if (slot.worker.status === "stopped") return notEnding(slot.worker)
+              const [{ worker }, ended] = yield* asUnavailable(turns.transition(slot, {
+                end: { outcome: "stopped", reason },
+                status: "stopped",
+                patch: { stopReason: reason ?? "stopped" },
+                dropQueue: true
+              }))
+              return ending(worker, ended)
+            })
           )
         }),
 
@@ -243,12 +361,99 @@ export const makeRuntime = (
           const { after = 0, limit = defaultPage } = yield* validate.transcript(query)
           if (limit > maxPage) return yield* new InvalidInput({ message: `limit must be at most ${maxPage}` })
           const slot = yield* table.lookup(workerId)
-          const entries = yield* asUnavailable(store.transcript(workerId, { after, limit, maxBytes: MAX_PAGE_BYTES }))
+          const entries = yield* asUnavailable(
+            store.transcript(workerId, { after, limit, maxBytes: MAX_PAGE_BYTES })
+          )
           const last = entries[entries.length - 1]
           // The store may be a commit ahead of memory, never behind.
           const lastSeq = Math.max(slot.worker.lastSeq, last?.seq ?? 0)
           return { workerId, entries, nextAfter: last !== undefined && last.seq < lastSeq ? last.seq : null, lastSeq }
+        }),
+
+      turn: (workerId, turn, query) =>
+        Effect.gen(function*() {
+          const { waitMs = 0 } = yield* validate.turn(query ?? {})
+          const slot = yield* table.lookup(workerId)
+          if (!Number.isInteger(turn) || turn < 1 || turn > slot.worker.turn) {
+            return yield* new InvalidInput({
+              message: `Worker ${workerId} has no turn ${turn}; its turns are 1 to ${slot.worker.turn}.`
+            })
+          }
+          const latest = slot.latest
+          if (latest !== undefined && latest.record.turn === turn) {
+            if (latest.record.status === "running" && waitMs > 0) {
+              yield* Effect.timeoutOption(latest.ended.await, waitMs)
+            }
+            const record: Turn = latest.record
+            // A running turn's last entry is the Worker's.
+            return record.status === "running" ? { ...record, lastSeq: slot.worker.lastSeq } : record
+          }
+          const stored = yield* asUnavailable(store.turn(workerId, turn))
+          if (stored === undefined) {
+            return yield* new Unavailable({
+              message: `store failure: no record of turn ${turn} of Worker ${workerId}`,
+              retryAfterMs: RETRY_AFTER_MS
+            })
+          }
+          return stored
+        }),
+
+      events: (workerId, query) =>
+        Stream.unwrap(Effect.gen(function*() {
+          const { after = 0 } = yield* validate.events(query ?? {})
+          const slot = yield* table.lookup(workerId)
+          return followWorker(store, table, slot, after)
+        })),
+
+      delete: (workerId) =>
+        Effect.gen(function*() {
+          const slot = yield* table.lookup(workerId)
+          yield* table.locked(slot, deleteLocked(slot))
         })
+    }
+
+    const accepted = (result: TransitionResult): InputAccepted =>
+      result.started === undefined
+        ? { worker: result.worker, queued: false }
+        : { worker: result.worker, queued: false, entry: result.started }
+
+    function deleteLocked(slot: Slot) {
+      return Effect.gen(function*() {
+        if (slot.deleted) return yield* gone(slot)
+        const { id, status } = slot.worker
+        if (status !== "stopped" && status !== "failed") {
+          return yield* new Unsupported({
+            operation: "delete",
+            workerId: id,
+            message: `Worker ${id} is ${status}; stop it first`
+          })
+        }
+        yield* asUnavailable(store.deleteWorker(id))
+        table.remove(slot)
+        if (slot.idempotencyKey !== undefined) keys.delete(slot.idempotencyKey)
+      })
+    }
+
+    // --- retention --------------------------------------------------------------
+
+    const retainMs = options.retainStoppedMs
+    if (retainMs !== undefined) {
+      const sweep = Effect.gen(function*() {
+        const now = yield* Clock.currentTimeMillis
+        const old = Array.from(table.slots()).filter((slot) =>
+          (slot.worker.status === "stopped" || slot.worker.status === "failed") &&
+          now - Date.parse(slot.worker.updatedAt) > retainMs
+        )
+        // One at a time: each holds only its own Worker's lock, so requests
+        // for other Workers never wait on the sweep.
+        for (const slot of old) {
+          yield* table.locked(slot, deleteLocked(slot)).pipe(
+            Effect.catchAll((error) => Effect.logWarning("retention could not delete a Worker", error))
+          )
+        }
+      })
+      const every = Math.max(1000, Math.min(60_000, Math.floor(retainMs / 10)))
+      yield* Effect.forkScoped(Effect.repeat(sweep, Schedule.spaced(every)))
     }
 
     // --- shutdown ----------------------------------------------------------------
@@ -262,8 +467,11 @@ export const makeRuntime = (
             slot,
             Effect.suspend(() =>
               slot.worker.status === "busy"
-                ? turns.end(slot, "idle", "interrupted: the runtime shut down")
-                : Effect.succeed(notEnding<Worker | undefined>(undefined))
+                ? turns.transition(slot, {
+                  end: { outcome: "interrupted", reason: "the runtime shut down" },
+                  status: "idle"
+                })
+                : Effect.succeed(notEnding<TransitionResult | undefined>(undefined))
             )
           ).pipe(Effect.catchAll((error) => Effect.logError("could not record an interrupted turn", error))),
         { concurrency: "unbounded", discard: true }
@@ -276,6 +484,11 @@ export const makeRuntime = (
         yield* interruptInFlight
         // Turns already ended by cancel or stop may still be releasing (a child being killed).
         yield* turns.interruptAll
+        if (store.kind === "memory") {
+          const dropped = Array.from(table.slots()).reduce((sum, slot) => sum + slot.queue.length, 0)
+          if (dropped > 0) yield* Effect.logWarning(`${dropped} queued inputs dropped: the memory store keeps nothing`)
+        }
+        table.endStreams()
       })
     )
     yield* Effect.addFinalizer(() => drain)

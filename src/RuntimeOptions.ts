@@ -9,6 +9,8 @@ export const DEFAULT_MAX_INPUT_BYTES = 1024 * 1024
 export const MAX_PAGE = 1000
 /** A page's size when the caller gives no `limit`; `maxPage` when that is lower. */
 export const DEFAULT_PAGE = 100
+/** Inputs that may wait under `ifBusy: enqueue`, per Worker. */
+export const DEFAULT_MAX_QUEUED_INPUTS = 100
 /** What `Unavailable.retryAfterMs` suggests when nothing better is known. */
 export const RETRY_AFTER_MS = 1000
 
@@ -46,4 +48,11 @@ export interface RuntimeOptions {
    * before they are interrupted and recorded (default 0: at once).
    */
   readonly shutdownGraceMs?: number | undefined
+  /** Inputs that may wait under `ifBusy: enqueue`, per Worker; more are `Busy` (default 100). */
+  readonly maxQueuedInputs?: number | undefined
+  /**
+   * Delete Workers stopped or failed longer ago than this (ms), in the
+   * background; absent (the default): never delete on its own.
+   */
+  readonly retainStoppedMs?: number | undefined
 }

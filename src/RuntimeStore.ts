@@ -1,19 +1,49 @@
 /**
- * Where Workers and transcripts live. `RuntimeLive` keeps the live state in
- * memory and calls the store to make each change durable before it answers;
- * the store never decides Worker semantics.
+ * Where Workers, transcripts, turns and queued inputs live. `RuntimeLive`
+ * keeps the live state in memory and calls the store to make each change
+ * durable before it answers; the store never decides Worker semantics.
  */
 import * as Context from "effect/Context"
 import type * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
-
-import type { TranscriptEntry, Worker, WorkerStatus } from "./Domain.js"
+import type { InputKind, Metadata, TranscriptEntry, Turn, Worker, WorkerId, WorkerStatus } from "./Domain.js"
 
 /** The store could not do what was asked; `RuntimeLive` answers `Unavailable`. */
 export class StoreError extends Schema.TaggedError<StoreError>()("StoreError", {
   message: Schema.String,
   cause: Schema.optional(Schema.Defect)
 }) {}
+
+/** An input accepted under `ifBusy: enqueue`, waiting for its turn. */
+export interface QueuedInput {
+  /** Increasing per Worker: the queue's order. */
+  readonly id: number
+  readonly content: string
+  readonly kind: InputKind
+  readonly at: string
+}
+
+/** A Worker as stored, with what only the store keeps about it. */
+export interface StoredWorker {
+  readonly worker: Worker
+  readonly idempotencyKey: string | undefined
+  /** Its queued inputs, in order. */
+  readonly queue: ReadonlyArray<QueuedInput>
+}
+
+/** One atomic change to one Worker: all of it, or none. */
+export interface Change {
+  /** The Worker as it is after the change. */
+  readonly worker: Worker
+  /** New entries; their seqs follow the stored last one. */
+  readonly entries: ReadonlyArray<TranscriptEntry>
+  /** Turn records to insert or replace (a turn's start, its end). */
+  readonly turns?: ReadonlyArray<Turn> | undefined
+  /** An input to queue. */
+  readonly enqueue?: QueuedInput | undefined
+  /** Queued inputs to remove, by id (started, or dropped). */
+  readonly dequeue?: ReadonlyArray<number> | undefined
+}
 
 export interface TranscriptRange {
   readonly after: number
@@ -26,6 +56,8 @@ export interface ListWorkersQuery {
   /** Only Workers whose id sorts after this one. */
   readonly after?: string | undefined
   readonly limit: number
+  /** Exact matches, all of them. */
+  readonly metadata?: Metadata | undefined
 }
 
 export interface RuntimeStoreService {
@@ -38,25 +70,22 @@ export interface RuntimeStoreService {
    * stored one fails.
    */
   readonly runtimeId: (requested: string | undefined, generate: () => string) => Effect.Effect<string, StoreError>
-  /** Every Worker, sorted by id; called once at start. */
-  readonly loadWorkers: Effect.Effect<ReadonlyArray<Worker>, StoreError>
-  readonly insertWorker: (worker: Worker) => Effect.Effect<void, StoreError>
-  /**
-   * Appends `entries` (whose seqs follow the stored last one) and replaces the
-   * Worker with `worker`, atomically: both or neither.
-   */
-  readonly commit: (worker: Worker, entries: ReadonlyArray<TranscriptEntry>) => Effect.Effect<void, StoreError>
+  /** Every Worker, sorted by id, with its key and queue; called once at start. */
+  readonly loadWorkers: Effect.Effect<ReadonlyArray<StoredWorker>, StoreError>
+  readonly insertWorker: (worker: Worker, idempotencyKey: string | undefined) => Effect.Effect<void, StoreError>
+  readonly commit: (change: Change) => Effect.Effect<void, StoreError>
   /**
    * Entries with `seq > after`, in order, at most `limit`, and stopping before
    * their content would pass `maxBytes` UTF-8 bytes (at least one entry):
    * O(limit), not O(transcript).
    */
-  readonly transcript: (
-    workerId: string,
-    range: TranscriptRange
-  ) => Effect.Effect<ReadonlyArray<TranscriptEntry>, StoreError>
-  /** Workers sorted by id, filtered by status, starting after the cursor. */
+  readonly transcript: (workerId: WorkerId, range: TranscriptRange) => Effect.Effect<ReadonlyArray<TranscriptEntry>, StoreError>
+  /** One turn's record: O(log n) in the transcript's size. */
+  readonly turn: (workerId: WorkerId, turn: number) => Effect.Effect<Turn | undefined, StoreError>
+  /** Workers sorted by id, filtered by status and metadata, after the cursor: O(page), not O(Workers). */
   readonly listWorkers: (query: ListWorkersQuery) => Effect.Effect<ReadonlyArray<Worker>, StoreError>
+  /** Removes the Worker and everything of it: transcript, turns, queue, idempotency key. */
+  readonly deleteWorker: (workerId: WorkerId) => Effect.Effect<void, StoreError>
 }
 
 export class RuntimeStore extends Context.Tag("worker-runtime/RuntimeStore")<RuntimeStore, RuntimeStoreService>() {}

@@ -1,16 +1,20 @@
 /**
- * Turns: a turn is a fiber running its engine. The turn writes through the
- * Worker's lock and only while it is still the Worker's current turn; whoever
- * ends it from outside (cancel, stop, shutdown) records the end under the
- * lock first and interrupts the fiber after releasing the lock.
+ * Turns: a turn is a fiber running its engine. Every change of a Worker's
+ * turns (one starts, one ends, one ends and the next starts) is one
+ * `transition`: one commit under the Worker's lock, with the `runtime` entry
+ * that closes a turn (its `outcome`), the input entry that opens the next,
+ * both turn records and the queue. The turn writes its output through the
+ * same lock and only while it is still current; whoever ends it from outside
+ * (cancel, stop, a new input that interrupts, shutdown) records the end
+ * first and interrupts the fiber after releasing the lock.
  */
 import * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
-import type { InputKind, TranscriptEntry, Worker, WorkerStatus } from "./Domain.js"
+import type { InputKind, TranscriptEntry, Turn, TurnOutcome, Worker, WorkerStatus } from "./Domain.js"
 import { MAX_PAGE } from "./RuntimeOptions.js"
-import type { RuntimeStoreService, StoreError } from "./RuntimeStore.js"
+import type { QueuedInput, RuntimeStoreService, StoreError } from "./RuntimeStore.js"
 import { type TurnContext, TurnFailed, type WorkerEngine } from "./WorkerEngine.js"
 import type { OutputBuffer, Slot, WorkerTable } from "./WorkerTable.js"
 
@@ -43,35 +47,62 @@ export interface TurnInput {
   readonly kind: InputKind
 }
 
+/** How the turn in flight ends, as its `runtime` entry says. */
+export interface TurnEnd {
+  readonly outcome: TurnOutcome
+  /** Why, for the entry's content and the turn record; none for `completed` or a plain stop. */
+  readonly reason: string | undefined
+}
+
+/** One change of a Worker's turns, committed at once. */
+export interface Transition {
+  /** The turn's own last lines (a turn that ends on its own), recorded before its end. */
+  readonly lines?: ReadonlyArray<string> | undefined
+  /** End the turn in flight (or, on an idle Worker, record a `runtime` entry that closes no turn). */
+  readonly end?: TurnEnd | undefined
+  /** The status unless a new turn starts. */
+  readonly status: WorkerStatus
+  readonly patch?: Partial<Worker> | undefined
+  /** Drop every queued input; the end entry says how many. */
+  readonly dropQueue?: boolean | undefined
+  /** Start a turn now: with this input, or with the head of the queue (if any). */
+  readonly next?: TurnInput | "queued" | undefined
+}
+
+export interface TransitionResult {
+  readonly worker: Worker
+  /** The input entry of the turn that started, if one did. */
+  readonly started: TranscriptEntry | undefined
+}
+
 export interface Turns {
-  /** Starts the turn `slot.worker.turn` (already committed as `busy`) on its own fiber. Under the lock. */
-  readonly start: (slot: Slot, engine: WorkerEngine, input: TurnInput) => Effect.Effect<void>
-  /**
-   * Records why the Worker's turn ended (a `runtime` entry) and moves it to
-   * `status`. Under the lock; the turn's own writes then find it is no
-   * longer current. Returns the fiber to interrupt after the lock is released.
-   */
-  readonly end: (
-    slot: Slot,
-    status: WorkerStatus,
-    content: string,
-    patch?: Partial<Worker>
-  ) => Effect.Effect<Ending<Worker>, StoreError>
-  /** Runs `end` under the lock, then interrupts the turn it ended outside it. */
-  readonly ending: <A, E>(slot: Slot, end: Effect.Effect<Ending<A>, E>) => Effect.Effect<A, E>
+  /** Under the lock: the transition, committed; returns the fiber of the turn it ended, to interrupt after. */
+  readonly transition: (slot: Slot, transition: Transition) => Effect.Effect<Ending<TransitionResult>, StoreError>
+  /** Runs `effect` (which may end a turn) under the lock, then interrupts the turn it ended, outside it. */
+  readonly ending: <A, E>(slot: Slot, effect: Effect.Effect<Ending<A>, E>) => Effect.Effect<A, E>
   /** Interrupts every turn fiber not yet ended (those already ended from outside included) and waits. */
   readonly interruptAll: Effect.Effect<void>
+}
+
+const plural = (count: number, what: string) => `${count} ${what}${count === 1 ? "" : "s"}`
+
+const endContent = (end: TurnEnd, dropped: number) => {
+  const base = withReason(end.outcome, end.reason)
+  return dropped === 0 ? base : `${base} (${plural(dropped, "queued input")} dropped)`
 }
 
 export const makeTurns = (
   store: RuntimeStoreService,
   table: WorkerTable,
-  runtimeId: string
+  runtimeId: string,
+  /** False while draining: queued inputs then wait (for the restart, on a durable store). */
+  mayStartQueued: () => boolean
 ): Turns => {
   // Turn fibers not yet ended, ones already interrupted included.
   const fibers = new Set<Fiber.RuntimeFiber<void>>()
 
-  const isCurrentTurn = (slot: Slot, turn: number) => slot.worker.status === "busy" && slot.worker.turn === turn
+  const isCurrentTurn = (slot: Slot, turn: number) =>
+    !slot.deleted && slot.worker.status === "busy" && slot.worker.turn === turn
 
   /**
    * Interrupts a turn's fiber and waits until it has ended, sending the
@@ -92,6 +123,8 @@ export const makeTurns = (
         // Real time: the resend is a safety net, not part of a turn's logic.
       }).pipe(Effect.interruptible, Effect.withClock(Clock.make()))
     ).pipe(Effect.flatMap(Fiber.join))
+
+  // --- output ----------------------------------------------------------------
 
   /**
    * Output is committed in batches: an emit only queues its line, and one
@@ -120,7 +153,7 @@ export const makeTurns = (
           content,
           turn: buffer.turn
         }))
-        yield* table.commit(slot, { ...worker, lastSeq: seq, updatedAt: at }, entries).pipe(
+        yield* table.commit(slot, { worker: { ...worker, lastSeq: seq, updatedAt: at }, entries }).pipe(
           Effect.catchAll((error) => Effect.sync(() => (buffer.failure = error.message)))
         )
         return true
@@ -147,48 +180,56 @@ export const makeTurns = (
       return Effect.zipRight(Effect.forkDaemon(flush(slot, buffer)), wait)
     })
 
-  const finish = (slot: Slot, turn: number, outputs: ReadonlyArray<string>, failure: TurnFailed | undefined) =>
-    table.locked(
-      slot,
-      Effect.gen(function*() {
-        if (!isCurrentTurn(slot, turn)) return
-        const at = yield* nowIso
-        const worker = slot.worker
-        const entries: Array<TranscriptEntry> = []
-        let seq = worker.lastSeq
-        // What the turn emitted and no commit has taken yet goes first.
-        const queued = slot.output?.turn === turn ? slot.output.lines.splice(0) : []
-        slot.output = undefined
-        for (const content of queued) entries.push({ seq: ++seq, at, role: "worker", content, turn })
-        for (const content of outputs) entries.push({ seq: ++seq, at, role: "worker", content, turn })
-        if (failure !== undefined) {
-          entries.push({ seq: ++seq, at, role: "runtime", content: withReason("failed", failure.message), turn })
-        }
-        const status: WorkerStatus = failure?.fatal === true ? "failed" : "idle"
-        slot.fiber = undefined
-        yield* table.commit(slot, { ...worker, status, lastSeq: seq, updatedAt: at }, entries).pipe(
-          Effect.catchAll((error) =>
-            // The store refused the end of the turn. Free the Worker in memory
-            // anyway (a durable store shows it busy, which recovery repairs on
-            // the next start) rather than leave it busy forever.
-            Effect.logError("could not record the end of a turn", error).pipe(
-              Effect.zipRight(Effect.sync(() => table.apply(slot, { ...slot.worker, status: "idle" })))
-            )
-          )
-        )
-      })
-    )
-
   /** Every entry of the transcript so far, for engines that read it. */
-  const transcriptOf = (workerId: string) =>
+  const transcriptOf = (slot: Slot) =>
     Effect.gen(function*() {
       const out: Array<TranscriptEntry> = []
       for (;;) {
-        const page = yield* store.transcript(workerId, { after: out.length, limit: MAX_PAGE })
+        const page = yield* store.transcript(slot.worker.id, { after: out.length, limit: MAX_PAGE })
         out.push(...page)
         if (page.length === 0) return out
       }
     }).pipe(Effect.mapError((error) => new TurnFailed({ message: error.message })))
+
+  // --- a turn's own end ------------------------------------------------------
+
+  /** The turn ends on its own: its last lines and its end in one commit, then the next queued turn. */
+  const finish = (slot: Slot, turn: number, outputs: ReadonlyArray<string>, failure: TurnFailed | undefined) =>
+    Effect.flatMap(
+      table.locked(
+        slot,
+        Effect.suspend(() => {
+          if (!isCurrentTurn(slot, turn)) return Effect.succeed(notEnding<TransitionResult | undefined>(undefined))
+          const fatal = failure?.fatal === true
+          return transition(slot, {
+            lines: outputs,
+            end: failure === undefined
+              ? { outcome: "completed", reason: undefined }
+              : { outcome: "failed", reason: failure.message },
+            status: fatal ? "failed" : "idle",
+            // A failed Worker takes no more turns: its queue is dropped.
+            dropQueue: fatal,
+            next: fatal ? undefined : "queued"
+          }).pipe(
+            Effect.catchAll((error) =>
+              // The store refused the end of the turn. Free the Worker in memory
+              // anyway (a durable store shows it busy, which recovery repairs on
+              // the next start) rather than leave it busy forever.
+              Effect.logError("could not record the end of a turn", error).pipe(
+                Effect.zipRight(Effect.sync(() => {
+                  slot.fiber = undefined
+                  slot.output = undefined
+                  table.apply(slot, { ...slot.worker, status: "idle" })
+                  return notEnding<TransitionResult | undefined>(undefined)
+                }))
+              )
+            )
+          )
+        })
+      ),
+      // The fiber it ended is this one: nothing to interrupt.
+      () => Effect.void
+    )
 
   const run = (slot: Slot, engine: WorkerEngine, context: TurnContext) =>
     engine.run(context).pipe(
@@ -200,42 +241,132 @@ export const makeTurns = (
       })
     )
 
-  const end: Turns["end"] = (slot, status, content, patch) =>
+  /** Forks the fiber of the turn `slot.worker.turn`, just committed. Under the lock. */
+  const start = (slot: Slot, engine: WorkerEngine, input: TurnInput) =>
+    Effect.gen(function*() {
+      const { id: workerId, profile, turn } = slot.worker
+      const context: TurnContext = {
+        runtimeId,
+        workerId,
+        profile,
+        turn,
+        input,
+        emit: emit(slot, turn),
+        transcript: transcriptOf(slot)
+      }
+      // A daemon: the turn outlives the request that started it. Forked from
+      // the lock's uninterruptible region, it must be made interruptible.
+      const fiber = yield* Effect.forkDaemon(Effect.interruptible(run(slot, engine, context)))
+      slot.fiber = fiber
+      fibers.add(fiber)
+      fiber.addObserver(() => fibers.delete(fiber))
+    })
+
+  // --- transitions -----------------------------------------------------------
+
+  const transition = (slot: Slot, change: Transition): Effect.Effect<Ending<TransitionResult>, StoreError> =>
     Effect.gen(function*() {
       const at = yield* nowIso
-      const worker = slot.worker
-      const entry: TranscriptEntry = { seq: worker.lastSeq + 1, at, role: "runtime", content, turn: worker.turn }
-      const next = yield* table.commit(slot, { ...worker, ...patch, status, lastSeq: entry.seq, updatedAt: at }, [
-        entry
-      ])
-      const fiber = slot.fiber
-      slot.fiber = undefined
-      // Output the turn queued and no commit took is dropped with it.
-      slot.output = undefined
-      return ending(next, fiber)
+      const current = slot.worker
+      const busy = current.status === "busy"
+      const entries: Array<TranscriptEntry> = []
+      const turns: Array<Turn> = []
+      let seq = current.lastSeq
+      let closed: Turn | undefined
+      const add = (entry: Omit<TranscriptEntry, "seq" | "at">) => {
+        const full: TranscriptEntry = { ...entry, seq: ++seq, at }
+        entries.push(full)
+        return full
+      }
+
+      // The turn's output that no commit took yet, then its own last lines.
+      if (busy) {
+        const queued = slot.output?.turn === current.turn ? slot.output.lines.splice(0) : []
+        for (const content of [...queued, ...(change.lines ?? [])]) {
+          add({ role: "worker", content, turn: current.turn })
+        }
+      }
+      const dropped = change.dropQueue === true ? slot.queue : []
+      if (change.end !== undefined) {
+        // On an idle Worker (a stop) the entry closes no turn: turn 0.
+        const entry = add({
+          role: "runtime",
+          content: endContent(change.end, dropped.length),
+          turn: busy ? current.turn : 0,
+          outcome: change.end.outcome
+        })
+        if (busy && slot.latest !== undefined) {
+          closed = {
+            ...slot.latest.record,
+            status: change.end.outcome,
+            lastSeq: entry.seq,
+            endedAt: at,
+            reason: change.end.reason ?? null
+          }
+          turns.push(closed)
+        }
+      }
+
+      const remaining = change.dropQueue === true ? [] : slot.queue
+      const fromQueue: QueuedInput | undefined = change.next === "queued" && mayStartQueued()
+        ? remaining[0]
+        : undefined
+      const nextInput: TurnInput | undefined = change.next === "queued"
+        ? fromQueue === undefined ? undefined : { content: fromQueue.content, kind: fromQueue.kind }
+        : change.next
+      const engine = slot.engine
+      const starts = nextInput !== undefined && engine !== undefined
+      const dequeue = [...dropped.map((input) => input.id), ...(starts && fromQueue ? [fromQueue.id] : [])]
+      const queue = remaining.filter((input) => !(starts && input === fromQueue))
+
+      let started: TranscriptEntry | undefined
+      let worker: Worker
+      if (starts) {
+        const turn = current.turn + 1
+        started = add({ role: nextInput.kind, content: nextInput.content, turn })
+        turns.push({
+          workerId: current.id,
+          turn,
+          status: "running",
+          inputSeq: started.seq,
+          lastSeq: started.seq,
+          startedAt: at,
+          endedAt: null,
+          reason: null
+        })
+        worker = { ...current, ...change.patch, status: "busy", turn, lastSeq: seq, updatedAt: at, queued: queue.length }
+      } else {
+        worker = { ...current, ...change.patch, status: change.status, lastSeq: seq, updatedAt: at, queued: queue.length }
+      }
+
+      yield* table.commit(slot, {
+        worker,
+        entries,
+        turns,
+        ...(dequeue.length > 0 ? { dequeue } : {})
+      })
+
+      // Committed: now memory follows.
+      slot.queue = queue
+      const ended = busy ? slot.fiber : undefined
+      if (busy) {
+        slot.fiber = undefined
+        // Output the ended turn queued after this commit took its lines is dropped with it.
+        slot.output = undefined
+        if (closed !== undefined && slot.latest !== undefined) {
+          slot.latest.record = closed
+          slot.latest.ended.unsafeOpen()
+        }
+      }
+      if (starts) {
+        slot.latest = { record: turns[turns.length - 1]!, ended: Effect.unsafeMakeLatch(false) }
+        yield* start(slot, engine, nextInput)
+      }
+      return ending<TransitionResult>({ worker, started }, ended)
     })
 
   return {
-    start: (slot, engine, input) =>
-      Effect.gen(function*() {
-        const { id: workerId, profile, turn } = slot.worker
-        const context: TurnContext = {
-          runtimeId,
-          workerId,
-          profile,
-          turn,
-          input,
-          emit: emit(slot, turn),
-          transcript: transcriptOf(workerId)
-        }
-        // A daemon: the turn outlives the request that started it. Forked from
-        // the lock's uninterruptible region, it must be made interruptible.
-        const fiber = yield* Effect.forkDaemon(Effect.interruptible(run(slot, engine, context)))
-        slot.fiber = fiber
-        fibers.add(fiber)
-        fiber.addObserver(() => fibers.delete(fiber))
-      }),
-    end,
+    transition,
     ending: (slot, effect) =>
       Effect.flatMap(
         table.locked(slot, effect),

@@ -3,7 +3,7 @@ import * as Effect from "effect/Effect"
 import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
 
-import { CreateWorker, ListQuery, StopRequest, TranscriptQuery, WorkerInput } from "./Domain.js"
+import { CancelRequest, CreateWorker, EventsQuery, ListQuery, StopRequest, TranscriptQuery, TurnQuery, WorkerInput } from "./Domain.js"
 import { InvalidInput, type ValidationIssue } from "./Errors.js"
 
 /** A schema issue as ArrayFormatter gives it. */
@@ -125,16 +125,24 @@ const plainInput = (input: unknown): WorkerInput | undefined => {
   let fields = 0
   let content: unknown
   let kind: unknown
+  let ifBusy: unknown
   for (const key in input) {
     if (!Object.hasOwn(input, key)) continue
     fields++
     if (key === "content") content = Reflect.get(input, key)
     else if (key === "kind") kind = Reflect.get(input, key)
+    else if (key === "ifBusy") ifBusy = Reflect.get(input, key)
     else return undefined
   }
   if (typeof content !== "string" || content.length === 0) return undefined
-  if (kind === undefined) return fields === 1 ? { content } : undefined
-  return kind === "user" || kind === "system" ? { content, kind } : undefined
+  if (kind !== undefined && kind !== "user" && kind !== "system") return undefined
+  if (ifBusy !== undefined && ifBusy !== "reject" && ifBusy !== "enqueue" && ifBusy !== "interrupt") return undefined
+  if (fields !== 1 + (kind === undefined ? 0 : 1) + (ifBusy === undefined ? 0 : 1)) return undefined
+  return {
+    content,
+    ...(kind === undefined ? {} : { kind }),
+    ...(ifBusy === undefined ? {} : { ifBusy })
+  }
 }
 
 /** The shape checks of every request, shared by `RuntimeLive` and the HTTP client. */
@@ -146,6 +154,9 @@ export const validate = {
   },
   list: decodeRequest(ListQuery, "list query"),
   transcript: decodeRequest(TranscriptQuery, "transcript query"),
+  turn: decodeRequest(TurnQuery, "turn query"),
+  events: decodeRequest(EventsQuery, "events query"),
+  cancel: decodeRequest(CancelRequest, "cancel request"),
   stop: decodeRequest(StopRequest, "stop request")
 }
 
@@ -159,4 +170,14 @@ export const reasonOf = (request: unknown): Effect.Effect<string | undefined> =>
     // An empty reason is no reason: the entry and `stopReason` then say "stopped".
     Effect.map((decoded) => (decoded.reason === "" ? undefined : decoded.reason)),
     Effect.orElseSucceed(() => undefined)
+  )
+
+/** A cancel's reason and whether it clears the queue; dropped when malformed, like `reasonOf`. */
+export const cancelOf = (request: unknown): Effect.Effect<{ reason: string | undefined; clearQueue: boolean }> =>
+  validate.cancel(request ?? {}).pipe(
+    Effect.map((decoded) => ({
+      reason: decoded.reason === "" ? undefined : decoded.reason,
+      clearQueue: decoded.clearQueue === true
+    })),
+    Effect.orElseSucceed(() => ({ reason: undefined, clearQueue: false }))
   )

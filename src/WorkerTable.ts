@@ -1,14 +1,30 @@
 /**
  * The Runtime's live view of its Workers: one slot per Worker, the counts by
- * status, and each Worker's lock. A change is committed to the store first
- * and only then applied here, so memory never shows what the store lacks.
+ * status, each Worker's lock, and who follows it. A change is committed to
+ * the store first and only then applied here and published to the Worker's
+ * followers, in commit order, so memory and the event streams never show
+ * what the store lacks.
  */
 import * as Effect from "effect/Effect"
 import type * as Fiber from "effect/Fiber"
-import type { TranscriptEntry, Worker, WorkerId, WorkerStatus } from "./Domain.js"
+import type { Turn, Worker, WorkerEvent, WorkerId, WorkerStatus } from "./Domain.js"
 import { UnknownWorker } from "./Errors.js"
-import type { RuntimeStoreService, StoreError } from "./RuntimeStore.js"
+import type { Change, QueuedInput, RuntimeStoreService, StoreError } from "./RuntimeStore.js"
 import type { WorkerEngine } from "./WorkerEngine.js"
+
+/** Events a follower may have waiting before it is told to catch up from the store instead. */
+export const LIVE_BUFFER = 1024
+
+/** One follower of a Worker (`Runtime.events`): a bounded buffer it drains. */
+export interface Listener {
+  readonly events: Array<WorkerEvent>
+  /** It fell behind: the buffer was dropped; catch up from the store. */
+  overflowed: boolean
+  /** The Worker was deleted, or the Runtime closed its streams. */
+  ended: boolean
+  /** Opened whenever something arrives. */
+  readonly wake: Effect.Latch
+}
 
 export interface Slot {
   worker: Worker
@@ -23,6 +39,13 @@ export interface Slot {
   fiber: Fiber.RuntimeFiber<void> | undefined
   /** The turn's output waiting for a commit (`Turns.ts`). */
   output: OutputBuffer | undefined
+  /** The record of the latest turn (running or ended), and a latch opened when it ends. */
+  latest: { record: Turn; readonly ended: Effect.Latch } | undefined
+  /** Inputs queued under `ifBusy: enqueue`, in order. */
+  queue: Array<QueuedInput>
+  readonly idempotencyKey: string | undefined
+  listeners: Set<Listener> | undefined
+  deleted: boolean
 }
 
 /** Lines a turn emitted that are not committed yet; taken only under the Worker's lock. */
@@ -43,13 +66,18 @@ export interface WorkerTable {
   readonly slots: () => IterableIterator<Slot>
   readonly lookup: (workerId: WorkerId) => Effect.Effect<Slot, UnknownWorker>
   /** Adds a Worker the store already holds. */
-  readonly add: (worker: Worker, engine: WorkerEngine | undefined) => Slot
-  /** Commits `next` and `entries` to the store, then shows `next` in memory. */
-  readonly commit: (
-    slot: Slot,
-    next: Worker,
-    entries: ReadonlyArray<TranscriptEntry>
-  ) => Effect.Effect<Worker, StoreError>
+  readonly add: (
+    worker: Worker,
+    engine: WorkerEngine | undefined,
+    extra?: { readonly queue?: ReadonlyArray<QueuedInput>; readonly idempotencyKey?: string | undefined }
+  ) => Slot
+  /** Forgets a Worker the store no longer holds, and ends its streams. */
+  readonly remove: (slot: Slot) => void
+  /**
+   * Commits `change` to the store, then shows its Worker in memory and
+   * publishes its entries and (if its status or queue changed) the Worker.
+   */
+  readonly commit: (slot: Slot, change: Change) => Effect.Effect<Worker, StoreError>
   /** Shows `next` in memory without a commit (when the store refused and memory must move on). */
   readonly apply: (slot: Slot, next: Worker) => Worker
   /**
@@ -58,18 +86,47 @@ export interface WorkerTable {
    * leaves a commit half-applied in memory.
    */
   readonly locked: <A, E>(slot: Slot, effect: Effect.Effect<A, E>) => Effect.Effect<A, E>
+  /** Starts following a Worker; undo with `unlisten`. */
+  readonly listen: (slot: Slot) => Listener
+  readonly unlisten: (slot: Slot, listener: Listener) => void
+  /** Ends every stream (the Runtime is shutting down). */
+  readonly endStreams: () => void
+  /** Open event streams, all Workers. */
+  readonly streams: () => number
 }
 
 /** `onChange` runs after every status change shown in memory. */
 export const makeWorkerTable = (store: RuntimeStoreService, onChange: () => void): WorkerTable => {
   const slots = new Map<string, Slot>()
   const counts: Record<WorkerStatus, number> = { idle: 0, busy: 0, stopped: 0, failed: 0 }
+  let streams = 0
+  let closed = false
+
+  const publish = (slot: Slot, events: ReadonlyArray<WorkerEvent>) => {
+    if (slot.listeners === undefined || events.length === 0) return
+    for (const listener of slot.listeners) {
+      if (listener.overflowed) continue
+      if (listener.events.length + events.length > LIVE_BUFFER) {
+        // Memory per follower stays bounded: it catches up from the store.
+        listener.overflowed = true
+        listener.events.length = 0
+      } else {
+        for (const event of events) listener.events.push(event)
+      }
+      listener.wake.unsafeOpen()
+    }
+  }
+
+  const end = (listener: Listener) => {
+    listener.ended = true
+    listener.wake.unsafeOpen()
+  }
 
   const apply = (slot: Slot, next: Worker): Worker => {
-    const before = slot.worker.status
+    const before = slot.worker
     slot.worker = next
-    if (before !== next.status) {
-      counts[before]--
+    if (before.status !== next.status) {
+      counts[before.status]--
       counts[next.status]++
       onChange()
     }
@@ -83,20 +140,69 @@ export const makeWorkerTable = (store: RuntimeStoreService, onChange: () => void
     lookup: (workerId) => {
       const slot = slots.get(workerId)
       return slot === undefined
-        ? Effect.fail(new UnknownWorker({ workerId, message: `no Worker ${JSON.stringify(workerId)}` }))
+        ? Effect.fail(new UnknownWorker({ workerId, message: `There is no Worker ${JSON.stringify(workerId)}.` }))
         : Effect.succeed(slot)
     },
-    add: (worker, engine) => {
-      const slot: Slot = { worker, engine, lock: undefined, fiber: undefined, output: undefined }
+    add: (worker, engine, extra = {}) => {
+      const slot: Slot = {
+        worker,
+        engine,
+        lock: undefined,
+        fiber: undefined,
+        output: undefined,
+        latest: undefined,
+        queue: [...(extra.queue ?? [])],
+        idempotencyKey: extra.idempotencyKey,
+        listeners: undefined,
+        deleted: false
+      }
       slots.set(worker.id, slot)
       counts[worker.status]++
       return slot
     },
-    commit: (slot, next, entries) => Effect.map(store.commit(next, entries), () => apply(slot, next)),
-    apply,
+    remove: (slot) => {
+      if (slot.deleted) return
+      slot.deleted = true
+      slots.delete(slot.worker.id)
+      counts[slot.worker.status]--
+      for (const listener of slot.listeners ?? []) end(listener)
+      onChange()
+    },
+    commit: (slot, change) =>
+      Effect.map(store.commit(change), () => {
+        const before = slot.worker
+        const next = apply(slot, change.worker)
+        const events: Array<WorkerEvent> = change.entries.map((entry) => ({ type: "entry", entry }))
+        if (before.status !== next.status || before.queued !== next.queued) events.push({ type: "worker", worker: next })
+        publish(slot, events)
+        return next
+      }),
+    apply: (slot, next) => {
+      const before = slot.worker
+      apply(slot, next)
+      if (before.status !== next.status) publish(slot, [{ type: "worker", worker: next }])
+      return next
+    },
     locked: (slot, effect) => {
       const lock = slot.lock ??= Effect.unsafeMakeSemaphore(1)
       return lock.withPermits(1)(Effect.uninterruptible(effect))
-    }
+    },
+    listen: (slot) => {
+      const listener: Listener = { events: [], overflowed: false, ended: false, wake: Effect.unsafeMakeLatch(false) }
+      slot.listeners ??= new Set()
+      slot.listeners.add(listener)
+      streams++
+      if (slot.deleted || closed) end(listener)
+      return listener
+    },
+    unlisten: (slot, listener) => {
+      if (slot.listeners?.delete(listener) === true) streams--
+      if (slot.listeners?.size === 0) slot.listeners = undefined
+    },
+    endStreams: () => {
+      closed = true
+      for (const slot of slots.values()) for (const listener of slot.listeners ?? []) end(listener)
+    },
+    streams: () => streams
   }
 }

@@ -24,7 +24,7 @@ const slowStore = (): RuntimeStoreService => {
   const store = makeMemoryStore()
   return {
     ...store,
-    commit: (worker, entries) => Effect.zipRight(Effect.sleep(WRITE_MS), store.commit(worker, entries))
+    commit: (change) => Effect.zipRight(Effect.sleep(WRITE_MS), store.commit(change))
   }
 }
 
@@ -56,12 +56,12 @@ describe("drain while a turn is starting", () => {
         }
         yield* Fiber.join(drain)
         const accepted = yield* Fiber.join(input)
-        expect(accepted.entry.seq).toBe(1)
+        expect(accepted.entry?.seq).toBe(1)
         expect(yield* rt.get(worker.id)).toMatchObject({ status: "idle", lastSeq: 2 })
         const entries = yield* store.transcript(worker.id, { after: 0, limit: 10 })
         expect(entries.map((entry) => entry.role)).toEqual(["user", "runtime"])
         expect(entries[1]!.content).toContain("interrupted")
-        expect((yield* store.loadWorkers)[0]).toMatchObject({ status: "idle" })
+        expect((yield* store.loadWorkers)[0]?.worker).toMatchObject({ status: "idle" })
         yield* Scope.close(scope, Exit.void)
       }))
   }

@@ -9,7 +9,7 @@ import { join } from "node:path"
 
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import { describe, expect, it, layer } from "@effect/vitest"
-import { Effect, Layer } from "effect"
+import { Effect, Layer, Stream } from "effect"
 
 import { bodyLimitFor, RuntimeHttpServerLive } from "../src/http/index.js"
 import { makeEchoEngine, Runtime, RuntimeId, type RuntimeService } from "../src/index.js"
@@ -486,7 +486,10 @@ const brokenRuntime: RuntimeService = {
   input: () => Effect.dieMessage("bug"),
   cancel: () => Effect.dieMessage("bug"),
   stop: () => Effect.dieMessage("bug"),
-  transcript: () => Effect.dieMessage("bug")
+  transcript: () => Effect.dieMessage("bug"),
+  turn: () => Effect.dieMessage("bug"),
+  events: () => Stream.dieMessage("bug"),
+  delete: () => Effect.dieMessage("bug")
 }
 
 describe("defects", () => {

@@ -102,7 +102,7 @@ describe("a flood of output", () => {
         RuntimeStore,
         {
           ...store,
-          commit: (worker, entries) => Effect.suspend(() => (counter.commits++, store.commit(worker, entries)))
+          commit: (change) => Effect.suspend(() => (counter.commits++, store.commit(change)))
         } satisfies RuntimeStoreService
       )
     }

@@ -24,8 +24,8 @@ const flakyStore = (broken: { on: boolean }): RuntimeStoreService => {
     Effect.suspend(() => (broken.on ? Effect.fail(new StoreError({ message: "disk on fire" })) : effect))
   return {
     ...store,
-    insertWorker: (worker) => guard(store.insertWorker(worker)),
-    commit: (worker, entries) => guard(store.commit(worker, entries)),
+    insertWorker: (worker, key) => guard(store.insertWorker(worker, key)),
+    commit: (change) => guard(store.commit(change)),
     transcript: (id, range) => guard(store.transcript(id, range)),
     listWorkers: (query) => guard(store.listWorkers(query))
   }
@@ -59,7 +59,7 @@ describe("store failures", () => {
       expect((yield* rt.info).workers).toEqual({ total: 2, idle: 1, busy: 1, stopped: 0, failed: 0 })
       broken.on = false
       const accepted = yield* rt.input(worker.id, { content: "after" })
-      expect(accepted.entry.seq).toBe(1)
+      expect(accepted.entry?.seq).toBe(1)
       const cancelled = yield* rt.cancel(slow.id)
       expect(cancelled).toMatchObject({ cancelled: true, worker: { status: "idle", lastSeq: 2 } })
       expect((yield* rt.list({})).workers).toHaveLength(2)
@@ -78,7 +78,7 @@ describe("store failures", () => {
       yield* eventually(rt.get(worker.id), (w) => w.status !== "busy", "the turn's end freeing the Worker")
       expect((yield* rt.get(worker.id)).status).toBe("idle")
       broken.on = false
-      expect((yield* rt.input(worker.id, { content: "y" })).entry.seq).toBe(2)
+      expect((yield* rt.input(worker.id, { content: "y" })).entry?.seq).toBe(2)
     }).pipe(withFlakyRuntime(broken))
   })
 })

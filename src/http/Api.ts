@@ -23,8 +23,11 @@ import {
   InputAccepted,
   ListQuery,
   PageLimit,
+  MAX_WAIT_MS,
   RuntimeInfo,
   SeqCursor,
+  Turn,
+  TurnQuery,
   StopRequest,
   TranscriptPage,
   Worker,
@@ -90,8 +93,64 @@ const QueryLimit = queryInteger(PageLimit, {
   description: `Page size, 1 to ${MAX_PAGE} (default ${DEFAULT_PAGE})`
 })
 
-/** The list query of the domain, as URL parameters. */
-export const ListParams = Schema.Struct({ ...ListQuery.fields, limit: optional(QueryLimit) })
+/**
+ * The list query of the domain, as URL parameters. The metadata filter is
+ * `metadata.<key>=<value>` pairs, which a struct cannot name: the handler
+ * reads them from the query string itself.
+ */
+export const ListParams = Schema.Struct({
+  status: ListQuery.fields.status,
+  after: ListQuery.fields.after,
+  limit: optional(QueryLimit)
+})
+
+export const TurnParams = Schema.Struct({
+  waitMs: optional(
+    queryInteger(TurnQuery.fields.waitMs.from, {
+      minimum: 0,
+      maximum: MAX_WAIT_MS,
+      description: `Wait up to this many milliseconds for the turn to end (0 to ${MAX_WAIT_MS}, default 0)`
+    })
+  )
+})
+
+export const EventsParams = Schema.Struct({
+  after: optional(
+    queryInteger(SeqCursor, {
+      minimum: 0,
+      description: "Replay entries with a greater seq (default 0); Last-Event-ID takes its place when sent"
+    })
+  )
+})
+
+export const EventsHeaders = Schema.Struct({
+  "last-event-id": optional(
+    Schema.String.annotations({ description: "The id (seq) of the last entry received; resumes after it" })
+  )
+})
+
+export const CreateHeaders = Schema.Struct({
+  "idempotency-key": optional(
+    Schema.String.annotations({
+      description: "The same as the body's idempotencyKey (both sent and different is InvalidInput)"
+    })
+  )
+})
+
+const turnNumber = HttpApiSchema.param(
+  "turn",
+  queryInteger(Schema.Int.pipe(Schema.positive()), { minimum: 1, description: "The turn's number, 1 for the first" })
+)
+
+/** The events stream: `text/event-stream` frames (docs/rest.md). */
+export const EventStream = HttpApiSchema.withEncoding(
+  Schema.String.annotations({
+    description: "Server-sent events: `retry: 1000`; `event: worker` + `data: <Worker>`; `id: <seq>` + " +
+      "`event: entry` + `data: <TranscriptEntry>`; `: ping` comments while idle",
+    examples: ["retry: 1000\n\nevent: worker\ndata: {...}\n\nid: 1\nevent: entry\ndata: {...}\n\n"]
+  }),
+  { kind: "Text", contentType: "text/event-stream" }
+)
 
 /** The transcript query of the domain, as URL parameters. */
 export const TranscriptParams = Schema.Struct({
@@ -121,16 +180,25 @@ export class WorkersGroup extends HttpApiGroup.make("workers")
       .setUrlParams(ListParams)
       .addSuccess(WorkerList)
       .annotate(OpenApi.Summary, "List Workers")
-      .annotate(OpenApi.Description, "Workers in creation order, a page at a time, optionally by status.")
+      .annotate(
+        OpenApi.Description,
+        "Workers in creation order, a page at a time, optionally by status and by metadata: " +
+          "`metadata.<key>=<value>` (exact match, up to 4 pairs, all must match)."
+      )
   )
   .add(
     HttpApiEndpoint.post("create", "/v1/workers")
       .setPayload(CreateWorker)
+      .setHeaders(CreateHeaders)
       .addSuccess(Worker, { status: 201 })
       .addError(PayloadTooLarge, { status: ErrorStatus.PayloadTooLarge })
       .addError(UnsupportedMediaType, { status: ErrorStatus.UnsupportedMediaType })
       .annotate(OpenApi.Summary, "Create a Worker")
-      .annotate(OpenApi.Description, "A new idle Worker on a configured profile.")
+      .annotate(
+        OpenApi.Description,
+        "A new idle Worker on a configured profile (201). With an idempotency key already known, the Worker it " +
+          "made (200) if profile and metadata are equal, else InvalidInput."
+      )
   )
   .add(
     HttpApiEndpoint.get("get")`/v1/workers/${workerId}`
@@ -185,6 +253,43 @@ export class WorkersGroup extends HttpApiGroup.make("workers")
       .addError(UnknownWorker, { status: ErrorStatus.UnknownWorker })
       .annotate(OpenApi.Summary, "Read the transcript")
       .annotate(OpenApi.Description, "Entries after a seq, in order, a page at a time.")
+  )
+  .add(
+    HttpApiEndpoint.get("turn")`/v1/workers/${workerId}/turns/${turnNumber}`
+      .setUrlParams(TurnParams)
+      .addSuccess(Turn)
+      .addError(UnknownWorker, { status: ErrorStatus.UnknownWorker })
+      .annotate(OpenApi.Summary, "Get a turn")
+      .annotate(
+        OpenApi.Description,
+        "The turn's record; with waitMs, answers once the turn has ended or the time is up (a long poll)."
+      )
+  )
+  .add(
+    HttpApiEndpoint.get("events")`/v1/workers/${workerId}/events`
+      .setUrlParams(EventsParams)
+      .setHeaders(EventsHeaders)
+      .addSuccess(EventStream)
+      .addError(UnknownWorker, { status: ErrorStatus.UnknownWorker })
+      .annotate(OpenApi.Summary, "Follow a Worker (server-sent events)")
+      .annotate(
+        OpenApi.Description,
+        "The Worker now, every entry after `after` (or Last-Event-ID), then live entries and the Worker after " +
+          "each change of status or queue. Ends after the Worker is stopped or failed and every entry was sent, " +
+          "or when it is deleted; closed when the runtime drains (reconnect with Last-Event-ID)."
+      )
+  )
+  .add(
+    HttpApiEndpoint.del("delete")`/v1/workers/${workerId}`
+      .addSuccess(HttpApiSchema.NoContent)
+      .addError(UnknownWorker, { status: ErrorStatus.UnknownWorker })
+      .addError(Unsupported, { status: ErrorStatus.Unsupported })
+      .annotate(OpenApi.Summary, "Delete a Worker")
+      .annotate(
+        OpenApi.Description,
+        "Removes a stopped or failed Worker for good, with its transcript, turns and idempotency key. " +
+          "Unsupported for an idle or busy Worker: stop it first."
+      )
   )
   .middleware(Authorization)
   .annotate(OpenApi.Description, "Workers: create, drive, follow and end them")

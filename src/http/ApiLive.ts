@@ -4,16 +4,22 @@
  * JSON is ever read and its size, encoding and depth are checked first.
  */
 import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
+import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
-import { CancelRequest, CreateWorker, StopRequest, WorkerInput } from "../Domain.js"
+import * as Schema from "effect/Schema"
+import { CancelRequest, CreateWorker, StopRequest, Worker, WorkerInput } from "../Domain.js"
 import { drainingError } from "../Draining.js"
+import { InvalidInput } from "../Errors.js"
 import { Runtime } from "../Runtime.js"
+import { wasCreatedBefore } from "../RuntimeLive.js"
 import { Authorization, RuntimeApi } from "./Api.js"
 import { jsonBody, optionalJsonBody } from "./Body.js"
 import { Unauthorized } from "./Errors.js"
+import { eventStreamResponse } from "./EventStream.js"
 import { tokenMatches } from "./Guard.js"
 
 export const RuntimeHandlers = HttpApiBuilder.group(
@@ -22,15 +28,56 @@ export const RuntimeHandlers = HttpApiBuilder.group(
   (handlers) => Effect.map(Runtime, (runtime) => handlers.handle("info", () => runtime.info))
 )
 
-export const WorkersHandlers = (maxBodyBytes: number) =>
+/** `metadata.<key>=<value>` pairs of a list's query string. */
+const metadataFilter = (params: Readonly<Record<string, string | ReadonlyArray<string>>>) => {
+  const pairs = Object.entries(params).filter(([name]) => name.startsWith("metadata."))
+  if (pairs.length === 0) return Effect.succeed(undefined)
+  const filter: Record<string, string> = {}
+  for (const [name, value] of pairs) {
+    if (typeof value !== "string") {
+      return Effect.fail(new InvalidInput({ message: `Invalid request: ${name} is given more than once.` }))
+    }
+    filter[name.slice("metadata.".length)] = value
+  }
+  return Effect.succeed(filter)
+}
+
+/** The body's idempotency key, or the header's; both sent and different is `InvalidInput`. */
+const withHeaderKey = (request: CreateWorker, header: string | undefined) => {
+  if (header === undefined) return Effect.succeed(request)
+  if (request.idempotencyKey !== undefined && request.idempotencyKey !== header) {
+    return Effect.fail(
+      new InvalidInput({ message: "Invalid create request: the Idempotency-Key header and idempotencyKey differ." })
+    )
+  }
+  return Effect.succeed({ ...request, idempotencyKey: header })
+}
+
+export interface WorkersHandlersOptions {
+  readonly maxBodyBytes: number
+  /** How often an idle events stream gets a `: ping` comment. */
+  readonly pingMs: number
+}
+
+export const WorkersHandlers = ({ maxBodyBytes, pingMs }: WorkersHandlersOptions) =>
   HttpApiBuilder.group(RuntimeApi, "workers", (handlers) =>
     Effect.map(Runtime, (runtime) =>
       handlers
-        .handle("list", ({ urlParams }) => runtime.list(urlParams))
-        .handleRaw(
-          "create",
-          () => Effect.flatMap(jsonBody(CreateWorker, { maxBodyBytes, what: "create request" }), runtime.create)
-        )
+        .handle("list", ({ urlParams }) =>
+          Effect.flatMap(HttpServerRequest.ParsedSearchParams, (params) =>
+            Effect.flatMap(
+              metadataFilter(params),
+              (metadata) => runtime.list(metadata === undefined ? urlParams : { ...urlParams, metadata })
+            )))
+        .handleRaw("create", ({ headers }) =>
+          jsonBody(CreateWorker, { maxBodyBytes, what: "create request" }).pipe(
+            Effect.flatMap((request) => withHeaderKey(request, headers["idempotency-key"])),
+            Effect.flatMap(runtime.create),
+            // A create replayed by its idempotency key made nothing new: 200, not 201.
+            Effect.map((worker): Worker | HttpServerResponse.HttpServerResponse =>
+              wasCreatedBefore(worker) ? HttpServerResponse.unsafeJson(encodeWorker(worker), { status: 200 }) : worker
+            )
+          ))
         .handle("get", ({ path }) => runtime.get(path.workerId))
         .handleRaw("input", ({ path }) =>
           Effect.flatMap(
@@ -47,7 +94,26 @@ export const WorkersHandlers = (maxBodyBytes: number) =>
             optionalJsonBody(StopRequest, { maxBodyBytes, what: "stop request" }),
             (request) => runtime.stop(path.workerId, request)
           ))
-        .handle("transcript", ({ path, urlParams }) => runtime.transcript(path.workerId, urlParams))))
+        .handle("transcript", ({ path, urlParams }) => runtime.transcript(path.workerId, urlParams))
+        .handle("turn", ({ path, urlParams }) => runtime.turn(path.workerId, path.turn, urlParams))
+        .handle("events", ({ headers, path, urlParams }) =>
+          Effect.gen(function*() {
+            const after = yield* lastEventId(headers["last-event-id"], urlParams.after)
+            // Errors before the stream starts are ordinary JSON answers.
+            yield* runtime.get(path.workerId)
+            return eventStreamResponse(runtime.events(path.workerId, { after }), pingMs)
+          }))
+        .handle("delete", ({ path }) => runtime.delete(path.workerId))))
+
+/** `Last-Event-ID`, when sent, takes the place of `after`. */
+const lastEventId = (header: string | undefined, after: number | undefined) => {
+  if (header === undefined) return Effect.succeed(after ?? 0)
+  return /^[0-9]{1,15}$/.test(header.trim())
+    ? Effect.succeed(Number(header.trim()))
+    : Effect.fail(new InvalidInput({ message: "Invalid request: Last-Event-ID must be a plain decimal integer." }))
+}
+
+const encodeWorker = Schema.encodeSync(Worker)
 
 export const HealthHandlers = HttpApiBuilder.group(
   RuntimeApi,

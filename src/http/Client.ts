@@ -16,11 +16,14 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Predicate from "effect/Predicate"
 import * as Redacted from "effect/Redacted"
+import * as Schedule from "effect/Schedule"
+import * as Stream from "effect/Stream"
 import { Busy, InvalidInput, Unavailable, UnknownWorker, Unsupported } from "../Errors.js"
 import { Runtime, type RuntimeService } from "../Runtime.js"
 import { RETRY_AFTER_MS } from "../RuntimeOptions.js"
 import { reasonOf, validate } from "../Validation.js"
 import { RuntimeApi } from "./Api.js"
+import { followOverHttp, type ReconnectOptions } from "./ClientEvents.js"
 import { PayloadTooLarge, RuntimeMisconfigured } from "./Errors.js"
 
 export interface RuntimeHttpClientOptions {
@@ -30,9 +33,20 @@ export interface RuntimeHttpClientOptions {
   readonly token?: Redacted.Redacted<string> | string | undefined
   /** How long one request may take before it is `Unavailable` (default 30 seconds). */
   readonly requestTimeout?: Duration.DurationInput | undefined
+  /** How `events` reconnects after a dropped connection, a 503 or a refused connection. */
+  readonly reconnect?: ReconnectOptions | undefined
+  /**
+   * How often `create` is sent again after `Unavailable` (a lost answer, a
+   * timeout), with the same idempotency key so that it makes one Worker
+   * (default 3).
+   */
+  readonly createRetries?: number | undefined
 }
 
 const DEFAULT_TIMEOUT = Duration.seconds(30)
+
+/** A fresh idempotency key (the pattern's characters only). */
+const randomKey = () => `client-${globalThis.crypto.randomUUID()}`
 const liveClock = Clock.make()
 
 const describe = (error: unknown): string =>
@@ -133,38 +147,41 @@ export const makeRuntimeHttpClient = (
           })
       )
     )
-    const client = yield* HttpApiClient.make(RuntimeApi, {
-      baseUrl: options.baseUrl,
-      transformClient: (http) =>
-        checkConfiguration(
-          token === undefined ? http : HttpClient.mapRequest(http, HttpClientRequest.bearerToken(token))
-        )
-    })
+    const transformClient = (http: HttpClient.HttpClient) =>
+      checkConfiguration(token === undefined ? http : HttpClient.mapRequest(http, HttpClientRequest.bearerToken(token)))
+    const client = yield* HttpApiClient.make(RuntimeApi, { baseUrl: options.baseUrl, transformClient })
+    const follow = followOverHttp(transformClient(yield* HttpClient.HttpClient), baseUrl, timeout, options.reconnect)
+    const createRetries = options.createRetries ?? 3
 
     /** Bounds the call in time and keeps the errors it declares; the rest is `Unavailable`. */
-    const only =
-      <const Allowed extends ReadonlyArray<new(...args: never) => unknown>>(...allowed: Allowed) =>
-      <A, E, R>(
-        effect: Effect.Effect<A, E, R>
-      ): Effect.Effect<A, InstanceType<Allowed[number]> | Unavailable, R> => {
-        const isAllowed = (error: unknown): error is InstanceType<Allowed[number]> =>
-          allowed.some((constructor) => error instanceof constructor)
-        return effect.pipe(
-          Effect.timeoutFail({
-            duration: timeout,
-            onTimeout: () =>
-              new Unavailable({
-                message: `The runtime at ${baseUrl} did not answer within ${Duration.format(timeout)}.`,
-                retryAfterMs: RETRY_AFTER_MS
-              })
-          }),
-          // The network runs in real time, also under a test clock.
-          Effect.withClock(liveClock),
-          Effect.catchAll((error) =>
-            Effect.fail(isAllowed(error) ? error : error instanceof Unavailable ? error : unavailable(error))
-          )
+    const onlyWithin = <const Allowed extends ReadonlyArray<new(...args: never) => unknown>>(
+      within: Duration.Duration,
+      ...allowed: Allowed
+    ) =>
+    <A, E, R>(
+      effect: Effect.Effect<A, E, R>
+    ): Effect.Effect<A, InstanceType<Allowed[number]> | Unavailable, R> => {
+      const isAllowed = (error: unknown): error is InstanceType<Allowed[number]> =>
+        allowed.some((constructor) => error instanceof constructor)
+      return effect.pipe(
+        Effect.timeoutFail({
+          duration: within,
+          onTimeout: () =>
+            new Unavailable({
+              message: `The runtime at ${baseUrl} did not answer within ${Duration.format(within)}.`,
+              retryAfterMs: RETRY_AFTER_MS
+            })
+        }),
+        // The network runs in real time, also under a test clock.
+        Effect.withClock(liveClock),
+        Effect.catchAll((error) =>
+          Effect.fail(isAllowed(error) ? error : error instanceof Unavailable ? error : unavailable(error))
         )
-      }
+      )
+    }
+
+    const only = <const Allowed extends ReadonlyArray<new(...args: never) => unknown>>(...allowed: Allowed) =>
+      onlyWithin(timeout, ...allowed)
 
     const runtime: RuntimeService = {
       info: client.runtime.info().pipe(only()),
@@ -178,9 +195,22 @@ export const makeRuntimeHttpClient = (
       get: (workerId) => client.workers.get({ path: { workerId } }).pipe(only(UnknownWorker)),
       create: (request) =>
         validate.create(request).pipe(
-          Effect.flatMap((payload) => client.workers.create({ payload })),
-          bodyLimitAsInvalidInput,
-          only(InvalidInput)
+          // A key of our own when the caller gave none: a create sent again
+          // after a lost answer then makes no second Worker.
+          Effect.map((payload) =>
+            payload.idempotencyKey === undefined ? { ...payload, idempotencyKey: randomKey() } : payload
+          ),
+          Effect.flatMap((payload) =>
+            client.workers.create({ payload, headers: {} }).pipe(
+              bodyLimitAsInvalidInput,
+              only(InvalidInput),
+              Effect.retry({
+                schedule: Schedule.exponential("100 millis").pipe(Schedule.intersect(Schedule.recurs(createRetries))),
+                while: (error) => error instanceof Unavailable
+              }),
+              Effect.withClock(liveClock)
+            )
+          )
         ),
       input: (workerId, input) =>
         validate.input(input).pipe(
@@ -206,7 +236,21 @@ export const makeRuntimeHttpClient = (
         validate.transcript(query).pipe(
           Effect.flatMap((urlParams) => client.workers.transcript({ path: { workerId }, urlParams })),
           only(UnknownWorker, InvalidInput)
-        )
+        ),
+      turn: (workerId, turn, query) =>
+        validate.turn(query ?? {}).pipe(
+          Effect.flatMap((urlParams) =>
+            Number.isInteger(turn) && turn >= 1
+              ? client.workers.turn({ path: { workerId, turn }, urlParams }).pipe(
+                // The long poll takes its wait on top of the request's own time.
+                onlyWithin(Duration.sum(timeout, Duration.millis(urlParams.waitMs ?? 0)), UnknownWorker, InvalidInput)
+              )
+              : Effect.fail(new InvalidInput({ message: `There is no turn ${turn}; turns are numbered from 1.` }))
+          )
+        ),
+      events: (workerId, query) =>
+        Stream.unwrap(Effect.map(validate.events(query ?? {}), ({ after = 0 }) => follow(workerId, after))),
+      delete: (workerId) => client.workers.delete({ path: { workerId } }).pipe(only(UnknownWorker, Unsupported))
     }
     return runtime
   })

@@ -20,6 +20,7 @@ import { Runtime } from "../Runtime.js"
 import { DEFAULT_MAX_INPUT_BYTES } from "../RuntimeOptions.js"
 import { RuntimeApi } from "./Api.js"
 import { AuthorizationLive, HealthHandlers, RuntimeHandlers, WorkersHandlers } from "./ApiLive.js"
+import { DEFAULT_PING_MS } from "./EventStream.js"
 import { makeGuard } from "./Guard.js"
 import { makeHostPolicy } from "./Hosts.js"
 
@@ -31,6 +32,8 @@ export interface RuntimeHttpOptions {
    * address (docs/security.md); `["*"]` allows any, and needs a token.
    */
   readonly allowedHosts?: ReadonlyArray<string> | undefined
+  /** How often an idle events stream gets a `: ping` comment (default 15 s; tests shorten it). */
+  readonly ssePingMs?: number | undefined
   /** Log one line per request at debug level. */
   readonly logRequests?: boolean | undefined
   /**
@@ -90,7 +93,11 @@ export const RuntimeHttpServerLive = (
       const maxBodyBytes = bodyLimitFor(maxInputBytes)
       const bound = server.address._tag === "TcpAddress" ? server.address.hostname : undefined
       const api = HttpApiBuilder.api(RuntimeApi).pipe(
-        Layer.provide([RuntimeHandlers, WorkersHandlers(maxBodyBytes), HealthHandlers]),
+        Layer.provide([
+          RuntimeHandlers,
+          WorkersHandlers({ maxBodyBytes, pingMs: options.ssePingMs ?? DEFAULT_PING_MS }),
+          HealthHandlers
+        ]),
         Layer.provide(AuthorizationLive(token))
       )
       const guard = makeGuard({

@@ -46,8 +46,122 @@ const createTables = Effect.gen(function*() {
   ) WITHOUT ROWID`
 })
 
-const migrations: Record<string, Effect.Effect<void, SqlError, SqlClient.SqlClient>> = {
-  "1_create_tables": createTables
+/** A v1 runtime entry's outcome: the word its content starts with. */
+const OUTCOME_OF_CONTENT = `CASE
+    WHEN content GLOB 'cancelled*' THEN 'cancelled'
+    WHEN content GLOB 'stopped*' THEN 'stopped'
+    WHEN content GLOB 'failed*' THEN 'failed'
+    WHEN content GLOB 'interrupted*' THEN 'interrupted'
+    ELSE 'completed'
+  END`
+
+/**
+ * Store v2: turn outcomes on entries, turn records, queued inputs,
+ * idempotency keys, and an index of metadata pairs. Rows written by v1 are
+ * brought along: outcomes are read from the runtime entries' text (v1 wrote
+ * "cancelled: <reason>", "stopped", "failed: <message>", "interrupted by
+ * restart", "interrupted: the runtime shut down"), turn records are rebuilt
+ * from the transcripts, the metadata index from the metadata JSON. The
+ * backfills read every entry once; they run once per file.
+ */
+const v2 = Effect.gen(function*() {
+  const sql = yield* SqlClient.SqlClient
+  // --- entries: how each turn ended, on its runtime entry.
+  yield* sql`ALTER TABLE entries ADD COLUMN outcome TEXT
+    CHECK (outcome IS NULL OR outcome IN ('completed', 'failed', 'cancelled', 'interrupted', 'stopped'))`
+  // GLOB, not LIKE: case-sensitive, as the words were written.
+  yield* sql`UPDATE entries SET outcome = ${sql.literal(OUTCOME_OF_CONTENT)} WHERE role = 'runtime'`
+
+  // --- workers: the queue's length (part of the Worker) and the create's key.
+  yield* sql`ALTER TABLE workers ADD COLUMN queued INTEGER NOT NULL DEFAULT 0`
+  yield* sql`ALTER TABLE workers ADD COLUMN idempotency_key TEXT`
+  // Partial: most Workers have no key, and NULLs need no uniqueness.
+  yield* sql`CREATE UNIQUE INDEX workers_idempotency_key ON workers (idempotency_key)
+    WHERE idempotency_key IS NOT NULL`
+
+  // --- turns: one row per turn, so that a turn's state is one key lookup
+  // instead of a search through its transcript.
+  yield* sql`CREATE TABLE turns (
+    worker_id TEXT NOT NULL,
+    turn INTEGER NOT NULL,
+    status TEXT NOT NULL
+      CHECK (status IN ('running', 'completed', 'failed', 'cancelled', 'interrupted', 'stopped')),
+    input_seq INTEGER NOT NULL,
+    last_seq INTEGER NOT NULL,
+    started_at TEXT NOT NULL,
+    ended_at TEXT,
+    reason TEXT,
+    PRIMARY KEY (worker_id, turn)
+  ) WITHOUT ROWID`
+  // Per turn of v1: its input is its first user/system entry, its end its
+  // first runtime entry (a later one of the same number is a stop of the
+  // then idle Worker). No runtime entry: v1 wrote none for a turn that
+  // completed, so it completed, unless the Worker is still busy on it
+  // (recovery at start then ends it). The reason is what follows "<word>: ".
+  // Aggregates first, then key lookups of the three entries they name, so
+  // that no turn searches its Worker's transcript.
+  yield* sql`INSERT INTO turns (worker_id, turn, status, input_seq, last_seq, started_at, ended_at, reason)
+    SELECT
+      g.worker_id,
+      g.turn,
+      CASE
+        WHEN r.seq IS NOT NULL THEN r.outcome
+        WHEN w.status = 'busy' AND w.turn = g.turn THEN 'running'
+        ELSE 'completed'
+      END,
+      g.input_seq,
+      g.last_seq,
+      i.at,
+      CASE
+        WHEN r.seq IS NOT NULL THEN r.at
+        WHEN w.status = 'busy' AND w.turn = g.turn THEN NULL
+        ELSE l.at
+      END,
+      CASE WHEN r.content GLOB r.outcome || ': *' THEN substr(r.content, length(r.outcome) + 3) END
+    FROM (
+      SELECT
+        worker_id,
+        turn,
+        min(CASE WHEN role IN ('user', 'system') THEN seq END) AS input_seq,
+        max(seq) AS last_seq,
+        min(CASE WHEN role = 'runtime' THEN seq END) AS end_seq
+      FROM entries
+      WHERE turn > 0
+      GROUP BY worker_id, turn
+    ) AS g
+    JOIN entries AS i ON i.worker_id = g.worker_id AND i.seq = g.input_seq
+    JOIN entries AS l ON l.worker_id = g.worker_id AND l.seq = g.last_seq
+    LEFT JOIN entries AS r ON r.worker_id = g.worker_id AND r.seq = g.end_seq
+    LEFT JOIN workers AS w ON w.id = g.worker_id`
+
+  // --- queued_inputs: inputs accepted under ifBusy: enqueue, in id order.
+  yield* sql`CREATE TABLE queued_inputs (
+    worker_id TEXT NOT NULL,
+    id INTEGER NOT NULL,
+    content TEXT NOT NULL,
+    kind TEXT NOT NULL CHECK (kind IN ('user', 'system')),
+    at TEXT NOT NULL,
+    PRIMARY KEY (worker_id, id)
+  ) WITHOUT ROWID`
+
+  // --- worker_metadata: every (key, value) pair of every Worker, clustered
+  // by pair then id, so that a metadata-filtered list page is one range read
+  // from the cursor. Written when the Worker is inserted (metadata is fixed
+  // at create) and deleted with it.
+  yield* sql`CREATE TABLE worker_metadata (
+    key TEXT NOT NULL,
+    value TEXT NOT NULL,
+    worker_id TEXT NOT NULL,
+    PRIMARY KEY (key, value, worker_id)
+  ) WITHOUT ROWID`
+  yield* sql`INSERT INTO worker_metadata (key, value, worker_id)
+    SELECT m.key, m.value, w.id FROM workers AS w, json_each(w.metadata) AS m`
+})
+
+/** By id; the Migrator runs those above the file's version, in order. Exported for tests that build old files. */
+export const migrations: Readonly<Record<string, Effect.Effect<void, SqlError, SqlClient.SqlClient>>> = {
+  "1_create_tables": createTables,
+  "2_v2": v2
 }
 
 /**

@@ -4,13 +4,17 @@
  * The process holds the file exclusively for its whole life, so a second
  * runtime on the same file is refused at start instead of writing beside the
  * first. Each `commit` is one transaction, made durable before it returns
- * (WAL, `synchronous = FULL`). docs/durability.md explains the choices.
+ * (WAL, `synchronous = FULL`); all writes go through one writer fiber, and
+ * deleting a Worker is a series of bounded transactions, so that a large
+ * delete never holds up other Workers' commits for long. docs/durability.md
+ * explains the choices.
  */
 import { accessSync, constants, mkdirSync, statSync } from "node:fs"
 import { dirname } from "node:path"
 
 import * as SqliteClient from "@effect/sql-sqlite-node/SqliteClient"
 import * as SqlClient from "@effect/sql/SqlClient"
+import type { Row } from "@effect/sql/SqlConnection"
 import type { SqlError } from "@effect/sql/SqlError"
 import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
@@ -21,8 +25,26 @@ import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 
-import { Metadata, RuntimeId, TranscriptEntry, type Worker, WorkerId, WorkerStatus } from "../Domain.js"
-import { type ListWorkersQuery, RuntimeStore, type RuntimeStoreService, StoreError } from "../RuntimeStore.js"
+import {
+  InputKind,
+  Metadata,
+  RuntimeId,
+  TranscriptEntry,
+  Turn,
+  TurnOutcome,
+  type Worker,
+  WorkerId,
+  WorkerStatus
+} from "../Domain.js"
+import {
+  type Change,
+  type ListWorkersQuery,
+  type QueuedInput,
+  RuntimeStore,
+  type RuntimeStoreService,
+  type StoredWorker,
+  StoreError
+} from "../RuntimeStore.js"
 import { makeGroupCommit } from "./GroupCommit.js"
 import { MIGRATIONS_TABLE, runMigrations } from "./Migrations.js"
 
@@ -121,6 +143,7 @@ const WorkerRow = Schema.Struct({
   turn: Schema.Int,
   last_seq: Schema.Int,
   metadata: Schema.parseJson(Metadata),
+  queued: Schema.Int,
   stop_reason: Schema.NullOr(Schema.String)
 })
 
@@ -135,6 +158,7 @@ const workerOfRow = (row: typeof WorkerRow.Type): Worker => ({
   turn: row.turn,
   lastSeq: row.last_seq,
   metadata: row.metadata,
+  queued: row.queued,
   ...(row.stop_reason === null ? {} : { stopReason: row.stop_reason })
 })
 
@@ -152,33 +176,147 @@ const workerValues = (worker: Worker): Array<string | number | null> => [
   worker.turn,
   worker.lastSeq,
   JSON.stringify(worker.metadata),
+  worker.queued,
   worker.stopReason ?? null
 ]
 
+/** What only `loadWorkers` reads: the row and the key the Worker was created with. */
+const StoredWorkerRow = Schema.Struct({ ...WorkerRow.fields, idempotency_key: Schema.NullOr(Schema.String) })
+
+/** An `entries` row: the Domain's entry with `outcome` NULL where the entry has none. */
+const EntryRow = Schema.Struct({ ...TranscriptEntry.fields, outcome: Schema.NullOr(TurnOutcome) })
+
+/** No `outcome` key at all when there is none (`exactOptionalPropertyTypes`), as the memory store keeps entries. */
+const entryOfRow = ({ outcome, ...entry }: typeof EntryRow.Type): TranscriptEntry =>
+  outcome === null ? entry : { ...entry, outcome }
+
+const TurnRow = Schema.Struct({
+  worker_id: WorkerId,
+  turn: Turn.fields.turn,
+  status: Turn.fields.status,
+  input_seq: Turn.fields.inputSeq,
+  last_seq: Turn.fields.lastSeq,
+  started_at: Turn.fields.startedAt,
+  ended_at: Turn.fields.endedAt,
+  reason: Turn.fields.reason
+})
+
+const turnOfRow = (row: typeof TurnRow.Type): Turn => ({
+  workerId: row.worker_id,
+  turn: row.turn,
+  status: row.status,
+  inputSeq: row.input_seq,
+  lastSeq: row.last_seq,
+  startedAt: row.started_at,
+  endedAt: row.ended_at,
+  reason: row.reason
+})
+
+/** A turn's column values in `UPSERT_TURN` order; filed under the Worker of the change that carries it. */
+const turnValues = (workerId: string, turn: Turn): Array<string | number | null> => [
+  workerId,
+  turn.turn,
+  turn.status,
+  turn.inputSeq,
+  turn.lastSeq,
+  turn.startedAt,
+  turn.endedAt,
+  turn.reason
+]
+
+const QueuedRow = Schema.Struct({
+  worker_id: Schema.String,
+  id: Schema.Int,
+  content: Schema.String,
+  kind: InputKind,
+  at: Schema.String
+})
+
 const decodeWorkerRows = Schema.decodeUnknown(Schema.Array(WorkerRow))
 const decodeWorkers = (rows: unknown) => Effect.map(decodeWorkerRows(rows), (decoded) => decoded.map(workerOfRow))
-const decodeEntries = Schema.decodeUnknown(Schema.Array(TranscriptEntry))
+const decodeStoredWorkers = Schema.decodeUnknown(Schema.Array(StoredWorkerRow))
+const decodeEntryRows = Schema.decodeUnknown(Schema.Array(EntryRow))
+const decodeEntries = (rows: unknown) => Effect.map(decodeEntryRows(rows), (decoded) => decoded.map(entryOfRow))
+const decodeTurns = Schema.decodeUnknown(Schema.Array(TurnRow))
+const decodeQueued = Schema.decodeUnknown(Schema.Array(QueuedRow))
 const decodeValues = Schema.decodeUnknown(Schema.Array(Schema.Struct({ value: Schema.String })))
 const decodeJournalMode = Schema.decodeUnknown(Schema.Tuple(Schema.Struct({ journal_mode: Schema.String })))
 const decodeRunResult = Schema.decodeUnknown(Schema.Struct({ changes: Schema.Number }))
 
-const WORKER_COLUMNS = "id, runtime_id, profile, status, created_at, updated_at, turn, last_seq, metadata, stop_reason"
-const ENTRY_COLUMNS = "seq, at, role, content, turn"
-/** Rows per INSERT: 6 parameters each stays far below SQLite's 32766-parameter limit. */
+const WORKER_COLUMNS =
+  "id, runtime_id, profile, status, created_at, updated_at, turn, last_seq, metadata, queued, stop_reason"
+/** `WORKER_COLUMNS` of the `workers` table aliased `w`, for the joins of metadata-filtered lists. */
+const W_WORKER_COLUMNS = WORKER_COLUMNS.split(", ").map((column) => `w.${column}`).join(", ")
+const ENTRY_COLUMNS = "seq, at, role, content, turn, outcome"
+const TURN_COLUMNS = "worker_id, turn, status, input_seq, last_seq, started_at, ended_at, reason"
+/** Rows per INSERT: 7 parameters each stays far below SQLite's 32766-parameter limit. */
 const ENTRIES_PER_INSERT = 500
+/**
+ * Rows per transaction when a Worker's transcript and turns are deleted: a
+ * few milliseconds of writing, so that commits of other Workers queued
+ * behind one wait about as long as behind a large commit.
+ */
+const DELETE_BATCH = 5000
 
-const INSERT_WORKER = `INSERT INTO workers (${WORKER_COLUMNS}) VALUES (${WORKER_COLUMNS.replace(/[a-z_]+/g, "?")})`
+const INSERT_WORKER = `INSERT INTO workers (${WORKER_COLUMNS}, idempotency_key) VALUES (${
+  WORKER_COLUMNS.replace(/[a-z_]+/g, "?")
+}, ?)`
 // Columns as in WORKER_COLUMNS, with `id = ?` moved from the front to the WHERE.
+// The idempotency key is written once, by the INSERT.
 const UPDATE_WORKER = `UPDATE workers SET ${
   WORKER_COLUMNS.split(", ").slice(1).map((column) => `${column} = ?`).join(", ")
 } WHERE id = ?`
+// Metadata is fixed at create: its pairs are indexed with the INSERT and
+// removed with the Worker, found through its JSON (by key, no scan).
+const INSERT_METADATA = "INSERT INTO worker_metadata (key, value, worker_id) SELECT key, value, ? FROM json_each(?)"
+const DELETE_METADATA = `DELETE FROM worker_metadata WHERE worker_id = ?
+  AND (key, value) IN (SELECT key, value FROM json_each((SELECT metadata FROM workers WHERE id = ?)))`
+// A turn's start inserts its record, its end replaces it.
+const UPSERT_TURN = `INSERT INTO turns (${TURN_COLUMNS}) VALUES (${TURN_COLUMNS.replace(/[a-z_]+/g, "?")})
+  ON CONFLICT (worker_id, turn) DO UPDATE SET ${
+  TURN_COLUMNS.split(", ").slice(2).map((column) => `${column} = excluded.${column}`).join(", ")
+}`
+const INSERT_QUEUED = "INSERT INTO queued_inputs (worker_id, id, content, kind, at) VALUES (?, ?, ?, ?, ?)"
+const DELETE_QUEUED = "DELETE FROM queued_inputs WHERE worker_id = ? AND id = ?"
+// The first DELETE_BATCH rows of the Worker, by key: a range of the primary key.
+const DELETE_ENTRIES_BATCH = `DELETE FROM entries WHERE worker_id = ? AND seq IN
+  (SELECT seq FROM entries WHERE worker_id = ? ORDER BY seq LIMIT ${DELETE_BATCH})`
+const DELETE_TURNS_BATCH = `DELETE FROM turns WHERE worker_id = ? AND turn IN
+  (SELECT turn FROM turns WHERE worker_id = ? ORDER BY turn LIMIT ${DELETE_BATCH})`
+// The last transaction of a delete: the rest of the Worker.
+const DELETE_QUEUE = "DELETE FROM queued_inputs WHERE worker_id = ?"
+const DELETE_TURNS = "DELETE FROM turns WHERE worker_id = ?"
+const DELETE_ENTRIES = "DELETE FROM entries WHERE worker_id = ?"
+const DELETE_WORKER = "DELETE FROM workers WHERE id = ?"
+
+/** What the store's writer fiber does; a batch of them is one transaction. */
+type Write =
+  | { readonly _tag: "Insert"; readonly worker: Worker; readonly idempotencyKey: string | undefined }
+  | { readonly _tag: "Commit"; readonly change: Change }
+  /** One bounded step of a delete (DELETE_BATCH rows). */
+  | { readonly _tag: "DeleteEntries"; readonly workerId: string }
+  | { readonly _tag: "DeleteTurns"; readonly workerId: string }
+  /** The last step of a delete: everything else of the Worker. */
+  | { readonly _tag: "DeleteWorker"; readonly workerId: string }
+
+/** What a failed write was doing, for its `StoreError`. */
+const operationOf = (write: Write): string => {
+  switch (write._tag) {
+    case "Insert":
+      return `inserting Worker ${write.worker.id}`
+    case "Commit":
+      return `committing to Worker ${write.change.worker.id}`
+    default:
+      return `deleting Worker ${write.workerId}`
+  }
+}
 
 /** The multi-row INSERT for `rows` entries; one string per size, so statements are reused. */
 const insertEntriesSql = (rows: number): string => {
   let cached = insertEntriesCache.get(rows)
   if (cached === undefined) {
-    cached = `INSERT INTO entries (worker_id, seq, at, role, content, turn) VALUES ${
-      Array.from({ length: rows }, () => "(?, ?, ?, ?, ?, ?)").join(", ")
+    cached = `INSERT INTO entries (worker_id, ${ENTRY_COLUMNS}) VALUES ${
+      Array.from({ length: rows }, () => "(?, ?, ?, ?, ?, ?, ?)").join(", ")
     }`
     insertEntriesCache.set(rows, cached)
   }
@@ -187,24 +325,66 @@ const insertEntriesSql = (rows: number): string => {
 const insertEntriesCache = new Map<number, string>()
 
 /**
+ * The SELECT of a list page filtered by `pairs` metadata pairs (and maybe a
+ * status). The first pair drives: the page is a range of the
+ * `worker_metadata` primary key from (key, value, cursor), in id order; each
+ * Worker found is looked up by id and each further pair is one key lookup.
+ * `CROSS JOIN` keeps SQLite from starting at `workers` instead.
+ */
+const listByMetadataSql = (pairs: number, byStatus: boolean): string => {
+  const shape = `${pairs}:${byStatus}`
+  let cached = listByMetadataCache.get(shape)
+  if (cached === undefined) {
+    const more = Array.from({ length: pairs - 1 }, (_, i) => {
+      const m = `m${i + 2}`
+      return ` AND EXISTS (SELECT 1 FROM worker_metadata AS ${m}
+        WHERE ${m}.key = ? AND ${m}.value = ? AND ${m}.worker_id = m.worker_id)`
+    })
+    cached = `SELECT ${W_WORKER_COLUMNS} FROM worker_metadata AS m CROSS JOIN workers AS w ON w.id = m.worker_id
+      WHERE m.key = ? AND m.value = ? AND m.worker_id > ?${byStatus ? " AND w.status = ?" : ""}${more.join("")}
+      ORDER BY m.worker_id LIMIT ?`
+    listByMetadataCache.set(shape, cached)
+  }
+  return cached
+}
+const listByMetadataCache = new Map<string, string>()
+
+/**
  * The store's read statements, apart so that tests can `EXPLAIN QUERY PLAN`
  * exactly what the store runs.
  */
 export const readStatements = (sql: SqlClient.SqlClient) => ({
-  allWorkers: () => sql`SELECT ${sql.literal(WORKER_COLUMNS)} FROM workers ORDER BY id`,
+  allWorkers: () => sql`SELECT ${sql.literal(WORKER_COLUMNS)}, idempotency_key FROM workers ORDER BY id`,
+  allQueued: () => sql`SELECT worker_id, id, content, kind, at FROM queued_inputs ORDER BY worker_id, id`,
   // `id > ''` holds for every id, so one statement shape serves the first page too.
-  listWorkers: ({ after = "", limit, status }: ListWorkersQuery) =>
-    status === undefined
+  listWorkers: ({ after = "", limit, metadata, status }: ListWorkersQuery) => {
+    const pairs = Object.entries(metadata ?? {})
+    const first = pairs[0]
+    if (first !== undefined) {
+      // In the order of the statement's placeholders.
+      const params: Array<string | number> = [first[0], first[1], after]
+      if (status !== undefined) params.push(status)
+      for (const [key, value] of pairs.slice(1)) params.push(key, value)
+      params.push(limit)
+      return sql.unsafe<Row>(listByMetadataSql(pairs.length, status !== undefined), params)
+    }
+    return status === undefined
       ? sql`SELECT ${sql.literal(WORKER_COLUMNS)} FROM workers WHERE id > ${after} ORDER BY id LIMIT ${limit}`
       : sql`SELECT ${sql.literal(WORKER_COLUMNS)} FROM workers
-            WHERE status = ${status} AND id > ${after} ORDER BY id LIMIT ${limit}`,
+            WHERE status = ${status} AND id > ${after} ORDER BY id LIMIT ${limit}`
+  },
   transcript: (workerId: string, after: number, limit: number) =>
     sql`SELECT ${sql.literal(ENTRY_COLUMNS)} FROM entries
         WHERE worker_id = ${workerId} AND seq > ${after} ORDER BY seq LIMIT ${limit}`,
   // Sizes without the contents: SQLite reads a value's length from its header.
   contentSizes: (workerId: string, after: number, limit: number) =>
     sql`SELECT length(CAST(content AS BLOB)) AS bytes FROM entries
-        WHERE worker_id = ${workerId} AND seq > ${after} ORDER BY seq LIMIT ${limit}`
+        WHERE worker_id = ${workerId} AND seq > ${after} ORDER BY seq LIMIT ${limit}`,
+  turn: (workerId: string, turn: number) =>
+    sql`SELECT ${sql.literal(TURN_COLUMNS)} FROM turns WHERE worker_id = ${workerId} AND turn = ${turn}`,
+  // Whether a delete has batches left: one row, or none.
+  anyEntry: (workerId: string) => sql`SELECT seq FROM entries WHERE worker_id = ${workerId} LIMIT 1`,
+  anyTurn: (workerId: string) => sql`SELECT turn FROM turns WHERE worker_id = ${workerId} LIMIT 1`
 })
 
 const decodeSizes = Schema.decodeUnknown(Schema.Array(Schema.Struct({ bytes: Schema.Int })))
@@ -323,12 +503,60 @@ export const makeSqliteStore = (
       Effect.forEach(
         chunks(entries, ENTRIES_PER_INSERT),
         (chunk) => {
-          const params: Array<string | number> = []
-          for (const entry of chunk) params.push(workerId, entry.seq, entry.at, entry.role, entry.content, entry.turn)
+          const params: Array<string | number | null> = []
+          for (const entry of chunk) {
+            params.push(workerId, entry.seq, entry.at, entry.role, entry.content, entry.turn, entry.outcome ?? null)
+          }
           return sql.unsafe(insertEntriesSql(chunk.length), params)
         },
         { discard: true }
       )
+
+    /** A change's rows; beyond the Worker and its entries, each kind of row only when the change has one. */
+    const commitChange = ({ dequeue, enqueue, entries, turns, worker }: Change) =>
+      Effect.gen(function*() {
+        yield* updateWorker(worker)
+        if (entries.length > 0) yield* insertEntries(worker.id, entries)
+        for (const turn of turns ?? []) yield* sql.unsafe(UPSERT_TURN, turnValues(worker.id, turn))
+        // Removed before one is added, as the memory store filters then appends.
+        for (const id of dequeue ?? []) yield* sql.unsafe(DELETE_QUEUED, [worker.id, id])
+        if (enqueue !== undefined) {
+          yield* sql.unsafe(INSERT_QUEUED, [worker.id, enqueue.id, enqueue.content, enqueue.kind, enqueue.at])
+        }
+      })
+
+    /** The last step of a delete: everything the batches did not take, and the row last. */
+    const deleteRest = (workerId: string) =>
+      Effect.gen(function*() {
+        // First: it finds the metadata pairs through the Worker row.
+        yield* sql.unsafe(DELETE_METADATA, [workerId, workerId])
+        yield* sql.unsafe(DELETE_QUEUE, [workerId])
+        // What the batches left: what a commit added meanwhile, if anything.
+        yield* sql.unsafe(DELETE_TURNS, [workerId])
+        yield* sql.unsafe(DELETE_ENTRIES, [workerId])
+        yield* sql.unsafe(DELETE_WORKER, [workerId])
+      })
+
+    const insertWorker = (worker: Worker, idempotencyKey: string | undefined) =>
+      Effect.zipRight(
+        sql.unsafe(INSERT_WORKER, [...workerValues(worker), idempotencyKey ?? null]),
+        sql.unsafe(INSERT_METADATA, [worker.id, JSON.stringify(worker.metadata)])
+      )
+
+    const writeOne = (write: Write): Effect.Effect<unknown, SqlError | ParseError | StoreError> => {
+      switch (write._tag) {
+        case "Insert":
+          return insertWorker(write.worker, write.idempotencyKey)
+        case "Commit":
+          return commitChange(write.change)
+        case "DeleteEntries":
+          return sql.unsafe(DELETE_ENTRIES_BATCH, [write.workerId, write.workerId])
+        case "DeleteTurns":
+          return sql.unsafe(DELETE_TURNS_BATCH, [write.workerId, write.workerId])
+        case "DeleteWorker":
+          return deleteRest(write.workerId)
+      }
+    }
 
     const runtimeId = (requested: string | undefined, generate: () => string) =>
       sql.withTransaction(Effect.gen(function*() {
@@ -374,24 +602,44 @@ export const makeSqliteStore = (
       )
     )
 
-    const commits = yield* makeGroupCommit(
-      (batch: ReadonlyArray<{ readonly worker: Worker; readonly entries: ReadonlyArray<TranscriptEntry> }>) =>
+    // Every write (inserts, commits, the steps of a delete) goes through this
+    // one writer, so that a long delete is a series of short transactions
+    // that the commits of other Workers interleave with.
+    const writer = yield* makeGroupCommit(
+      (batch: ReadonlyArray<Write>) =>
         Effect.zipRight(
           refuseIfLost,
-          asStoreError(
-            batch.length === 1 ? `committing to Worker ${batch[0]!.worker.id}` : `committing ${batch.length} changes`
-          )(
-            sql.withTransaction(
-              Effect.forEach(
-                batch,
-                ({ entries, worker }) => Effect.zipRight(updateWorker(worker), insertEntries(worker.id, entries)),
-                { discard: true }
-              )
-            )
+          asStoreError(batch.length === 1 ? operationOf(batch[0]!) : `committing ${batch.length} changes`)(
+            sql.withTransaction(Effect.forEach(batch, writeOne, { discard: true }))
           )
         ).pipe(Effect.zipLeft(Effect.zipRight(checkIdentity, refuseIfLost))),
       GROUP_COMMIT_MAX
     )
+
+    /** Whether `read` (one of `anyEntry`, `anyTurn`) finds a row. */
+    const remains = (read: Effect.Effect<ReadonlyArray<unknown>, SqlError>, workerId: string) =>
+      asStoreError(`deleting Worker ${workerId}`)(Effect.map(read, (rows) => rows.length > 0))
+
+    /**
+     * A Worker's transcript and turns can be millions of rows: deleting them
+     * in one transaction would hold the writer, and every other Worker's
+     * commit, for seconds. So they go DELETE_BATCH rows per transaction, each
+     * queued behind the commits waiting at that moment; then the rest (the
+     * row, its metadata pairs, queue and key, and whatever a late commit
+     * added) in one last transaction. Until then the Worker is still stored,
+     * its transcript shrinking from the start: a delete that fails half-way
+     * (or a crash) leaves it so, and deleting it again finishes.
+     */
+    const deleteWorker = (workerId: string) =>
+      Effect.gen(function*() {
+        while (yield* remains(reads.anyEntry(workerId), workerId)) {
+          yield* writer.write({ _tag: "DeleteEntries", workerId })
+        }
+        while (yield* remains(reads.anyTurn(workerId), workerId)) {
+          yield* writer.write({ _tag: "DeleteTurns", workerId })
+        }
+        yield* writer.write({ _tag: "DeleteWorker", workerId })
+      })
     // A clean close leaves no WAL behind.
     yield* Effect.addFinalizer(() =>
       lost === undefined ? Effect.ignore(sql`PRAGMA wal_checkpoint(TRUNCATE)`) : Effect.void
@@ -400,14 +648,29 @@ export const makeSqliteStore = (
     const store: RuntimeStoreService = {
       kind: "sqlite",
       runtimeId: (requested, generate) => asStoreError("reading the runtime id")(runtimeId(requested, generate)),
-      loadWorkers: asStoreError("loading Workers")(Effect.flatMap(reads.allWorkers(), decodeWorkers)),
+      loadWorkers: asStoreError("loading Workers")(
+        Effect.gen(function*() {
+          const rows = yield* decodeStoredWorkers(yield* reads.allWorkers())
+          // Every queue in one read, in (worker_id, id) order: the primary key's.
+          const queues = new Map<string, Array<QueuedInput>>()
+          for (const { worker_id, ...input } of yield* decodeQueued(yield* reads.allQueued())) {
+            let queue = queues.get(worker_id)
+            if (queue === undefined) {
+              queue = []
+              queues.set(worker_id, queue)
+            }
+            queue.push(input)
+          }
+          return rows.map((row): StoredWorker => ({
+            worker: workerOfRow(row),
+            idempotencyKey: row.idempotency_key ?? undefined,
+            queue: queues.get(row.id) ?? []
+          }))
+        })
+      ),
       failure: () => lost,
-      insertWorker: (worker) =>
-        Effect.zipRight(
-          refuseIfLost,
-          asStoreError(`inserting Worker ${worker.id}`)(sql.unsafe(INSERT_WORKER, workerValues(worker)))
-        ).pipe(Effect.zipLeft(Effect.zipRight(checkIdentity, refuseIfLost))),
-      commit: (worker, entries) => commits.write({ worker, entries }),
+      insertWorker: (worker, idempotencyKey) => writer.write({ _tag: "Insert", worker, idempotencyKey }),
+      commit: (change) => writer.write({ _tag: "Commit", change }),
       transcript: (workerId, { after, limit, maxBytes }) =>
         asStoreError(`reading the transcript of Worker ${workerId}`)(
           Effect.gen(function*() {
@@ -417,7 +680,15 @@ export const makeSqliteStore = (
             return yield* decodeEntries(yield* reads.transcript(workerId, after, count))
           })
         ),
-      listWorkers: (query) => asStoreError("listing Workers")(Effect.flatMap(reads.listWorkers(query), decodeWorkers))
+      turn: (workerId, turn) =>
+        asStoreError(`reading turn ${turn} of Worker ${workerId}`)(
+          Effect.map(Effect.flatMap(reads.turn(workerId, turn), decodeTurns), (rows) => {
+            const row = rows[0]
+            return row === undefined ? undefined : turnOfRow(row)
+          })
+        ),
+      listWorkers: (query) => asStoreError("listing Workers")(Effect.flatMap(reads.listWorkers(query), decodeWorkers)),
+      deleteWorker
     }
     return store
   })

@@ -41,7 +41,13 @@ const entriesOf = (workerId: WorkerId) =>
   Effect.flatMap(rt, (runtime) => Effect.map(runtime.transcript(workerId, { limit: 1000 }), (page) => page.entries))
 
 const shape = (entries: ReadonlyArray<TranscriptEntry>) =>
-  entries.map(({ content, role, seq, turn }) => ({ seq, role, content, turn }))
+  entries.map(({ content, outcome, role, seq, turn }) => ({
+    seq,
+    role,
+    content,
+    turn,
+    ...(outcome === undefined ? {} : { outcome })
+  }))
 
 export const runtimeSuite = (label: string, make: MakeRuntimeLayer) =>
   describe(label, () => {
@@ -135,17 +141,19 @@ export const runtimeSuite = (label: string, make: MakeRuntimeLayer) =>
           expect(accepted.entry).toMatchObject({ seq: 1, role: "user", content: "hello", turn: 1 })
           expect(accepted.worker).toMatchObject({ id: worker.id, status: "busy", turn: 1, lastSeq: 1 })
           const idle = yield* awaitStatus(worker.id, "idle")
-          expect(idle).toMatchObject({ turn: 1, lastSeq: 2 })
+          expect(idle).toMatchObject({ turn: 1, lastSeq: 3 })
           expect(shape(yield* entriesOf(worker.id))).toEqual([
             { seq: 1, role: "user", content: "hello", turn: 1 },
-            { seq: 2, role: "worker", content: "hello", turn: 1 }
+            { seq: 2, role: "worker", content: "hello", turn: 1 },
+            { seq: 3, role: "runtime", content: "completed", turn: 1, outcome: "completed" }
           ])
           yield* runtime.input(worker.id, { content: "again", kind: "system" })
           yield* awaitStatus(worker.id, "idle")
           const entries = yield* entriesOf(worker.id)
-          expect(shape(entries.slice(2))).toEqual([
-            { seq: 3, role: "system", content: "again", turn: 2 },
-            { seq: 4, role: "worker", content: "again", turn: 2 }
+          expect(shape(entries.slice(3))).toEqual([
+            { seq: 4, role: "system", content: "again", turn: 2 },
+            { seq: 5, role: "worker", content: "again", turn: 2 },
+            { seq: 6, role: "runtime", content: "completed", turn: 2, outcome: "completed" }
           ])
         }).pipe(withRuntime()))
 
@@ -159,9 +167,10 @@ export const runtimeSuite = (label: string, make: MakeRuntimeLayer) =>
             { seq: 1, role: "system", content: "x", turn: 1 },
             { seq: 2, role: "worker", content: "one:x", turn: 1 },
             { seq: 3, role: "worker", content: "two:system", turn: 1 },
-            { seq: 4, role: "worker", content: "three:1", turn: 1 }
+            { seq: 4, role: "worker", content: "three:1", turn: 1 },
+            { seq: 5, role: "runtime", content: "completed", turn: 1, outcome: "completed" }
           ])
-          expect((yield* runtime.get(worker.id)).lastSeq).toBe(4)
+          expect((yield* runtime.get(worker.id)).lastSeq).toBe(5)
         }).pipe(withRuntime()))
 
       it.effect("of 100 concurrent inputs to one idle Worker exactly one is accepted", () =>
@@ -183,10 +192,10 @@ export const runtimeSuite = (label: string, make: MakeRuntimeLayer) =>
           }
           const entries = yield* entriesOf(worker.id)
           expect(entries).toHaveLength(1)
-          expect(entries[0]!.content).toBe(accepted[0]!.right.entry.content)
+          expect(entries[0]!.content).toBe(accepted[0]!.right.entry?.content)
           yield* advanceTurn
           yield* awaitStatus(worker.id, "idle")
-          expect(yield* entriesOf(worker.id)).toHaveLength(2)
+          expect(yield* entriesOf(worker.id)).toHaveLength(3)
         }).pipe(withRuntime()))
 
       it.effect("answers Busy while a turn is in flight and records nothing", () =>
@@ -205,8 +214,10 @@ export const runtimeSuite = (label: string, make: MakeRuntimeLayer) =>
           expect(shape(yield* entriesOf(worker.id)).map((entry) => entry.content)).toEqual([
             "first",
             "first",
+            "completed",
             "third",
-            "third"
+            "third",
+            "completed"
           ])
         }).pipe(withRuntime()))
 
@@ -319,12 +330,17 @@ export const runtimeSuite = (label: string, make: MakeRuntimeLayer) =>
           yield* settle
           const entries = shape(yield* entriesOf(worker.id))
           expect(entries).toHaveLength(2)
-          expect(entries[1]).toMatchObject({ seq: 2, role: "runtime", turn: 1 })
-          expect(entries[1]!.content).toContain("user pressed stop")
+          expect(entries[1]).toEqual({
+            seq: 2,
+            role: "runtime",
+            turn: 1,
+            outcome: "cancelled",
+            content: "cancelled: user pressed stop"
+          })
           yield* runtime.input(worker.id, { content: "next" })
           yield* advanceTurn
           const idle = yield* awaitStatus(worker.id, "idle")
-          expect(idle).toMatchObject({ turn: 2, lastSeq: 4 })
+          expect(idle).toMatchObject({ turn: 2, lastSeq: 5 })
         }).pipe(withRuntime()))
 
       it.effect("on an idle Worker answers cancelled: false and records nothing", () =>
@@ -464,7 +480,7 @@ export const runtimeSuite = (label: string, make: MakeRuntimeLayer) =>
           const second = yield* runtime.transcript(worker.id, { after: 3, limit: 1000 })
           expect(second.entries.map((entry) => entry.seq)).toEqual([4, 5])
           const third = yield* runtime.transcript(worker.id, { after: 5 })
-          expect(third.entries.map((entry) => entry.seq)).toEqual([6])
+          expect(third.entries.map((entry) => entry.seq)).toEqual([6, 7])
           expect(third.nextAfter).toBeNull()
         }).pipe(withRuntime()))
 
@@ -477,21 +493,21 @@ export const runtimeSuite = (label: string, make: MakeRuntimeLayer) =>
             yield* awaitStatus(worker.id, "idle")
           }
           const all = yield* runtime.transcript(worker.id, {})
-          expect(all).toMatchObject({ workerId: worker.id, nextAfter: null, lastSeq: 10 })
-          expect(all.entries.map((entry) => entry.seq)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10])
+          expect(all).toMatchObject({ workerId: worker.id, nextAfter: null, lastSeq: 15 })
+          expect(all.entries.map((entry) => entry.seq)).toEqual(Array.from({ length: 15 }, (_, i) => i + 1))
           const first = yield* runtime.transcript(worker.id, { limit: 4 })
           expect(first.entries.map((entry) => entry.seq)).toEqual([1, 2, 3, 4])
           expect(first.nextAfter).toBe(4)
           const middle = yield* runtime.transcript(worker.id, { after: 4, limit: 4 })
           expect(middle.entries.map((entry) => entry.seq)).toEqual([5, 6, 7, 8])
           expect(middle.nextAfter).toBe(8)
-          const last = yield* runtime.transcript(worker.id, { after: 8, limit: 4 })
-          expect(last.entries.map((entry) => entry.seq)).toEqual([9, 10])
+          const last = yield* runtime.transcript(worker.id, { after: 12, limit: 4 })
+          expect(last.entries.map((entry) => entry.seq)).toEqual([13, 14, 15])
           expect(last.nextAfter).toBeNull()
-          const exact = yield* runtime.transcript(worker.id, { after: 6, limit: 4 })
+          const exact = yield* runtime.transcript(worker.id, { after: 11, limit: 4 })
           expect(exact.nextAfter).toBeNull()
           const beyond = yield* runtime.transcript(worker.id, { after: 50 })
-          expect(beyond).toMatchObject({ entries: [], nextAfter: null, lastSeq: 10 })
+          expect(beyond).toMatchObject({ entries: [], nextAfter: null, lastSeq: 15 })
           const fresh = yield* runtime.create({})
           expect(yield* runtime.transcript(fresh.id, {})).toEqual({
             workerId: fresh.id,
@@ -505,7 +521,7 @@ export const runtimeSuite = (label: string, make: MakeRuntimeLayer) =>
         Effect.gen(function*() {
           const runtime = yield* rt
           const worker = yield* runtime.create({})
-          for (let i = 0; i < 60; i++) {
+          for (let i = 0; i < 40; i++) {
             yield* runtime.input(worker.id, { content: `m${i}` })
             yield* awaitStatus(worker.id, "idle")
           }

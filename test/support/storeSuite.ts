@@ -1,7 +1,8 @@
 /**
  * The `RuntimeStore` contract and the Runtime's lifecycle over a store that
  * outlives it: shutdown records interrupted turns, drain honours its grace,
- * restart recovers turns that were in flight. Runs over every store.
+ * restart recovers turns that were in flight. Runs over every store, so
+ * that the memory store (the reference) and SQLite agree.
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Context, Effect, Exit, Fiber, Layer, Scope, TestClock } from "effect"
@@ -14,10 +15,12 @@ import {
   type RuntimeOptions,
   RuntimeStore,
   type TranscriptEntry,
+  type Turn,
   Unavailable,
   type Worker,
   WorkerId
 } from "../../src/index.js"
+import type { QueuedInput } from "../../src/RuntimeStore.js"
 import { SLOW_MS, suiteProfiles } from "./engines.js"
 import { waitForSleeps } from "./eventually.js"
 
@@ -36,8 +39,12 @@ export const worker = (id: string, patch: Partial<Worker> = {}): Worker => ({
   turn: 0,
   lastSeq: 0,
   metadata: {},
+  queued: 0,
   ...patch
 })
+
+/** A Worker id, branded. */
+export const wid = (id: string): WorkerId => WorkerId.make(id)
 
 /** A transcript entry for store-level tests. */
 export const entry = (seq: number, patch: Partial<TranscriptEntry> = {}): TranscriptEntry => ({
@@ -47,6 +54,27 @@ export const entry = (seq: number, patch: Partial<TranscriptEntry> = {}): Transc
   content: `entry ${seq}`,
   turn: 1,
   ...patch
+})
+
+/** A turn record for store-level tests: by default turn `turn` of `workerId`, running since its input (seq 1). */
+export const turnRecord = (workerId: string, turn: number, patch: Partial<Turn> = {}): Turn => ({
+  workerId: WorkerId.make(workerId),
+  turn,
+  status: "running",
+  inputSeq: 1,
+  lastSeq: 1,
+  startedAt: "2026-01-01T00:00:01.000Z",
+  endedAt: null,
+  reason: null,
+  ...patch
+})
+
+/** A queued input for store-level tests. */
+export const queuedInput = (id: number): QueuedInput => ({
+  id,
+  content: `queued ${id}`,
+  kind: id % 2 === 0 ? "system" : "user",
+  at: `2026-01-01T00:00:${String(id).padStart(2, "0")}.000Z`
 })
 
 /** Runs `effect` with a store opened on `place`, closing it afterwards. */
@@ -77,26 +105,32 @@ export const storeSuite = (label: string, makePlace: MakeStorePlace) =>
       it.effect("inserts, commits atomically, pages transcripts and lists by cursor and status", () =>
         Effect.gen(function*() {
           const store = yield* RuntimeStore
-          yield* store.insertWorker(worker("b"))
-          yield* store.insertWorker(worker("a"))
-          yield* store.insertWorker(worker("c", { status: "stopped", stopReason: "x" }))
-          expect((yield* store.loadWorkers).map((w) => w.id)).toEqual(["a", "b", "c"])
-          yield* store.commit(worker("a", { status: "busy", lastSeq: 3, turn: 1 }), [entry(1), entry(2), entry(3)])
-          yield* store.commit(worker("a", { status: "idle", lastSeq: 4, turn: 1 }), [entry(4, { role: "runtime" })])
-          yield* store.commit(worker("b", { metadata: { k: "v" } }), [])
-          const loaded = yield* store.loadWorkers
+          yield* store.insertWorker(worker("b"), undefined)
+          yield* store.insertWorker(worker("a"), undefined)
+          yield* store.insertWorker(worker("c", { status: "stopped", stopReason: "x" }), undefined)
+          expect((yield* store.loadWorkers).map((w) => w.worker.id)).toEqual(["a", "b", "c"])
+          yield* store.commit({
+            worker: worker("a", { status: "busy", lastSeq: 3, turn: 1 }),
+            entries: [entry(1), entry(2), entry(3)]
+          })
+          yield* store.commit({
+            worker: worker("a", { status: "idle", lastSeq: 4, turn: 1 }),
+            entries: [entry(4, { role: "runtime" })]
+          })
+          yield* store.commit({ worker: worker("b", { updatedAt: "2026-01-02T00:00:00.000Z" }), entries: [] })
+          const loaded = (yield* store.loadWorkers).map((w) => w.worker)
           expect(loaded[0]).toEqual(worker("a", { status: "idle", lastSeq: 4, turn: 1 }))
-          expect(loaded[1]).toEqual(worker("b", { metadata: { k: "v" } }))
+          expect(loaded[1]).toEqual(worker("b", { updatedAt: "2026-01-02T00:00:00.000Z" }))
           expect(loaded[2]).toEqual(worker("c", { status: "stopped", stopReason: "x" }))
-          expect(yield* store.transcript("a", { after: 0, limit: 10 })).toEqual([
+          expect(yield* store.transcript(wid("a"), { after: 0, limit: 10 })).toEqual([
             entry(1),
             entry(2),
             entry(3),
             entry(4, { role: "runtime" })
           ])
-          expect((yield* store.transcript("a", { after: 1, limit: 2 })).map((e) => e.seq)).toEqual([2, 3])
-          expect(yield* store.transcript("a", { after: 4, limit: 10 })).toEqual([])
-          expect(yield* store.transcript("zzz", { after: 0, limit: 10 })).toEqual([])
+          expect((yield* store.transcript(wid("a"), { after: 1, limit: 2 })).map((e) => e.seq)).toEqual([2, 3])
+          expect(yield* store.transcript(wid("a"), { after: 4, limit: 10 })).toEqual([])
+          expect(yield* store.transcript(wid("zzz"), { after: 0, limit: 10 })).toEqual([])
           const ids = (query: Parameters<typeof store.listWorkers>[0]) =>
             Effect.map(store.listWorkers(query), (ws) => ws.map((w) => w.id))
           expect(yield* ids({ limit: 10 })).toEqual(["a", "b", "c"])
@@ -106,6 +140,254 @@ export const storeSuite = (label: string, makePlace: MakeStorePlace) =>
           expect(yield* ids({ limit: 10, status: "idle" })).toEqual(["a", "b"])
           expect(yield* ids({ limit: 10, status: "stopped", after: "a" })).toEqual(["c"])
           expect(yield* ids({ limit: 10, status: "busy" })).toEqual([])
+        }).pipe((effect) => withStore(makePlace(), effect)))
+
+      it.effect("entries keep their outcome, and have no outcome key when there is none", () =>
+        Effect.gen(function*() {
+          const store = yield* RuntimeStore
+          yield* store.insertWorker(worker("a"), undefined)
+          const entries = [
+            entry(1, { role: "user" }),
+            entry(2),
+            entry(3, { role: "runtime", content: "cancelled: x", outcome: "cancelled" }),
+            entry(4, { role: "user", turn: 2 }),
+            entry(5, { role: "runtime", content: "completed", outcome: "completed", turn: 2 })
+          ]
+          yield* store.commit({ worker: worker("a", { lastSeq: 5, turn: 2 }), entries })
+          const read = yield* store.transcript(wid("a"), { after: 0, limit: 10 })
+          expect(read).toEqual(entries)
+          expect(read.map((e) => Object.hasOwn(e, "outcome"))).toEqual([false, false, true, false, true])
+          expect(read.map((e) => e.outcome)).toEqual([undefined, undefined, "cancelled", undefined, "completed"])
+        }).pipe((effect) => withStore(makePlace(), effect)))
+
+      it.effect("turn records are inserted, replaced, and read back by number", () =>
+        Effect.gen(function*() {
+          const store = yield* RuntimeStore
+          yield* store.insertWorker(worker("a"), undefined)
+          yield* store.insertWorker(worker("b"), undefined)
+          expect(yield* store.turn(wid("a"), 1)).toBeUndefined()
+          // a turn starts
+          const running = turnRecord("a", 1)
+          yield* store.commit({
+            worker: worker("a", { status: "busy", turn: 1, lastSeq: 1 }),
+            entries: [entry(1, { role: "user" })],
+            turns: [running]
+          })
+          expect(yield* store.turn(wid("a"), 1)).toEqual(running)
+          // ends: the record is replaced, not added
+          const cancelled = turnRecord("a", 1, {
+            status: "cancelled",
+            lastSeq: 2,
+            endedAt: "2026-01-01T00:00:02.000Z",
+            reason: "changed my mind"
+          })
+          yield* store.commit({
+            worker: worker("a", { turn: 1, lastSeq: 2 }),
+            entries: [entry(2, { role: "runtime", content: "cancelled: changed my mind", outcome: "cancelled" })],
+            turns: [cancelled]
+          })
+          expect(yield* store.turn(wid("a"), 1)).toEqual(cancelled)
+          // one change may end a turn and start the next (an interrupt)
+          const interrupted = turnRecord("a", 2, {
+            status: "interrupted",
+            inputSeq: 3,
+            lastSeq: 4,
+            endedAt: "2026-01-01T00:00:04.000Z",
+            reason: "interrupted by a new input"
+          })
+          const next = turnRecord("a", 3, { inputSeq: 5, lastSeq: 5, startedAt: "2026-01-01T00:00:05.000Z" })
+          yield* store.commit({
+            worker: worker("a", { status: "busy", turn: 3, lastSeq: 5 }),
+            entries: [
+              entry(3, { role: "user", turn: 2 }),
+              entry(4, { role: "runtime", content: "interrupted", outcome: "interrupted", turn: 2 }),
+              entry(5, { role: "user", turn: 3 })
+            ],
+            turns: [turnRecord("a", 2, { inputSeq: 3, lastSeq: 3 }), interrupted, next]
+          })
+          expect(yield* store.turn(wid("a"), 2)).toEqual(interrupted)
+          expect(yield* store.turn(wid("a"), 3)).toEqual(next)
+          expect(yield* store.turn(wid("a"), 1)).toEqual(cancelled)
+          expect(yield* store.turn(wid("a"), 4)).toBeUndefined()
+          expect(yield* store.turn(wid("b"), 1)).toBeUndefined()
+          expect(yield* store.turn(wid("zzz"), 1)).toBeUndefined()
+        }).pipe((effect) => withStore(makePlace(), effect)))
+
+      it.effect("queues: enqueued and dequeued inputs; loadWorkers brings queues in order and keys", () =>
+        Effect.gen(function*() {
+          const store = yield* RuntimeStore
+          yield* store.insertWorker(worker("a", { status: "busy", turn: 1 }), "key-a")
+          yield* store.insertWorker(worker("b"), undefined)
+          yield* store.insertWorker(worker("c"), "key-c")
+          // ids 9, 10, 11: ordered as numbers, not as text
+          for (const id of [9, 10, 11]) {
+            yield* store.commit({
+              worker: worker("a", { status: "busy", turn: 1, queued: id - 8 }),
+              entries: [],
+              enqueue: queuedInput(id)
+            })
+          }
+          expect((yield* store.loadWorkers)[0]!.queue).toEqual([queuedInput(9), queuedInput(10), queuedInput(11)])
+          // the next turn starts with the first
+          yield* store.commit({
+            worker: worker("a", { status: "busy", turn: 2, lastSeq: 1, queued: 2 }),
+            entries: [entry(1, { role: "user", turn: 2, content: "queued 9" })],
+            dequeue: [9]
+          })
+          // one change may drop one and add another
+          yield* store.commit({
+            worker: worker("a", { status: "busy", turn: 2, lastSeq: 1, queued: 2 }),
+            entries: [],
+            dequeue: [10],
+            enqueue: queuedInput(12)
+          })
+          // the queue of another Worker
+          yield* store.commit({
+            worker: worker("c", { status: "busy", queued: 1 }),
+            entries: [],
+            enqueue: queuedInput(1)
+          })
+          expect(yield* store.loadWorkers).toEqual([
+            {
+              worker: worker("a", { status: "busy", turn: 2, lastSeq: 1, queued: 2 }),
+              idempotencyKey: "key-a",
+              queue: [queuedInput(11), queuedInput(12)]
+            },
+            { worker: worker("b"), idempotencyKey: undefined, queue: [] },
+            { worker: worker("c", { status: "busy", queued: 1 }), idempotencyKey: "key-c", queue: [queuedInput(1)] }
+          ])
+          // a cleared queue
+          yield* store.commit({
+            worker: worker("a", { status: "busy", turn: 2, lastSeq: 1 }),
+            entries: [],
+            dequeue: [11, 12]
+          })
+          const [a, , c] = yield* store.loadWorkers
+          expect(a!.queue).toEqual([])
+          expect(a!.worker.queued).toBe(0)
+          expect(c!.queue).toEqual([queuedInput(1)])
+        }).pipe((effect) => withStore(makePlace(), effect)))
+
+      it.effect("lists by metadata: exact pairs, all of them, with the status and the cursor", () =>
+        Effect.gen(function*() {
+          const store = yield* RuntimeStore
+          const workers = [
+            worker("a", { metadata: { team: "x", user: "1" } }),
+            worker("b", { metadata: { team: "x", user: "2" }, status: "busy" }),
+            worker("c", { metadata: { team: "x" } }),
+            // near misses: a longer value, a longer key, the pair split elsewhere, the value as a key
+            worker("d", { metadata: { team: "xy", user: "1" } }),
+            worker("e", { metadata: { teams: "x" } }),
+            worker("f", { metadata: { "team\u0000x": "1", x: "team" } }),
+            worker("g", { metadata: { p: "1", q: "2", r: "3", s: "4", team: "x" } }),
+            worker("h", { metadata: {} })
+          ]
+          // inserted out of order
+          for (const w of [...workers].reverse()) yield* store.insertWorker(w, undefined)
+          const ids = (query: Parameters<typeof store.listWorkers>[0]) =>
+            Effect.map(store.listWorkers(query), (ws) => ws.map((w) => w.id))
+          const team = { team: "x" }
+          expect(yield* store.listWorkers({ limit: 10, metadata: team })).toEqual([
+            workers[0],
+            workers[1],
+            workers[2],
+            workers[6]
+          ])
+          expect(yield* ids({ limit: 10, metadata: team, status: "idle" })).toEqual(["a", "c", "g"])
+          expect(yield* ids({ limit: 10, metadata: team, status: "busy" })).toEqual(["b"])
+          expect(yield* ids({ limit: 10, metadata: team, status: "stopped" })).toEqual([])
+          // the cursor: after an id, also one that is not stored; the limit
+          expect(yield* ids({ limit: 10, metadata: team, after: "a" })).toEqual(["b", "c", "g"])
+          expect(yield* ids({ limit: 10, metadata: team, after: "b0" })).toEqual(["c", "g"])
+          expect(yield* ids({ limit: 2, metadata: team })).toEqual(["a", "b"])
+          expect(yield* ids({ limit: 1, metadata: team, after: "b", status: "idle" })).toEqual(["c"])
+          expect(yield* ids({ limit: 10, metadata: team, after: "g" })).toEqual([])
+          // several pairs: all must match, in any order
+          expect(yield* ids({ limit: 10, metadata: { team: "x", user: "1" } })).toEqual(["a"])
+          expect(yield* ids({ limit: 10, metadata: { user: "1", team: "x" } })).toEqual(["a"])
+          expect(yield* ids({ limit: 10, metadata: { user: "1" } })).toEqual(["a", "d"])
+          expect(yield* ids({ limit: 10, metadata: { team: "x", user: "2" }, status: "idle" })).toEqual([])
+          expect(yield* ids({ limit: 10, metadata: { p: "1", q: "2", r: "3", s: "4" } })).toEqual(["g"])
+          expect(yield* ids({ limit: 10, metadata: { p: "1", q: "2", r: "3", s: "5" } })).toEqual([])
+          expect(yield* ids({ limit: 10, metadata: { team: "x", p: "1", s: "4" }, after: "c" })).toEqual(["g"])
+          // no false matches
+          expect(yield* ids({ limit: 10, metadata: { team: "xy" } })).toEqual(["d"])
+          expect(yield* ids({ limit: 10, metadata: { teams: "x" } })).toEqual(["e"])
+          expect(yield* ids({ limit: 10, metadata: { tea: "x" } })).toEqual([])
+          expect(yield* ids({ limit: 10, metadata: { team: "" } })).toEqual([])
+          expect(yield* ids({ limit: 10, metadata: { team: "x\u00001" } })).toEqual([])
+          expect(yield* ids({ limit: 10, metadata: { x: "team" } })).toEqual(["f"])
+          expect(yield* ids({ limit: 10, metadata: { team: "x", teams: "x" } })).toEqual([])
+          // no pairs: every Worker
+          expect(yield* ids({ limit: 10, metadata: {} })).toEqual(["a", "b", "c", "d", "e", "f", "g", "h"])
+        }).pipe((effect) => withStore(makePlace(), effect)))
+
+      it.effect("deleteWorker removes the Worker and everything of it, and nothing else", () =>
+        Effect.gen(function*() {
+          const store = yield* RuntimeStore
+          /** A Worker with a transcript, two turns, a queue and a key. */
+          const populate = (id: string, metadata: Record<string, string>) =>
+            Effect.gen(function*() {
+              yield* store.insertWorker(worker(id, { metadata }), `key-${id}`)
+              yield* store.commit({
+                worker: worker(id, { metadata, status: "busy", turn: 2, lastSeq: 4, queued: 1 }),
+                entries: [
+                  entry(1, { role: "user" }),
+                  entry(2, { role: "runtime", content: "completed", outcome: "completed" }),
+                  entry(3, { role: "user", turn: 2 }),
+                  entry(4, { turn: 2 })
+                ],
+                turns: [
+                  turnRecord(id, 1, { status: "completed", lastSeq: 2, endedAt: "2026-01-01T00:00:02.000Z" }),
+                  turnRecord(id, 2, { inputSeq: 3, lastSeq: 4 })
+                ],
+                enqueue: queuedInput(1)
+              })
+            })
+          yield* populate("a", { team: "x", user: "1" })
+          yield* populate("b", { team: "x", user: "2" })
+          const b = (yield* store.loadWorkers)[1]!
+          const bTranscript = yield* store.transcript(wid("b"), { after: 0, limit: 10 })
+          expect(bTranscript).toHaveLength(4)
+
+          yield* store.deleteWorker(wid("a"))
+          expect(yield* store.transcript(wid("a"), { after: 0, limit: 10 })).toEqual([])
+          expect(yield* store.turn(wid("a"), 1)).toBeUndefined()
+          expect(yield* store.turn(wid("a"), 2)).toBeUndefined()
+          const ids = (query: Parameters<typeof store.listWorkers>[0]) =>
+            Effect.map(store.listWorkers(query), (ws) => ws.map((w) => w.id))
+          expect(yield* ids({ limit: 10 })).toEqual(["b"])
+          expect(yield* ids({ limit: 10, status: "busy" })).toEqual(["b"])
+          expect(yield* ids({ limit: 10, metadata: { team: "x" } })).toEqual(["b"])
+          expect(yield* ids({ limit: 10, metadata: { user: "1" } })).toEqual([])
+          expect(yield* store.loadWorkers).toEqual([b])
+          // its key is free again, and its metadata pairs are gone from the
+          // index: a new Worker under the same id does not match them
+          yield* store.insertWorker(worker("a", { metadata: { team: "y" } }), "key-a")
+          expect(yield* ids({ limit: 10, metadata: { team: "x" } })).toEqual(["b"])
+          expect(yield* ids({ limit: 10, metadata: { user: "1" } })).toEqual([])
+          expect(yield* ids({ limit: 10, metadata: { team: "y" } })).toEqual(["a"])
+          expect(yield* store.transcript(wid("a"), { after: 0, limit: 10 })).toEqual([])
+          expect(yield* store.turn(wid("a"), 1)).toBeUndefined()
+          expect(yield* store.loadWorkers).toEqual([
+            { worker: worker("a", { metadata: { team: "y" } }), idempotencyKey: "key-a", queue: [] },
+            b
+          ])
+          yield* store.deleteWorker(wid("a"))
+
+          // the other Worker is whole
+          expect(yield* store.transcript(wid("b"), { after: 0, limit: 10 })).toEqual(bTranscript)
+          expect(yield* store.turn(wid("b"), 1)).toMatchObject({ status: "completed" })
+          expect(yield* store.turn(wid("b"), 2)).toMatchObject({ status: "running" })
+          expect(yield* store.loadWorkers).toEqual([b])
+          // deleting an unknown id, or again, changes nothing
+          yield* store.deleteWorker(wid("a"))
+          yield* store.deleteWorker(wid("zzz"))
+          expect(yield* store.loadWorkers).toEqual([b])
+          expect(yield* ids({ limit: 10, metadata: { team: "x" } })).toEqual(["b"])
+          // and it can still be written to
+          yield* store.commit({ worker: { ...b.worker, lastSeq: 5 }, entries: [entry(5, { turn: 2 })] })
+          expect(yield* store.transcript(wid("b"), { after: 4, limit: 10 })).toEqual([entry(5, { turn: 2 })])
         }).pipe((effect) => withStore(makePlace(), effect)))
     })
 
@@ -202,11 +484,13 @@ export const storeSuite = (label: string, makePlace: MakeStorePlace) =>
             place,
             Effect.gen(function*() {
               const store = yield* RuntimeStore
-              yield* store.insertWorker(worker("01A", { runtimeId: RuntimeId.make("rt") }))
-              yield* store.commit(worker("01A", { status: "busy", turn: 1, lastSeq: 1 }), [
-                entry(1, { role: "user", content: "hi" })
-              ])
-              yield* store.insertWorker(worker("01B", { status: "stopped", stopReason: "bye", lastSeq: 0 }))
+              yield* store.insertWorker(worker("01A", { runtimeId: RuntimeId.make("rt") }), undefined)
+              yield* store.commit({
+                worker: worker("01A", { status: "busy", turn: 1, lastSeq: 1 }),
+                entries: [entry(1, { role: "user", content: "hi" })],
+                turns: [turnRecord("01A", 1)]
+              })
+              yield* store.insertWorker(worker("01B", { status: "stopped", stopReason: "bye", lastSeq: 0 }), undefined)
             })
           )
           const { runtime: rt, scope } = yield* openRuntime(place, { runtimeId: "rt" })

@@ -1,0 +1,135 @@
+/**
+ * Following a Worker (`Runtime.events`): the Worker now, then its entries
+ * after `after` from the store, then live. The follower registers before it
+ * reads the Worker, in the same synchronous step, so every commit after that
+ * read reaches its buffer and every entry before it is in the store: no gap.
+ * Entries it already emitted are skipped by seq: no duplicate. A follower that
+ * falls behind its bounded buffer catches up from the store by seq.
+ */
+import * as Chunk from "effect/Chunk"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import * as Stream from "effect/Stream"
+import type { Worker, WorkerEvent } from "./Domain.js"
+import { Unavailable } from "./Errors.js"
+import { RETRY_AFTER_MS } from "./RuntimeOptions.js"
+import type { RuntimeStoreService } from "./RuntimeStore.js"
+import type { Listener, Slot, WorkerTable } from "./WorkerTable.js"
+
+/** Entries read from the store per step of a catch-up. */
+const CATCH_UP_PAGE = 256
+
+const isTerminal = (worker: Worker) => worker.status === "stopped" || worker.status === "failed"
+
+export const followWorker = (
+  store: RuntimeStoreService,
+  table: WorkerTable,
+  slot: Slot,
+  after: number
+): Stream.Stream<WorkerEvent, Unavailable> =>
+  Stream.unwrapScoped(Effect.gen(function*() {
+    const listener: Listener = yield* Effect.acquireRelease(
+      Effect.sync(() => table.listen(slot)),
+      (listener) => Effect.sync(() => table.unlisten(slot, listener))
+    )
+    const snapshot = slot.worker
+    let delivered = after
+    // Entries up to this seq are read from the store before anything live.
+    let catchUpTo = snapshot.lastSeq
+    // The Worker to emit once caught up (after an overflow: its state then).
+    let pendingWorker: Worker | undefined = undefined
+    let done = false
+
+    const fromStore = Effect.gen(function*() {
+      const entries = yield* store.transcript(slot.worker.id, {
+        after: delivered,
+        limit: Math.min(CATCH_UP_PAGE, catchUpTo - delivered)
+      }).pipe(
+        Effect.mapError((error) =>
+          new Unavailable({ message: `store failure: ${error.message}`, retryAfterMs: RETRY_AFTER_MS })
+        )
+      )
+      // The Worker was deleted meanwhile: its transcript is gone.
+      if (entries.length === 0) {
+        catchUpTo = delivered
+        return []
+      }
+      delivered = entries[entries.length - 1]!.seq
+      return entries.map((entry): WorkerEvent => ({ type: "entry", entry }))
+    })
+
+    const live = Effect.gen(function*() {
+      for (;;) {
+        if (listener.overflowed) {
+          // It fell behind: catch up from the store to where the Worker is now.
+          listener.overflowed = false
+          catchUpTo = slot.worker.lastSeq
+          pendingWorker = slot.worker
+          return []
+        }
+        if (listener.events.length === 0) {
+          if (listener.ended) {
+            done = true
+            return []
+          }
+          listener.wake.unsafeClose()
+          yield* listener.wake.await
+          continue
+        }
+        const out: Array<WorkerEvent> = []
+        for (const event of listener.events.splice(0)) {
+          if (event.type === "entry") {
+            if (event.entry.seq <= delivered) continue
+            delivered = event.entry.seq
+            out.push(event)
+          } else {
+            out.push(event)
+            if (isTerminal(event.worker) && delivered >= event.worker.lastSeq) {
+              done = true
+              break
+            }
+          }
+        }
+        return out
+      }
+    })
+
+    const step: Effect.Effect<Option.Option<Chunk.Chunk<WorkerEvent>>, Unavailable> = Effect.gen(function*() {
+      for (;;) {
+        if (done) return Option.none()
+        if (delivered < catchUpTo) {
+          const events = yield* fromStore
+          if (events.length > 0) return Option.some(Chunk.fromIterable(events))
+          continue
+        }
+        if (pendingWorker !== undefined) {
+          const worker = pendingWorker
+          pendingWorker = undefined
+          if (isTerminal(worker)) done = true
+          return Option.some(Chunk.of<WorkerEvent>({ type: "worker", worker }))
+        }
+        const events = yield* live
+        if (events.length > 0) return Option.some(Chunk.fromIterable(events))
+      }
+    })
+
+    const first: Stream.Stream<WorkerEvent> = Stream.succeed({ type: "worker", worker: snapshot })
+    const pull = step.pipe(
+      Effect.mapError(Option.some),
+      Effect.flatMap(Option.match({
+        onNone: () => Effect.fail(Option.none<Unavailable>()),
+        onSome: (chunk) => Effect.succeed(chunk)
+      }))
+    )
+    // A stopped or failed Worker changes no more: its entries, then the end.
+    const ended = isTerminal(snapshot)
+      ? Stream.repeatEffectChunkOption(
+        Effect.suspend(() =>
+          delivered < catchUpTo
+            ? Effect.mapBoth(fromStore, { onFailure: Option.some, onSuccess: (events) => Chunk.fromIterable(events) })
+            : Effect.fail(Option.none<Unavailable>())
+        )
+      )
+      : Stream.repeatEffectChunkOption(pull)
+    return Stream.concat(first, ended)
+  }))
