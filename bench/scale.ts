@@ -102,7 +102,9 @@ const populate = <E>(
     yield* fill(bigId, big)
     const listIds: Array<WorkerId> = []
     for (let i = 0; i < workers; i++) listIds.push(ids.next())
-    yield* batchInserts(Effect.forEach(listIds, (id) => store.insertWorker(workerRow(id), undefined), { discard: true }))
+    yield* batchInserts(
+      Effect.forEach(listIds, (id) => store.insertWorker(workerRow(id), undefined), { discard: true })
+    )
     return { smallId, bigId, listIds }
   })
 

@@ -374,8 +374,7 @@ export const MAX_METADATA_FILTERS = 4
 
 export const MetadataFilter = Schema.Record({ key: MetadataKey, value: Schema.String }).pipe(
   Schema.filter(
-    (record) =>
-      Object.keys(record).length <= MAX_METADATA_FILTERS || `must have at most ${MAX_METADATA_FILTERS} pairs`
+    (record) => Object.keys(record).length <= MAX_METADATA_FILTERS || `must have at most ${MAX_METADATA_FILTERS} pairs`
   )
 ).annotations({ description: `Exact metadata matches, at most ${MAX_METADATA_FILTERS} pairs, all must match` })
 

@@ -24,8 +24,8 @@ import {
   type CreateWorker,
   type InputAccepted,
   type Metadata,
-  type RuntimeInfo,
   RuntimeId,
+  type RuntimeInfo,
   type Turn,
   type Worker,
   WorkerId
@@ -141,7 +141,10 @@ export const makeRuntime = (
     /** A Worker deleted while its caller waited for the lock. */
     const gone = (slot: Slot) =>
       Effect.fail(
-        new UnknownWorker({ workerId: slot.worker.id, message: `There is no Worker ${JSON.stringify(slot.worker.id)}.` })
+        new UnknownWorker({
+          workerId: slot.worker.id,
+          message: `There is no Worker ${JSON.stringify(slot.worker.id)}.`
+        })
       )
 
     const createNew = (request: CreateWorker, engine: WorkerEngine, key: string | undefined) =>
@@ -190,7 +193,9 @@ export const makeRuntime = (
         })
         : Effect.fail(
           new InvalidInput({
-            message: `The idempotency key ${JSON.stringify(key)} was used for a create with another profile or metadata.`
+            message: `The idempotency key ${
+              JSON.stringify(key)
+            } was used for a create with another profile or metadata.`
           })
         )
 
@@ -221,12 +226,14 @@ export const makeRuntime = (
           const { after, limit = defaultPage, metadata, status } = yield* validate.list(query)
           if (limit > maxPage) return yield* new InvalidInput({ message: `limit must be at most ${maxPage}` })
           const workers = yield* asUnavailable(store.listWorkers({ after, limit: limit + 1, status, metadata }))
-          // The store's rows; memory is as new or newer.
-          const page = (workers.length > limit ? workers.slice(0, limit) : workers).map((worker) =>
-            table.lookup(worker.id).pipe(Effect.map((slot) => slot.worker), Effect.orElseSucceed(() => worker))
-          )
-          const current = yield* Effect.all(page)
-          return { workers: current, nextAfter: workers.length > limit ? current[current.length - 1]!.id : null }
+          const page = workers.length > limit ? workers.slice(0, limit) : workers
+          const nextAfter = workers.length > limit ? page[page.length - 1]!.id : null
+          // Memory is as new as the store or newer; a Worker being deleted is gone already.
+          const current = page.flatMap((worker) => {
+            const slot = table.find(worker.id)
+            return slot === undefined ? [] : [slot.worker]
+          })
+          return { workers: current, nextAfter }
         }),
 
       get: (workerId) => Effect.map(table.lookup(workerId), (slot) => slot.worker),
@@ -276,7 +283,11 @@ export const makeRuntime = (
                 // Checked again under the lock: this is the one place a turn starts.
                 if (draining.active()) return yield* draining.error()
                 const busy = slot.worker.status === "busy"
-                yield* admitInput({ ...slot.worker, status: busy && ifBusy !== "reject" ? "idle" : slot.worker.status }, slot.engine, kind)
+                yield* admitInput(
+                  { ...slot.worker, status: busy && ifBusy !== "reject" ? "idle" : slot.worker.status },
+                  slot.engine,
+                  kind
+                )
                 if (busy && ifBusy === "enqueue") {
                   if (slot.queue.length >= maxQueued) {
                     return yield* new Busy({
@@ -428,9 +439,13 @@ export const makeRuntime = (
             message: `Worker ${id} is ${status}; stop it first`
           })
         }
-        yield* asUnavailable(store.deleteWorker(id))
+        // Gone for callers at once: the store deletes a long transcript in
+        // batches, and nobody should read it half deleted meanwhile. A delete
+        // the store could not finish is finished by deleting again after a
+        // restart (the Worker then shows up again, still stopped).
         table.remove(slot)
         if (slot.idempotencyKey !== undefined) keys.delete(slot.idempotencyKey)
+        yield* asUnavailable(store.deleteWorker(id))
       })
     }
 

@@ -79,7 +79,10 @@ export interface RuntimeStoreService {
    * their content would pass `maxBytes` UTF-8 bytes (at least one entry):
    * O(limit), not O(transcript).
    */
-  readonly transcript: (workerId: WorkerId, range: TranscriptRange) => Effect.Effect<ReadonlyArray<TranscriptEntry>, StoreError>
+  readonly transcript: (
+    workerId: WorkerId,
+    range: TranscriptRange
+  ) => Effect.Effect<ReadonlyArray<TranscriptEntry>, StoreError>
   /** One turn's record: O(log n) in the transcript's size. */
   readonly turn: (workerId: WorkerId, turn: number) => Effect.Effect<Turn | undefined, StoreError>
   /** Workers sorted by id, filtered by status and metadata, after the cursor: O(page), not O(Workers). */

@@ -334,9 +334,24 @@ export const makeTurns = (
           endedAt: null,
           reason: null
         })
-        worker = { ...current, ...change.patch, status: "busy", turn, lastSeq: seq, updatedAt: at, queued: queue.length }
+        worker = {
+          ...current,
+          ...change.patch,
+          status: "busy",
+          turn,
+          lastSeq: seq,
+          updatedAt: at,
+          queued: queue.length
+        }
       } else {
-        worker = { ...current, ...change.patch, status: change.status, lastSeq: seq, updatedAt: at, queued: queue.length }
+        worker = {
+          ...current,
+          ...change.patch,
+          status: change.status,
+          lastSeq: seq,
+          updatedAt: at,
+          queued: queue.length
+        }
       }
 
       yield* table.commit(slot, {

@@ -3,7 +3,16 @@ import * as Effect from "effect/Effect"
 import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
 
-import { CancelRequest, CreateWorker, EventsQuery, ListQuery, StopRequest, TranscriptQuery, TurnQuery, WorkerInput } from "./Domain.js"
+import {
+  CancelRequest,
+  CreateWorker,
+  EventsQuery,
+  ListQuery,
+  StopRequest,
+  TranscriptQuery,
+  TurnQuery,
+  WorkerInput
+} from "./Domain.js"
 import { InvalidInput, type ValidationIssue } from "./Errors.js"
 
 /** A schema issue as ArrayFormatter gives it. */

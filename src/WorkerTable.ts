@@ -65,6 +65,7 @@ export interface WorkerTable {
   readonly count: (status: WorkerStatus) => number
   readonly slots: () => IterableIterator<Slot>
   readonly lookup: (workerId: WorkerId) => Effect.Effect<Slot, UnknownWorker>
+  readonly find: (workerId: WorkerId) => Slot | undefined
   /** Adds a Worker the store already holds. */
   readonly add: (
     worker: Worker,
@@ -143,6 +144,7 @@ export const makeWorkerTable = (store: RuntimeStoreService, onChange: () => void
         ? Effect.fail(new UnknownWorker({ workerId, message: `There is no Worker ${JSON.stringify(workerId)}.` }))
         : Effect.succeed(slot)
     },
+    find: (workerId) => slots.get(workerId),
     add: (worker, engine, extra = {}) => {
       const slot: Slot = {
         worker,
@@ -173,7 +175,9 @@ export const makeWorkerTable = (store: RuntimeStoreService, onChange: () => void
         const before = slot.worker
         const next = apply(slot, change.worker)
         const events: Array<WorkerEvent> = change.entries.map((entry) => ({ type: "entry", entry }))
-        if (before.status !== next.status || before.queued !== next.queued) events.push({ type: "worker", worker: next })
+        if (before.status !== next.status || before.queued !== next.queued) {
+          events.push({ type: "worker", worker: next })
+        }
         publish(slot, events)
         return next
       }),

@@ -32,12 +32,16 @@ describe("the worker-runtime bin", () => {
       expect(input.status).toBe(202)
       const page = yield* eventuallyLive(
         call(`/v1/workers/${id}/transcript`),
-        (response) => (response.json as { entries: Array<unknown> }).entries.length === 2,
+        (response) => (response.json as { entries: Array<unknown> }).entries.length === 3,
         "the echo in the transcript",
         { everyMs: 10 }
       )
       expect(page.json).toMatchObject({
-        entries: [{ seq: 1, role: "user", content: "hello" }, { seq: 2, role: "worker", content: "hello" }]
+        entries: [
+          { seq: 1, role: "user", content: "hello" },
+          { seq: 2, role: "worker", content: "hello" },
+          { seq: 3, role: "runtime", content: "completed", outcome: "completed" }
+        ]
       })
       const stopped = yield* call(`/v1/workers/${id}/stop`, { method: "POST", body: { reason: "bye" } })
       expect(stopped.json).toMatchObject({ status: "stopped", stopReason: "bye" })
@@ -77,11 +81,12 @@ describe("the worker-runtime bin", () => {
       // The turn finished: its output is recorded, nothing interrupted it, the Worker is idle.
       const after = yield* startBin(args)
       const worker = yield* raw(after.url, `/v1/workers/${id}`)
-      expect(worker.json).toMatchObject({ status: "idle", turn: 1, lastSeq: 2 })
+      expect(worker.json).toMatchObject({ status: "idle", turn: 1, lastSeq: 3 })
       const page = (yield* raw(after.url, `/v1/workers/${id}/transcript`)).json as { entries: Array<unknown> }
       expect(page.entries).toMatchObject([
         { seq: 1, role: "user", content: "finish me", turn: 1 },
-        { seq: 2, role: "worker", content: "finish me", turn: 1 }
+        { seq: 2, role: "worker", content: "finish me", turn: 1 },
+        { seq: 3, role: "runtime", content: "completed", turn: 1, outcome: "completed" }
       ])
     }))
 
@@ -124,7 +129,7 @@ describe("the worker-runtime bin", () => {
         { everyMs: 10 }
       )
       const page = (yield* raw(bin.url, `/v1/workers/${id}/transcript`)).json as { entries: Array<{ content: string }> }
-      expect(page.entries.map((entry) => entry.content)).toEqual(["hi", "got hi", "turn 1"])
+      expect(page.entries.map((entry) => entry.content)).toEqual(["hi", "got hi", "turn 1", "completed"])
       const refused = yield* raw(bin.url, "/v1/workers", {
         method: "POST",
         body: { profile: "agent", command: ["sh"] }

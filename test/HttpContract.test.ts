@@ -383,9 +383,11 @@ layer(httpServer({ profiles, maxInputBytes: MAX_INPUT, maxWorkers: 1000 }, TOKEN
             "/v1/workers",
             "/v1/workers/{workerId}",
             "/v1/workers/{workerId}/cancel",
+            "/v1/workers/{workerId}/events",
             "/v1/workers/{workerId}/input",
             "/v1/workers/{workerId}/stop",
-            "/v1/workers/{workerId}/transcript"
+            "/v1/workers/{workerId}/transcript",
+            "/v1/workers/{workerId}/turns/{turn}"
           ])
         }))
 

@@ -149,7 +149,7 @@ describe("installing as the README says", () => {
         writeFileSync(join(dir, "embedded.ts"), example)
         tsc(dir)
         const printed = run(dir, process.execPath, ["embedded.js"]).trim()
-        const promised = example.split("\n").filter((line) => /^\/\/ (user|worker): /.test(line)).map((line) =>
+        const promised = example.split("\n").filter((line) => /^\/\/ (user|worker|runtime): /.test(line)).map((line) =>
           line.slice(3)
         )
         expect(printed.split("\n")).toEqual(promised)

@@ -146,9 +146,10 @@ describe("process engine", () => {
           { seq: 2, role: "worker", content: "one", turn: 1 },
           { seq: 3, role: "worker", content: "two  ", turn: 1 },
           { seq: 4, role: "worker", content: "3:\"hi\"", turn: 1 },
-          { seq: 5, role: "worker", content: "last", turn: 1 }
+          { seq: 5, role: "worker", content: "last", turn: 1 },
+          { seq: 6, role: "runtime", content: "completed", turn: 1 }
         ])
-        expect(idle.lastSeq).toBe(5)
+        expect(idle.lastSeq).toBe(6)
       }).pipe(withRuntime({
         p: script(`${READ_STDIN} process.stdin.on("end", () => {
           process.stdout.write("one\\n\\n" + "two  \\r\\n\\r\\n\\n" + "3:" + JSON.stringify(input) + "\\n\\nlast")
@@ -291,11 +292,13 @@ describe("process engine", () => {
         yield* runtime.input(worker.id, { content: "b", kind: "system" })
         yield* awaitIdle(runtime, worker.id)
         const second = yield* seen
-        expect(second.map(({ content, role, seq, turn }) => ({ seq, role, turn, content }))).toEqual([
+        expect(second).toMatchObject([
           { seq: 1, role: "user", turn: 1, content: "a" },
           { seq: 2, role: "worker", turn: 1, content: JSON.stringify(first) },
-          { seq: 3, role: "system", turn: 2, content: "b" }
+          { seq: 3, role: "runtime", turn: 1, content: "completed", outcome: "completed" },
+          { seq: 4, role: "system", turn: 2, content: "b" }
         ])
+        expect(second[0]).not.toHaveProperty("outcome")
       }).pipe(withRuntime({
         p: script(
           `${READ_STDIN} process.stdin.on("end", () => {
@@ -335,7 +338,7 @@ describe("process engine", () => {
         }
         const entries = yield* entriesOf(runtime, worker.id)
         expect(contents(entries, "worker")).toEqual(["ok", "ok", "ok"])
-        expect(contents(entries, "runtime")).toEqual([])
+        expect(contents(entries, "runtime")).toEqual(["completed", "completed", "completed"])
         // the write still pending when the child is killed fails quietly
         const sleepy = yield* runtime.create({ profile: "sleepy" })
         yield* runtime.input(sleepy.id, { content: "z".repeat(900_000) })

@@ -119,7 +119,7 @@ describe("a flood of output", () => {
       const worker = yield* runtime.create({ profile: "lines" })
       yield* runtime.input(worker.id, { content: "go" })
       const idle = yield* eventuallyLive(runtime.get(worker.id), (w) => w.status === "idle", "the flood's end")
-      expect(idle.lastSeq).toBe(1 + 20_000)
+      expect(idle.lastSeq).toBe(1 + 20_000 + 1)
       const page = yield* runtime.transcript(worker.id, { after: 1, limit: 3 })
       expect(page.entries.map((entry) => entry.content)).toEqual(["line 0", "line 1", "line 2"])
       // One commit for the input, one for the end, and batches in between.

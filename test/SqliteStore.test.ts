@@ -31,6 +31,7 @@ import { migrations, MIGRATIONS_TABLE } from "../src/sqlite/Migrations.js"
 import { makeSqliteStore, readStatements } from "../src/sqlite/SqliteStore.js"
 import { suiteProfiles } from "./support/engines.js"
 import { eventually } from "./support/eventually.js"
+import { followSuite } from "./support/followSuite.js"
 import { projectRoot } from "./support/packed.js"
 import { runtimeSuite } from "./support/runtimeSuite.js"
 import { entry, queuedInput, storeSuite, turnRecord, wid, worker } from "./support/storeSuite.js"
@@ -49,6 +50,11 @@ storeSuite("sqlite store", () => {
 
 runtimeSuite(
   "Runtime (embedded, sqlite store)",
+  (options) => RuntimeFromStore(options).pipe(Layer.provide(SqliteStoreLive({ filename: freshFile() })))
+)
+
+followSuite(
+  "Following (embedded, sqlite store)",
   (options) => RuntimeFromStore(options).pipe(Layer.provide(SqliteStoreLive({ filename: freshFile() })))
 )
 
@@ -118,7 +124,7 @@ describe("sqlite store: restart", () => {
       yield* rt.stop(stopped.id, { reason: "bye" })
       const before = yield* everything(rt)
       expect(before.list.workers).toHaveLength(4)
-      expect(before.details[0]!.transcript.entries).toHaveLength(4)
+      expect(before.details[0]!.transcript.entries).toHaveLength(5)
       expect(before.stopped.workers.map((w: Worker) => w.id)).toEqual([stopped.id])
       // no shared memory: the exclusive locking mode keeps the WAL index in the heap
       expect(existsSync(`${filename}-shm`)).toBe(false)

@@ -8,10 +8,10 @@
  * with `Unavailable`.
  */
 import { makeParser } from "@effect/experimental/Sse"
-import * as HttpClient from "@effect/platform/HttpClient"
+import type * as HttpClient from "@effect/platform/HttpClient"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import type * as HttpClientResponse from "@effect/platform/HttpClientResponse"
-import * as Duration from "effect/Duration"
+import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Schedule from "effect/Schedule"
@@ -106,7 +106,11 @@ export const followOverHttp = (
         })
       )
       if (response.status === 200) return response
-      const text = yield* Effect.orElseSucceed(response.text, () => "")
+      // The body through arrayBuffer: the client's own checks may have read it already, and cached it.
+      const text = yield* response.arrayBuffer.pipe(
+        Effect.map((bytes) => new TextDecoder().decode(bytes)),
+        Effect.orElseSucceed(() => "")
+      )
       const declared = decodeError(text)
       if (Either.isRight(declared)) return yield* Effect.fail(declared.right)
       return yield* new Retryable({ message: `the runtime answered ${response.status}` })

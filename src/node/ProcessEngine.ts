@@ -143,8 +143,8 @@ const commandOf = (profile: Omit<ProcessProfile, "engine">, context: TurnContext
   return profile.cwd === undefined ? command : Command.workingDirectory(command, profile.cwd)
 }
 
-const jsonLine = ({ at, content, role, seq, turn }: TranscriptEntry) =>
-  JSON.stringify({ seq, at, role, content, turn }) + "\n"
+const jsonLine = ({ at, content, outcome, role, seq, turn }: TranscriptEntry) =>
+  JSON.stringify({ seq, at, role, content, turn, ...(outcome === undefined ? {} : { outcome }) }) + "\n"
 
 const stdinOf = (profile: Omit<ProcessProfile, "engine">, context: TurnContext) =>
   profile.input === "transcript"

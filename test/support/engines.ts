@@ -50,6 +50,20 @@ export const suiteProfiles: Profiles = {
         return [`done after ${lines}`]
       }).pipe(Effect.scoped)
   },
+  lines: {
+    // Emits as many lines as the input says, yielding now and then: a turn
+    // whose output arrives while followers subscribe.
+    name: "lines",
+    run: (context) =>
+      Effect.gen(function*() {
+        const count = Number(context.input.content)
+        for (let i = 1; i <= count; i++) {
+          yield* context.emit(`line ${i}`)
+          if (i % 7 === 0) yield* Effect.yieldNow()
+        }
+      })
+  },
+  lagging: { ...makeEchoEngine({ delayMs: 150 }), name: "lagging" },
   big: {
     name: "big",
     run: (context) =>

@@ -433,7 +433,8 @@ export const storeSuite = (label: string, makePlace: MakeStorePlace) =>
           yield* TestClock.adjust(SLOW_MS)
           yield* Fiber.join(drain)
           const entries = (yield* rt.transcript(busy.id, {})).entries
-          expect(entries.map((e) => e.role)).toEqual(["user", "worker"])
+          expect(entries.map((e) => e.role)).toEqual(["user", "worker", "runtime"])
+          expect(entries[2]).toMatchObject({ outcome: "completed" })
           expect((yield* rt.get(busy.id)).status).toBe("idle")
           yield* rt.stop(idle.id)
           yield* Scope.close(scope, Exit.void)
