@@ -13,7 +13,7 @@ import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 
-import { DEFAULT_MAX_INPUT_BYTES, DEFAULT_MAX_WORKERS } from "../RuntimeOptions.js"
+import { DEFAULT_MAX_INPUT_BYTES, DEFAULT_MAX_QUEUED_INPUTS, DEFAULT_MAX_WORKERS } from "../RuntimeOptions.js"
 
 /** The process cannot start as configured; the message says why. */
 export class StartupError extends Schema.TaggedError<StartupError>()("StartupError", {
@@ -36,6 +36,10 @@ export interface RuntimeConfig {
   readonly maxWorkers: number
   readonly maxInputBytes: number
   readonly shutdownGraceMs: number
+  /** Inputs that may wait per Worker under `ifBusy: enqueue`. */
+  readonly maxQueuedInputs: number
+  /** Delete Workers stopped or failed longer ago than this (ms); none: never. */
+  readonly retainStoppedMs: Option.Option<number>
   /** Host names allowed besides loopback names and the bound address; `*` for any. */
   readonly allowedHosts: ReadonlyArray<string>
 }
@@ -118,6 +122,21 @@ export const options = {
         "(needs a token) (env WORKER_RUNTIME_ALLOWED_HOSTS)"
     )
   ),
+  maxQueuedInputs: Options.integer("max-queued-inputs").pipe(
+    env(Config.integer("WORKER_RUNTIME_MAX_QUEUED_INPUTS")),
+    Options.withDefault(DEFAULT_MAX_QUEUED_INPUTS),
+    Options.withDescription(
+      "Inputs that may wait per Worker under ifBusy: enqueue (env WORKER_RUNTIME_MAX_QUEUED_INPUTS)"
+    )
+  ),
+  retainStopped: Options.text("retain-stopped").pipe(
+    env(Config.string("WORKER_RUNTIME_RETAIN_STOPPED")),
+    Options.optional,
+    Options.withDescription(
+      "Delete Workers stopped or failed longer ago than this, e.g. 7d, 12h, 30m (env WORKER_RUNTIME_RETAIN_STOPPED); " +
+        "default: keep them forever"
+    )
+  ),
   shutdownGraceMs: Options.integer("shutdown-grace-ms").pipe(
     env(Config.integer("WORKER_RUNTIME_SHUTDOWN_GRACE_MS")),
     Options.withDefault(5000),
@@ -167,6 +186,21 @@ const readToken = (path: string) =>
 
 /** Tokens shorter than this can be guessed; the runtime still starts, with a warning. */
 const MIN_TOKEN_BYTES = 16
+
+const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }
+
+/** `7d`, `12h`, `30m`, `45s`, `500ms`: a positive whole number and a unit. */
+export const parseDuration = (name: string, text: string): Effect.Effect<number, StartupError> => {
+  const match = /^([0-9]+)(ms|s|m|h|d)$/.exec(text.trim())
+  const ms = match === null ? 0 : Number(match[1]) * DURATION_UNITS[match[2]!]!
+  return ms > 0 && Number.isSafeInteger(ms)
+    ? Effect.succeed(ms)
+    : Effect.fail(
+      new StartupError({
+        message: `--${name} must be a duration such as 7d, 12h, 30m, 45s or 500ms, got ${JSON.stringify(text)}`
+      })
+    )
+}
 
 const integerAtLeast = (name: string, value: number, min: number) =>
   Number.isInteger(value) && value >= min
@@ -220,6 +254,10 @@ export const resolveConfig = (raw: RawOptions): Effect.Effect<RuntimeConfig, Sta
       maxWorkers: yield* integerAtLeast("max-workers", raw.maxWorkers, 1),
       maxInputBytes: yield* integerAtLeast("max-input-bytes", raw.maxInputBytes, 1),
       shutdownGraceMs: yield* integerAtLeast("shutdown-grace-ms", raw.shutdownGraceMs, 0),
+      maxQueuedInputs: yield* integerAtLeast("max-queued-inputs", raw.maxQueuedInputs, 0),
+      retainStoppedMs: Option.isSome(raw.retainStopped)
+        ? Option.some(yield* parseDuration("retain-stopped", raw.retainStopped.value))
+        : Option.none(),
       allowedHosts
     }
   })

@@ -67,7 +67,9 @@ export const RuntimeFromConfigLive = (config: RuntimeConfig) =>
         profiles: engines,
         maxWorkers: config.maxWorkers,
         maxInputBytes: config.maxInputBytes,
-        shutdownGraceMs: config.shutdownGraceMs
+        shutdownGraceMs: config.shutdownGraceMs,
+        maxQueuedInputs: config.maxQueuedInputs,
+        retainStoppedMs: Option.getOrUndefined(config.retainStoppedMs)
       }).pipe(
         Layer.mapError((error) => new StartupError({ message: error.message })),
         Layer.provide(storeLayer(config.store))
