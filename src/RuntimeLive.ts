@@ -13,7 +13,6 @@ import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
-import * as Equal from "effect/Equal"
 import * as Layer from "effect/Layer"
 import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
@@ -72,7 +71,10 @@ const replayedCreates = new WeakSet<Worker>()
 /** True when `create` returned this Worker for a key it already knew (it made no new one). */
 export const wasCreatedBefore = (worker: Worker): boolean => replayedCreates.has(worker)
 
-const sameMetadata = (a: Metadata, b: Metadata) => Equal.equals(Object.entries(a).sort(), Object.entries(b).sort())
+const sameMetadata = (a: Metadata, b: Metadata) => {
+  const keys = Object.keys(a)
+  return keys.length === Object.keys(b).length && keys.every((key) => Object.hasOwn(b, key) && a[key] === b[key])
+}
 
 /** Builds the Runtime over whatever `RuntimeStore` is provided. */
 export const makeRuntime = (

@@ -29,9 +29,11 @@ import {
 import { SqliteStoreLive } from "../src/sqlite/index.js"
 import { migrations, MIGRATIONS_TABLE } from "../src/sqlite/Migrations.js"
 import { makeSqliteStore, readStatements } from "../src/sqlite/SqliteStore.js"
+import { busySuite } from "./support/busySuite.js"
 import { suiteProfiles } from "./support/engines.js"
 import { eventually } from "./support/eventually.js"
 import { followSuite } from "./support/followSuite.js"
+import { lifecycleSuite } from "./support/lifecycleSuite.js"
 import { projectRoot } from "./support/packed.js"
 import { runtimeSuite } from "./support/runtimeSuite.js"
 import { entry, queuedInput, storeSuite, turnRecord, wid, worker } from "./support/storeSuite.js"
@@ -55,6 +57,16 @@ runtimeSuite(
 
 followSuite(
   "Following (embedded, sqlite store)",
+  (options) => RuntimeFromStore(options).pipe(Layer.provide(SqliteStoreLive({ filename: freshFile() })))
+)
+
+busySuite(
+  "Busy policy (embedded, sqlite store)",
+  (options) => RuntimeFromStore(options).pipe(Layer.provide(SqliteStoreLive({ filename: freshFile() })))
+)
+
+lifecycleSuite(
+  "Lifecycle (embedded, sqlite store)",
   (options) => RuntimeFromStore(options).pipe(Layer.provide(SqliteStoreLive({ filename: freshFile() })))
 )
 

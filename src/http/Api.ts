@@ -93,16 +93,15 @@ const QueryLimit = queryInteger(PageLimit, {
   description: `Page size, 1 to ${MAX_PAGE} (default ${DEFAULT_PAGE})`
 })
 
-/**
- * The list query of the domain, as URL parameters. The metadata filter is
- * `metadata.<key>=<value>` pairs, which a struct cannot name: the handler
- * reads them from the query string itself.
- */
-export const ListParams = Schema.Struct({
-  status: ListQuery.fields.status,
-  after: ListQuery.fields.after,
-  limit: optional(QueryLimit)
-})
+/** The list query of the domain, as URL parameters; the metadata filter is `metadata.<key>=<value>` pairs. */
+export const ListParams = Schema.Struct(
+  {
+    status: ListQuery.fields.status,
+    after: ListQuery.fields.after,
+    limit: optional(QueryLimit)
+  },
+  Schema.Record({ key: Schema.TemplateLiteral("metadata.", Schema.String), value: Schema.String })
+)
 
 export const TurnParams = Schema.Struct({
   waitMs: optional(
@@ -135,6 +134,12 @@ export const CreateHeaders = Schema.Struct({
       description: "The same as the body's idempotencyKey (both sent and different is InvalidInput)"
     })
   )
+})
+
+/** The 200 of a create whose idempotency key is known: the Worker it made. */
+const KnownWorker = Schema.Struct(Worker.fields).annotations({
+  identifier: "KnownWorker",
+  description: "The Worker an earlier create with the same idempotency key made"
 })
 
 const turnNumber = HttpApiSchema.param(
@@ -191,6 +196,7 @@ export class WorkersGroup extends HttpApiGroup.make("workers")
       .setPayload(CreateWorker)
       .setHeaders(CreateHeaders)
       .addSuccess(Worker, { status: 201 })
+      .addSuccess(KnownWorker, { status: 200 })
       .addError(PayloadTooLarge, { status: ErrorStatus.PayloadTooLarge })
       .addError(UnsupportedMediaType, { status: ErrorStatus.UnsupportedMediaType })
       .annotate(OpenApi.Summary, "Create a Worker")

@@ -4,19 +4,18 @@
  * JSON is ever read and its size, encoding and depth are checked first.
  */
 import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
-import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
-import { CancelRequest, CreateWorker, StopRequest, Worker, WorkerInput } from "../Domain.js"
+import { CancelRequest, CreateWorker, type ListQuery, StopRequest, Worker, WorkerInput } from "../Domain.js"
 import { drainingError } from "../Draining.js"
 import { InvalidInput } from "../Errors.js"
 import { Runtime } from "../Runtime.js"
 import { wasCreatedBefore } from "../RuntimeLive.js"
-import { Authorization, RuntimeApi } from "./Api.js"
+import { Authorization, type ListParams, RuntimeApi } from "./Api.js"
 import { jsonBody, optionalJsonBody } from "./Body.js"
 import { Unauthorized } from "./Errors.js"
 import { eventStreamResponse } from "./EventStream.js"
@@ -28,18 +27,18 @@ export const RuntimeHandlers = HttpApiBuilder.group(
   (handlers) => Effect.map(Runtime, (runtime) => handlers.handle("info", () => runtime.info))
 )
 
-/** `metadata.<key>=<value>` pairs of a list's query string. */
-const metadataFilter = (params: Readonly<Record<string, string | ReadonlyArray<string>>>) => {
-  const pairs = Object.entries(params).filter(([name]) => name.startsWith("metadata."))
-  if (pairs.length === 0) return Effect.succeed(undefined)
-  const filter: Record<string, string> = {}
-  for (const [name, value] of pairs) {
-    if (typeof value !== "string") {
-      return Effect.fail(new InvalidInput({ message: `Invalid request: ${name} is given more than once.` }))
-    }
-    filter[name.slice("metadata.".length)] = value
+/** The list query: `metadata.<key>=<value>` pairs become the metadata filter. */
+const listQuery = (params: typeof ListParams.Type): ListQuery => {
+  const { after, limit, status, ...pairs } = params
+  const metadata = Object.fromEntries(
+    Object.entries(pairs).map(([name, value]) => [name.slice("metadata.".length), value])
+  )
+  return {
+    ...(status === undefined ? {} : { status }),
+    ...(after === undefined ? {} : { after }),
+    ...(limit === undefined ? {} : { limit }),
+    ...(Object.keys(metadata).length === 0 ? {} : { metadata })
   }
-  return Effect.succeed(filter)
 }
 
 /** The body's idempotency key, or the header's; both sent and different is `InvalidInput`. */
@@ -63,12 +62,7 @@ export const WorkersHandlers = ({ maxBodyBytes, pingMs }: WorkersHandlersOptions
   HttpApiBuilder.group(RuntimeApi, "workers", (handlers) =>
     Effect.map(Runtime, (runtime) =>
       handlers
-        .handle("list", ({ urlParams }) =>
-          Effect.flatMap(HttpServerRequest.ParsedSearchParams, (params) =>
-            Effect.flatMap(
-              metadataFilter(params),
-              (metadata) => runtime.list(metadata === undefined ? urlParams : { ...urlParams, metadata })
-            )))
+        .handle("list", ({ urlParams }) => runtime.list(listQuery(urlParams)))
         .handleRaw("create", ({ headers }) =>
           jsonBody(CreateWorker, { maxBodyBytes, what: "create request" }).pipe(
             Effect.flatMap((request) => withHeaderKey(request, headers["idempotency-key"])),

@@ -21,7 +21,7 @@ import * as Stream from "effect/Stream"
 import { Busy, InvalidInput, Unavailable, UnknownWorker, Unsupported } from "../Errors.js"
 import { Runtime, type RuntimeService } from "../Runtime.js"
 import { RETRY_AFTER_MS } from "../RuntimeOptions.js"
-import { reasonOf, validate } from "../Validation.js"
+import { cancelOf, reasonOf, validate } from "../Validation.js"
 import { RuntimeApi } from "./Api.js"
 import { followOverHttp, type ReconnectOptions } from "./ClientEvents.js"
 import { PayloadTooLarge, RuntimeMisconfigured } from "./Errors.js"
@@ -189,7 +189,19 @@ export const makeRuntimeHttpClient = (
       // malformed one is InvalidInput (as embedded) rather than an encode failure.
       list: (query) =>
         validate.list(query).pipe(
-          Effect.flatMap((urlParams) => client.workers.list({ urlParams })),
+          Effect.flatMap(({ metadata, ...rest }) =>
+            client.workers.list({
+              urlParams: {
+                ...rest,
+                ...Object.fromEntries(
+                  Object.entries(metadata ?? {}).map(([key, value]): [`metadata.${string}`, string] => [
+                    `metadata.${key}`,
+                    value
+                  ])
+                )
+              }
+            })
+          ),
           only(InvalidInput)
         ),
       get: (workerId) => client.workers.get({ path: { workerId } }).pipe(only(UnknownWorker)),
@@ -219,9 +231,12 @@ export const makeRuntimeHttpClient = (
           only(UnknownWorker, Busy, InvalidInput, Unsupported)
         ),
       cancel: (workerId, request) =>
-        reasonOf(request).pipe(
-          Effect.flatMap((reason) =>
-            client.workers.cancel({ path: { workerId }, payload: reason === undefined ? {} : { reason } })
+        cancelOf(request).pipe(
+          Effect.flatMap(({ clearQueue, reason }) =>
+            client.workers.cancel({
+              path: { workerId },
+              payload: { ...(reason === undefined ? {} : { reason }), ...(clearQueue ? { clearQueue } : {}) }
+            })
           ),
           only(UnknownWorker, Unsupported)
         ),
