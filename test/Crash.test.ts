@@ -7,8 +7,12 @@ import { mkdtempSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 
+import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Fiber } from "effect"
+import { Effect, Fiber, Layer, Stream } from "effect"
+import { createServer } from "node:net"
+import { RuntimeHttpClientLive } from "../src/http/index.js"
+import { Runtime } from "../src/index.js"
 
 import { exitOf, startBin } from "./support/bin.js"
 import { eventuallyLive, within } from "./support/eventually.js"
@@ -134,4 +138,105 @@ describe("crash recovery (sqlite store)", () => {
       expect(after.entries.map((entry) => entry.role)).toEqual(["user", "runtime", "user", "runtime"])
       expect(after.entries[3]!.content).toContain("shut down")
     }), 120_000)
+})
+
+/** A loopback port free now. */
+const freePort = Effect.promise(() =>
+  new Promise<number>((resolve) => {
+    const server = createServer().listen(0, "127.0.0.1", () => {
+      const address = server.address()
+      const port = typeof address === "object" && address !== null ? address.port : 0
+      server.close(() => resolve(port))
+    })
+  })
+)
+
+describe("a restart under a Backend's feet (sqlite store)", () => {
+  it.scopedLive("an events stream survives kill -9 and a restart: no gap, no duplicate", () =>
+    Effect.gen(function*() {
+      const dir = mkdtempSync(join(tmpdir(), "worker-runtime-follow-"))
+      const profiles = join(dir, "profiles.json")
+      // One line every 5 ms, for long enough to be cut by the kill.
+      const lines =
+        "let i = 0; const t = setInterval(() => { console.log('line ' + ++i); if (i === 400) clearInterval(t) }, 5)"
+      writeFileSync(
+        profiles,
+        JSON.stringify({ lines: { engine: "process", command: [process.execPath, "-e", lines] } })
+      )
+      const port = yield* freePort
+      const args = ["--port", String(port), "--store", `sqlite:${join(dir, "runtime.db")}`, "--profiles", profiles]
+      const first = yield* startBin(args)
+      const client = RuntimeHttpClientLive({
+        baseUrl: first.url,
+        reconnect: { attempts: 100, baseDelay: "50 millis", maxDelay: "200 millis" }
+      }).pipe(Layer.provide(FetchHttpClient.layer))
+      const runtime = yield* Effect.provide(Runtime, client)
+      const worker = yield* runtime.create({ profile: "lines" })
+      const seen: Array<number> = []
+      const consumer = yield* Effect.fork(
+        runtime.events(worker.id).pipe(
+          Stream.runForEach((event) => Effect.sync(() => event.type === "entry" && seen.push(event.entry.seq)))
+        )
+      )
+      yield* runtime.input(worker.id, { content: "go" })
+      yield* eventuallyLive(Effect.sync(() => seen.length), (count) => count > 50, "entries before the kill")
+      first.child.kill("SIGKILL")
+      yield* exitOf(first)
+      const second = yield* startBin(args)
+      yield* runtime.stop(worker.id, { reason: "done" })
+      yield* Fiber.join(consumer).pipe(within("the stream's end", 30_000))
+      const last = (yield* runtime.get(worker.id)).lastSeq
+      expect(seen).toEqual(Array.from({ length: last }, (_, i) => i + 1))
+      const entries = (yield* runtime.transcript(worker.id, { limit: 1000 })).entries
+      expect(entries.some((entry) => entry.outcome === "interrupted")).toBe(true)
+      second.child.kill("SIGTERM")
+      expect(yield* exitOf(second)).toBe(0)
+    }), 120_000)
+
+  it.scopedLive(
+    "every input queued with ifBusy: enqueue before kill -9 becomes a turn exactly once after the restart",
+    () =>
+      Effect.gen(function*() {
+        const dir = mkdtempSync(join(tmpdir(), "worker-runtime-queue-"))
+        const profiles = join(dir, "profiles.json")
+        writeFileSync(
+          profiles,
+          JSON.stringify({ slow: { engine: "echo", delayMs: 60_000 }, fast: { engine: "echo", delayMs: 20 } })
+        )
+        const args = ["--store", `sqlite:${join(dir, "runtime.db")}`, "--profiles", profiles]
+        const first = yield* startBin(args)
+        const created = yield* raw(first.url, "/v1/workers", { method: "POST", body: { profile: "slow" } })
+        const { id } = created.json as { id: string }
+        yield* raw(first.url, `/v1/workers/${id}/input`, { method: "POST", body: { content: "first" } })
+        const queued: Array<string> = []
+        for (let i = 0; i < 10; i++) {
+          const response = yield* raw(first.url, `/v1/workers/${id}/input`, {
+            method: "POST",
+            body: { content: `queued ${i}`, ifBusy: "enqueue" }
+          })
+          expect(response.status).toBe(202)
+          expect(response.json).toMatchObject({ queued: true, position: i + 1 })
+          queued.push(`queued ${i}`)
+        }
+        first.child.kill("SIGKILL")
+        yield* exitOf(first)
+        // After the restart the queue runs; interrupt each (slow) turn to move on.
+        const second = yield* startBin(args)
+        for (let i = 0; i < 10; i++) {
+          yield* eventuallyLive(
+            Effect.map(raw(second.url, `/v1/workers/${id}`), (r) => r.json as Worker),
+            (worker) => worker.status === "busy" && worker.turn === i + 2,
+            `queued turn ${i + 1} running`
+          )
+          yield* raw(second.url, `/v1/workers/${id}/cancel`, { method: "POST" })
+        }
+        const page = (yield* raw(second.url, `/v1/workers/${id}/transcript?limit=1000`)).json as {
+          entries: Array<Entry>
+        }
+        const inputs = page.entries.filter((entry) => entry.role === "user").map((entry) => entry.content)
+        expect(inputs).toEqual(["first", ...queued])
+        expect((yield* raw(second.url, `/v1/workers/${id}`)).json).toMatchObject({ status: "idle", queued: 0 })
+      }),
+    120_000
+  )
 })

@@ -63,12 +63,13 @@ export const runBin = (args: ReadonlyArray<string>, env = cleanEnv()) =>
 const listeningUrl = (output: string): string | undefined => /listening on (http:\/\/[^\s"]+)/.exec(output)?.[1]
 
 /**
- * Starts the bin on a free port and waits (30 s at most) for it to listen;
+ * Starts the bin (on a free port unless `args` name one) and waits (30 s at most) for it to listen;
  * the scope's end kills it if the test did not stop it itself.
  */
 export const startBin = (args: ReadonlyArray<string>, env = cleanEnv()) =>
   Effect.gen(function*() {
-    const running = yield* Effect.acquireRelease(Effect.sync(() => spawnBin(["--port", "0", ...args], env)), kill)
+    const port = args.includes("--port") ? [] : ["--port", "0"]
+    const running = yield* Effect.acquireRelease(Effect.sync(() => spawnBin([...port, ...args], env)), kill)
     const url = yield* eventuallyLive(
       Effect.sync(() => listeningUrl(running.output())),
       (url) => url !== undefined || gone(running.child),

@@ -4,7 +4,7 @@ import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
 import * as HttpServer from "@effect/platform/HttpServer"
 import { Effect, Layer, Redacted } from "effect"
 
-import { RuntimeHttpClientLive, RuntimeHttpServerLive } from "../../src/http/index.js"
+import { RuntimeHttpClientLive, type RuntimeHttpOptions, RuntimeHttpServerLive } from "../../src/http/index.js"
 import { RuntimeLive, type RuntimeOptions } from "../../src/index.js"
 import { createRuntimeHttpServer } from "../../src/node/index.js"
 
@@ -12,8 +12,8 @@ export const serverUrl = (address: HttpServer.Address) =>
   address._tag === "TcpAddress" ? `http://127.0.0.1:${address.port}` : `http://unix:${address.path}`
 
 /** `RuntimeLive` behind the HTTP server, listening on an ephemeral loopback port. */
-export const httpServer = (options: RuntimeOptions = {}, token?: string) =>
-  RuntimeHttpServerLive({ token: token === undefined ? undefined : Redacted.make(token) }).pipe(
+export const httpServer = (options: RuntimeOptions = {}, token?: string, server: RuntimeHttpOptions = {}) =>
+  RuntimeHttpServerLive({ ...server, token: token === undefined ? undefined : Redacted.make(token) }).pipe(
     Layer.provideMerge(NodeHttpServer.layer(createRuntimeHttpServer, { port: 0, host: "127.0.0.1" })),
     Layer.provideMerge(RuntimeLive(options))
   )

@@ -1,0 +1,168 @@
+/**
+ * What only HTTP has of the v2 contract: the events stream's framing
+ * (`retry`, `event`, `id`, `: ping`), `Last-Event-ID`, streams closed when
+ * the runtime drains, the `Idempotency-Key` header and 200 for a known key,
+ * and the client's create that survives a lost answer.
+ */
+import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
+import { describe, expect, it } from "@effect/vitest"
+import { Effect, Layer } from "effect"
+import { createConnection, createServer, type Socket } from "node:net"
+import { RuntimeHttpClientLive } from "../src/http/index.js"
+import { makeEchoEngine, Runtime, RuntimeControl } from "../src/index.js"
+import { baseUrl, httpServer } from "./support/httpRuntime.js"
+import { raw } from "./support/raw.js"
+
+const profiles = { default: makeEchoEngine(), slow: makeEchoEngine({ delayMs: 60_000 }) }
+
+/** The body of an events stream, read until it ends or `ms` pass. */
+const readEvents = (url: string, headers: Record<string, string> = {}, ms = 5000) =>
+  Effect.promise(async () => {
+    const controller = new AbortController()
+    const timer = setTimeout(() => controller.abort(), ms)
+    const response = await fetch(url, { headers, signal: controller.signal })
+    let text = ""
+    try {
+      const reader = response.body!.getReader()
+      const decoder = new TextDecoder()
+      for (;;) {
+        const { done, value } = await reader.read()
+        if (done) break
+        text += decoder.decode(value, { stream: true })
+      }
+    } catch {
+      // aborted: what arrived so far
+    } finally {
+      clearTimeout(timer)
+    }
+    return { status: response.status, contentType: response.headers.get("content-type"), text }
+  })
+
+const create = (url: string, profile = "default") =>
+  Effect.map(raw(url, "/v1/workers", { method: "POST", body: { profile } }), (r) => r.json as { id: string })
+
+describe("events over HTTP", () => {
+  it.live("frames: retry first, worker events without id, entries with their seq as id; ends after stop", () =>
+    Effect.gen(function*() {
+      const url = yield* baseUrl
+      const worker = yield* create(url)
+      yield* raw(url, `/v1/workers/${worker.id}/input`, { method: "POST", body: { content: "hi" } })
+      yield* Effect.sleep(50)
+      yield* raw(url, `/v1/workers/${worker.id}/stop`, { method: "POST" })
+      const stream = yield* readEvents(`${url}/v1/workers/${worker.id}/events`)
+      expect(stream.status).toBe(200)
+      expect(stream.contentType).toContain("text/event-stream")
+      const frames = stream.text.split("\n\n").filter((frame) => frame !== "")
+      expect(frames[0]).toBe("retry: 1000")
+      expect(frames[1]).toMatch(/^event: worker\ndata: \{.*"status":"stopped"/)
+      expect(frames.slice(2).map((frame) => frame.split("\n").slice(0, 2).join(" "))).toEqual([
+        "id: 1 event: entry",
+        "id: 2 event: entry",
+        "id: 3 event: entry",
+        "id: 4 event: entry"
+      ])
+      const entry = JSON.parse(frames[2]!.split("\n")[2]!.slice("data: ".length))
+      expect(entry).toMatchObject({ seq: 1, role: "user", content: "hi" })
+      const resumed = yield* readEvents(`${url}/v1/workers/${worker.id}/events?after=0`, { "last-event-id": "2" })
+      expect(resumed.text.match(/^id: \d+/gm)).toEqual(["id: 3", "id: 4"])
+      const unknown = yield* raw(url, "/v1/workers/nope/events")
+      expect(unknown.status).toBe(404)
+      expect(unknown.json).toMatchObject({ _tag: "UnknownWorker" })
+      const bad = yield* raw(url, `/v1/workers/${worker.id}/events`, { headers: { "last-event-id": "x" } })
+      expect(bad.status).toBe(400)
+    }).pipe(Effect.provide(httpServer({ profiles }))))
+
+  it.live("pings an idle stream, and closes open streams when the runtime drains", () =>
+    Effect.gen(function*() {
+      const url = yield* baseUrl
+      const control = yield* RuntimeControl
+      const worker = yield* create(url)
+      const idle = yield* readEvents(`${url}/v1/workers/${worker.id}/events`, {}, 400)
+      expect(idle.text).toContain(": ping\n\n")
+      const open = yield* Effect.fork(readEvents(`${url}/v1/workers/${worker.id}/events`, {}, 10_000))
+      yield* Effect.sleep(100)
+      const started = Date.now()
+      yield* control.drain
+      const closed = yield* open
+      // Ended by the drain, not by the 10 s abort.
+      expect(Date.now() - started).toBeLessThan(5000)
+      expect(closed.text).toContain("event: worker")
+    }).pipe(Effect.provide(httpServer({ profiles }, undefined, { ssePingMs: 50 }))))
+})
+
+describe("idempotent create over HTTP", () => {
+  it.live("Idempotency-Key: 201 then 200 with the same Worker; header and body differing is 400", () =>
+    Effect.gen(function*() {
+      const url = yield* baseUrl
+      const post = (headers: Record<string, string>, body: Record<string, unknown> = {}) =>
+        raw(url, "/v1/workers", { method: "POST", body, headers })
+      const first = yield* post({ "idempotency-key": "k-1" })
+      expect(first.status).toBe(201)
+      const again = yield* post({ "idempotency-key": "k-1" })
+      expect(again.status).toBe(200)
+      expect(again.json).toEqual(first.json)
+      const inBody = yield* post({}, { idempotencyKey: "k-1" })
+      expect(inBody.status).toBe(200)
+      expect((yield* post({ "idempotency-key": "k-1" }, { idempotencyKey: "k-2" })).status).toBe(400)
+      expect((yield* post({ "idempotency-key": "k-1" }, { metadata: { a: "b" } })).status).toBe(400)
+      const racing = yield* Effect.forEach(
+        Array.from({ length: 50 }),
+        () => post({ "idempotency-key": "race" }),
+        { concurrency: "unbounded" }
+      )
+      expect(racing.filter((response) => response.status === 201)).toHaveLength(1)
+      expect(racing.filter((response) => response.status === 200)).toHaveLength(49)
+      expect(new Set(racing.map((response) => (response.json as { id: string }).id)).size).toBe(1)
+    }).pipe(Effect.provide(httpServer({ profiles }))))
+
+  it.scopedLive("the client's create makes exactly one Worker when the first answer is lost", () =>
+    Effect.gen(function*() {
+      const target = new URL(yield* baseUrl)
+      // A proxy that drops the answer to the first request it forwards.
+      let dropped = false
+      const sockets: Array<Socket> = []
+      const proxy = yield* Effect.acquireRelease(
+        Effect.promise(() =>
+          new Promise<{ port: number; close: () => void }>((resolve) => {
+            const server = createServer((client) => {
+              const upstream = createConnection(Number(target.port), target.hostname)
+              sockets.push(client, upstream)
+              client.pipe(upstream)
+              upstream.on("data", (chunk) => {
+                if (!dropped) {
+                  dropped = true
+                  client.destroy()
+                  upstream.destroy()
+                  return
+                }
+                client.write(chunk)
+              })
+              upstream.on("end", () => client.end())
+              client.on("error", () => upstream.destroy())
+              upstream.on("error", () => client.destroy())
+            }).listen(0, "127.0.0.1", () => {
+              const address = server.address()
+              resolve({
+                port: typeof address === "object" && address !== null ? address.port : 0,
+                close: () => {
+                  sockets.forEach((socket) => socket.destroy())
+                  server.close()
+                }
+              })
+            })
+          })
+        ),
+        ({ close }) => Effect.sync(close)
+      )
+      const worker = yield* Effect.flatMap(Runtime, (rt) => rt.create({ metadata: { via: "proxy" } })).pipe(
+        Effect.provide(
+          RuntimeHttpClientLive({ baseUrl: `http://127.0.0.1:${proxy.port}` }).pipe(
+            Layer.provide(FetchHttpClient.layer)
+          )
+        )
+      )
+      expect(dropped).toBe(true)
+      const list = (yield* raw(target.origin, "/v1/workers")).json as { workers: Array<{ id: string }> }
+      expect(list.workers.map((w) => w.id)).toEqual([worker.id])
+    }).pipe(Effect.provide(httpServer({ profiles }))))
+})
