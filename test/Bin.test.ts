@@ -137,10 +137,14 @@ describe("the worker-runtime bin", () => {
       expect(refused.status).toBe(400)
     }))
 
-  it.live("prints its flags with --help", () =>
+  it.live("prints its flags with --help: each described with its default, once, without colour codes in a pipe", () =>
     Effect.gen(function*() {
       const { code, output } = yield* runBin(["--help"])
       expect(code).toBe(0)
+      expect(output).not.toContain("\u001b[")
+      // Each flag's entry: from its heading (`--port integer`) to the next heading or section.
+      const entries = output.split(/\n(?=--|\(-|[A-Z ]+\n)/)
+      const entry = (flag: string) => entries.filter((text) => text.startsWith(`${flag} `))
       for (
         const flag of [
           "--host",
@@ -150,12 +154,36 @@ describe("the worker-runtime bin", () => {
           "--store",
           "--token-file",
           "--profiles",
-          "--log-level",
           "--max-workers",
           "--max-input-bytes",
+          "--allowed-hosts",
+          "--max-queued-inputs",
+          "--retain-stopped",
           "--shutdown-grace-ms"
         ]
-      ) expect(output).toContain(flag)
+      ) {
+        expect(entry(flag), flag).toHaveLength(1)
+        expect(entry(flag)[0], flag).toMatch(/ Env WORKER_RUNTIME_[A-Z_]+\. (Default|Without it): \S/)
+      }
+      // One --log-level, @effect/cli's own; its fallback and default are told below the flags.
+      expect(output.match(/--log-level/g)).toHaveLength(1)
+      expect(entry("--log-level")).toHaveLength(1)
+      expect(output).toMatch(/falls back to WORKER_RUNTIME_LOG_LEVEL\. Default: info\./)
+    }))
+
+  it.live("names the closest flag for a mistyped one, in one line, and exits non-zero", () =>
+    Effect.gen(function*() {
+      const cases: Array<[ReadonlyArray<string>, string]> = [
+        [["--prot", "8080"], "unknown flag --prot; did you mean --port?"],
+        [["--max-worker", "3"], "unknown flag --max-worker; did you mean --max-workers?"],
+        [["--port", "0", "--log-levle=debug"], "unknown flag --log-levle; did you mean --log-level?"],
+        [["--frobnicate"], "unknown flag --frobnicate; worker-runtime --help lists the flags"]
+      ]
+      for (const [args, message] of cases) {
+        const { code, output } = yield* runBin(args)
+        expect(code, args.join(" ")).not.toBe(0)
+        expect(output, args.join(" ")).toBe(`worker-runtime: ${message}\n`)
+      }
     }))
 
   it.live("refuses to start with a clear message when misconfigured", () =>

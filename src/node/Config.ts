@@ -44,6 +44,7 @@ export interface RuntimeConfig {
   readonly allowedHosts: ReadonlyArray<string>
 }
 
+/** The levels of `--log-level` (@effect/cli's built-in flag) and of WORKER_RUNTIME_LOG_LEVEL. */
 const LOG_LEVELS = ["all", "trace", "debug", "info", "warning", "error", "fatal", "none"] as const
 type LogLevelName = typeof LOG_LEVELS[number]
 
@@ -58,96 +59,188 @@ const logLevels: Record<LogLevelName, LogLevel.LogLevel> = {
   none: LogLevel.None
 }
 
-const env = <A>(config: Config.Config<A>) => Options.withFallbackConfig(config)
+/** The log level without `--log-level`. */
+const DEFAULT_LOG_LEVEL: LogLevelName = "info"
 
-/** The flags, each with its environment variable as fallback. */
+/**
+ * `--log-level` is @effect/cli's own built-in flag (one flag, not two): it sets
+ * the minimum log level around the command's handler, which reads it back
+ * (`FiberRef.currentMinimumLogLevel`). Without the flag the level is this
+ * variable's, then `info`: `main` sets it around the whole CLI.
+ */
+export const LOG_LEVEL_ENV = "WORKER_RUNTIME_LOG_LEVEL"
+
+/** WORKER_RUNTIME_LOG_LEVEL, else `info`; a value that is not a level fails with a message naming the variable. */
+export const logLevelFromEnv: Effect.Effect<LogLevel.LogLevel, StartupError> = Config.literal(...LOG_LEVELS)(
+  LOG_LEVEL_ENV
+).pipe(
+  Config.withDefault(DEFAULT_LOG_LEVEL),
+  Effect.map((name) => logLevels[name]),
+  Effect.mapError(() => new StartupError({ message: `${LOG_LEVEL_ENV} must be one of ${LOG_LEVELS.join(", ")}` }))
+)
+
+/** The name `--log-level` takes for `level` (`LogLevel.Warning` is `warning`). */
+export const logLevelName = (level: LogLevel.LogLevel): LogLevelName => {
+  const name = level._tag.toLowerCase()
+  return LOG_LEVELS.find((known) => known === name) ?? DEFAULT_LOG_LEVEL
+}
+
+/**
+ * What @effect/cli's generic help of `--log-level` leaves out: `main` prints
+ * it below the flags (without the flag's name, so help names it once).
+ */
+export const LOG_LEVEL_HELP = `The log level (the built-in option above) falls back to ${LOG_LEVEL_ENV}. ` +
+  `Default: ${DEFAULT_LOG_LEVEL}. At debug, one line per request is logged too.`
+
+/**
+ * A flag that falls back to `envVar` (read by `read`), then to `fallback`;
+ * its help says what it does, the variable, and the default (`shown`).
+ */
+const withEnvOrDefault = <A, const B extends A>(
+  envVar: string,
+  read: (name: string) => Config.Config<A>,
+  fallback: B,
+  description: string,
+  shown: string = String(fallback)
+) =>
+(self: Options.Options<A>): Options.Options<A> =>
+  self.pipe(
+    Options.withFallbackConfig(read(envVar)),
+    Options.withDefault(fallback),
+    Options.withDescription(`${description} Env ${envVar}. Default: ${shown}.`)
+  )
+
+/**
+ * An optional flag that falls back to `envVar` (read by `read`); its help
+ * says what it does, the variable, and what happens without either.
+ */
+const withEnvOrNone = <A>(
+  envVar: string,
+  read: (name: string) => Config.Config<A>,
+  description: string,
+  without: string
+) =>
+(self: Options.Options<A>): Options.Options<Option.Option<A>> =>
+  self.pipe(
+    Options.withFallbackConfig(read(envVar)),
+    Options.optional,
+    Options.withDescription(`${description} Env ${envVar}. Without it: ${without}.`)
+  )
+
+/** The flags, each with its environment variable as fallback (`--log-level` is @effect/cli's: see above). */
 export const options = {
   host: Options.text("host").pipe(
-    env(Config.string("WORKER_RUNTIME_HOST")),
-    Options.withDefault("127.0.0.1"),
-    Options.withDescription("Address to listen on (env WORKER_RUNTIME_HOST); non-loopback needs a token")
+    withEnvOrDefault(
+      "WORKER_RUNTIME_HOST",
+      Config.string,
+      "127.0.0.1",
+      "Address to listen on; one that is not loopback needs a token."
+    )
   ),
   port: Options.integer("port").pipe(
-    env(Config.integer("WORKER_RUNTIME_PORT")),
-    Options.withDefault(8787),
-    Options.withDescription("Port to listen on, 0 for any free one (env WORKER_RUNTIME_PORT)")
+    withEnvOrDefault("WORKER_RUNTIME_PORT", Config.integer, 8787, "Port to listen on, 0 for any free one.")
   ),
   runtimeId: Options.text("runtime-id").pipe(
-    env(Config.string("WORKER_RUNTIME_ID")),
-    Options.optional,
-    Options.withDescription("Runtime id (env WORKER_RUNTIME_ID); generated, and kept by a durable store, when absent")
+    withEnvOrNone(
+      "WORKER_RUNTIME_ID",
+      Config.string,
+      "Runtime id, reported in /v1/runtime and to Workers.",
+      "one is generated, and a durable store keeps it for the next start"
+    )
   ),
   displayName: Options.text("display-name").pipe(
-    env(Config.string("WORKER_RUNTIME_NAME")),
-    Options.optional,
-    Options.withDescription("Human-readable name reported in /v1/runtime (env WORKER_RUNTIME_NAME)")
+    withEnvOrNone(
+      "WORKER_RUNTIME_NAME",
+      Config.string,
+      "Human-readable name reported in /v1/runtime.",
+      "none (displayName is null)"
+    )
   ),
   store: Options.text("store").pipe(
-    env(Config.string("WORKER_RUNTIME_STORE")),
-    Options.withDefault("memory"),
-    Options.withDescription("`memory` or `sqlite:<path>` (env WORKER_RUNTIME_STORE)")
+    withEnvOrDefault(
+      "WORKER_RUNTIME_STORE",
+      Config.string,
+      "memory",
+      "Where Workers and transcripts are kept: memory (lost at exit) or sqlite:<path>."
+    )
   ),
   tokenFile: Options.text("token-file").pipe(
-    env(Config.string("WORKER_RUNTIME_TOKEN_FILE")),
-    Options.optional,
-    Options.withDescription(
-      "File holding the bearer token (env WORKER_RUNTIME_TOKEN_FILE, or the token itself in WORKER_RUNTIME_TOKEN)"
+    withEnvOrNone(
+      "WORKER_RUNTIME_TOKEN_FILE",
+      Config.string,
+      "File holding the bearer token that requests must carry.",
+      "the token is WORKER_RUNTIME_TOKEN's value; without that either, no token: " +
+        "only loopback addresses may be listened on"
     )
   ),
   profiles: Options.text("profiles").pipe(
-    env(Config.string("WORKER_RUNTIME_PROFILES")),
-    Options.optional,
-    Options.withDescription("JSON file of profiles (env WORKER_RUNTIME_PROFILES); default { default: echo }")
-  ),
-  logLevel: Options.choice("log-level", LOG_LEVELS).pipe(
-    env(Config.literal(...LOG_LEVELS)("WORKER_RUNTIME_LOG_LEVEL")),
-    Options.withDefault("info" as const),
-    Options.withDescription("Log level (env WORKER_RUNTIME_LOG_LEVEL); debug logs one line per request")
+    withEnvOrNone(
+      "WORKER_RUNTIME_PROFILES",
+      Config.string,
+      "JSON file of the profiles Workers are created from.",
+      `one profile, "default", with the echo engine`
+    )
   ),
   maxWorkers: Options.integer("max-workers").pipe(
-    env(Config.integer("WORKER_RUNTIME_MAX_WORKERS")),
-    Options.withDefault(DEFAULT_MAX_WORKERS),
-    Options.withDescription("Workers not stopped, at once (env WORKER_RUNTIME_MAX_WORKERS)")
+    withEnvOrDefault(
+      "WORKER_RUNTIME_MAX_WORKERS",
+      Config.integer,
+      DEFAULT_MAX_WORKERS,
+      "Workers not stopped, at once; creating one more is refused."
+    )
   ),
   maxInputBytes: Options.integer("max-input-bytes").pipe(
-    env(Config.integer("WORKER_RUNTIME_MAX_INPUT_BYTES")),
-    Options.withDefault(DEFAULT_MAX_INPUT_BYTES),
-    Options.withDescription("Largest input content in UTF-8 bytes (env WORKER_RUNTIME_MAX_INPUT_BYTES)")
+    withEnvOrDefault(
+      "WORKER_RUNTIME_MAX_INPUT_BYTES",
+      Config.integer,
+      DEFAULT_MAX_INPUT_BYTES,
+      "Largest input content, in UTF-8 bytes."
+    )
   ),
   allowedHosts: Options.text("allowed-hosts").pipe(
-    env(Config.string("WORKER_RUNTIME_ALLOWED_HOSTS")),
-    Options.withDefault(""),
-    Options.withDescription(
-      "Comma-separated Host names to accept besides loopback names and the bound address, or * for any " +
-        "(needs a token) (env WORKER_RUNTIME_ALLOWED_HOSTS)"
+    withEnvOrDefault(
+      "WORKER_RUNTIME_ALLOWED_HOSTS",
+      Config.string,
+      "",
+      "Comma-separated Host header names to accept besides loopback names and the bound address, " +
+        "or * for any (needs a token).",
+      "none (loopback names and the bound address only)"
     )
   ),
   maxQueuedInputs: Options.integer("max-queued-inputs").pipe(
-    env(Config.integer("WORKER_RUNTIME_MAX_QUEUED_INPUTS")),
-    Options.withDefault(DEFAULT_MAX_QUEUED_INPUTS),
-    Options.withDescription(
-      "Inputs that may wait per Worker under ifBusy: enqueue (env WORKER_RUNTIME_MAX_QUEUED_INPUTS)"
+    withEnvOrDefault(
+      "WORKER_RUNTIME_MAX_QUEUED_INPUTS",
+      Config.integer,
+      DEFAULT_MAX_QUEUED_INPUTS,
+      "Inputs that may wait per Worker under ifBusy: enqueue."
     )
   ),
   retainStopped: Options.text("retain-stopped").pipe(
-    env(Config.string("WORKER_RUNTIME_RETAIN_STOPPED")),
-    Options.optional,
-    Options.withDescription(
-      "Delete Workers stopped or failed longer ago than this, e.g. 7d, 12h, 30m (env WORKER_RUNTIME_RETAIN_STOPPED); " +
-        "default: keep them forever"
+    withEnvOrNone(
+      "WORKER_RUNTIME_RETAIN_STOPPED",
+      Config.string,
+      "Delete Workers stopped or failed longer ago than this, e.g. 7d, 12h, 30m.",
+      "they are kept forever"
     )
   ),
   shutdownGraceMs: Options.integer("shutdown-grace-ms").pipe(
-    env(Config.integer("WORKER_RUNTIME_SHUTDOWN_GRACE_MS")),
-    Options.withDefault(5000),
-    Options.withDescription(
-      "On SIGTERM/SIGINT, how long turns in flight may run before they are interrupted (env WORKER_RUNTIME_SHUTDOWN_GRACE_MS)"
+    withEnvOrDefault(
+      "WORKER_RUNTIME_SHUTDOWN_GRACE_MS",
+      Config.integer,
+      5000,
+      "On SIGTERM/SIGINT, how long (ms) turns in flight may run before they are interrupted."
     )
   )
 }
 
-/** What the flags parse to, one field per flag: derived, so a new flag cannot be forgotten here. */
-export type RawOptions = { readonly [K in keyof typeof options]: OptionValue<typeof options[K]> }
+/**
+ * What the handler gets, one field per flag: derived, so a new flag cannot be
+ * forgotten here; plus the log level, which comes from @effect/cli's built-in
+ * `--log-level` (or WORKER_RUNTIME_LOG_LEVEL), not from `options`.
+ */
+export type RawOptions =
+  & { readonly [K in keyof typeof options]: OptionValue<typeof options[K]> }
+  & { readonly logLevel: LogLevelName }
 type OptionValue<O> = O extends Options.Options<infer A> ? A : never
 
 export const parseStore = (spec: string): Effect.Effect<StoreSpec, StartupError> => {

@@ -1,29 +1,167 @@
 #!/usr/bin/env node
 /** The `worker-runtime` bin: parse flags, start the process, run until SIGTERM/SIGINT. */
+import * as AutoCorrect from "@effect/cli/AutoCorrect"
+import * as BuiltInOptions from "@effect/cli/BuiltInOptions"
+import * as CliConfig from "@effect/cli/CliConfig"
 import * as Command from "@effect/cli/Command"
+import * as HelpDoc from "@effect/cli/HelpDoc"
+import * as Options from "@effect/cli/Options"
+import * as Usage from "@effect/cli/Usage"
 import * as NodeContext from "@effect/platform-node/NodeContext"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import * as Console from "effect/Console"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as FiberRef from "effect/FiberRef"
 import * as Layer from "effect/Layer"
+import * as Logger from "effect/Logger"
+import * as LogLevel from "effect/LogLevel"
+import { stripVTControlCharacters } from "node:util"
 
 import { VERSION } from "../version.js"
-import { options, resolveConfig } from "./Config.js"
+import { LOG_LEVEL_HELP, logLevelFromEnv, logLevelName, options, resolveConfig, StartupError } from "./Config.js"
 import { NodeRuntimeLive } from "./NodeRuntime.js"
 
-const command = Command.make("worker-runtime", options, (raw) =>
-  resolveConfig(raw).pipe(
-    Effect.flatMap((config) => Layer.launch(NodeRuntimeLive(config))),
-    Effect.tapError((error) => Console.error(`worker-runtime: ${error.message}`))
+const NAME = "worker-runtime"
+
+const command = Command.make(NAME, options, (flags) =>
+  Effect.gen(function*() {
+    // Validates WORKER_RUNTIME_LOG_LEVEL even when --log-level overrides it: a bad value is a mistake either way.
+    yield* logLevelFromEnv
+    // @effect/cli's built-in --log-level, else WORKER_RUNTIME_LOG_LEVEL or info (set by `main` below).
+    const level = yield* FiberRef.get(FiberRef.currentMinimumLogLevel)
+    const config = yield* resolveConfig({ ...flags, logLevel: logLevelName(level) })
+    return yield* Layer.launch(NodeRuntimeLive(config))
+  }).pipe(
+    Effect.tapError((error) => Console.error(`${NAME}: ${error.message}`))
   )).pipe(
     Command.withDescription(
       "Hosts long-lived Workers behind a REST command API. Backends only: browsers are refused."
     )
   )
 
-const cli = Command.run(command, { name: "worker-runtime", version: VERSION })
+const cli = Command.run(command, {
+  name: NAME,
+  version: VERSION,
+  footer: HelpDoc.sequence(HelpDoc.h1("LOG LEVEL"), HelpDoc.p(LOG_LEVEL_HELP))
+})
 
-cli(process.argv).pipe(
+interface Flag {
+  readonly takesValue: boolean
+  /** One of @effect/cli's own: `--log-level`, `--help`, `--version`, ... */
+  readonly builtIn: boolean
+}
+
+/** Every flag of the command, ours and @effect/cli's built-in ones, by name (`--port`, `-h`). */
+const flags = (): ReadonlyMap<string, Flag> => {
+  const found = new Map<string, Flag>()
+  const walk = (usage: Usage.Usage, builtIn: boolean): void => {
+    switch (usage._tag) {
+      case "Named":
+        for (const name of usage.names) found.set(name, { takesValue: usage.acceptedValues._tag === "Some", builtIn })
+        return
+      case "Optional":
+      case "Repeated":
+        return walk(usage.usage, builtIn)
+      case "Alternation":
+      case "Concat":
+        walk(usage.left, builtIn)
+        return walk(usage.right, builtIn)
+      case "Empty":
+      case "Mixed":
+        return
+    }
+  }
+  walk(Command.getUsage(command), false)
+  walk(Options.getUsage(BuiltInOptions.builtInOptions(command.descriptor, Usage.empty, HelpDoc.empty)), true)
+  return found
+}
+
+/**
+ * A flag no option has, as a one-line message naming the closest flag when
+ * @effect/cli's own auto-correction would (edit distance within
+ * `autoCorrectLimit`): @effect/cli notices such a near miss only when the
+ * parse fails otherwise, and with every flag optional it would just report
+ * "Received unknown argument".
+ */
+const unknownFlag = (flag: string, known: ReadonlyMap<string, Flag>, config: CliConfig.CliConfig): string => {
+  const closest = [...known.keys()]
+    .map((name) => ({ name, distance: AutoCorrect.levensteinDistance(flag, name, config) }))
+    .filter(({ distance, name }) =>
+      distance <= config.autoCorrectLimit && name.replace(/^-+/, "").length > config.autoCorrectLimit + 1
+    )
+    .sort((a, b) => a.distance - b.distance)[0]
+  return closest === undefined
+    ? `unknown flag ${flag}; ${NAME} --help lists the flags`
+    : `unknown flag ${flag}; did you mean ${closest.name}?`
+}
+
+/**
+ * The arguments as @effect/cli 0.77 can parse them: its built-in flags
+ * (`--log-level`, `--help`, ...) first, since it looks for them only before
+ * the command's own (`--port 0 --log-level debug` would be "Received unknown
+ * argument: '--log-level'"); or, for a flag no option has, why not.
+ */
+const arrange = (
+  args: ReadonlyArray<string>,
+  config = CliConfig.defaultConfig
+): Either.Either<ReadonlyArray<string>, string> => {
+  const known = flags()
+  const byName = new Map([...known].map(([name, flag]) => [CliConfig.normalizeCase(config, name), flag]))
+  const builtIns: Array<string> = []
+  const rest: Array<string> = []
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!
+    if (arg === "--") {
+      rest.push(...args.slice(i))
+      break
+    }
+    // As @effect/cli reads `--flag` and `--flag=value`; other arguments (`-h`, values) are its to judge.
+    const [, name = arg, inline] = /^(--[^=]+)(?:=(.+))?$/.exec(arg) ?? []
+    const flag = byName.get(CliConfig.normalizeCase(config, name))
+    if (flag === undefined && arg.startsWith("--")) return Either.left(unknownFlag(name, known, config))
+    const taken = flag?.takesValue === true && inline === undefined ? args.slice(i, i + 2) : [arg]
+    i += taken.length - 1
+    ;(flag?.builtIn === true ? builtIns : rest).push(...taken)
+  }
+  return Either.right([...builtIns, ...rest])
+}
+
+/** Text for `stream` as it should appear there: without ANSI styles unless it is a terminal (and NO_COLOR is unset). */
+const plainUnlessTerminal = (stream: NodeJS.WriteStream) => (args: ReadonlyArray<unknown>) =>
+  stream.isTTY && !process.env["NO_COLOR"]
+    ? args
+    : args.map((arg) => (typeof arg === "string" ? stripVTControlCharacters(arg) : arg))
+
+/** The console @effect/cli prints help and errors to, without colour codes when they go to a pipe or a file. */
+const withPlainConsole = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+  Effect.consoleWith((console) => {
+    const toStdout = plainUnlessTerminal(process.stdout)
+    const toStderr = plainUnlessTerminal(process.stderr)
+    return Effect.withConsole(effect, {
+      ...console,
+      log: (...args) => console.log(...toStdout(args)),
+      info: (...args) => console.info(...toStdout(args)),
+      debug: (...args) => console.debug(...toStdout(args)),
+      error: (...args) => console.error(...toStderr(args)),
+      warn: (...args) => console.warn(...toStderr(args))
+    })
+  })
+
+const main = Effect.gen(function*() {
+  const [runtime = "node", script = NAME, ...given] = process.argv
+  const args = arrange(given)
+  if (Either.isLeft(args)) {
+    yield* Console.error(`${NAME}: ${args.left}`)
+    return yield* new StartupError({ message: args.left })
+  }
+  // A bad WORKER_RUNTIME_LOG_LEVEL fails in the handler, so that --help and --version still work.
+  const level = yield* Effect.orElseSucceed(logLevelFromEnv, () => LogLevel.Info)
+  yield* cli([runtime, script, ...args.right]).pipe(Logger.withMinimumLogLevel(level))
+})
+
+main.pipe(
+  withPlainConsole,
   Effect.provide(NodeContext.layer),
   NodeRuntime.runMain({ disableErrorReporting: true })
 )
