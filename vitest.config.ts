@@ -9,6 +9,7 @@ const e2e = [
   "test/Bin.test.ts",
   "test/Crash.test.ts",
   "test/Install.test.ts",
+  "test/Operability.test.ts",
   "test/ProcessEngine.test.ts",
   "test/Reliability.test.ts",
   "test/SqliteStore.test.ts"

@@ -6,9 +6,10 @@ export interface RuntimeControlService {
   /**
    * Stops taking new work (`draining`), gives turns in flight the shutdown
    * grace period, then interrupts and records the rest. Idempotent; closing
-   * the layer's scope does the same.
+   * the layer's scope does the same. Answers how many turns were still
+   * running when the grace ended, and were interrupted.
    */
-  readonly drain: Effect.Effect<void>
+  readonly drain: Effect.Effect<{ readonly turnsInterrupted: number }>
 }
 
 export class RuntimeControl extends Context.Tag("worker-runtime/RuntimeControl")<

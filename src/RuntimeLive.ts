@@ -62,7 +62,12 @@ export const MAX_PAGE_BYTES = 4 * 1024 * 1024
 const unavailable = (error: StoreError) =>
   new Unavailable({ message: `store failure: ${error.message}`, retryAfterMs: RETRY_AFTER_MS })
 
-const asUnavailable = Effect.mapError(unavailable)
+/** A store failure: logged (`error`) and answered `Unavailable`. */
+const asUnavailable = <A, R>(effect: Effect.Effect<A, StoreError, R>) =>
+  effect.pipe(
+    Effect.tapError((error) => Effect.logError("store failure", error.message)),
+    Effect.mapError(unavailable)
+  )
 
 // Workers a create returned because its idempotency key was known: the HTTP
 // layer answers those 200 instead of 201.
@@ -101,8 +106,9 @@ export const makeRuntime = (
     const runtimeId = RuntimeId.make(yield* store.runtimeId(options.runtimeId, () => makeIdGenerator().next()))
     const startedAt = yield* nowIso
     const draining = yield* makeDraining(options.shutdownGraceMs ?? 0, () => table)
-    const table: WorkerTable = makeWorkerTable(store, () => draining.notify())
-    const turns = makeTurns(store, table, runtimeId, () => !draining.active())
+    const tracing = options.tracing === true
+    const table: WorkerTable = makeWorkerTable(store, () => draining.notify(), tracing)
+    const turns = makeTurns(store, table, runtimeId, () => !draining.active(), tracing)
     // Idempotency keys of the Workers held, and creates with a key in progress.
     const keys = new Map<string, Slot>()
     const keysInFlight = new Map<string, Deferred.Deferred<Worker, InvalidInput | Unavailable>>()
@@ -112,16 +118,23 @@ export const makeRuntime = (
     // the start: better no Runtime than one that shows Workers busy forever.
     const loaded = yield* store.loadWorkers
     const ids = makeIdGenerator(loaded.length > 0 ? loaded[loaded.length - 1]!.worker.id : undefined)
+    let repaired = 0
     for (const stored of loaded) {
       const slot = table.add(stored.worker, engineOf(stored.worker.profile), stored)
       if (stored.idempotencyKey !== undefined) keys.set(stored.idempotencyKey, slot)
       if (stored.worker.status !== "busy") continue
+      repaired++
       const record = yield* store.turn(stored.worker.id, stored.worker.turn)
       if (record !== undefined) slot.latest = { record, ended: Effect.unsafeMakeLatch(false) }
       yield* turns.transition(slot, {
         end: { outcome: "interrupted", reason: "interrupted by restart" },
         status: "idle"
       })
+    }
+    if (repaired > 0) {
+      yield* Effect.logInfo("Workers repaired at start: their turn was in flight when the runtime stopped").pipe(
+        Effect.annotateLogs({ workers: repaired })
+      )
     }
     // Inputs queued before the restart run now, in order.
     for (const slot of table.slots()) {
@@ -498,6 +511,7 @@ export const makeRuntime = (
     const drain = yield* Effect.cached(
       Effect.gen(function*() {
         yield* draining.begin
+        const interrupted = draining.busySlots().length
         yield* interruptInFlight
         // Turns already ended by cancel or stop may still be releasing (a child being killed).
         yield* turns.interruptAll
@@ -506,12 +520,33 @@ export const makeRuntime = (
           if (dropped > 0) yield* Effect.logWarning(`${dropped} queued inputs dropped: the memory store keeps nothing`)
         }
         table.endStreams()
+        return { turnsInterrupted: interrupted }
       })
     )
     yield* Effect.addFinalizer(() => drain)
 
-    return { runtime, control: { drain } }
+    return { runtime: tracing ? traced(runtime) : runtime, control: { drain } }
   })
+
+/** Every method in a span named for it (`Runtime.input`), with the Worker's id. */
+const traced = (runtime: RuntimeService): RuntimeService => {
+  const span = <A, E>(name: string, effect: Effect.Effect<A, E>, workerId?: WorkerId) =>
+    Effect.withSpan(effect, `Runtime.${name}`, workerId === undefined ? {} : { attributes: { workerId } })
+  return {
+    info: span("info", runtime.info),
+    list: (query) => span("list", runtime.list(query)),
+    get: (id) => span("get", runtime.get(id), id),
+    create: (request) => span("create", runtime.create(request)),
+    input: (id, input) => span("input", runtime.input(id, input), id),
+    cancel: (id, request) => span("cancel", runtime.cancel(id, request), id),
+    stop: (id, request) => span("stop", runtime.stop(id, request), id),
+    transcript: (id, query) => span("transcript", runtime.transcript(id, query), id),
+    turn: (id, turn, query) => span("turn", runtime.turn(id, turn, query), id),
+    events: (id, query) =>
+      Stream.withSpan(runtime.events(id, query), "Runtime.events", { attributes: { workerId: id } }),
+    delete: (id) => span("delete", runtime.delete(id), id)
+  }
+}
 
 /** `Runtime` and `RuntimeControl` over the `RuntimeStore` in context (e.g. the SQLite store). */
 export const RuntimeFromStore = (

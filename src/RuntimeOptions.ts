@@ -55,4 +55,10 @@ export interface RuntimeOptions {
    * background; absent (the default): never delete on its own.
    */
   readonly retainStoppedMs?: number | undefined
+  /**
+   * Spans for every Runtime method, store commit and turn, for the tracer in
+   * context (e.g. OTLP from `@effect/opentelemetry`). Off by default: then
+   * no span is made at all.
+   */
+  readonly tracing?: boolean | undefined
 }

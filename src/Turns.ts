@@ -13,6 +13,7 @@ import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
 import type { InputKind, TranscriptEntry, Turn, TurnOutcome, Worker, WorkerStatus } from "./Domain.js"
+import * as Metrics from "./Metrics.js"
 import { MAX_PAGE } from "./RuntimeOptions.js"
 import type { QueuedInput, RuntimeStoreService, StoreError } from "./RuntimeStore.js"
 import { type TurnContext, TurnFailed, type WorkerEngine } from "./WorkerEngine.js"
@@ -96,7 +97,9 @@ export const makeTurns = (
   table: WorkerTable,
   runtimeId: string,
   /** False while draining: queued inputs then wait (for the restart, on a durable store). */
-  mayStartQueued: () => boolean
+  mayStartQueued: () => boolean,
+  /** A span per turn. */
+  tracing = false
 ): Turns => {
   // Turn fibers not yet ended, ones already interrupted included.
   const fibers = new Set<Fiber.RuntimeFiber<void>>()
@@ -201,16 +204,28 @@ export const makeTurns = (
         Effect.suspend(() => {
           if (!isCurrentTurn(slot, turn)) return Effect.succeed(notEnding<TransitionResult | undefined>(undefined))
           const fatal = failure?.fatal === true
-          return transition(slot, {
-            lines: outputs,
-            end: failure === undefined
-              ? { outcome: "completed", reason: undefined }
-              : { outcome: "failed", reason: failure.message },
-            status: fatal ? "failed" : "idle",
-            // A failed Worker takes no more turns: its queue is dropped.
-            dropQueue: fatal,
-            next: fatal ? undefined : "queued"
-          }).pipe(
+          const warn = failure === undefined ? Effect.void : Effect.logWarning("turn failed").pipe(
+            // The reason, but not what a child printed on stderr: it may echo input content.
+            Effect.annotateLogs({
+              workerId: slot.worker.id,
+              turn,
+              reason: failure.message.split("; stderr:")[0]!.slice(0, 200),
+              fatal
+            })
+          )
+          return Effect.zipRight(
+            warn,
+            transition(slot, {
+              lines: outputs,
+              end: failure === undefined
+                ? { outcome: "completed", reason: undefined }
+                : { outcome: "failed", reason: failure.message },
+              status: fatal ? "failed" : "idle",
+              // A failed Worker takes no more turns: its queue is dropped.
+              dropQueue: fatal,
+              next: fatal ? undefined : "queued"
+            })
+          ).pipe(
             Effect.catchAll((error) =>
               // The store refused the end of the turn. Free the Worker in memory
               // anyway (a durable store shows it busy, which recovery repairs on
@@ -256,7 +271,10 @@ export const makeTurns = (
       }
       // A daemon: the turn outlives the request that started it. Forked from
       // the lock's uninterruptible region, it must be made interruptible.
-      const fiber = yield* Effect.forkDaemon(Effect.interruptible(run(slot, engine, context)))
+      const turnRun = run(slot, engine, context)
+      const fiber = yield* Effect.forkDaemon(Effect.interruptible(
+        tracing ? Effect.withSpan(turnRun, "turn", { attributes: { workerId, turn, profile } }) : turnRun
+      ))
       slot.fiber = fiber
       fibers.add(fiber)
       fiber.addObserver(() => fibers.delete(fiber))
@@ -371,9 +389,13 @@ export const makeTurns = (
         if (closed !== undefined && slot.latest !== undefined) {
           slot.latest.record = closed
           slot.latest.ended.unsafeOpen()
+          const outcome = [Metrics.label("outcome", closed.status)]
+          Metrics.turnsEnded.unsafeUpdate(1, outcome)
+          Metrics.turnDuration.unsafeUpdate((Date.parse(at) - Date.parse(closed.startedAt)) / 1000, outcome)
         }
       }
       if (starts) {
+        Metrics.turnsStarted.unsafeUpdate(1, [])
         slot.latest = { record: turns[turns.length - 1]!, ended: Effect.unsafeMakeLatch(false) }
         yield* start(slot, engine, nextInput)
       }

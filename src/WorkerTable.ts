@@ -5,10 +5,12 @@
  * followers, in commit order, so memory and the event streams never show
  * what the store lacks.
  */
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import type * as Fiber from "effect/Fiber"
 import type { Turn, Worker, WorkerEvent, WorkerId, WorkerStatus } from "./Domain.js"
 import { UnknownWorker } from "./Errors.js"
+import * as Metrics from "./Metrics.js"
 import type { Change, QueuedInput, RuntimeStoreService, StoreError } from "./RuntimeStore.js"
 import type { WorkerEngine } from "./WorkerEngine.js"
 
@@ -97,11 +99,33 @@ export interface WorkerTable {
 }
 
 /** `onChange` runs after every status change shown in memory. */
-export const makeWorkerTable = (store: RuntimeStoreService, onChange: () => void): WorkerTable => {
+export const makeWorkerTable = (
+  store: RuntimeStoreService,
+  onChange: () => void,
+  /** A span per store commit. */
+  tracing = false
+): WorkerTable => {
   const slots = new Map<string, Slot>()
   const counts: Record<WorkerStatus, number> = { idle: 0, busy: 0, stopped: 0, failed: 0 }
   let streams = 0
   let closed = false
+  const statusLabels = {
+    idle: [Metrics.label("status", "idle")],
+    busy: [Metrics.label("status", "busy")],
+    stopped: [Metrics.label("status", "stopped")],
+    failed: [Metrics.label("status", "failed")]
+  }
+  const count = (status: WorkerStatus, by: number) => {
+    counts[status] += by
+    Metrics.workers.unsafeUpdate(counts[status], statusLabels[status])
+  }
+  const countStreams = (by: number) => {
+    streams += by
+    Metrics.eventStreams.unsafeUpdate(streams, [])
+  }
+  // Every series exists from the start, at 0, so that dashboards and alerts see it.
+  for (const status of ["idle", "busy", "stopped", "failed"] as const) count(status, 0)
+  countStreams(0)
 
   const publish = (slot: Slot, events: ReadonlyArray<WorkerEvent>) => {
     if (slot.listeners === undefined || events.length === 0) return
@@ -127,8 +151,8 @@ export const makeWorkerTable = (store: RuntimeStoreService, onChange: () => void
     const before = slot.worker
     slot.worker = next
     if (before.status !== next.status) {
-      counts[before.status]--
-      counts[next.status]++
+      count(before.status, -1)
+      count(next.status, 1)
       onChange()
     }
     return next
@@ -159,28 +183,32 @@ export const makeWorkerTable = (store: RuntimeStoreService, onChange: () => void
         deleted: false
       }
       slots.set(worker.id, slot)
-      counts[worker.status]++
+      count(worker.status, 1)
       return slot
     },
     remove: (slot) => {
       if (slot.deleted) return
       slot.deleted = true
       slots.delete(slot.worker.id)
-      counts[slot.worker.status]--
+      count(slot.worker.status, -1)
       for (const listener of slot.listeners ?? []) end(listener)
       onChange()
     },
     commit: (slot, change) =>
-      Effect.map(store.commit(change), () => {
-        const before = slot.worker
-        const next = apply(slot, change.worker)
-        const events: Array<WorkerEvent> = change.entries.map((entry) => ({ type: "entry", entry }))
-        if (before.status !== next.status || before.queued !== next.queued) {
-          events.push({ type: "worker", worker: next })
+      Effect.map(
+        Effect.timed(tracing ? Effect.withSpan(store.commit(change), "store.commit") : store.commit(change)),
+        ([took]) => {
+          Metrics.storeCommitDuration.unsafeUpdate(Duration.toSeconds(took), [])
+          const before = slot.worker
+          const next = apply(slot, change.worker)
+          const events: Array<WorkerEvent> = change.entries.map((entry) => ({ type: "entry", entry }))
+          if (before.status !== next.status || before.queued !== next.queued) {
+            events.push({ type: "worker", worker: next })
+          }
+          publish(slot, events)
+          return next
         }
-        publish(slot, events)
-        return next
-      }),
+      ),
     apply: (slot, next) => {
       const before = slot.worker
       apply(slot, next)
@@ -195,12 +223,12 @@ export const makeWorkerTable = (store: RuntimeStoreService, onChange: () => void
       const listener: Listener = { events: [], overflowed: false, ended: false, wake: Effect.unsafeMakeLatch(false) }
       slot.listeners ??= new Set()
       slot.listeners.add(listener)
-      streams++
+      countStreams(1)
       if (slot.deleted || closed) end(listener)
       return listener
     },
     unlisten: (slot, listener) => {
-      if (slot.listeners?.delete(listener) === true) streams--
+      if (slot.listeners?.delete(listener) === true) countStreams(-1)
       if (slot.listeners?.size === 0) slot.listeners = undefined
     },
     endStreams: () => {

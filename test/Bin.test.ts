@@ -97,12 +97,16 @@ describe("the worker-runtime bin", () => {
       yield* raw(bin.url, "/v1/workers/nope", { token: "debug-secret" })
       yield* eventuallyLive(
         Effect.sync(() => bin.output()),
-        (output) => output.includes("/v1/workers/nope"),
+        (output) => output.includes("workerId: nope"),
         "the log line of GET /v1/workers/nope",
         { everyMs: 10 }
       )
-      expect(bin.output()).toMatch(/GET \/v1\/runtime 200/)
-      expect(bin.output()).toMatch(/GET \/v1\/workers\/nope 404/)
+      expect(bin.output()).toMatch(
+        /request\n\s+durationMs: [0-9.]+\n\s+status: 200\n\s+method: GET\n\s+route: \/v1\/runtime/
+      )
+      expect(bin.output()).toMatch(
+        /status: 404\n\s+method: GET\n\s+route: \/v1\/workers\/\{workerId\}\n\s+workerId: nope/
+      )
       expect(bin.output()).not.toContain("debug-secret")
     }))
 

@@ -4,18 +4,20 @@
  * context. It refuses browsers and Hosts it does not know: Browser -> Backend
  * -> Runtime, always.
  */
-import * as HttpApi from "@effect/platform/HttpApi"
 import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
 import type * as HttpApp from "@effect/platform/HttpApp"
 import * as HttpMiddleware from "@effect/platform/HttpMiddleware"
 import type * as HttpRouter from "@effect/platform/HttpRouter"
 import * as HttpServer from "@effect/platform/HttpServer"
 import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import { identity } from "effect/Function"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import type * as Redacted from "effect/Redacted"
+import * as Metrics from "../Metrics.js"
 import { Runtime } from "../Runtime.js"
 import { DEFAULT_MAX_INPUT_BYTES } from "../RuntimeOptions.js"
 import { RuntimeApi } from "./Api.js"
@@ -23,6 +25,7 @@ import { AuthorizationLive, HealthHandlers, RuntimeHandlers, WorkersHandlers } f
 import { DEFAULT_PING_MS } from "./EventStream.js"
 import { makeGuard } from "./Guard.js"
 import { makeHostPolicy } from "./Hosts.js"
+import { makeRoutes, type Routes, workerIdOf } from "./Routes.js"
 
 export interface RuntimeHttpOptions {
   /** Bearer token every path but `/healthz` and `/readyz` requires; none when absent. */
@@ -34,8 +37,8 @@ export interface RuntimeHttpOptions {
   readonly allowedHosts?: ReadonlyArray<string> | undefined
   /** How often an idle events stream gets a `: ping` comment (default 15 s; tests shorten it). */
   readonly ssePingMs?: number | undefined
-  /** Log one line per request at debug level. */
-  readonly logRequests?: boolean | undefined
+  /** The Prometheus text for `GET /metrics` (same auth as `/v1`); no such route without it. */
+  readonly metrics?: Effect.Effect<string> | undefined
   /**
    * A tracing span per request. Off by default: nobody exports them unless a
    * tracer is configured, and building them costs a measurable share of a
@@ -49,28 +52,35 @@ export const bodyLimitFor = (maxInputBytes: number) => 4 * maxInputBytes + 64 * 
 
 const OPENAPI_PATH = "/openapi.json"
 
-/** The methods each path of `RuntimeApi` takes, for 405 and `Allow`. */
-const routeMethods = (): (path: string) => ReadonlyArray<string> => {
-  const routes: Array<{ readonly pattern: RegExp; readonly method: string }> = [
-    { pattern: /^\/openapi\.json$/, method: "GET" }
-  ]
-  HttpApi.reflect(RuntimeApi, {
-    onGroup: () => {},
-    onEndpoint: ({ endpoint }) => {
-      const source = endpoint.path.split("/").map((segment) =>
-        segment.startsWith(":") ? "[^/]+" : segment.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")
-      ).join("/")
-      routes.push({ pattern: new RegExp(`^${source}$`), method: endpoint.method })
-    }
-  })
-  return (path) => routes.filter((route) => route.pattern.test(path)).map((route) => route.method)
-}
+const METRICS_PATH = "/metrics"
 
-const logRequests = (app: HttpApp.Default): HttpApp.Default =>
-  Effect.flatMap(
-    HttpServerRequest.HttpServerRequest,
-    (request) => Effect.tap(app, (response) => Effect.logDebug(`${request.method} ${request.url} ${response.status}`))
-  )
+/**
+ * Per request: the latency and count metrics, and at debug level one log line
+ * with method, route, status, duration and Worker (never the token, never
+ * content).
+ */
+const observeRequests = (routes: Routes) => (app: HttpApp.Default): HttpApp.Default =>
+  Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) =>
+    Effect.gen(function*() {
+      const path = request.url.split("?")[0]!
+      const [took, response] = yield* Effect.timed(app)
+      const route = routes.templateOf(request.method, path)
+      const seconds = Duration.toSeconds(took)
+      const labels = [Metrics.label("route", route), Metrics.label("method", request.method)]
+      Metrics.requests.unsafeUpdate(1, [...labels, Metrics.label("status", String(response.status))])
+      Metrics.requestDuration.unsafeUpdate(seconds, labels)
+      const workerId = workerIdOf(path)
+      yield* Effect.logDebug("request").pipe(
+        Effect.annotateLogs({
+          method: request.method,
+          route,
+          status: response.status,
+          durationMs: Math.round(seconds * 1e6) / 1e3,
+          ...(workerId === undefined ? {} : { workerId: decodeURIComponent(workerId) })
+        })
+      )
+      return response
+    }))
 
 /** Serves `RuntimeApi` on the `HttpServer` in context. */
 export const RuntimeHttpServerLive = (
@@ -100,15 +110,30 @@ export const RuntimeHttpServerLive = (
         ]),
         Layer.provide(AuthorizationLive(token))
       )
+      const metrics = options.metrics
+      const routes = makeRoutes([
+        { method: "GET", path: OPENAPI_PATH },
+        ...(metrics === undefined ? [] : [{ method: "GET", path: METRICS_PATH }])
+      ])
       const guard = makeGuard({
         token,
         maxBodyBytes,
         hosts: makeHostPolicy(allowedHosts, bound),
-        methodsOf: routeMethods()
+        methodsOf: routes.methodsOf
       })
-      return HttpApiBuilder.serve(options.logRequests === true ? logRequests : undefined).pipe(
+      const metricsRoute = metrics === undefined
+        ? Layer.empty
+        : HttpApiBuilder.Router.use((router) =>
+          router.get(
+            METRICS_PATH,
+            Effect.map(metrics, (text) =>
+              HttpServerResponse.text(text, { contentType: "text/plain; version=0.0.4; charset=utf-8" }))
+          )
+        )
+      return HttpApiBuilder.serve(observeRequests(routes)).pipe(
         options.tracing === true ? identity : HttpMiddleware.withTracerDisabledWhen(() => true),
         Layer.provide(HttpApiBuilder.middlewareOpenApi({ path: OPENAPI_PATH })),
+        Layer.provide(metricsRoute),
         Layer.provide(HttpApiBuilder.middleware(RuntimeApi, guard)),
         Layer.provide(api)
       )

@@ -38,6 +38,9 @@ export interface RuntimeConfig {
   readonly shutdownGraceMs: number
   /** Inputs that may wait per Worker under `ifBusy: enqueue`. */
   readonly maxQueuedInputs: number
+  readonly logFormat: "pretty" | "json"
+  /** Traces exported over OTLP/HTTP, from the standard OpenTelemetry variables; none: tracing off. */
+  readonly tracing: Option.Option<{ readonly endpoint: string; readonly serviceName: string | undefined }>
   /** Delete Workers stopped or failed longer ago than this (ms); none: never. */
   readonly retainStoppedMs: Option.Option<number>
   /** Host names allowed besides loopback names and the bound address; `*` for any. */
@@ -215,6 +218,14 @@ export const options = {
       "Inputs that may wait per Worker under ifBusy: enqueue."
     )
   ),
+  logFormat: Options.choice("log-format", ["pretty", "json"] as const).pipe(
+    withEnvOrDefault(
+      "WORKER_RUNTIME_LOG_FORMAT",
+      Config.literal("pretty", "json"),
+      "pretty" as const,
+      "Log lines for people (pretty) or machines (json: one JSON object a line)."
+    )
+  ),
   retainStopped: Options.text("retain-stopped").pipe(
     withEnvOrNone(
       "WORKER_RUNTIME_RETAIN_STOPPED",
@@ -300,6 +311,13 @@ const integerAtLeast = (name: string, value: number, min: number) =>
     ? Effect.succeed(value)
     : Effect.fail(new StartupError({ message: `--${name} must be an integer >= ${min}, got ${value}` }))
 
+/** `OTEL_EXPORTER_OTLP_ENDPOINT` and `OTEL_SERVICE_NAME`, as every OpenTelemetry SDK reads them. */
+const tracingConfig = Effect.gen(function*() {
+  const endpoint = yield* Config.option(Config.nonEmptyString("OTEL_EXPORTER_OTLP_ENDPOINT"))
+  const serviceName = yield* Config.option(Config.nonEmptyString("OTEL_SERVICE_NAME"))
+  return Option.map(endpoint, (url) => ({ endpoint: url, serviceName: Option.getOrUndefined(serviceName) }))
+}).pipe(Effect.mapError((error) => new StartupError({ message: `OpenTelemetry configuration: ${String(error)}` })))
+
 /** Checks the flags and reads the token: the full configuration, or why it cannot start. */
 export const resolveConfig = (raw: RawOptions): Effect.Effect<RuntimeConfig, StartupError, FileSystem.FileSystem> =>
   Effect.gen(function*() {
@@ -348,6 +366,8 @@ export const resolveConfig = (raw: RawOptions): Effect.Effect<RuntimeConfig, Sta
       maxInputBytes: yield* integerAtLeast("max-input-bytes", raw.maxInputBytes, 1),
       shutdownGraceMs: yield* integerAtLeast("shutdown-grace-ms", raw.shutdownGraceMs, 0),
       maxQueuedInputs: yield* integerAtLeast("max-queued-inputs", raw.maxQueuedInputs, 0),
+      logFormat: raw.logFormat,
+      tracing: yield* tracingConfig,
       retainStoppedMs: Option.isSome(raw.retainStopped)
         ? Option.some(yield* parseDuration("retain-stopped", raw.retainStopped.value))
         : Option.none(),

@@ -9,20 +9,22 @@ import * as NodeCommandExecutor from "@effect/platform-node/NodeCommandExecutor"
 import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import * as HttpServer from "@effect/platform/HttpServer"
+import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Logger from "effect/Logger"
-import * as LogLevel from "effect/LogLevel"
 import * as Option from "effect/Option"
+import type * as Scope from "effect/Scope"
 
 import { RuntimeHttpServerLive } from "../http/Server.js"
 import { MemoryStoreLive } from "../MemoryStore.js"
 import { Runtime } from "../Runtime.js"
 import { RuntimeControl } from "../RuntimeControl.js"
 import { RuntimeFromStore } from "../RuntimeLive.js"
-import type { RuntimeStore } from "../RuntimeStore.js"
+import { RuntimeStore } from "../RuntimeStore.js"
 import { type RuntimeConfig, StartupError, type StoreSpec } from "./Config.js"
 import { createRuntimeHttpServer } from "./HttpServer.js"
+import type { Prometheus, TracingConfig } from "./Observability.js"
 import { buildEngines, DEFAULT_PROFILES, loadProfilesFile } from "./Profiles.js"
 
 /**
@@ -46,8 +48,16 @@ const sqliteStore = (filename: string): Layer.Layer<RuntimeStore, StartupError> 
     )
   )
 
+/** The configured store; its close is logged (its finalizer runs after the store's own). */
 const storeLayer = (spec: StoreSpec): Layer.Layer<RuntimeStore, StartupError> =>
-  spec._tag === "memory" ? MemoryStoreLive() : sqliteStore(spec.filename)
+  Layer.scoped(
+    RuntimeStore,
+    Effect.gen(function*() {
+      yield* Effect.addFinalizer(() => Effect.logInfo("store closed").pipe(Effect.annotateLogs({ store: spec._tag })))
+      const context = yield* Layer.build(spec._tag === "memory" ? MemoryStoreLive() : sqliteStore(spec.filename))
+      return Context.get(context, RuntimeStore)
+    })
+  )
 
 /** `Runtime` + `RuntimeControl` as configured: profiles loaded and checked, store opened. */
 export const RuntimeFromConfigLive = (config: RuntimeConfig) =>
@@ -68,6 +78,7 @@ export const RuntimeFromConfigLive = (config: RuntimeConfig) =>
         maxWorkers: config.maxWorkers,
         maxInputBytes: config.maxInputBytes,
         shutdownGraceMs: config.shutdownGraceMs,
+        tracing: Option.isSome(config.tracing),
         maxQueuedInputs: config.maxQueuedInputs,
         retainStoppedMs: Option.getOrUndefined(config.retainStoppedMs)
       }).pipe(
@@ -79,7 +90,19 @@ export const RuntimeFromConfigLive = (config: RuntimeConfig) =>
 
 /** Drains the Runtime before anything built earlier (the server) is released. */
 const DrainFirst = Layer.scopedDiscard(
-  Effect.flatMap(RuntimeControl, (control) => Effect.addFinalizer(() => control.drain))
+  Effect.gen(function*() {
+    const control = yield* RuntimeControl
+    const runtime = yield* Runtime
+    const busy = runtime.info.pipe(Effect.map((info) => info.workers.busy), Effect.orElseSucceed(() => 0))
+    yield* Effect.addFinalizer(() =>
+      Effect.gen(function*() {
+        const inFlight = yield* busy
+        yield* Effect.logInfo("draining began").pipe(Effect.annotateLogs({ turnsInFlight: inFlight }))
+        const { turnsInterrupted } = yield* control.drain
+        yield* Effect.logInfo("drain done").pipe(Effect.annotateLogs({ turnsInterrupted }))
+      })
+    )
+  })
 )
 
 const Announce = Layer.effectDiscard(
@@ -99,14 +122,53 @@ const Announce = Layer.effectDiscard(
   })
 )
 
+/** One log line a line: for people (pretty) or machines (JSON: level, time, message, annotations). */
+const loggerOf = (format: RuntimeConfig["logFormat"]) => format === "json" ? Logger.json : Logger.pretty
+
+/**
+ * `/metrics` and tracing need `@effect/opentelemetry` and the OpenTelemetry
+ * packages (optional peers): imported only here, so that the bin runs
+ * without them, with a warning.
+ */
+const observability = Effect.tryPromise(() => import("./Observability.js")).pipe(
+  Effect.tapError((error) =>
+    Effect.logWarning(
+      "/metrics and tracing are off: they need @effect/opentelemetry, @opentelemetry/sdk-metrics, " +
+        "@opentelemetry/exporter-prometheus and @opentelemetry/resources installed",
+      String(error)
+    )
+  ),
+  Effect.option
+)
+
+const metricsText: Effect.Effect<Effect.Effect<string> | undefined, never, Scope.Scope> = Effect.flatMap(
+  observability,
+  Option.match({
+    onNone: () => Effect.succeed(undefined),
+    onSome: (module) => Effect.map(module.makePrometheus, (prometheus: Prometheus) => prometheus.text)
+  })
+)
+
+const tracingLayer = (config: TracingConfig): Layer.Layer<never> =>
+  Layer.unwrapEffect(
+    Effect.map(
+      observability,
+      Option.match({ onNone: () => Layer.empty, onSome: (module) => module.TracingLive(config) })
+    )
+  )
+
 /** The whole process: launch it with `Layer.launch`. */
 export const NodeRuntimeLive = (config: RuntimeConfig): Layer.Layer<never, StartupError> => {
-  const logRequests = LogLevel.lessThanEqual(config.logLevel, LogLevel.Debug)
-  const server = RuntimeHttpServerLive({
-    token: Option.getOrUndefined(config.token),
-    allowedHosts: config.allowedHosts,
-    logRequests
-  }).pipe(
+  const tracing = Option.isSome(config.tracing)
+  const server = Layer.unwrapScoped(
+    Effect.map(metricsText, (metrics) =>
+      RuntimeHttpServerLive({
+        token: Option.getOrUndefined(config.token),
+        allowedHosts: config.allowedHosts,
+        metrics,
+        tracing
+      }))
+  ).pipe(
     Layer.provideMerge(
       NodeHttpServer.layer(createRuntimeHttpServer, { host: config.host, port: config.port }).pipe(
         Layer.mapError((error) =>
@@ -118,6 +180,8 @@ export const NodeRuntimeLive = (config: RuntimeConfig): Layer.Layer<never, Start
   return Layer.mergeAll(DrainFirst, Announce).pipe(
     Layer.provide(server),
     Layer.provide(RuntimeFromConfigLive(config)),
-    Layer.provide(Logger.minimumLogLevel(config.logLevel))
+    Layer.provide(Option.match(config.tracing, { onNone: () => Layer.empty, onSome: tracingLayer })),
+    Layer.provide(Logger.minimumLogLevel(config.logLevel)),
+    Layer.provide(loggerOf(config.logFormat))
   )
 }

@@ -21,6 +21,7 @@ import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 
 import type { TranscriptEntry } from "../Domain.js"
+import * as Metrics from "../Metrics.js"
 import { type TurnContext, TurnFailed, type WorkerEngine } from "../WorkerEngine.js"
 import type { ProcessProfile } from "./Profiles.js"
 
@@ -266,7 +267,15 @@ const runTurn = (
     // dead: a write still pending then fails with EPIPE while someone listens.
     const stdinScope = yield* Scope.fork(scope, ExecutionStrategy.sequential)
     const child = yield* Command.start(commandOf(profile, context, runAs)).pipe(
-      Effect.tap((child) => Effect.addFinalizer(() => terminateGroup(child.pid, graceMs))),
+      Effect.tap((child) => {
+        Metrics.childProcesses.unsafeModify(1, [])
+        return Effect.addFinalizer(() =>
+          Effect.ensuring(
+            terminateGroup(child.pid, graceMs),
+            Effect.sync(() => Metrics.childProcesses.unsafeModify(-1, []))
+          )
+        )
+      }),
       // Between the spawn and the finalizer nothing may interrupt us.
       Effect.uninterruptible,
       Effect.mapError((error) => new TurnFailed({ message: `could not start ${profile.command[0]}: ${error.message}` }))
@@ -291,6 +300,7 @@ export const makeProcessEngine = (
   options: ProcessEngineOptions = {}
 ): Effect.Effect<WorkerEngine, never, CommandExecutor.CommandExecutor> =>
   Effect.map(CommandExecutor.CommandExecutor, (executor) => {
+    Metrics.childProcesses.unsafeModify(0, [])
     const graceMs = options.killGraceMs ?? DEFAULT_KILL_GRACE_MS
     const timeoutMs = profile.turnTimeoutMs
     return {

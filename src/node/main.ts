@@ -163,5 +163,6 @@ const main = Effect.gen(function*() {
 main.pipe(
   withPlainConsole,
   Effect.provide(NodeContext.layer),
-  NodeRuntime.runMain({ disableErrorReporting: true })
+  // The process picks its own logger (--log-format): runMain installs none.
+  NodeRuntime.runMain({ disableErrorReporting: true, disablePrettyLogger: true })
 )
