@@ -377,6 +377,7 @@ layer(httpServer({ profiles, maxInputBytes: MAX_INPUT, maxWorkers: 1000 }, TOKEN
           expect(text).not.toContain("HttpApiDecodeError")
           expect(Object.keys((response.json as { paths: object }).paths).sort()).toEqual([
             "/healthz",
+            "/metrics",
             "/openapi.json",
             "/readyz",
             "/v1/runtime",

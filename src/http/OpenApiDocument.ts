@@ -122,6 +122,31 @@ const describeParameter = (parameter: Json, schemas: Record<string, Json>): Json
     : parameter
 }
 
+const metricsPath = {
+  get: {
+    tags: ["runtime"],
+    operationId: "metrics",
+    summary: "Metrics",
+    description: "Prometheus text: Workers by status, turns, requests, store commits, event streams, child " +
+      "processes (docs/operations.md). Served by the runtime process; needs the token when one is set.",
+    security: [{ bearer: [] }],
+    parameters: [],
+    responses: {
+      "200": {
+        description: "Metrics in the Prometheus text format 0.0.4",
+        content: {
+          "text/plain": {
+            schema: { type: "string" },
+            example: "# TYPE worker_runtime_workers gauge\nworker_runtime_workers{status=\"idle\"} 1\n"
+          }
+        }
+      },
+      "401": { ...errorResponse("Missing or wrong bearer token", "Unauthorized"), headers: RESPONSE_HEADERS["401"] },
+      "403": errorResponse("The request comes from a browser, or its Host is not allowed", "Forbidden")
+    }
+  }
+}
+
 const patchOperations = (spec: Record<string, Json>): Record<string, Json> => {
   const schemas = isObject(spec.components) && isObject(spec.components.schemas) ? spec.components.schemas : {}
   const paths = isObject(spec.paths) ? spec.paths : {}
@@ -159,7 +184,7 @@ const patchOperations = (spec: Record<string, Json>): Record<string, Json> => {
       ]
     })
   )
-  return { ...spec, paths: { ...patched, "/openapi.json": openApiPath } }
+  return { ...spec, paths: { ...patched, "/openapi.json": openApiPath, "/metrics": metricsPath } }
 }
 
 /** An example value for `schema`: its own first example, else one made from its type. */
