@@ -253,7 +253,7 @@ export const followSuite = (label: string, make: MakeRuntimeLayer) =>
           expect(events.at(-1)).toMatchObject({ type: "worker", worker: { status: "stopped" } })
         }).pipe(withRuntime()), 30_000)
 
-      it.live("a consumer that does not read never slows the turn, and then gets all 20,000 entries in order", () =>
+      it.live("a consumer that does not read never slows the turn, and then gets all 100,000 entries in order", () =>
         Effect.gen(function*() {
           const runtime = yield* rt
           const worker = yield* runtime.create({ profile: "lines" })
@@ -266,7 +266,7 @@ export const followSuite = (label: string, make: MakeRuntimeLayer) =>
             ).pipe(Effect.map(Chunk.toReadonlyArray))
           )
           yield* Effect.sleep(30)
-          yield* runtime.input(worker.id, { content: "20000" })
+          yield* runtime.input(worker.id, { content: "100000" })
           // The turn ends while the consumer has not read a thing.
           yield* awaitStatusLive(worker.id, "idle")
           yield* runtime.stop(worker.id)
