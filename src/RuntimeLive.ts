@@ -9,12 +9,10 @@
  * Worker. The contract is docs/rest.md; docs/architecture.md shows how the
  * pieces fit.
  */
-import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import { admitInput, refuseCancel } from "./Admission.js"
@@ -35,6 +33,7 @@ import { Busy, InvalidInput, Unavailable, UnknownWorker, Unsupported } from "./E
 import { followWorker } from "./Events.js"
 import { makeIdGenerator } from "./Ids.js"
 import { MemoryStoreLive } from "./MemoryStore.js"
+import { startRetention } from "./Retention.js"
 import { Runtime, type RuntimeService } from "./Runtime.js"
 import { RuntimeControl, type RuntimeControlService } from "./RuntimeControl.js"
 import {
@@ -47,6 +46,7 @@ import {
   type RuntimeOptions
 } from "./RuntimeOptions.js"
 import { RuntimeStore, type StoreError } from "./RuntimeStore.js"
+import { traced } from "./Tracing.js"
 import { ending, makeTurns, notEnding, nowIso, type TransitionResult } from "./Turns.js"
 import { cancelOf, exceedsBytes, reasonOf, validate } from "./Validation.js"
 import { VERSION } from "./version.js"
@@ -464,27 +464,7 @@ export const makeRuntime = (
       })
     }
 
-    // --- retention --------------------------------------------------------------
-
-    const retainMs = options.retainStoppedMs
-    if (retainMs !== undefined) {
-      const sweep = Effect.gen(function*() {
-        const now = yield* Clock.currentTimeMillis
-        const old = Array.from(table.slots()).filter((slot) =>
-          (slot.worker.status === "stopped" || slot.worker.status === "failed") &&
-          now - Date.parse(slot.worker.updatedAt) > retainMs
-        )
-        // One at a time: each holds only its own Worker's lock, so requests
-        // for other Workers never wait on the sweep.
-        for (const slot of old) {
-          yield* table.locked(slot, deleteLocked(slot)).pipe(
-            Effect.catchAll((error) => Effect.logWarning("retention could not delete a Worker", error))
-          )
-        }
-      })
-      const every = Math.max(1000, Math.min(60_000, Math.floor(retainMs / 10)))
-      yield* Effect.forkScoped(Effect.repeat(sweep, Schedule.spaced(every)))
-    }
+    if (options.retainStoppedMs !== undefined) yield* startRetention(table, options.retainStoppedMs, deleteLocked)
 
     // --- shutdown ----------------------------------------------------------------
 
@@ -527,26 +507,6 @@ export const makeRuntime = (
 
     return { runtime: tracing ? traced(runtime) : runtime, control: { drain } }
   })
-
-/** Every method in a span named for it (`Runtime.input`), with the Worker's id. */
-const traced = (runtime: RuntimeService): RuntimeService => {
-  const span = <A, E>(name: string, effect: Effect.Effect<A, E>, workerId?: WorkerId) =>
-    Effect.withSpan(effect, `Runtime.${name}`, workerId === undefined ? {} : { attributes: { workerId } })
-  return {
-    info: span("info", runtime.info),
-    list: (query) => span("list", runtime.list(query)),
-    get: (id) => span("get", runtime.get(id), id),
-    create: (request) => span("create", runtime.create(request)),
-    input: (id, input) => span("input", runtime.input(id, input), id),
-    cancel: (id, request) => span("cancel", runtime.cancel(id, request), id),
-    stop: (id, request) => span("stop", runtime.stop(id, request), id),
-    transcript: (id, query) => span("transcript", runtime.transcript(id, query), id),
-    turn: (id, turn, query) => span("turn", runtime.turn(id, turn, query), id),
-    events: (id, query) =>
-      Stream.withSpan(runtime.events(id, query), "Runtime.events", { attributes: { workerId: id } }),
-    delete: (id) => span("delete", runtime.delete(id), id)
-  }
-}
 
 /** `Runtime` and `RuntimeControl` over the `RuntimeStore` in context (e.g. the SQLite store). */
 export const RuntimeFromStore = (

@@ -1,0 +1,29 @@
+/**
+ * With `RuntimeOptions.tracing`, every Runtime method runs in a span named
+ * for it, with the Worker's id; without, the service is used as it is and no
+ * span is ever made.
+ */
+import * as Effect from "effect/Effect"
+import * as Stream from "effect/Stream"
+import type { WorkerId } from "./Domain.js"
+import type { RuntimeService } from "./Runtime.js"
+
+/** Every method in a span named for it (`Runtime.input`), with the Worker's id. */
+export const traced = (runtime: RuntimeService): RuntimeService => {
+  const span = <A, E>(name: string, effect: Effect.Effect<A, E>, workerId?: WorkerId) =>
+    Effect.withSpan(effect, `Runtime.${name}`, workerId === undefined ? {} : { attributes: { workerId } })
+  return {
+    info: span("info", runtime.info),
+    list: (query) => span("list", runtime.list(query)),
+    get: (id) => span("get", runtime.get(id), id),
+    create: (request) => span("create", runtime.create(request)),
+    input: (id, input) => span("input", runtime.input(id, input), id),
+    cancel: (id, request) => span("cancel", runtime.cancel(id, request), id),
+    stop: (id, request) => span("stop", runtime.stop(id, request), id),
+    transcript: (id, query) => span("transcript", runtime.transcript(id, query), id),
+    turn: (id, turn, query) => span("turn", runtime.turn(id, turn, query), id),
+    events: (id, query) =>
+      Stream.withSpan(runtime.events(id, query), "Runtime.events", { attributes: { workerId: id } }),
+    delete: (id) => span("delete", runtime.delete(id), id)
+  }
+}
