@@ -496,6 +496,26 @@ const brokenRuntime: RuntimeService = {
 }
 
 describe("defects", () => {
+  it.live("an answer that cannot be encoded is a 500, never the client's InvalidInput", () =>
+    Effect.gen(function*() {
+      const url = yield* baseUrl
+      const response = yield* raw(url, "/v1/workers/x")
+      expectError(response, 500, "InternalError")
+    }).pipe(
+      Effect.provide(
+        RuntimeHttpServerLive().pipe(
+          Layer.provideMerge(NodeHttpServer.layer(createServer, { port: 0, host: "127.0.0.1" })),
+          Layer.provide(
+            Layer.succeed(Runtime, {
+              ...brokenRuntime,
+              // Not a Worker: the success schema cannot encode it.
+              get: () => Effect.succeed(JSON.parse("{\"id\":5}"))
+            })
+          )
+        )
+      )
+    ))
+
   it.live("answer 500 with a typed body", () =>
     Effect.gen(function*() {
       const url = yield* baseUrl

@@ -16,15 +16,28 @@ import { InvalidInput } from "../Errors.js"
 import { Runtime } from "../Runtime.js"
 import { wasCreatedBefore } from "../RuntimeLive.js"
 import { Authorization, type ListParams, RuntimeApi } from "./Api.js"
-import { jsonBody, optionalJsonBody } from "./Body.js"
+import { type BodyOptions, jsonBody, optionalJsonBody } from "./Body.js"
 import { Unauthorized } from "./Errors.js"
 import { eventStreamResponse } from "./EventStream.js"
 import { tokenMatches } from "./Guard.js"
+import { markHandled } from "./Handled.js"
+
+/**
+ * Path, query and headers are decoded before a handler runs, the answer is
+ * encoded after it: marking the request when the handler starts tells the
+ * guard that a decode error after it is the answer's, a server failure.
+ */
+const decoded = <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.zipRight(markHandled, effect)
+
+const decodedBody = <A, I>(schema: Schema.Schema<A, I>, options: BodyOptions) => decoded(jsonBody(schema, options))
+
+const decodedOptionalBody = <A, I>(schema: Schema.Schema<A, I>, options: BodyOptions) =>
+  decoded(optionalJsonBody(schema, options))
 
 export const RuntimeHandlers = HttpApiBuilder.group(
   RuntimeApi,
   "runtime",
-  (handlers) => Effect.map(Runtime, (runtime) => handlers.handle("info", () => runtime.info))
+  (handlers) => Effect.map(Runtime, (runtime) => handlers.handle("info", () => decoded(runtime.info)))
 )
 
 /** The list query: `metadata.<key>=<value>` pairs become the metadata filter. */
@@ -62,9 +75,9 @@ export const WorkersHandlers = ({ maxBodyBytes, pingMs }: WorkersHandlersOptions
   HttpApiBuilder.group(RuntimeApi, "workers", (handlers) =>
     Effect.map(Runtime, (runtime) =>
       handlers
-        .handle("list", ({ urlParams }) => runtime.list(listQuery(urlParams)))
+        .handle("list", ({ urlParams }) => decoded(runtime.list(listQuery(urlParams))))
         .handleRaw("create", ({ headers }) =>
-          jsonBody(CreateWorker, { maxBodyBytes, what: "create request" }).pipe(
+          decodedBody(CreateWorker, { maxBodyBytes, what: "create request" }).pipe(
             Effect.flatMap((request) => withHeaderKey(request, headers["idempotency-key"])),
             Effect.flatMap(runtime.create),
             // A create replayed by its idempotency key made nothing new: 200, not 201.
@@ -72,32 +85,32 @@ export const WorkersHandlers = ({ maxBodyBytes, pingMs }: WorkersHandlersOptions
               wasCreatedBefore(worker) ? HttpServerResponse.unsafeJson(encodeWorker(worker), { status: 200 }) : worker
             )
           ))
-        .handle("get", ({ path }) => runtime.get(path.workerId))
+        .handle("get", ({ path }) => decoded(runtime.get(path.workerId)))
         .handleRaw("input", ({ path }) =>
           Effect.flatMap(
-            jsonBody(WorkerInput, { maxBodyBytes, what: "input" }),
+            decodedBody(WorkerInput, { maxBodyBytes, what: "input" }),
             (input) => runtime.input(path.workerId, input)
           ))
         .handleRaw("cancel", ({ path }) =>
           Effect.flatMap(
-            optionalJsonBody(CancelRequest, { maxBodyBytes, what: "cancel request" }),
+            decodedOptionalBody(CancelRequest, { maxBodyBytes, what: "cancel request" }),
             (request) => runtime.cancel(path.workerId, request)
           ))
         .handleRaw("stop", ({ path }) =>
           Effect.flatMap(
-            optionalJsonBody(StopRequest, { maxBodyBytes, what: "stop request" }),
+            decodedOptionalBody(StopRequest, { maxBodyBytes, what: "stop request" }),
             (request) => runtime.stop(path.workerId, request)
           ))
-        .handle("transcript", ({ path, urlParams }) => runtime.transcript(path.workerId, urlParams))
-        .handle("turn", ({ path, urlParams }) => runtime.turn(path.workerId, path.turn, urlParams))
+        .handle("transcript", ({ path, urlParams }) => decoded(runtime.transcript(path.workerId, urlParams)))
+        .handle("turn", ({ path, urlParams }) => decoded(runtime.turn(path.workerId, path.turn, urlParams)))
         .handle("events", ({ headers, path, urlParams }) =>
-          Effect.gen(function*() {
+          decoded(Effect.gen(function*() {
             const after = yield* lastEventId(headers["last-event-id"], urlParams.after)
             // Errors before the stream starts are ordinary JSON answers.
             yield* runtime.get(path.workerId)
             return eventStreamResponse(runtime.events(path.workerId, { after }), pingMs)
-          }))
-        .handle("delete", ({ path }) => runtime.delete(path.workerId))))
+          })))
+        .handle("delete", ({ path }) => decoded(runtime.delete(path.workerId)))))
 
 /** `Last-Event-ID`, when sent, takes the place of `after`. */
 const lastEventId = (header: string | undefined, after: number | undefined) => {
@@ -115,12 +128,12 @@ export const HealthHandlers = HttpApiBuilder.group(
   (handlers) =>
     Effect.map(Runtime, (runtime) =>
       handlers
-        .handle("healthz", () => Effect.succeed({ status: "ok" as const }))
+        .handle("healthz", () => decoded(Effect.succeed({ status: "ok" as const })))
         .handle("readyz", () =>
-          runtime.info.pipe(
+          decoded(runtime.info.pipe(
             Effect.filterOrFail((info) => info.status === "running", () => drainingError(0)),
             Effect.as({ status: "ready" as const })
-          )))
+          ))))
 )
 
 /** The endpoint-level check behind the global guard (which already enforced it before routing). */

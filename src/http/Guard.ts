@@ -21,6 +21,7 @@ import { type InvalidInput, Unavailable } from "../Errors.js"
 import { RETRY_AFTER_MS } from "../RuntimeOptions.js"
 import { invalidInputOf, toValidationIssues } from "../Validation.js"
 import { Forbidden, InternalError, MethodNotAllowed, RouteNotFound, Unauthorized } from "./Errors.js"
+import { wasHandled } from "./Handled.js"
 import { hostAllowed, type HostPolicy } from "./Hosts.js"
 
 export interface GuardOptions {
@@ -111,6 +112,13 @@ export const makeGuard = (options: GuardOptions) => {
     const error = Cause.squash(cause)
     if (error instanceof HttpServerError.RouteNotFound) return notFound(request.method, pathOf(request.url))
     if (error instanceof HttpApiDecodeError) {
+      // After the handler started, the answer did not encode: the server's failure, not the client's.
+      if (wasHandled(request)) {
+        return Effect.zipRight(
+          Effect.logError("an answer could not be encoded", error.message),
+          answer(new InternalError({ message: "Internal error; the runtime logged it." }), 500)
+        )
+      }
       return Effect.fail(invalidInputOf(toValidationIssues(error.issues), "request"))
     }
     if (error instanceof Unauthorized) return unauthorized()
