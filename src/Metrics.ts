@@ -8,7 +8,7 @@ import * as Metric from "effect/Metric"
 import * as MetricBoundaries from "effect/MetricBoundaries"
 import * as MetricLabel from "effect/MetricLabel"
 
-/** Seconds, from 5 ms to about 2.7 hours. */
+/** Seconds, from 5 ms to about 87 minutes (and beyond, in +Inf). */
 const durations = MetricBoundaries.exponential({ start: 0.005, factor: 2, count: 22 })
 
 export const workers = Metric.gauge("worker_runtime_workers", { description: "Workers by status" })

@@ -10,6 +10,8 @@ export interface RuntimeControlService {
    * running when the grace ended, and were interrupted.
    */
   readonly drain: Effect.Effect<{ readonly turnsInterrupted: number }>
+  /** Turns in flight now (for the process's own logs; read from memory). */
+  readonly turnsInFlight: Effect.Effect<number>
 }
 
 export class RuntimeControl extends Context.Tag("worker-runtime/RuntimeControl")<

@@ -505,7 +505,10 @@ export const makeRuntime = (
     )
     yield* Effect.addFinalizer(() => drain)
 
-    return { runtime: tracing ? traced(runtime) : runtime, control: { drain } }
+    return {
+      runtime: tracing ? traced(runtime) : runtime,
+      control: { drain, turnsInFlight: Effect.sync(() => draining.busySlots().length) }
+    }
   })
 
 /** `Runtime` and `RuntimeControl` over the `RuntimeStore` in context (e.g. the SQLite store). */

@@ -20,7 +20,12 @@ export interface TurnContext {
   readonly profile: string
   readonly turn: number
   readonly input: { readonly content: string; readonly kind: InputKind }
-  /** Records one `worker` entry now; it is committed when the effect succeeds. */
+  /**
+   * Queues one `worker` entry. Entries are committed in order, in batches
+   * (the lines queued when a commit starts go in one commit); the turn's end
+   * commits whatever is still queued. It waits only when many are queued, and
+   * interrupts the turn once the turn is no longer current (cancelled, stopped).
+   */
   readonly emit: (content: string) => Effect.Effect<void, TurnFailed>
   /** Every entry of the Worker's transcript so far, the new input included. */
   readonly transcript: Effect.Effect<ReadonlyArray<TranscriptEntry>, TurnFailed>

@@ -19,6 +19,15 @@ export {
   RETRY_AFTER_MS,
   type RuntimeOptions
 } from "./RuntimeOptions.js"
-export { type ListWorkersQuery, RuntimeStore, type RuntimeStoreService, StoreError } from "./RuntimeStore.js"
+export {
+  type Change,
+  type ListWorkersQuery,
+  type QueuedInput,
+  RuntimeStore,
+  type RuntimeStoreService,
+  type StoredWorker,
+  StoreError,
+  type TranscriptRange
+} from "./RuntimeStore.js"
 export { VERSION } from "./version.js"
 export { type Profiles, type TurnContext, TurnFailed, type WorkerEngine } from "./WorkerEngine.js"

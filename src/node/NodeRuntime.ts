@@ -92,11 +92,9 @@ export const RuntimeFromConfigLive = (config: RuntimeConfig) =>
 const DrainFirst = Layer.scopedDiscard(
   Effect.gen(function*() {
     const control = yield* RuntimeControl
-    const runtime = yield* Runtime
-    const busy = runtime.info.pipe(Effect.map((info) => info.workers.busy), Effect.orElseSucceed(() => 0))
     yield* Effect.addFinalizer(() =>
       Effect.gen(function*() {
-        const inFlight = yield* busy
+        const inFlight = yield* control.turnsInFlight
         yield* Effect.logInfo("draining began").pipe(Effect.annotateLogs({ turnsInFlight: inFlight }))
         const { turnsInterrupted } = yield* control.drain
         yield* Effect.logInfo("drain done").pipe(Effect.annotateLogs({ turnsInterrupted }))
@@ -133,9 +131,9 @@ const loggerOf = (format: RuntimeConfig["logFormat"]) => format === "json" ? Log
 const observability = Effect.tryPromise(() => import("./Observability.js")).pipe(
   Effect.tapError((error) =>
     Effect.logWarning(
-      "/metrics and tracing are off: they need @effect/opentelemetry, @opentelemetry/sdk-metrics, " +
-        "@opentelemetry/exporter-prometheus and @opentelemetry/resources installed",
-      String(error)
+      "/metrics and tracing are off: they need @effect/opentelemetry, @opentelemetry/api, " +
+        "@opentelemetry/sdk-metrics, @opentelemetry/exporter-prometheus and @opentelemetry/resources installed",
+      error.cause instanceof Error ? error.cause.message : String(error.cause)
     )
   ),
   Effect.option
