@@ -71,9 +71,12 @@ export const bareInputs = async ({ batch, rounds }: InputOptions): Promise<numbe
     worker.entries.push(entry)
     Object.assign(worker, { status: "busy", turn, lastSeq: entry.seq, updatedAt: entry.at })
     const done = Promise.resolve().then(() => {
-      const output = { seq: worker.lastSeq + 1, at: now(), role: "worker", content, turn }
-      worker.entries.push(output)
-      Object.assign(worker, { status: "idle", lastSeq: output.seq, updatedAt: output.at })
+      // The echo, then the runtime entry that ends every turn.
+      const at = now()
+      const output = { seq: worker.lastSeq + 1, at, role: "worker", content, turn }
+      const completed = { seq: worker.lastSeq + 2, at, role: "runtime", content: "completed", turn }
+      worker.entries.push(output, completed)
+      Object.assign(worker, { status: "idle", lastSeq: completed.seq, updatedAt: at })
     })
     return { accepted: { worker: { ...worker }, entry }, done }
   }

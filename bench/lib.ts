@@ -1,6 +1,7 @@
 // Shared helpers of the benchmarks: child servers, autocannon runs, timing.
 import autocannon, { type Options, type Result } from "autocannon"
-import { spawn } from "node:child_process"
+import { Effect, Logger, LogLevel } from "effect"
+import { type ChildProcess, execFileSync, spawn, type SpawnOptions, type StdioOptions } from "node:child_process"
 import { join } from "node:path"
 import { fileURLToPath } from "node:url"
 
@@ -12,40 +13,83 @@ export const benchBuild = join(root, "build", "bench")
 export interface Server {
   readonly url: string
   readonly stop: () => Promise<void>
+  /** The child process (for IPC, with `ipc: true`). */
+  readonly child: ChildProcess
 }
+
+export interface ServerOptions {
+  /** Flags for node itself, before the script (e.g. `--expose-gc`). */
+  readonly nodeArgs?: ReadonlyArray<string>
+  /** An IPC channel to the child (`child.send`, `child.on("message")`). */
+  readonly ipc?: boolean
+  /**
+   * The child's soft open-file limit, raised with the shell's `ulimit -n`
+   * (never above the hard limit, which only root could raise).
+   */
+  readonly openFiles?: number
+}
+
+/** Spawns `node [...nodeArgs] <script> ...args` from the repository root, stdout and stderr piped. */
+export const spawnNode = (
+  script: string,
+  args: ReadonlyArray<string> = [],
+  env: Readonly<Record<string, string>> = {},
+  options: ServerOptions = {}
+): ChildProcess => {
+  const argv = [...(options.nodeArgs ?? []), script, ...args]
+  const stdio: StdioOptions = options.ipc === true ? ["ignore", "pipe", "pipe", "ipc"] : ["ignore", "pipe", "pipe"]
+  const spawnOptions: SpawnOptions = { cwd: root, env: { ...process.env, ...env }, stdio }
+  return options.openFiles === undefined
+    ? spawn(process.execPath, argv, spawnOptions)
+    : spawn(
+      "/bin/sh",
+      ["-c", `ulimit -Sn ${options.openFiles} && exec "$0" "$@"`, process.execPath, ...argv],
+      spawnOptions
+    )
+}
+
+/** Stops a child: SIGTERM, then SIGKILL if it has not exited after `graceMs`. */
+export const stopChild = (child: ChildProcess, graceMs = 10_000): Promise<void> =>
+  new Promise((done) => {
+    if (child.exitCode !== null || child.signalCode !== null) return done()
+    const timer = setTimeout(() => child.kill("SIGKILL"), graceMs)
+    child.once("exit", () => {
+      clearTimeout(timer)
+      done()
+    })
+    child.kill("SIGTERM")
+  })
 
 /** Starts `node <script> ...args` and resolves once it prints `listening <url>`. */
 export const startServer = (
   script: string,
   args: ReadonlyArray<string> = [],
-  env: Readonly<Record<string, string>> = {}
+  env: Readonly<Record<string, string>> = {},
+  options: ServerOptions = {}
 ): Promise<Server> =>
   new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [script, ...args], {
-      cwd: root,
-      env: { ...process.env, ...env },
-      stdio: ["ignore", "pipe", "pipe"]
-    })
+    const child = spawnNode(script, args, env, options)
+    if (child.stdout === null || child.stderr === null) throw new Error("spawned without pipes")
+    const { stderr, stdout } = child
     let output = ""
     const onData = (chunk: Buffer): void => {
       output += chunk.toString()
       const url = /listening (?:on )?(http:\/\/[^\s"]+)/i.exec(output)?.[1]
       if (url !== undefined) {
-        child.stdout.off("data", onData)
-        child.stderr.off("data", onData)
+        stdout.off("data", onData)
+        stderr.off("data", onData)
+        // Keep reading, so that a chatty child never blocks on a full pipe.
+        stdout.resume()
+        stderr.resume()
         resolve({
           url,
-          stop: () =>
-            new Promise((done) => {
-              if (child.exitCode !== null) return done()
-              child.once("exit", () => done())
-              child.kill("SIGTERM")
-            })
+          child,
+          stop: () => stopChild(child)
         })
       }
     }
-    child.stdout.on("data", onData)
-    child.stderr.on("data", onData)
+    stdout.on("data", onData)
+    stderr.on("data", onData)
     child.once("exit", (code) => reject(new Error(`${script} exited with ${code}:\n${output}`)))
   })
 
@@ -83,3 +127,33 @@ export const timePerCall = async (
 
 export const fmt = (value: number, digits = 0): string =>
   value >= 1000 ? Math.round(value).toLocaleString("en-US") : value.toFixed(digits)
+
+/** The `q` quantile (0..1) of `values` (sorted here), nearest rank. */
+export const quantile = (values: ReadonlyArray<number>, q: number): number => {
+  if (values.length === 0) return NaN
+  const sorted = [...values].sort((a, b) => a - b)
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))]!
+}
+
+/** Milliseconds, with three significant digits or so (0.045, 1.83, 12.4, 1057). */
+export const ms = (value: number): string =>
+  value >= 100 ? value.toFixed(0) : value >= 10 ? value.toFixed(1) : value >= 1 ? value.toFixed(2) : value.toFixed(3)
+
+/** Runs `effect` with the Runtime's info logs (drain at the end of every run) silenced. */
+export const quiet = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+  Effect.provide(effect, Logger.minimumLogLevel(LogLevel.Warning))
+
+/** Resolves after `ms` milliseconds. */
+export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
+
+/** Monotonic nanoseconds, the same clock in every process of the machine (CLOCK_MONOTONIC). */
+export const now = (): bigint => process.hrtime.bigint()
+
+/** The soft and hard open-file limits of this shell's processes (`ulimit -n`, `ulimit -Hn`). */
+export const openFileLimits = (): { soft: number; hard: number } => {
+  const read = (flag: string) => {
+    const text = execFileSync("/bin/sh", ["-c", `ulimit ${flag}`], { encoding: "utf8" }).trim()
+    return text === "unlimited" ? Number.POSITIVE_INFINITY : Number(text)
+  }
+  return { soft: read("-n"), hard: read("-Hn") }
+}

@@ -1,8 +1,6 @@
 // Scale: heap per idle Worker, transcript pages at 10 vs 1,000,000 entries,
 // list pages at 1,000 vs 100,000 Workers; memory and SQLite stores.
-import * as SqliteClient from "@effect/sql-sqlite-node/SqliteClient"
-import * as SqlClient from "@effect/sql/SqlClient"
-import { Context, Effect, identity, Layer } from "effect"
+import { Context, Effect, Layer } from "effect"
 import { execFileSync } from "node:child_process"
 import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
@@ -10,6 +8,7 @@ import { join } from "node:path"
 import {
   makeIdGenerator,
   makeMemoryStore,
+  type Metadata,
   Runtime,
   RuntimeFromStore,
   RuntimeId,
@@ -20,7 +19,7 @@ import {
   type Worker,
   WorkerId
 } from "../src/index.js"
-import { makeSqliteStore } from "../src/sqlite/index.js"
+import { SqliteStoreLive } from "../src/sqlite/index.js"
 import { benchBuild } from "./lib.js"
 
 export interface Sizes {
@@ -53,7 +52,8 @@ export const heapPerWorker = (count: number): number => {
 
 const at = new Date(0).toISOString()
 const runtimeId = RuntimeId.make("bench")
-const workerRow = (id: WorkerId, lastSeq = 0): Worker => ({
+/** An idle Worker row as the store keeps it, to fill a store without the Runtime. */
+export const workerRow = (id: WorkerId, lastSeq = 0, metadata: Metadata = {}): Worker => ({
   id,
   runtimeId,
   profile: "default",
@@ -62,9 +62,21 @@ const workerRow = (id: WorkerId, lastSeq = 0): Worker => ({
   updatedAt: at,
   turn: lastSeq === 0 ? 0 : 1,
   lastSeq,
-  metadata: {},
+  metadata,
   queued: 0
 })
+
+/**
+ * Inserts idle Workers through the store's own `insertWorker`, many at once:
+ * on SQLite they share the group commit's transactions (256 rows each), which
+ * is what makes 100,000 inserts take seconds. (A surrounding transaction of the
+ * same client would deadlock: the store writes on its own fiber.)
+ */
+export const insertWorkers = (
+  store: RuntimeStoreService,
+  workers: ReadonlyArray<Worker>
+): Effect.Effect<void, StoreError> =>
+  Effect.forEach(workers, (worker) => store.insertWorker(worker, undefined), { concurrency: 1024, discard: true })
 
 interface Populated {
   readonly smallId: WorkerId
@@ -72,15 +84,8 @@ interface Populated {
   readonly listIds: ReadonlyArray<WorkerId>
 }
 
-/**
- * Fills a store: one Worker with `small` entries, one with `big`, and `workers`
- * idle Workers, their inserts wrapped by `batchInserts` (one transaction).
- */
-const populate = <E>(
-  store: RuntimeStoreService,
-  { big, small, workers }: Sizes,
-  batchInserts: (effect: Effect.Effect<void, StoreError>) => Effect.Effect<void, E>
-): Effect.Effect<Populated, StoreError | E> =>
+/** Fills a store: one Worker with `small` entries, one with `big`, and `workers` idle Workers. */
+const populate = (store: RuntimeStoreService, { big, small, workers }: Sizes): Effect.Effect<Populated, StoreError> =>
   Effect.gen(function*() {
     const generator = makeIdGenerator()
     const ids = { next: () => WorkerId.make(generator.next()) }
@@ -102,9 +107,7 @@ const populate = <E>(
     yield* fill(bigId, big)
     const listIds: Array<WorkerId> = []
     for (let i = 0; i < workers; i++) listIds.push(ids.next())
-    yield* batchInserts(
-      Effect.forEach(listIds, (id) => store.insertWorker(workerRow(id), undefined), { discard: true })
-    )
+    yield* insertWorkers(store, listIds.map((id) => workerRow(id)))
     return { smallId, bigId, listIds }
   })
 
@@ -146,23 +149,18 @@ const measure = <E1, E2>(
 
 export const scaleMemory = (sizes: Sizes): Promise<Timings> => {
   const store = makeMemoryStore()
-  return Effect.runPromise(measure(Layer.succeed(RuntimeStore, store), populate(store, sizes, identity), sizes))
+  return Effect.runPromise(measure(Layer.succeed(RuntimeStore, store), populate(store, sizes), sizes))
 }
 
 export const scaleSqlite = async (sizes: Sizes): Promise<Timings> => {
   const dir = mkdtempSync(join(tmpdir(), "worker-runtime-bench-"))
   const filename = join(dir, "scale.db")
   try {
-    // Fill through the store's own statements; the 100k Worker inserts share one
-    // transaction (commits go through the group commit, never inside one).
-    const client = SqliteClient.layer({ filename, disableWAL: true })
-    const storeLayer = Layer.effect(RuntimeStore, makeSqliteStore({ filename })).pipe(Layer.provideMerge(client))
+    // Fill through the store's own statements (and its group commit).
     return await Effect.runPromise(
       Effect.gen(function*() {
-        const context = yield* Layer.build(storeLayer)
-        const store = Context.get(context, RuntimeStore)
-        const sql = Context.get(context, SqlClient.SqlClient)
-        const fill = populate(store, sizes, sql.withTransaction)
+        const context = yield* Layer.build(SqliteStoreLive({ filename }))
+        const fill = populate(Context.get(context, RuntimeStore), sizes)
         return yield* measure(Layer.succeedContext(context), fill, sizes)
       }).pipe(Effect.scoped)
     )
