@@ -30,6 +30,16 @@ export const DEFAULT_MAX_OUTPUT_ENTRIES = 10_000
 export const DEFAULT_KILL_GRACE_MS = 2000
 const STDERR_TAIL_BYTES = 4096
 const POLL_MS = 20
+/**
+ * The longest a turn's ingest of its output runs before it lets the event
+ * loop serve I/O. Effect's scheduler runs ready fibers for thousands of
+ * rounds between two timer turns, so a child printing a million lines a
+ * second would otherwise hold requests of every other Worker for hundreds
+ * of milliseconds at a time.
+ */
+const INGEST_SLICE_MS = 0.5
+/** Lines recorded between two looks at the clock. */
+const LINES_PER_CHECK = 64
 /** How long to wait for the kernel after SIGKILL, which cannot be ignored. */
 const AFTER_KILL_MS = 2000
 /** The only variables of the runtime's own environment a child sees. */
@@ -183,6 +193,12 @@ export const makeLineSplitter = () => {
   }
 }
 
+/** Resumes after the event loop has polled for I/O once (`setImmediate` runs after the poll phase). */
+const yieldToIo: Effect.Effect<void> = Effect.async<void>((resume) => {
+  const handle = setImmediate(() => resume(Effect.void))
+  return Effect.sync(() => clearImmediate(handle))
+})
+
 interface OutputLimits {
   readonly maxBytes: number
   readonly maxEntries: number
@@ -199,6 +215,12 @@ const recordLines = (stdout: Stream.Stream<Uint8Array, PlatformError>, limits: O
     const splitter = makeLineSplitter()
     let seen = 0
     let recorded = 0
+    let sliceStart = performance.now()
+    /** Yields to I/O once this slice of ingest has run long enough. */
+    const pace = Effect.suspend(() => {
+      if (performance.now() - sliceStart < INGEST_SLICE_MS) return Effect.void
+      return Effect.zipRight(yieldToIo, Effect.sync(() => (sliceStart = performance.now())))
+    })
     const tooMany = new TurnFailed({
       message: `output exceeded maxOutputEntries (${limits.maxEntries} entries); the process was stopped`
     })
@@ -213,7 +235,9 @@ const recordLines = (stdout: Stream.Stream<Uint8Array, PlatformError>, limits: O
           if (recorded === limits.maxEntries) return yield* tooMany
           recorded++
           yield* context.emit(line)
+          if (recorded % LINES_PER_CHECK === 0) yield* pace
         }
+        yield* pace
       })
     return stdout.pipe(
       Stream.mapError((error) => new TurnFailed({ message: `could not read stdout: ${error.message}` })),
