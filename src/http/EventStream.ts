@@ -7,8 +7,11 @@
  * or the runtime drained); a failure after the start closes it.
  */
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
+import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
-import * as Schedule from "effect/Schedule"
+import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
+import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
 import { TranscriptEntry, Worker, type WorkerEvent } from "../Domain.js"
@@ -26,21 +29,64 @@ export const frameOf = (event: WorkerEvent): string =>
     : `id: ${event.entry.seq}\nevent: entry\ndata: ${JSON.stringify(encodeEntry(event.entry))}\n\n`
 
 const encoder = new TextEncoder()
+const PING = encoder.encode(": ping\n\n")
 
+/**
+ * The fiber's exit, or `undefined` after `ms`. A Node timer and an observer
+ * rather than `Effect.timeout`, which forks two fibers per wait; the ping
+ * is a keep-alive on a real socket, in real time.
+ */
+const awaitAtMost = <A, E>(fiber: Fiber.RuntimeFiber<A, E>, ms: number) =>
+  Effect.async<Exit.Exit<A, E> | undefined>((resume) => {
+    const observer = (exit: Exit.Exit<A, E>) => {
+      clearTimeout(timer)
+      resume(Effect.succeed(exit))
+    }
+    const timer = setTimeout(() => {
+      fiber.removeObserver(observer)
+      resume(Effect.succeed(undefined))
+    }, ms)
+    fiber.addObserver(observer)
+    return Effect.sync(() => {
+      clearTimeout(timer)
+      fiber.removeObserver(observer)
+    })
+  })
+
+/**
+ * One loop per response rather than a pipeline of stream stages: the events
+ * are pulled one chunk at a time, framed and encoded at once, and a ping is
+ * sent when a pull has waited `pingMs`. The pull runs in a fiber of its own
+ * that the ping's timeout does not interrupt, so no event is lost to a ping.
+ * An idle stream is this fiber and the follower's, waiting.
+ */
 export const eventStreamResponse = <E>(
   events: Stream.Stream<WorkerEvent, E>,
   pingMs: number
 ): HttpServerResponse.HttpServerResponse => {
-  const frames = Stream.map(events, (event) => frameOf(event))
-  const pings = Stream.repeatEffectWithSchedule(Effect.succeed(": ping\n\n"), Schedule.spaced(pingMs)).pipe(
-    Stream.drop(1)
-  )
-  const body = Stream.make(`retry: ${RETRY_MS}\n\n`).pipe(
-    Stream.concat(Stream.merge(frames, pings, { haltStrategy: "left" })),
-    // A failure once the stream has started can only close it.
-    Stream.catchAll(() => Stream.empty),
-    Stream.map((text) => encoder.encode(text))
-  )
+  const body = Stream.unwrapScoped(Effect.gen(function*() {
+    const scope = yield* Effect.scope
+    const pull = yield* Stream.toPull(events)
+    let started = false
+    let pending: Fiber.RuntimeFiber<Chunk.Chunk<WorkerEvent>, Option.Option<E>> | undefined
+    const next: Effect.Effect<Chunk.Chunk<Uint8Array>, Option.Option<never>> = Effect.gen(function*() {
+      if (!started) {
+        started = true
+        return Chunk.of(encoder.encode(`retry: ${RETRY_MS}\n\n`))
+      }
+      const fiber = pending ?? (yield* Effect.forkIn(pull, scope))
+      pending = fiber
+      const exit = yield* awaitAtMost(fiber, pingMs)
+      if (exit === undefined) return Chunk.of(PING)
+      pending = undefined
+      // The end of the events, or a failure once the stream has started (which can only close it).
+      if (Exit.isFailure(exit)) return yield* Effect.fail(Option.none())
+      let text = ""
+      for (const event of exit.value) text += frameOf(event)
+      return Chunk.of(encoder.encode(text))
+    })
+    return Stream.repeatEffectChunkOption(next)
+  }))
   return HttpServerResponse.stream(body, {
     contentType: "text/event-stream",
     headers: { "cache-control": "no-cache", "x-accel-buffering": "no" }
