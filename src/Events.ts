@@ -21,13 +21,19 @@ const CATCH_UP_PAGE = 256
 
 const isTerminal = (worker: Worker) => worker.status === "stopped" || worker.status === "failed"
 
-export const followWorker = (
+/**
+ * One `unwrapScoped` around one `repeatEffectChunkOption` (the snapshot is
+ * its first pull): each stream stage is a channel executor per follower, and
+ * an idle follower keeps all of them.
+ */
+export const followWorker = <E>(
   store: RuntimeStoreService,
   table: WorkerTable,
-  slot: Slot,
-  after: number
-): Stream.Stream<WorkerEvent, Unavailable> =>
+  /** The Worker and `after`, checked: resolved when the stream starts. */
+  resolve: Effect.Effect<{ readonly slot: Slot; readonly after: number }, E>
+): Stream.Stream<WorkerEvent, Unavailable | E> =>
   Stream.unwrapScoped(Effect.gen(function*() {
+    const { after, slot } = yield* resolve
     const listener: Listener = yield* Effect.acquireRelease(
       Effect.sync(() => table.listen(slot)),
       (listener) => Effect.sync(() => table.unlisten(slot, listener))
@@ -113,23 +119,26 @@ export const followWorker = (
       }
     })
 
-    const first: Stream.Stream<WorkerEvent> = Stream.succeed({ type: "worker", worker: snapshot })
-    const pull = step.pipe(
+    // A stopped or failed Worker changes no more: its entries, then the end.
+    const terminal = isTerminal(snapshot)
+    const rest: Effect.Effect<Option.Option<Chunk.Chunk<WorkerEvent>>, Unavailable> = terminal
+      ? Effect.suspend(() =>
+        delivered < catchUpTo
+          ? Effect.map(fromStore, (events) => Option.some(Chunk.fromIterable(events)))
+          : Effect.succeed(Option.none())
+      )
+      : step
+    let first = true
+    const pull = Effect.suspend(() => {
+      if (!first) return rest
+      first = false
+      return Effect.succeed(Option.some(Chunk.of<WorkerEvent>({ type: "worker", worker: snapshot })))
+    }).pipe(
       Effect.mapError(Option.some),
       Effect.flatMap(Option.match({
         onNone: () => Effect.fail(Option.none<Unavailable>()),
         onSome: (chunk) => Effect.succeed(chunk)
       }))
     )
-    // A stopped or failed Worker changes no more: its entries, then the end.
-    const ended = isTerminal(snapshot)
-      ? Stream.repeatEffectChunkOption(
-        Effect.suspend(() =>
-          delivered < catchUpTo
-            ? Effect.mapBoth(fromStore, { onFailure: Option.some, onSuccess: (events) => Chunk.fromIterable(events) })
-            : Effect.fail(Option.none<Unavailable>())
-        )
-      )
-      : Stream.repeatEffectChunkOption(pull)
-    return Stream.concat(first, ended)
+    return Stream.repeatEffectChunkOption(pull)
   }))

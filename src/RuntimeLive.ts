@@ -14,7 +14,6 @@ import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import type * as Scope from "effect/Scope"
-import * as Stream from "effect/Stream"
 import { admitInput, refuseCancel } from "./Admission.js"
 import {
   type CancelResult,
@@ -425,11 +424,14 @@ export const makeRuntime = (
         }),
 
       events: (workerId, query) =>
-        Stream.unwrap(Effect.gen(function*() {
-          const { after = 0 } = yield* validate.events(query ?? {})
-          const slot = yield* table.lookup(workerId)
-          return followWorker(store, table, slot, after)
-        })),
+        followWorker(
+          store,
+          table,
+          Effect.gen(function*() {
+            const { after = 0 } = yield* validate.events(query ?? {})
+            return { slot: yield* table.lookup(workerId), after }
+          })
+        ),
 
       delete: (workerId) =>
         Effect.gen(function*() {
