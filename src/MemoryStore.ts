@@ -2,8 +2,8 @@
  * The in-memory store: the default for embedded use. Nothing survives the
  * process. Transcripts are arrays indexed by `seq - 1` and turn records by
  * `turn - 1`, so a page is a slice and a turn a lookup; Worker ids are kept
- * sorted, in all and by status and by metadata pair, for cursor pagination
- * that starts where the page starts.
+ * sorted (`SortedIds`), in all and by status and by metadata pair, for cursor
+ * pagination that starts where the page starts.
  */
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
@@ -15,31 +15,8 @@ import {
   type RuntimeStoreService,
   type StoredWorker
 } from "./RuntimeStore.js"
+import { SortedIds } from "./SortedIds.js"
 import { utf8Length } from "./Validation.js"
-
-/** Index of the first element of sorted `ids` greater than `key`. */
-const upperBound = (ids: ReadonlyArray<string>, key: string): number => {
-  let low = 0
-  let high = ids.length
-  while (low < high) {
-    const mid = (low + high) >>> 1
-    if (ids[mid]! <= key) low = mid + 1
-    else high = mid
-  }
-  return low
-}
-
-/** Inserts `id` into sorted `ids` (ids are issued in increasing order, so this is an append in practice). */
-const insertSorted = (ids: Array<string>, id: string): void => {
-  const last = ids[ids.length - 1]
-  if (last === undefined || last < id) ids.push(id)
-  else ids.splice(upperBound(ids, id), 0, id)
-}
-
-const removeSorted = (ids: Array<string>, id: string): void => {
-  const at = upperBound(ids, id) - 1
-  if (at >= 0 && ids[at] === id) ids.splice(at, 1)
-}
 
 const EMPTY: ReadonlyArray<TranscriptEntry> = []
 
@@ -57,44 +34,54 @@ const pairKey = (key: string, value: string) => `${key}\u0000${value}`
 
 export const makeMemoryStore = (): RuntimeStoreService => {
   const workers = new Map<string, Worker>()
-  const ids: Array<string> = []
+  const ids = new SortedIds()
   // Ids by status and by metadata pair, sorted, as SQLite's indexes: a
   // filtered page walks the smallest of them from its cursor.
-  const byStatus: Record<WorkerStatus, Array<string>> = { idle: [], busy: [], stopped: [], failed: [] }
-  const byPair = new Map<string, Array<string>>()
+  const byStatus: Record<WorkerStatus, SortedIds> = {
+    idle: new SortedIds(),
+    busy: new SortedIds(),
+    stopped: new SortedIds(),
+    failed: new SortedIds()
+  }
+  const byPair = new Map<string, SortedIds>()
   const keys = new Map<string, string>()
   const transcripts = new Map<string, Array<TranscriptEntry>>()
   const turns = new Map<string, Array<Turn>>()
   const queues = new Map<string, Array<QueuedInput>>()
 
-  const indexPairs = (worker: Worker, index: (ids: Array<string>, id: string) => void) => {
+  const indexPairs = (worker: Worker, add: boolean) => {
     for (const [key, value] of Object.entries(worker.metadata)) {
       const pair = pairKey(key, value)
       let list = byPair.get(pair)
       if (list === undefined) {
-        list = []
+        if (!add) continue
+        list = new SortedIds()
         byPair.set(pair, list)
       }
-      index(list, worker.id)
-      if (list.length === 0) byPair.delete(pair)
+      if (add) list.add(worker.id)
+      else list.delete(worker.id)
+      if (list.size === 0) byPair.delete(pair)
     }
   }
 
   const listWorkers = ({ after, limit, metadata, status }: ListWorkersQuery): Array<Worker> => {
     const pairs = Object.entries(metadata ?? {})
-    let from: ReadonlyArray<string> = status === undefined ? ids : byStatus[status]
+    let from = status === undefined ? ids : byStatus[status]
     for (const [key, value] of pairs) {
-      const list = byPair.get(pairKey(key, value)) ?? []
-      if (list.length < from.length) from = list
+      const list = byPair.get(pairKey(key, value))
+      if (list === undefined) return []
+      if (list.size < from.size) from = list
     }
     const matches = (worker: Worker) =>
       (status === undefined || worker.status === status) &&
       pairs.every(([key, value]) => Object.hasOwn(worker.metadata, key) && worker.metadata[key] === value)
     const out: Array<Worker> = []
-    for (let i = after === undefined ? 0 : upperBound(from, after); i < from.length && out.length < limit; i++) {
-      const worker = workers.get(from[i]!)!
+    if (limit <= 0) return out
+    from.forEachAfter(after, (id) => {
+      const worker = workers.get(id)!
       if (matches(worker)) out.push(worker)
-    }
+      return out.length < limit
+    })
     return out
   }
 
@@ -103,7 +90,7 @@ export const makeMemoryStore = (): RuntimeStoreService => {
     failure: () => undefined,
     runtimeId: (requested, generate) => Effect.sync(() => requested ?? generate()),
     loadWorkers: Effect.sync(() =>
-      ids.map((id): StoredWorker => ({
+      ids.toArray().map((id): StoredWorker => ({
         worker: workers.get(id)!,
         idempotencyKey: keys.get(id),
         queue: queues.get(id) ?? []
@@ -112,9 +99,9 @@ export const makeMemoryStore = (): RuntimeStoreService => {
     insertWorker: (worker, idempotencyKey) =>
       Effect.sync(() => {
         workers.set(worker.id, worker)
-        insertSorted(ids, worker.id)
-        insertSorted(byStatus[worker.status], worker.id)
-        indexPairs(worker, insertSorted)
+        ids.add(worker.id)
+        byStatus[worker.status].add(worker.id)
+        indexPairs(worker, true)
         if (idempotencyKey !== undefined) keys.set(worker.id, idempotencyKey)
       }),
     commit: (change) =>
@@ -122,8 +109,8 @@ export const makeMemoryStore = (): RuntimeStoreService => {
         const { entries, worker } = change
         const before = workers.get(worker.id)
         if (before !== undefined && before.status !== worker.status) {
-          removeSorted(byStatus[before.status], worker.id)
-          insertSorted(byStatus[worker.status], worker.id)
+          byStatus[before.status].delete(worker.id)
+          byStatus[worker.status].add(worker.id)
         }
         workers.set(worker.id, worker)
         if (entries.length > 0) {
@@ -162,9 +149,9 @@ export const makeMemoryStore = (): RuntimeStoreService => {
         const worker = workers.get(workerId)
         if (worker === undefined) return
         workers.delete(workerId)
-        removeSorted(ids, workerId)
-        removeSorted(byStatus[worker.status], workerId)
-        indexPairs(worker, removeSorted)
+        ids.delete(workerId)
+        byStatus[worker.status].delete(workerId)
+        indexPairs(worker, false)
         keys.delete(workerId)
         transcripts.delete(workerId)
         turns.delete(workerId)
