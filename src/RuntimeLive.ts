@@ -22,6 +22,7 @@ import {
   type Metadata,
   RuntimeId,
   type RuntimeInfo,
+  type StopRequest,
   type Turn,
   type Worker,
   WorkerId
@@ -161,8 +162,12 @@ export const makeRuntime = (
         })
       )
 
-    const createNew = (request: CreateWorker, engine: WorkerEngine, key: string | undefined) =>
-      Effect.gen(function*() {
+    // Effect.fnUntraced defines each generator once: an `Effect.gen(function*…)`
+    // per call makes a new generator function per call, and V8 keeps a list
+    // of their prototypes that grows with how many were made between two full
+    // collections and never shrinks (docs/benchmarks.md, reclaim).
+    const createNew = Effect.fnUntraced(
+      function*(request: CreateWorker, engine: WorkerEngine, key: string | undefined) {
         if (draining.active()) return yield* draining.error()
         if (table.size() - table.count("stopped") + reserved >= maxWorkers) {
           return yield* new Unavailable({
@@ -196,7 +201,8 @@ export const makeRuntime = (
           }),
           Effect.ensuring(Effect.sync(() => reserved--))
         )
-      })
+      }
+    )
 
     /** The Worker a known key made, if the request is the same; `InvalidInput` if not. */
     const replay = (request: CreateWorker, worker: Worker, key: string) =>
@@ -252,8 +258,8 @@ export const makeRuntime = (
 
       get: (workerId) => Effect.map(table.lookup(workerId), (slot) => slot.worker),
 
-      create: (request) =>
-        Effect.gen(function*() {
+      create: Effect.fnUntraced(
+        function*(request: CreateWorker) {
           const valid = yield* validate.create(request)
           const profile = valid.profile ?? "default"
           const engine = engineOf(profile)
@@ -277,7 +283,9 @@ export const makeRuntime = (
             Effect.ensuring(Effect.sync(() => keysInFlight.delete(key))),
             Effect.flatten
           )
-        }).pipe(Effect.uninterruptible),
+        },
+        Effect.uninterruptible
+      ),
 
       input: (workerId, input) =>
         Effect.gen(function*() {
@@ -361,25 +369,11 @@ export const makeRuntime = (
           )
         }),
 
-      stop: (workerId, request) =>
-        Effect.gen(function*() {
-          const reason = yield* reasonOf(request)
-          const slot = yield* table.lookup(workerId)
-          return yield* turns.ending(
-            slot,
-            Effect.gen(function*() {
-              if (slot.deleted) return yield* gone(slot)
-              if (slot.worker.status === "stopped") return notEnding(slot.worker)
-              const [{ worker }, ended] = yield* asUnavailable(turns.transition(slot, {
-                end: { outcome: "stopped", reason },
-                status: "stopped",
-                patch: { stopReason: reason ?? "stopped" },
-                dropQueue: true
-              }))
-              return ending(worker, ended)
-            })
-          )
-        }),
+      stop: Effect.fnUntraced(function*(workerId: WorkerId, request?: StopRequest) {
+        const reason = yield* reasonOf(request)
+        const slot = yield* table.lookup(workerId)
+        return yield* turns.ending(slot, stopLocked(slot, reason))
+      }),
 
       transcript: (workerId, query) =>
         Effect.gen(function*() {
@@ -433,11 +427,10 @@ export const makeRuntime = (
           })
         ),
 
-      delete: (workerId) =>
-        Effect.gen(function*() {
-          const slot = yield* table.lookup(workerId)
-          yield* table.locked(slot, deleteLocked(slot))
-        })
+      delete: Effect.fnUntraced(function*(workerId: WorkerId) {
+        const slot = yield* table.lookup(workerId)
+        yield* table.locked(slot, deleteLocked(slot))
+      })
     }
 
     const accepted = (result: TransitionResult): InputAccepted =>
@@ -445,26 +438,36 @@ export const makeRuntime = (
         ? { worker: result.worker, queued: false }
         : { worker: result.worker, queued: false, entry: result.started }
 
-    function deleteLocked(slot: Slot) {
-      return Effect.gen(function*() {
-        if (slot.deleted) return yield* gone(slot)
-        const { id, status } = slot.worker
-        if (status !== "stopped" && status !== "failed") {
-          return yield* new Unsupported({
-            operation: "delete",
-            workerId: id,
-            message: `Worker ${id} is ${status}; stop it first`
-          })
-        }
-        // Gone for callers at once: the store deletes a long transcript in
-        // batches, and nobody should read it half deleted meanwhile. A delete
-        // the store could not finish is finished by deleting again after a
-        // restart (the Worker then shows up again, still stopped).
-        table.remove(slot)
-        if (slot.idempotencyKey !== undefined) keys.delete(slot.idempotencyKey)
-        yield* asUnavailable(store.deleteWorker(id))
-      })
-    }
+    const stopLocked = Effect.fnUntraced(function*(slot: Slot, reason: string | undefined) {
+      if (slot.deleted) return yield* gone(slot)
+      if (slot.worker.status === "stopped") return notEnding(slot.worker)
+      const [{ worker }, ended] = yield* asUnavailable(turns.transition(slot, {
+        end: { outcome: "stopped", reason },
+        status: "stopped",
+        patch: { stopReason: reason ?? "stopped" },
+        dropQueue: true
+      }))
+      return ending(worker, ended)
+    })
+
+    const deleteLocked = Effect.fnUntraced(function*(slot: Slot) {
+      if (slot.deleted) return yield* gone(slot)
+      const { id, status } = slot.worker
+      if (status !== "stopped" && status !== "failed") {
+        return yield* new Unsupported({
+          operation: "delete",
+          workerId: id,
+          message: `Worker ${id} is ${status}; stop it first`
+        })
+      }
+      // Gone for callers at once: the store deletes a long transcript in
+      // batches, and nobody should read it half deleted meanwhile. A delete
+      // the store could not finish is finished by deleting again after a
+      // restart (the Worker then shows up again, still stopped).
+      table.remove(slot)
+      if (slot.idempotencyKey !== undefined) keys.delete(slot.idempotencyKey)
+      yield* asUnavailable(store.deleteWorker(id))
+    })
 
     if (options.retainStoppedMs !== undefined) yield* startRetention(table, options.retainStoppedMs, deleteLocked)
 

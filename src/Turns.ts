@@ -282,8 +282,9 @@ export const makeTurns = (
 
   // --- transitions -----------------------------------------------------------
 
-  const transition = (slot: Slot, change: Transition): Effect.Effect<Ending<TransitionResult>, StoreError> =>
-    Effect.gen(function*() {
+  // Defined once (Effect.fnUntraced), not a generator function per call: see createNew in RuntimeLive.
+  const transition: (slot: Slot, change: Transition) => Effect.Effect<Ending<TransitionResult>, StoreError> = Effect
+    .fnUntraced(function*(slot: Slot, change: Transition) {
       const at = yield* nowIso
       const current = slot.worker
       const busy = current.status === "busy"
