@@ -6,10 +6,12 @@
  */
 import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Layer } from "effect"
+import { Chunk, Effect, Layer, Stream } from "effect"
+import { createServer as createHttpServer } from "node:http"
 import { createConnection, createServer, type Socket } from "node:net"
+import { frameOf } from "../src/http/EventStream.js"
 import { RuntimeHttpClientLive } from "../src/http/index.js"
-import { makeEchoEngine, Runtime, RuntimeControl } from "../src/index.js"
+import { makeEchoEngine, Runtime, RuntimeControl, RuntimeId, type Worker, WorkerId } from "../src/index.js"
 import { baseUrl, httpServer } from "./support/httpRuntime.js"
 import { raw } from "./support/raw.js"
 
@@ -165,4 +167,65 @@ describe("idempotent create over HTTP", () => {
       const list = (yield* raw(target.origin, "/v1/workers")).json as { workers: Array<{ id: string }> }
       expect(list.workers.map((w) => w.id)).toEqual([worker.id])
     }).pipe(Effect.provide(httpServer({ profiles }))))
+})
+
+describe("the client's events stream", () => {
+  it.scopedLive(
+    "the client takes 150,000 entries written at once, in order (the SSE parser fed a line at a time)",
+    () =>
+      Effect.gen(function*() {
+        // A catch-up arrives as large chunks of many frames. The SSE parser
+        // rescans its buffer for every line of one feed: fed whole chunks, this
+        // body (450,000 lines, 15 MB in one write) would take minutes.
+        const count = 150_000
+        const at = "2026-11-24T12:00:00.000Z"
+        const worker: Worker = {
+          id: WorkerId.make("w-catch-up"),
+          runtimeId: RuntimeId.make("r-1"),
+          profile: "default",
+          status: "busy",
+          createdAt: at,
+          updatedAt: at,
+          turn: 1,
+          lastSeq: count,
+          metadata: {},
+          queued: 0
+        }
+        const frames = [`retry: 1000\n\n`, frameOf({ type: "worker", worker })]
+        for (let seq = 1; seq <= count; seq++) {
+          frames.push(frameOf({ type: "entry", entry: { seq, at, role: "worker", content: `line ${seq}`, turn: 1 } }))
+        }
+        frames.push(frameOf({ type: "worker", worker: { ...worker, status: "stopped", stopReason: "stopped" } }))
+        const body = frames.join("")
+        const port = yield* Effect.acquireRelease(
+          Effect.promise(() =>
+            new Promise<{ port: number; close: () => void }>((resolve) => {
+              const server = createHttpServer((_, response) => {
+                response.writeHead(200, { "content-type": "text/event-stream" })
+                response.end(body)
+              }).listen(0, "127.0.0.1", () => {
+                const address = server.address()
+                resolve({
+                  port: typeof address === "object" && address !== null ? address.port : 0,
+                  close: () => server.close()
+                })
+              })
+            })
+          ),
+          ({ close }) => Effect.sync(close)
+        ).pipe(Effect.map(({ port }) => port))
+        const events = yield* Effect.flatMap(Runtime, (rt) => Stream.runCollect(rt.events(worker.id))).pipe(
+          Effect.provide(
+            RuntimeHttpClientLive({ baseUrl: `http://127.0.0.1:${port}` }).pipe(Layer.provide(FetchHttpClient.layer))
+          )
+        )
+        const seqs = Chunk.toReadonlyArray(events).flatMap((event) => event.type === "entry" ? [event.entry.seq] : [])
+        expect(seqs).toEqual(Array.from({ length: count }, (_, i) => i + 1))
+        expect(Chunk.last(events)).toMatchObject({
+          _tag: "Some",
+          value: { type: "worker", worker: { status: "stopped" } }
+        })
+      }),
+    60_000
+  )
 })

@@ -57,9 +57,22 @@ const parse = <E>(body: Stream.Stream<Uint8Array, E>): Stream.Stream<WorkerEvent
         else broken = "an entry event that is not a TranscriptEntry"
       }
     })
+    // The parser scans its buffer from the start for every line it takes
+    // out of one `feed`, so a chunk of many lines (a catch-up arrives as tens
+    // of kilobytes at once) would cost time quadratic in its size. Fed a line
+    // at a time, it is linear.
+    const feedLines = (text: string) => {
+      let start = 0
+      for (let newline = text.indexOf("\n"); newline >= 0; newline = text.indexOf("\n", start)) {
+        const error = parser.feed(text.slice(start, newline + 1))
+        if (error !== undefined) return error
+        start = newline + 1
+      }
+      return start < text.length ? parser.feed(text.slice(start)) : undefined
+    }
     return body.pipe(
       Stream.mapConcatEffect((bytes) => {
-        const error = parser.feed(decoder.decode(bytes, { stream: true }))
+        const error = feedLines(decoder.decode(bytes, { stream: true }))
         const out = parsed
         parsed = []
         if (error !== undefined || broken !== undefined) {
