@@ -135,33 +135,43 @@ export const makeTurns = (
    * costs few commits, and cancel or stop waits for at most one of them.
    */
   const flush = (slot: Slot, buffer: OutputBuffer): Effect.Effect<void> =>
-    table.locked(
-      slot,
-      Effect.gen(function*() {
-        if (!isCurrentTurn(slot, buffer.turn) || buffer.lines.length === 0 || buffer.failure !== undefined) {
-          // Decided under the lock, so an emit cannot slip its line in between.
-          buffer.flushing = false
-          buffer.room.unsafeOpen()
-          return false
-        }
-        const lines = buffer.lines.splice(0)
-        buffer.room.unsafeOpen()
-        const at = yield* nowIso
-        const worker = slot.worker
-        let seq = worker.lastSeq
-        const entries = lines.map((content): TranscriptEntry => ({
-          seq: ++seq,
-          at,
-          role: "worker",
-          content,
-          turn: buffer.turn
-        }))
-        yield* table.commit(slot, { worker: { ...worker, lastSeq: seq, updatedAt: at }, entries }).pipe(
-          Effect.catchAll((error) => Effect.sync(() => (buffer.failure = error.message)))
-        )
-        return true
-      })
-    ).pipe(Effect.flatMap((more) => (more ? flush(slot, buffer) : Effect.void)))
+    table.locked(slot, flushLocked(slot, buffer)).pipe(
+      Effect.flatMap((more) => (more ? flush(slot, buffer) : Effect.void))
+    )
+
+  /** One commit of the queued lines; true when more came meanwhile (for the next, after the lock is released). */
+  const flushLocked = Effect.fnUntraced(function*(slot: Slot, buffer: OutputBuffer) {
+    if (!isCurrentTurn(slot, buffer.turn) || buffer.lines.length === 0 || buffer.failure !== undefined) {
+      // Decided synchronously, so an emit cannot slip its line in between.
+      buffer.flushing = false
+      buffer.room.unsafeOpen()
+      return false
+    }
+    const lines = buffer.lines.splice(0)
+    buffer.room.unsafeOpen()
+    const at = yield* nowIso
+    const worker = slot.worker
+    let seq = worker.lastSeq
+    const entries = lines.map((content): TranscriptEntry => ({
+      seq: ++seq,
+      at,
+      role: "worker",
+      content,
+      turn: buffer.turn
+    }))
+    yield* table.commit(slot, { worker: { ...worker, lastSeq: seq, updatedAt: at }, entries }).pipe(
+      Effect.catchAll((error) => Effect.sync(() => (buffer.failure = error.message)))
+    )
+    // Nothing came meanwhile (the common case for a turn that prints now and
+    // then): done, without taking the lock again to find that out.
+    if (buffer.lines.length === 0 || buffer.failure !== undefined) {
+      buffer.flushing = false
+      // An emit waiting for room fails now (the commit failed) instead of waiting for ever.
+      buffer.room.unsafeOpen()
+      return false
+    }
+    return true
+  })
 
   const emit = (slot: Slot, turn: number) => (content: string): Effect.Effect<void, TurnFailed> =>
     Effect.suspend(() => {
