@@ -492,32 +492,36 @@ cores); the relations below held in every run.
 - **Transcript page at 1,000,000 entries ≤ 2× at 10: met** on both stores (a
   page is an array slice in memory and one primary-key range read in SQLite).
 - **Events in process, p99 ≤ 1 ms: at the edge, not met in the latest run**
-  (p99 between about 0.8 and 1.2 ms across runs, p50 0.1 to 0.3 ms, against
-  a few µs for the bare hand-off). A line goes from \`emit\` to a flush forked under the Worker's lock,
-  the store's commit, the follower's buffer and latch, and the follower's
-  stream pull: four hand-offs between fibers, about half of the time before
-  the commit and half after it (timed with a store that wraps \`commit\`).
-- **Events over SSE, p99 ≤ 2× raw: not met** (4 to 6× across runs; p50 0.55
-  to 0.8 ms against 0.1 to 0.2 ms). The in-process path above, then per stream an Effect
-  \`Stream\` chain on the server: the frame encoded (schema, then JSON) for
-  each stream, merged with the ping schedule, mapped to bytes, and the
-  platform's bridge from \`Stream\` to the Node response. The raw server writes
-  a preformatted frame from the emitter's listener.
-- **Fan-out to 1,000 consumers**: about 13 to 21× the raw server (about
-  0.4 ms per consumer and entry): the same per-stream chain, and the same
-  entry encoded once per stream, where the raw server formats once and writes
-  1,000 times.
-- **Idle SSE consumer ≤ 16 KiB heap: not met** (about 114 KiB, against about
-  5 KiB for the raw server, the Node socket and request objects both share). A
-  heap snapshot of 300 idle streams shows, per stream, 6 fibers, 26 channel
-  executors, about 170 suspended Effect operations and 430 closures: the
-  \`Stream\` pipeline of one events response (the follower, the concat of the
-  snapshot and the live part, the merge with the ping schedule, \`catchAll\`,
-  \`map\`, the platform's stream-to-response) waiting at every stage. A plain
-  pull loop per response writing to the Node response would cost about what
-  the raw server does. **10,000 idle streams in one process: met** (about
-  1.1 GiB of heap; the default heap limit of about 4 GiB on this machine puts
-  the ceiling near 35,000).
+  (p99 0.3 to 1.7 ms across runs and rounds, the first round after start
+  the slowest; p50 0.06 to 0.1 ms, against a few µs for the bare hand-off).
+  The slow samples fall at the same line numbers from run to run: young
+  generation collections, which a line's commit (entries, a new Worker
+  snapshot, the follower's chunk) makes more frequent than the bare
+  hand-off's few objects. Fix made: a flush that finds nothing queued
+  after its commit ends under the same lock instead of taking it again
+  (p50 0.13 → 0.06 ms).
+- **Events over SSE, p99 ≤ 2× raw: not met** (2.8 to 5× across runs;
+  p50 0.37 to 0.7 ms against 0.07 to 0.25 ms). The in-process path above,
+  then a fiber hop per chunk from the follower to the response's loop, the
+  frame encoded (schema, then JSON) and the platform's bridge from \`Stream\`
+  to the Node response. Fix made: the body is one pull loop (each chunk of
+  events framed and encoded at once; a ping from a timer on the pending
+  pull) instead of a merge of the events with a ping schedule and a map
+  per stage (4 to 6× → 2.8 to 4×).
+- **Fan-out to 1,000 consumers**: about 4 to 6× the raw server (13 to 21×
+  before the pull loop above): the same entry is still encoded once per
+  stream, where the raw server formats once and writes 1,000 times.
+- **Idle SSE consumer ≤ 16 KiB heap: not met** (about 72 KiB, 114 KiB
+  before the pull loop; about 5 KiB for the raw server, the Node socket and
+  request objects both share). Measured apart: any request the
+  worker-runtime server holds open costs about 40 KiB (a \`turns/{n}?waitMs=\`
+  long poll: the request's fiber, its context and the platform's and our
+  middleware's state, waiting), and a follower of \`Runtime.events\` in
+  process about 20 KiB (its listener, its pull fiber and stream stages).
+  Below that would take serving the stream outside \`HttpApi\` and
+  \`Stream\`, by hand on the Node response. **10,000 idle streams in one
+  process: met** (about 740 MiB of heap; the default heap limit of about
+  4 GiB on this machine puts the ceiling near 55,000).
 - **Queue**: no target set. A queued input runs about as fast as one sent
   after the previous turn ended (0.8× to 1.5× across runs, both stores): each
   is still one commit to queue it and one transition that ends the turn before
@@ -525,26 +529,35 @@ cores); the relations below held in every run.
 - **Metadata-filtered list page at 100,000 Workers ≤ 2× unfiltered: met** on
   SQLite (about 1.1 to 1.5×: a range of the \`worker_metadata\` primary key
   from the cursor, then a lookup of each Worker by id).
-- **Memory store reclaims deleted Workers, heap within 10% of the start: met
-  at 20,000 (1.04×), not at 100,000 (about 1.12 to 1.13×).** What stays is one object:
-  V8's list of the users of the generator prototype (every \`Effect.gen\`
-  creates a generator function whose prototype registers there), which keeps
-  its capacity after the entries die. It is a high-water mark, not Workers
-  held: a second cycle of 100,000 leaves the heap where the first did. Also
-  measured: stop and delete take 4 to 5× a create at 100,000 Workers, about
-  1.5× at 20,000: the memory store keeps its ids in sorted arrays (all, by
-  status, by metadata pair) and \`splice\`s one out per stop and delete,
-  O(Workers) each, worst when the oldest go first, as here.
-- **A flooding Worker, other requests within 2×: met** (p99 0.8 to 2.0×
-  across runs, while the flooding Worker still records about half a million
-  lines a second). Fix made: it was 230 to 280× (about a second per
-  request) while the process engine turned each 64 KiB read of the child's
-  stdout into 32,768 emits with no pause: Effect's scheduler runs ready
-  fibers for thousands of rounds before a timer turn lets Node poll for I/O.
-  A turn's ingest now yields to the event loop (\`setImmediate\`) after
-  every 0.5 ms of work, so another request waits at most about that plus one
-  batch commit per I/O step. The defaults still end such a turn early
-  (\`maxOutputBytes\` 1 MiB, \`maxOutputEntries\` 10,000).
+- **Memory store reclaims deleted Workers, heap within 10% of the start:
+  met** (1.01×; a second cycle leaves it there). Fix made: it was 1.12 to
+  1.13× at 100,000, all of it one V8 object: the list of prototypes that
+  use the generator prototype. Every \`Effect.gen(function* …)\` evaluated
+  per call makes a new generator function whose prototype joins that list
+  when it first runs; entries die only in a full collection and the list
+  never shrinks, so 100,000 Workers made in a row left about 2.8 MiB of it.
+  \`create\`, \`stop\`, \`delete\` and the turn transition are now
+  \`Effect.fnUntraced\`: one generator function each. Also fixed: stop and
+  delete took 4 to 5× a create at 100,000 Workers because the memory
+  store's indexes were sorted arrays spliced per change; they are sorted
+  blocks of ids now (\`SortedIds\`): stop 1.8× create (it records an entry
+  and a turn change), delete 0.8×.
+- **A flooding Worker, other requests within 2×: met for \`/healthz\` and
+  another Worker's input, at the edge for that input's turn to its end**
+  (p99 0.8 to 2.2× across runs, while the flooding Worker still records
+  about half a million lines a second). Fix made: it was 230 to 280× (about
+  a second per request) while the process engine turned each 64 KiB read of
+  the child's stdout into 32,768 emits with no pause: Effect's scheduler
+  runs ready fibers for thousands of rounds before a timer turn lets Node
+  poll for I/O. A turn's ingest now yields to the event loop
+  (\`setImmediate\`) after every 0.5 ms of work, so another request waits at
+  most about that plus one batch commit per I/O step. The defaults still
+  end such a turn early (\`maxOutputBytes\` 1 MiB, \`maxOutputEntries\`
+  10,000).
+- **Tracing off costs nothing; on, about half the read rate**: off, the
+  two runs differ by the noise (0.86 to 1.01× in the latest runs; no span
+  is made without an endpoint); with spans exported for every request,
+  Runtime method and store commit, about 0.5 to 0.66× of off.
 `
   writeFileSync(join(root, "docs", "benchmarks.md"), doc)
   console.log("wrote docs/benchmarks.md")
