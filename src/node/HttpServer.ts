@@ -3,9 +3,17 @@
  * parser rejects (oversized headers, a bad Content-Length) on its own with an
  * empty body; the contract wants JSON with `_tag` and `message` on every
  * response >= 400, so those answers are written here.
+ *
+ * The platform listens before it attaches its request handler, and detaches
+ * it before the server has closed. A request that arrives in between would
+ * get no answer at all (a client waits for its timeout: 30 s for ours, after
+ * a restart on the same port). Until the handler is there, and once it is
+ * gone, requests are answered 503 `Unavailable` with `Retry-After`, which
+ * clients retry (docs/rest.md).
  */
-import { createServer, type Server } from "node:http"
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http"
 import type { Duplex } from "node:stream"
+import { RETRY_AFTER_MS } from "../RuntimeOptions.js"
 
 const errorResponse = (status: number, reason: string, message: string): string => {
   const body = JSON.stringify({ _tag: "InvalidInput", message })
@@ -25,4 +33,30 @@ const onClientError = (error: Error & { code?: string }, socket: Duplex) => {
   socket.end(response)
 }
 
-export const createRuntimeHttpServer = (): Server => createServer().on("clientError", onClientError)
+const notServing = (_request: IncomingMessage, response: ServerResponse) => {
+  const body = JSON.stringify({
+    _tag: "Unavailable",
+    message: "The runtime is starting or stopping; retry shortly.",
+    retryAfterMs: RETRY_AFTER_MS
+  })
+  response.writeHead(503, {
+    "content-type": "application/json",
+    "content-length": Buffer.byteLength(body),
+    "retry-after": String(Math.max(1, Math.ceil(RETRY_AFTER_MS / 1000))),
+    connection: "close"
+  })
+  response.end(body)
+}
+
+export const createRuntimeHttpServer = (): Server => {
+  const server = createServer().on("clientError", onClientError).on("request", notServing)
+  server.on("newListener", (event, listener) => {
+    if (event === "request" && listener !== notServing) server.off("request", notServing)
+  })
+  server.on("removeListener", (event, listener) => {
+    if (event === "request" && listener !== notServing && server.listenerCount("request") === 0) {
+      server.on("request", notServing)
+    }
+  })
+  return server
+}
