@@ -1,14 +1,9 @@
 // Heap per idle Worker: run with --expose-gc in its own process.
 import { Effect } from "effect"
 import { Runtime, RuntimeLive } from "../src/index.js"
+import { settledHeap as settle } from "./lib.js"
 
 const count = Number(process.argv[2] ?? 100_000)
-const gc = globalThis.gc
-if (gc === undefined) throw new Error("run with --expose-gc")
-const settle = () => {
-  for (let i = 0; i < 4; i++) gc()
-  return process.memoryUsage().heapUsed
-}
 
 const perWorker = await Effect.runPromise(
   Effect.gen(function*() {

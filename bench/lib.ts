@@ -157,3 +157,11 @@ export const openFileLimits = (): { soft: number; hard: number } => {
   }
   return { soft: read("-n"), hard: read("-Hn") }
 }
+
+/** Heap used after full collections; the process must run with --expose-gc. */
+export const settledHeap = (): number => {
+  const gc = globalThis.gc
+  if (gc === undefined) throw new Error("run with --expose-gc")
+  for (let i = 0; i < 4; i++) gc()
+  return process.memoryUsage().heapUsed
+}

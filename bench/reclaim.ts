@@ -4,15 +4,9 @@
 // delete. Run with --expose-gc in its own process.
 import { Effect } from "effect"
 import { Runtime, RuntimeLive, type WorkerId } from "../src/index.js"
-import { quiet } from "./lib.js"
+import { quiet, settledHeap as settle } from "./lib.js"
 
 const count = Number(process.argv[2] ?? 100_000)
-const gc = globalThis.gc
-if (gc === undefined) throw new Error("run with --expose-gc")
-const settle = () => {
-  for (let i = 0; i < 4; i++) gc()
-  return process.memoryUsage().heapUsed
-}
 const seconds = (start: bigint) => Number(process.hrtime.bigint() - start) / 1e9
 
 const result = await Effect.runPromise(
