@@ -10,6 +10,7 @@ import { createServer, type Socket } from "node:net"
 import { RuntimeHttpClientLive, RuntimeMisconfigured } from "../src/http/index.js"
 import { InvalidInput, Runtime, Unavailable, UnknownWorker, WorkerId } from "../src/index.js"
 import { baseUrl, httpServer } from "./support/httpRuntime.js"
+import { listenScoped } from "./support/listen.js"
 
 /** A loopback port nothing listens on. */
 const closedPort = Effect.promise(() =>
@@ -121,27 +122,14 @@ describe("RuntimeHttpClient", () => {
   it.scopedLive("gives up on a server that never answers after requestTimeout, as Unavailable", () =>
     Effect.gen(function*() {
       const sockets: Array<Socket> = []
-      const port = yield* Effect.acquireRelease(
-        Effect.promise(() =>
-          new Promise<{ port: number; close: () => void }>((resolve) => {
-            // Accepts and reads, never answers.
-            const server = createServer((socket) => sockets.push(socket)).listen(0, "127.0.0.1", () => {
-              const address = server.address()
-              resolve({
-                port: typeof address === "object" && address !== null ? address.port : 0,
-                close: () => {
-                  sockets.forEach((socket) => socket.destroy())
-                  server.close()
-                }
-              })
-            })
-          })
-        ),
-        ({ close }) => Effect.sync(close)
+      // Accepts and reads, never answers.
+      const port = yield* listenScoped(
+        createServer((socket) => sockets.push(socket)),
+        () => sockets.forEach((socket) => socket.destroy())
       )
       const started = Date.now()
       const error = yield* Effect.flip(
-        getAny.pipe(Effect.provide(clientAt(`http://127.0.0.1:${port.port}`, { requestTimeout: 300 })))
+        getAny.pipe(Effect.provide(clientAt(`http://127.0.0.1:${port}`, { requestTimeout: 300 })))
       )
       expect(error).toBeInstanceOf(Unavailable)
       expect(error.message).toContain("did not answer")

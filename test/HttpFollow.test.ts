@@ -13,6 +13,7 @@ import { frameOf } from "../src/http/EventStream.js"
 import { RuntimeHttpClientLive } from "../src/http/index.js"
 import { makeEchoEngine, Runtime, RuntimeControl, RuntimeId, type Worker, WorkerId } from "../src/index.js"
 import { baseUrl, httpServer } from "./support/httpRuntime.js"
+import { listenScoped } from "./support/listen.js"
 import { raw } from "./support/raw.js"
 
 const profiles = { default: makeEchoEngine(), slow: makeEchoEngine({ delayMs: 60_000 }) }
@@ -123,42 +124,29 @@ describe("idempotent create over HTTP", () => {
       // A proxy that drops the answer to the first request it forwards.
       let dropped = false
       const sockets: Array<Socket> = []
-      const proxy = yield* Effect.acquireRelease(
-        Effect.promise(() =>
-          new Promise<{ port: number; close: () => void }>((resolve) => {
-            const server = createServer((client) => {
-              const upstream = createConnection(Number(target.port), target.hostname)
-              sockets.push(client, upstream)
-              client.pipe(upstream)
-              upstream.on("data", (chunk) => {
-                if (!dropped) {
-                  dropped = true
-                  client.destroy()
-                  upstream.destroy()
-                  return
-                }
-                client.write(chunk)
-              })
-              upstream.on("end", () => client.end())
-              client.on("error", () => upstream.destroy())
-              upstream.on("error", () => client.destroy())
-            }).listen(0, "127.0.0.1", () => {
-              const address = server.address()
-              resolve({
-                port: typeof address === "object" && address !== null ? address.port : 0,
-                close: () => {
-                  sockets.forEach((socket) => socket.destroy())
-                  server.close()
-                }
-              })
-            })
+      const proxyPort = yield* listenScoped(
+        createServer((client) => {
+          const upstream = createConnection(Number(target.port), target.hostname)
+          sockets.push(client, upstream)
+          client.pipe(upstream)
+          upstream.on("data", (chunk) => {
+            if (!dropped) {
+              dropped = true
+              client.destroy()
+              upstream.destroy()
+              return
+            }
+            client.write(chunk)
           })
-        ),
-        ({ close }) => Effect.sync(close)
+          upstream.on("end", () => client.end())
+          client.on("error", () => upstream.destroy())
+          upstream.on("error", () => client.destroy())
+        }),
+        () => sockets.forEach((socket) => socket.destroy())
       )
       const worker = yield* Effect.flatMap(Runtime, (rt) => rt.create({ metadata: { via: "proxy" } })).pipe(
         Effect.provide(
-          RuntimeHttpClientLive({ baseUrl: `http://127.0.0.1:${proxy.port}` }).pipe(
+          RuntimeHttpClientLive({ baseUrl: `http://127.0.0.1:${proxyPort}` }).pipe(
             Layer.provide(FetchHttpClient.layer)
           )
         )
@@ -197,23 +185,10 @@ describe("the client's events stream", () => {
         }
         frames.push(frameOf({ type: "worker", worker: { ...worker, status: "stopped", stopReason: "stopped" } }))
         const body = frames.join("")
-        const port = yield* Effect.acquireRelease(
-          Effect.promise(() =>
-            new Promise<{ port: number; close: () => void }>((resolve) => {
-              const server = createHttpServer((_, response) => {
-                response.writeHead(200, { "content-type": "text/event-stream" })
-                response.end(body)
-              }).listen(0, "127.0.0.1", () => {
-                const address = server.address()
-                resolve({
-                  port: typeof address === "object" && address !== null ? address.port : 0,
-                  close: () => server.close()
-                })
-              })
-            })
-          ),
-          ({ close }) => Effect.sync(close)
-        ).pipe(Effect.map(({ port }) => port))
+        const port = yield* listenScoped(createHttpServer((_, response) => {
+          response.writeHead(200, { "content-type": "text/event-stream" })
+          response.end(body)
+        }))
         const events = yield* Effect.flatMap(Runtime, (rt) => Stream.runCollect(rt.events(worker.id))).pipe(
           Effect.provide(
             RuntimeHttpClientLive({ baseUrl: `http://127.0.0.1:${port}` }).pipe(Layer.provide(FetchHttpClient.layer))

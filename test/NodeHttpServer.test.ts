@@ -8,6 +8,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
 import type { ServerResponse } from "node:http"
 import { createRuntimeHttpServer } from "../src/node/index.js"
+import { listenScoped } from "./support/listen.js"
 
 const get = (port: number) =>
   Effect.promise(async () => {
@@ -18,15 +19,8 @@ const get = (port: number) =>
 describe("createRuntimeHttpServer", () => {
   it.scopedLive("answers 503 Unavailable before a handler is attached and after it is gone, and only then", () =>
     Effect.gen(function*() {
-      const server = yield* Effect.acquireRelease(
-        Effect.promise(() => {
-          const server = createRuntimeHttpServer()
-          return new Promise<typeof server>((resolve) => server.listen(0, "127.0.0.1", () => resolve(server)))
-        }),
-        (server) => Effect.promise(() => new Promise<void>((resolve) => server.close(() => resolve())))
-      )
-      const address = server.address()
-      const port = typeof address === "object" && address !== null ? address.port : 0
+      const server = createRuntimeHttpServer()
+      const port = yield* listenScoped(server)
       const starting = yield* get(port)
       expect(starting.status).toBe(503)
       expect(starting.retryAfter).toBe("1")
