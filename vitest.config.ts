@@ -17,8 +17,11 @@ const e2e = [
 
 export default defineConfig({
   test: {
-    testTimeout: 60_000,
-    hookTimeout: 120_000,
+    // Only a hang reaches these: every wait inside a test is for a state or an
+    // event, with its own deadline of a minute (test/support/eventually.ts)
+    // that fails first and says what never happened.
+    testTimeout: 300_000,
+    hookTimeout: 300_000,
     // `vitest run` runs both; `--project unit` or `--project e2e` one of them.
     projects: [
       {

@@ -54,10 +54,11 @@ describe("the worker-runtime bin", () => {
     Effect.gen(function*() {
       const dir = scratch()
       const profiles = join(dir, "profiles.json")
-      writeFileSync(profiles, JSON.stringify({ default: { engine: "echo" }, slow: { engine: "echo", delayMs: 1500 } }))
+      // A turn long enough that the checks below happen while it runs, on a loaded machine too.
+      writeFileSync(profiles, JSON.stringify({ default: { engine: "echo" }, slow: { engine: "echo", delayMs: 5000 } }))
       // A durable store, so what the drain recorded can be read after the exit.
       const args = ["--store", `sqlite:${join(dir, "runtime.db")}`, "--profiles", profiles]
-      const bin = yield* startBin([...args, "--shutdown-grace-ms", "10000"])
+      const bin = yield* startBin([...args, "--shutdown-grace-ms", "60000"])
       const created = yield* raw(bin.url, "/v1/workers", { method: "POST", body: { profile: "slow" } })
       const { id } = created.json as { id: string }
       const idle = (yield* raw(bin.url, "/v1/workers", { method: "POST", body: {} })).json as { id: string }

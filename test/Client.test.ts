@@ -127,13 +127,12 @@ describe("RuntimeHttpClient", () => {
         createServer((socket) => sockets.push(socket)),
         () => sockets.forEach((socket) => socket.destroy())
       )
-      const started = Date.now()
       const error = yield* Effect.flip(
         getAny.pipe(Effect.provide(clientAt(`http://127.0.0.1:${port}`, { requestTimeout: 300 })))
       )
       expect(error).toBeInstanceOf(Unavailable)
-      expect(error.message).toContain("did not answer")
-      expect(Date.now() - started).toBeLessThan(10_000)
+      // Its own timeout, not the default's (30 s).
+      expect(error.message).toContain("did not answer within 300ms")
     }))
 
   it.live("answers InvalidInput, as embedded, for a body over the server's limit", () =>

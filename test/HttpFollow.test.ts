@@ -6,40 +6,55 @@
  */
 import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
 import { describe, expect, it } from "@effect/vitest"
-import { Chunk, Effect, Layer, Stream } from "effect"
+import { Chunk, Deferred, Effect, Exit, Layer, Stream } from "effect"
 import { createServer as createHttpServer } from "node:http"
 import { createConnection, createServer, type Socket } from "node:net"
 import { frameOf } from "../src/http/EventStream.js"
 import { RuntimeHttpClientLive } from "../src/http/index.js"
 import { makeEchoEngine, Runtime, RuntimeControl, RuntimeId, type Worker, WorkerId } from "../src/index.js"
+import { within } from "./support/eventually.js"
 import { baseUrl, httpServer } from "./support/httpRuntime.js"
 import { listenScoped } from "./support/listen.js"
 import { raw } from "./support/raw.js"
 
 const profiles = { default: makeEchoEngine(), slow: makeEchoEngine({ delayMs: 60_000 }) }
 
-/** The body of an events stream, read until it ends or `ms` pass. */
-const readEvents = (url: string, headers: Record<string, string> = {}, ms = 5000) =>
+/**
+ * The body of an events stream, read until it ends, or until `until` holds on
+ * what arrived (then the request is aborted); `ended` says which. Only a hang
+ * reaches the deadline (`HANG_MS`), and the test then fails.
+ */
+const readEvents = (
+  url: string,
+  headers: Record<string, string> = {},
+  options: { readonly until?: (text: string) => boolean; readonly onText?: (text: string) => void } = {}
+) =>
   Effect.promise(async () => {
     const controller = new AbortController()
-    const timer = setTimeout(() => controller.abort(), ms)
     const response = await fetch(url, { headers, signal: controller.signal })
     let text = ""
+    let ended = false
+    const reader = response.body!.getReader()
+    const decoder = new TextDecoder()
     try {
-      const reader = response.body!.getReader()
-      const decoder = new TextDecoder()
       for (;;) {
         const { done, value } = await reader.read()
-        if (done) break
+        if (done) {
+          ended = true
+          break
+        }
         text += decoder.decode(value, { stream: true })
+        options.onText?.(text)
+        if (options.until?.(text) === true) {
+          controller.abort()
+          break
+        }
       }
     } catch {
       // aborted: what arrived so far
-    } finally {
-      clearTimeout(timer)
     }
-    return { status: response.status, contentType: response.headers.get("content-type"), text }
-  })
+    return { status: response.status, contentType: response.headers.get("content-type"), text, ended }
+  }).pipe(within(() => `the events stream of ${url} ending`))
 
 const create = (url: string, profile = "default") =>
   Effect.map(raw(url, "/v1/workers", { method: "POST", body: { profile } }), (r) => r.json as { id: string })
@@ -50,7 +65,7 @@ describe("events over HTTP", () => {
       const url = yield* baseUrl
       const worker = yield* create(url)
       yield* raw(url, `/v1/workers/${worker.id}/input`, { method: "POST", body: { content: "hi" } })
-      yield* Effect.sleep(50)
+      yield* raw(url, `/v1/workers/${worker.id}/turns/1?waitMs=60000`)
       yield* raw(url, `/v1/workers/${worker.id}/stop`, { method: "POST" })
       const stream = yield* readEvents(`${url}/v1/workers/${worker.id}/events`)
       expect(stream.status).toBe(200)
@@ -80,15 +95,21 @@ describe("events over HTTP", () => {
       const url = yield* baseUrl
       const control = yield* RuntimeControl
       const worker = yield* create(url)
-      const idle = yield* readEvents(`${url}/v1/workers/${worker.id}/events`, {}, 400)
-      expect(idle.text).toContain(": ping\n\n")
-      const open = yield* Effect.fork(readEvents(`${url}/v1/workers/${worker.id}/events`, {}, 10_000))
-      yield* Effect.sleep(100)
-      const started = Date.now()
+      const idle = yield* readEvents(`${url}/v1/workers/${worker.id}/events`, {}, {
+        until: (text) => text.includes(": ping\n\n")
+      })
+      expect(idle.ended).toBe(false)
+      const opened = yield* Deferred.make<void>()
+      const open = yield* Effect.fork(readEvents(`${url}/v1/workers/${worker.id}/events`, {}, {
+        onText: (text) => {
+          if (text.includes("event: worker")) Deferred.unsafeDone(opened, Exit.void)
+        }
+      }))
+      yield* Deferred.await(opened)
       yield* control.drain
       const closed = yield* open
-      // Ended by the drain, not by the 10 s abort.
-      expect(Date.now() - started).toBeLessThan(5000)
+      // Ended by the runtime (the drain), not by this side.
+      expect(closed.ended).toBe(true)
       expect(closed.text).toContain("event: worker")
     }).pipe(Effect.provide(httpServer({ profiles }, undefined, { ssePingMs: 50 }))))
 })
@@ -200,7 +221,6 @@ describe("the client's events stream", () => {
           _tag: "Some",
           value: { type: "worker", worker: { status: "stopped" } }
         })
-      }),
-    60_000
+      })
   )
 })

@@ -94,8 +94,7 @@ describe("logs", () => {
         const text = bin.output()
         expect(text).not.toContain(TOKEN)
         expect(text).not.toContain(SECRET_CONTENT)
-      }),
-    60_000
+      })
   )
 
   it.scopedLive("pretty by default; requests only at debug", () =>
@@ -107,7 +106,7 @@ describe("logs", () => {
       expect(bin.output()).toMatch(/INFO .*worker-runtime listening on/)
       expect(bin.output()).not.toContain("\"message\"")
       expect(bin.output()).not.toContain("request")
-    }), 60_000)
+    }))
 })
 
 describe("/metrics", () => {
@@ -150,8 +149,7 @@ describe("/metrics", () => {
         const stopped = yield* scrape
         expect(sample(stopped, "worker_runtime_workers", "status=\"stopped\"")).toBe(1)
         expect(sample(stopped, "worker_runtime_turns_ended_total", "outcome=\"stopped\"")).toBe(1)
-      }),
-    60_000
+      })
   )
 })
 
@@ -216,7 +214,7 @@ describe("tracing", () => {
           Effect.sync(() => otlp.spans),
           (all) => all.some((span) => span.name === "turn") && all.some((span) => span.name === "Runtime.input"),
           "the runtime's spans exported",
-          { withinMs: 20_000 }
+          {}
         )
         const ours = spans.filter((span) => span.traceId === backendSpan.traceId)
         const names = ours.map((span) => span.name)
@@ -231,8 +229,7 @@ describe("tracing", () => {
         expect(runtimeIds.has(input.parentSpanId ?? "")).toBe(true)
         bin.child.kill("SIGTERM")
         expect(yield* exitOf(bin)).toBe(0)
-      }),
-    60_000
+      })
   )
 
   it.scopedLive("the derived client sends a W3C traceparent from the Backend's span", () =>

@@ -20,7 +20,7 @@ import {
 } from "../src/index.js"
 import { buildEngines, type ProfileConfigs } from "../src/node/Profiles.js"
 import { SqliteStoreLive } from "../src/sqlite/index.js"
-import { eventuallyLive } from "./support/eventually.js"
+import { eventuallyLive, HANG_MS } from "./support/eventually.js"
 
 const root = mkdtempSync(join(tmpdir(), "reliability-"))
 afterAll(() => rmSync(root, { recursive: true, force: true }))
@@ -53,7 +53,7 @@ const runtimeOn = (store: Layer.Layer<RuntimeStore, unknown>, configs: ProfileCo
 /** Fails instead of hanging when a call never answers (disconnected: even an uninterruptible one). */
 const answers = <A, E>(what: string, call: Effect.Effect<A, E>) =>
   Effect.disconnect(Effect.either(call)).pipe(
-    Effect.timeoutFail({ duration: "15 seconds", onTimeout: () => new Error(`never answered: ${what}`) }),
+    Effect.timeoutFail({ duration: HANG_MS, onTimeout: () => new Error(`never answered: ${what}`) }),
     Effect.orDie
   )
 
@@ -87,7 +87,7 @@ describe("a cancel or stop racing a flood of output", () => {
           { concurrency: 4, discard: true }
         )
         expect((yield* runtime.info).workers.busy).toBe(0)
-      }), 120_000)
+      }))
   }
 })
 
@@ -168,6 +168,6 @@ describe("a flood of output", () => {
         expect(after.lastSeq).toBeLessThan(512 * 1024)
         const last = (yield* runtime.transcript(flooded.id, { after: after.lastSeq - 1 })).entries[0]
         expect(last).toMatchObject({ role: "runtime", content: "cancelled: enough" })
-      }), 120_000)
+      }))
   }
 })

@@ -714,8 +714,7 @@ describe("sqlite store: deleting a Worker", () => {
         yield* fill("again")
         expect(yield* pragma("freelist_count")).toBeLessThan(pages * 0.01)
         expect(yield* fileSize).toBeLessThanOrEqual(sizeBefore * 1.1)
-      }),
-    120_000
+      })
   )
 })
 

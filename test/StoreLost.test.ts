@@ -58,7 +58,7 @@ describe("a SQLite store whose file goes away", () => {
         Effect.either(runtime.info),
         (result) => result._tag === "Left",
         "the runtime not ready",
-        { withinMs: 10_000 }
+        {}
       )
       expect(info._tag === "Left" ? info.left.message : "").toContain("replaced")
       expect(errors.join("\n")).toContain("replaced")

@@ -4,7 +4,7 @@ import { join } from "node:path"
 
 import { Effect } from "effect"
 
-import { eventuallyLive, within } from "./eventually.js"
+import { eventuallyLive, HANG_MS, within } from "./eventually.js"
 import { projectRoot } from "./packed.js"
 
 export const BIN = join(projectRoot, "dist", "node", "main.js")
@@ -48,13 +48,13 @@ const kill = (running: ReturnType<typeof spawnBin>) =>
     }
   })
 
-/** Runs the bin to completion, 15 s at most (for start-up failures and `--help`). */
+/** Runs the bin to completion (start-up failures, `--help`); only a hang makes it give up. */
 export const runBin = (args: ReadonlyArray<string>, env = cleanEnv()) =>
   Effect.acquireUseRelease(
     Effect.sync(() => spawnBin(args, env)),
     (running) =>
       Effect.promise(() => running.exited).pipe(
-        within(() => `the bin exiting; its output:\n${running.output()}`, 15_000),
+        within(() => `the bin exiting; its output:\n${running.output()}`),
         Effect.map((code) => ({ code, output: running.output() }))
       ),
     kill
@@ -63,7 +63,7 @@ export const runBin = (args: ReadonlyArray<string>, env = cleanEnv()) =>
 const listeningUrl = (output: string): string | undefined => /listening on (http:\/\/[^\s"]+)/.exec(output)?.[1]
 
 /**
- * Starts the bin (on a free port unless `args` name one) and waits (30 s at most) for it to listen;
+ * Starts the bin (on a free port unless `args` name one) and waits for it to listen;
  * the scope's end kills it if the test did not stop it itself.
  */
 export const startBin = (args: ReadonlyArray<string>, env = cleanEnv()) =>
@@ -73,13 +73,12 @@ export const startBin = (args: ReadonlyArray<string>, env = cleanEnv()) =>
     const url = yield* eventuallyLive(
       Effect.sync(() => listeningUrl(running.output())),
       (url) => url !== undefined || gone(running.child),
-      () => `the bin listening; its output:\n${running.output()}`,
-      { withinMs: 30_000 }
+      () => `the bin listening; its output:\n${running.output()}`
     )
     if (url === undefined) return yield* Effect.dieMessage(`the bin did not start:\n${running.output()}`)
     return { ...running, url } satisfies RunningBin
   })
 
 /** The bin's exit code (or signal name), once it has exited: within `withinMs`, or the test fails. */
-export const exitOf = (bin: RunningBin, withinMs = 15_000) =>
+export const exitOf = (bin: RunningBin, withinMs = HANG_MS) =>
   Effect.promise(() => bin.exited).pipe(within("the bin exiting", withinMs))

@@ -46,8 +46,7 @@ export const busySuite = (label: string, make: MakeRuntimeLayer) =>
         const worker = yield* runtime.create({ profile: "slow" })
         yield* runtime.input(worker.id, { content: "first" })
         const results = yield* Effect.forEach(
-          Array.from({ length: 50 }, (_, i) =>
-            i),
+          Array.from({ length: 50 }, (_, i) => i),
           (i) => runtime.input(worker.id, { content: `q${i}`, ifBusy: "enqueue" }),
           { concurrency: "unbounded" }
         )
@@ -73,7 +72,7 @@ export const busySuite = (label: string, make: MakeRuntimeLayer) =>
         }
         expect(entries.map((entry) => entry.seq)).toEqual(entries.map((_, i) => i + 1))
         expect(new Set(inputs(entries).map((entry) => entry.content)).size).toBe(51)
-      }).pipe(withRuntime()), 60_000)
+      }).pipe(withRuntime()))
 
     it.effect("enqueue: past maxQueuedInputs it is Busy; on an idle Worker every policy starts a turn at once", () =>
       Effect.gen(function*() {
@@ -100,21 +99,16 @@ export const busySuite = (label: string, make: MakeRuntimeLayer) =>
         const worker = yield* runtime.create({ profile: "slow" })
         yield* runtime.input(worker.id, { content: "first" })
         const results = yield* Effect.forEach(
-          Array.from({ length: 20 }, (_, i) =>
-            i),
-          (i) =>
-            Effect.either(runtime.input(worker.id, { content: `i${i}`, ifBusy: "interrupt" })),
+          Array.from({ length: 20 }, (_, i) => i),
+          (i) => Effect.either(runtime.input(worker.id, { content: `i${i}`, ifBusy: "interrupt" })),
           { concurrency: "unbounded" }
         )
         expect(results.every(Either.isRight)).toBe(true)
         yield* endTurn
-        const idle = yield* awaitWorker(worker.id, (w) =>
-          w.status === "idle", "the last turn's end")
+        const idle = yield* awaitWorker(worker.id, (w) => w.status === "idle", "the last turn's end")
         expect(idle.turn).toBe(21)
         const entries = yield* entriesOf(worker.id)
-        expect(entries.map((entry) =>
-          entry.seq
-        )).toEqual(entries.map((_, i) => i + 1))
+        expect(entries.map((entry) => entry.seq)).toEqual(entries.map((_, i) => i + 1))
         const ends = entries.filter((entry) => entry.role === "runtime")
         expect(ends).toHaveLength(21)
         expect(ends.slice(0, 20).every((entry) => entry.outcome === "cancelled")).toBe(true)
@@ -124,7 +118,7 @@ export const busySuite = (label: string, make: MakeRuntimeLayer) =>
         for (const end of ends.slice(0, 20)) {
           expect(entries[end.seq]).toMatchObject({ role: "user", turn: end.turn + 1 })
         }
-      }).pipe(withRuntime()), 60_000)
+      }).pipe(withRuntime()))
 
     it.effect("cancel without clearQueue starts the next queued input; with it, the queue is dropped and counted", () =>
       Effect.gen(function*() {
@@ -139,9 +133,7 @@ export const busySuite = (label: string, make: MakeRuntimeLayer) =>
         const cleared = yield* runtime.cancel(worker.id, { reason: "enough", clearQueue: true })
         expect(cleared).toMatchObject({ cancelled: true, worker: { status: "idle", turn: 2, queued: 0 } })
         const entries = yield* entriesOf(worker.id)
-        expect(entries.map(({ content, role }) =>
-          `${role}: ${content}`
-        )).toEqual([
+        expect(entries.map(({ content, role }) => `${role}: ${content}`)).toEqual([
           "user: first",
           "runtime: cancelled: skip",
           "user: second",

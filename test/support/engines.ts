@@ -1,9 +1,20 @@
 /** Engines the behavioural suite configures, one per behaviour it needs to provoke. */
-import { Effect } from "effect"
+import { Cause, Effect, FiberRef } from "effect"
 
 import { makeEchoEngine, type Profiles, TurnFailed } from "../../src/index.js"
 
 export const SLOW_MS = 1000
+
+/** How many releases the `forgetful` engine has begun (in this process), so that a test can interrupt inside one. */
+export const forgetfulReleases = { begun: 0 }
+
+/** Sleeps until this fiber has been sent an interrupt (which an uninterruptible region only records). */
+const untilInterruptSent = Effect.gen(function*() {
+  for (;;) {
+    if (!Cause.isEmpty(yield* FiberRef.get(FiberRef.interruptedCause))) return
+    yield* Effect.sleep(5)
+  }
+})
 
 export const suiteProfiles: Profiles = {
   default: makeEchoEngine(),
@@ -70,12 +81,16 @@ export const suiteProfiles: Profiles = {
       Effect.forEach([1, 2, 3, 4, 5], (i) => context.emit(String(i).repeat(1.5 * 1024 * 1024)), { discard: true })
   },
   forgetful: {
-    // Releases for 200 ms after failing, then waits for ever: an interrupt that
-    // arrives during the release is lost by Effect, and only a second one ends it.
+    // Releases after failing until it has been sent an interrupt, then waits
+    // for ever: the interrupt, arrived during the release, is lost by Effect
+    // (a later-registered finalizer restores the fiber's FiberRefs), and only
+    // one sent after it ends the turn.
     name: "forgetful",
     run: () =>
       Effect.gen(function*() {
-        yield* Effect.addFinalizer(() => Effect.sleep(200))
+        yield* Effect.addFinalizer(() =>
+          Effect.zipRight(Effect.sync(() => forgetfulReleases.begun++), untilInterruptSent)
+        )
         yield* Effect.addFinalizer(() => Effect.void)
         return yield* new TurnFailed({ message: "gave up" })
       }).pipe(Effect.scoped, Effect.catchAll(() => Effect.never))
