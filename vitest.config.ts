@@ -10,6 +10,7 @@ const e2e = [
   "test/Crash.test.ts",
   "test/Install.test.ts",
   "test/Operability.test.ts",
+  "test/Readme.test.ts",
   "test/ProcessEngine.test.ts",
   "test/Reliability.test.ts",
   "test/SqliteStore.test.ts"

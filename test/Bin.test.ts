@@ -3,8 +3,11 @@ import { chmodSync, mkdtempSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 
+import * as Options from "@effect/cli/Options"
 import { describe, expect, it } from "@effect/vitest"
-import { Effect } from "effect"
+import { Effect, Option } from "effect"
+
+import { options } from "../src/node/Config.js"
 
 import { cleanEnv, exitOf, runBin, startBin } from "./support/bin.js"
 import { eventuallyLive } from "./support/eventually.js"
@@ -142,38 +145,59 @@ describe("the worker-runtime bin", () => {
       expect(refused.status).toBe(400)
     }))
 
-  it.live("prints its flags with --help: each described with its default, once, without colour codes in a pipe", () =>
+  it.live("prints its flags with --help: one entry each, with its default, in under 60 lines, no colour in a pipe", () =>
     Effect.gen(function*() {
       const { code, output } = yield* runBin(["--help"])
       expect(code).toBe(0)
       expect(output).not.toContain("\u001b[")
-      // Each flag's entry: from its heading (`--port integer`) to the next heading or section.
-      const entries = output.split(/\n(?=--|\(-|[A-Z ]+\n)/)
-      const entry = (flag: string) => entries.filter((text) => text.startsWith(`${flag} `))
+      expect(output.split("\n").length).toBeLessThan(60)
+      expect(output).toMatch(/^worker-runtime \d+\.\d+\.\d+\n/)
+      expect(output).toContain("\n  worker-runtime [options]\n")
+      // @effect/cli's boilerplate, which it adds to every flag: in no line, nor in any.
       for (
-        const flag of [
-          "--host",
-          "--port",
-          "--runtime-id",
-          "--display-name",
-          "--store",
-          "--token-file",
-          "--profiles",
-          "--max-workers",
-          "--max-input-bytes",
-          "--allowed-hosts",
-          "--max-queued-inputs",
-          "--retain-stopped",
-          "--shutdown-grace-ms"
+        const boilerplate of [
+          "A user-defined piece of text.",
+          "An integer.",
+          "A true or false value.",
+          "This setting is optional.",
+          "This option can be set from environment variables."
         ]
       ) {
-        expect(entry(flag), flag).toHaveLength(1)
-        expect(entry(flag)[0], flag).toMatch(/ Env WORKER_RUNTIME_[A-Z_]+\. (Default|Without it): \S/)
+        expect(output, boilerplate).not.toContain(boilerplate)
       }
-      // One --log-level, @effect/cli's own; its fallback and default are told below the flags.
+      // Each flag's entry: its heading line (`  --port integer  Port to ...`) and the indented lines after it.
+      const entries = output.split(/\n(?= {2}-)/).filter((text) => text.startsWith("  -"))
+        .map((text) => text.split("\n\n")[0]!)
+      const entry = (flag: string) => entries.filter((text) => text.trimStart().split(/,? /)[0] === flag)
+      // Every flag of `options`, by its name, so a new one cannot be forgotten here.
+      const flags = Object.values(options).map((option: Options.Options<unknown>) =>
+        Option.getOrThrow(Options.getIdentifier(option))
+      )
+      expect(flags).toContain("--log-format")
+      for (const flag of flags) {
+        expect(entry(flag), flag).toHaveLength(1)
+        expect(output.match(new RegExp(`(?<![\\w-])${flag}(?![\\w-])`, "g")), flag).toHaveLength(1)
+        expect(entry(flag)[0]!.replace(/\s+/g, " "), flag).toMatch(
+          / Env WORKER_RUNTIME_[A-Z_]+\. (Default|Without it): \S[^\n]*\.$/
+        )
+      }
+      // The built-in flags that matter; one --log-level, @effect/cli's own, with its levels.
+      for (const flag of ["--log-level", "-h", "--version", "--completions"]) expect(entry(flag), flag).toHaveLength(1)
       expect(output.match(/--log-level/g)).toHaveLength(1)
-      expect(entry("--log-level")).toHaveLength(1)
-      expect(output).toMatch(/falls back to WORKER_RUNTIME_LOG_LEVEL\. Default: info\./)
+      expect(entry("--log-level")[0]).toContain("all | trace | debug | info | warning | error | fatal | none")
+      expect(entry("-h")[0]).toMatch(/^ {2}-h, --help /)
+      // Its fallback and default are told below the flags.
+      expect(output).toMatch(/\nLOG LEVEL\n {2}.*falls back to WORKER_RUNTIME_LOG_LEVEL\. Default: info\./)
+    }))
+
+  it.live("prints the same help for -h, and for --help after other flags", () =>
+    Effect.gen(function*() {
+      const help = yield* runBin(["--help"])
+      for (const args of [["-h"], ["--port", "0", "--help"], ["--log-level", "debug", "--store", "memory", "-h"]]) {
+        const { code, output } = yield* runBin(args)
+        expect(code, args.join(" ")).toBe(0)
+        expect(output, args.join(" ")).toBe(help.output)
+      }
     }))
 
   it.live("names the closest flag for a mistyped one, in one line, and exits non-zero", () =>

@@ -27,9 +27,14 @@ interface OpenApiOperation {
   readonly operationId: string
   readonly summary?: string
   readonly description?: string
-  readonly parameters?: ReadonlyArray<
-    { readonly name: string; readonly description?: string; readonly schema: unknown }
-  >
+  readonly parameters?: ReadonlyArray<{
+    readonly name: string
+    readonly in?: string
+    readonly style?: string
+    readonly description?: string
+    readonly schema: unknown
+    readonly example?: unknown
+  }>
   readonly requestBody?: { readonly required?: boolean; readonly content: Record<string, OpenApiMedia> }
   readonly responses: Record<
     string,
@@ -454,6 +459,45 @@ layer(httpServer({ profiles, maxInputBytes: MAX_INPUT, maxWorkers: 1000 }, TOKEN
             doc.paths[path]!["get"]!.parameters!.find((parameter) => parameter.name === name)!.schema
           expect(integer("/v1/workers", "limit")).toMatchObject({ type: "integer", minimum: 1, maximum: 1000 })
           expect(integer("/v1/workers/{workerId}/transcript", "after")).toMatchObject({ type: "integer", minimum: 0 })
+        }))
+
+      it.effect("declares the list's metadata filter as a form-exploded object keyed by the query names", () =>
+        Effect.gen(function*() {
+          const doc = (yield* call("/openapi.json")).json as OpenApiDocument
+          const list = doc.paths["/v1/workers"]!["get"]!
+          expect(list.operationId).toBe("workers.list")
+          const filter = list.parameters!.find((parameter) => parameter.name === "metadata")
+          expect(filter).toMatchObject({
+            in: "query",
+            required: false,
+            style: "form",
+            explode: true,
+            description: expect.stringContaining("metadata.<key>=<value>"),
+            schema: {
+              type: "object",
+              maxProperties: 4,
+              propertyNames: { pattern: "^metadata\\.", minLength: 10, maxLength: 73 },
+              additionalProperties: { type: "string" }
+            }
+          })
+          for (const parameter of list.parameters!) expect(parameter.style, parameter.name).not.toBe("deepObject")
+          // Sent as declared (form, exploded: one name=value per property), the example filters.
+          const example = filter!.example as Record<string, string>
+          expect(Object.keys(example).every((name) => /^metadata\./.test(name))).toBe(true)
+          const metadata = Object.fromEntries(
+            Object.entries(example).map(([name, value]) => [name.slice("metadata.".length), value])
+          )
+          const match = (yield* call("/v1/workers", { method: "POST", body: { metadata } })).json as { id: string }
+          const other = (yield* call("/v1/workers", {
+            method: "POST",
+            body: { metadata: Object.fromEntries(Object.keys(metadata).map((key) => [key, "other"])) }
+          })).json as { id: string }
+          const query = new URLSearchParams({ ...example, limit: "1000" })
+          const page = yield* call(`/v1/workers?${query}`)
+          expect(page.status, page.text).toBe(200)
+          const ids = (page.json as { workers: Array<{ id: string }> }).workers.map((worker) => worker.id)
+          expect(ids).toContain(match.id)
+          expect(ids).not.toContain(other.id)
         }))
     })
   }

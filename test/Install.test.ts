@@ -4,12 +4,13 @@
  * then the README's and docs/engines.md's own code blocks, compiled with
  * TypeScript and run. Nothing here is a copy of the docs.
  */
-import { describe, expect, it } from "@effect/vitest"
-import { execFileSync, spawn } from "node:child_process"
+import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
+import { execFile, spawn } from "node:child_process"
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { VERSION } from "../src/index.js"
+import { HANG_MS } from "./support/eventually.js"
 import { projectRoot } from "./support/packed.js"
 
 const readme = readFileSync(join(projectRoot, "README.md"), "utf8")
@@ -24,30 +25,70 @@ const codeBlock = (markdown: string, heading: string, language: string): string 
   return markdown.slice(open + language.length + 4, close + 1)
 }
 
-/** The `npm install` commands of the README's Install section, continuation lines joined, comments dropped. */
-const installCommands = codeBlock(readme, "## Install", "sh")
+/** The README's Install block, continuation lines joined, comments dropped: one command a line. */
+const installLines = codeBlock(readme, "## Install", "sh")
   .replace(/\\\n\s*/g, "")
   .split("\n")
   .map((line) => line.replace(/#.*$/, "").trim())
-  .filter((line) => line.startsWith("npm install "))
-  .map((line) => line.slice("npm install ".length).split(/\s+/))
+  .filter((line) => line !== "")
 
-const run = (cwd: string, command: string, args: ReadonlyArray<string>) =>
-  execFileSync(command, [...args], { cwd, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] })
+/** The line that packs the checkout and sets TGZ, without its leading `npm ci` (the checkout is installed). */
+const packLine = (() => {
+  const line = installLines[0]!
+  if (!line.startsWith("npm ci && ")) throw new Error(`the Install block starts with ${line}`)
+  return line.slice("npm ci && ".length)
+})()
+
+/** The `npm install` lines, as written (`$TGZ` included). */
+const installCommands = installLines.filter((line) => line.startsWith("npm install "))
+
+/** Every `ts` block of the README, in order: each is compiled and run below. */
+const readmeTsBlocks = readme.split("```ts\n").slice(1).map((rest) => rest.slice(0, rest.indexOf("\n```") + 1))
+
+/**
+ * A command's stdout; its output in the error when it fails. Asynchronous: a
+ * synchronous install would block the test worker for a minute, and vitest
+ * then reports "Timeout calling onTaskUpdate".
+ */
+const run = (cwd: string, command: string, args: ReadonlyArray<string>, env: NodeJS.ProcessEnv = process.env) =>
+  new Promise<string>((resolve, reject) => {
+    execFile(
+      command,
+      [...args],
+      { cwd, encoding: "utf8", env, maxBuffer: 64 * 1024 * 1024 },
+      (error, stdout, stderr) => {
+        if (error === null) resolve(stdout)
+        else reject(new Error(`${command} ${args.join(" ")} failed: ${error.message}\n${stdout}\n${stderr}`))
+      }
+    )
+  })
+
+/** A line of the README run as a shell would, with `TGZ` set. */
+const sh = (cwd: string, line: string, env: NodeJS.ProcessEnv = {}) =>
+  run(cwd, "bash", ["-euo", "pipefail", "-c", line], { ...process.env, ...env })
 
 const tsc = (cwd: string) =>
   run(cwd, process.execPath, [join(projectRoot, "node_modules", "typescript", "lib", "tsc.js"), "-p", "."])
 
-/** A new project holding the packed tarball and what `packages` names (with the tarball for `worker-runtime`). */
-const newProject = (packages: ReadonlyArray<string>) => {
+/** The tarball, made by the README's own line in the checkout (and removed at the end). */
+let tarball = ""
+beforeAll(async () => {
+  tarball = (await sh(projectRoot, `${packLine}; echo "$TGZ"`)).trim().split("\n").pop()!
+  expect(tarball).toMatch(/\/worker-runtime-[0-9.]+\.tgz$/)
+  expect(existsSync(tarball)).toBe(true)
+}, 300_000)
+afterAll(() => rmSync(tarball, { force: true }))
+
+/** A new project where the README's install `lines` were run. */
+const newProject = async (lines: ReadonlyArray<string>) => {
   const dir = mkdtempSync(join(tmpdir(), "worker-runtime-install-"))
-  const tarball = run(projectRoot, "npm", ["pack", "--silent", "--pack-destination", dir]).trim().split("\n").pop()!
   writeFileSync(join(dir, "package.json"), JSON.stringify({ name: "backend", private: true, type: "module" }))
   writeFileSync(
     join(dir, "tsconfig.json"),
     JSON.stringify({
       compilerOptions: {
         strict: true,
+        noUnusedLocals: true,
         module: "NodeNext",
         moduleResolution: "NodeNext",
         target: "ES2022",
@@ -58,10 +99,13 @@ const newProject = (packages: ReadonlyArray<string>) => {
       include: ["*.ts"]
     })
   )
-  const specs = packages.map((name) => (name === "worker-runtime" ? `./${tarball}` : name))
-  run(dir, "npm", ["install", "--no-audit", "--no-fund", ...specs])
+  for (const line of lines) await sh(dir, `${line} --no-audit --no-fund`, { TGZ: tarball })
   return dir
 }
+
+/** The lines a block promises it prints: its comments `// role: content`. */
+const promisedLines = (block: string) =>
+  block.split("\n").filter((line) => /^\/\/ (user|worker|runtime): /.test(line)).map((line) => line.slice(3))
 
 /** The version of every installed copy of `name`: a `node_modules/<name>` directory anywhere in the tree. */
 const copiesOf = (dir: string, name: string): Array<string> => {
@@ -106,24 +150,29 @@ describe("the package manifest", () => {
 })
 
 describe("installing as the README says", () => {
-  it("gives the core with one effect 3, and the README's program compiles and prints what it says", () => {
+  it("gives the core with one effect 3, and the README's core programs compile and print what they say", async () => {
     const core = installCommands[0]!
-    expect(core).toEqual(["worker-runtime", "effect@3"])
-    const dir = newProject(core)
+    expect(core).toBe("npm install $TGZ effect@3")
+    const dir = await newProject([core])
     try {
       const effects = copiesOf(dir, "effect")
       expect(effects).toHaveLength(1)
       expect(effects[0]).toMatch(/^3\./)
       const program = codeBlock(readme, "Embedded in a Backend", "ts")
       writeFileSync(join(dir, "program.ts"), program)
-      tsc(dir)
-      const output = run(dir, process.execPath, ["program.js"]).trim()
+      const following = codeBlock(readme, "### Following a Worker", "ts")
+      writeFileSync(join(dir, "following.ts"), following)
+      await tsc(dir)
+      const output = (await run(dir, process.execPath, ["program.js"])).trim()
       const promised = /^\/\/ (\{.*\})$/m.exec(program)?.[1]
       expect(promised).toBeDefined()
       expect(JSON.parse(output)).toEqual(JSON.parse(promised!))
+      const followed = (await run(dir, process.execPath, ["following.js"])).trim()
+      expect(promisedLines(following)).toHaveLength(3)
+      expect(followed.split("\n")).toEqual(promisedLines(following))
       // The core entry's import graph, as installed, holds no platform or sql module.
       const entry = join(dir, "node_modules", "worker-runtime", "dist", "index.js")
-      const graph = run(projectRoot, process.execPath, [
+      const graph = await run(projectRoot, process.execPath, [
         join(projectRoot, "build", "scripts", "check-core-imports.js"),
         entry
       ])
@@ -131,49 +180,70 @@ describe("installing as the README says", () => {
     } finally {
       rmSync(dir, { recursive: true, force: true })
     }
-  }, 180_000)
+  })
+
+  it("runs every TypeScript block of the README (three: core, following, two layers)", () => {
+    expect(readmeTsBlocks).toEqual([
+      codeBlock(readme, "Embedded in a Backend", "ts"),
+      codeBlock(readme, "### Following a Worker", "ts"),
+      codeBlock(readme, "## One Backend, two layers", "ts")
+    ])
+  })
 
   it(
-    "runs the bin and an embedded process engine with platform-node and cli, without the SQLite packages",
+    "runs the bin, an embedded process engine and the two-layers program with platform-node and cli, " +
+      "without the SQLite packages; /metrics once the README's OpenTelemetry line is installed",
     async () => {
       const node = installCommands[2]!
       expect(node).toContain("@effect/platform-node@^0.108")
-      const dir = newProject(node)
+      const dir = await newProject([node])
+      /** The installed bin with `args`; its URL once it listens, and its exit. */
+      const startBin = async (args: ReadonlyArray<string>) => {
+        const bin = spawn(join(dir, "node_modules", ".bin", "worker-runtime"), ["--port", "0", ...args], { cwd: dir })
+        let output = ""
+        bin.stdout.on("data", (chunk) => (output += chunk))
+        bin.stderr.on("data", (chunk) => (output += chunk))
+        const exit = new Promise<number | null>((resolve) => bin.on("exit", resolve))
+        const url = await new Promise<string>((resolve, reject) => {
+          const timer = setTimeout(() => reject(new Error(`the bin did not start: ${output}`)), HANG_MS)
+          const poll = setInterval(() => {
+            const match = /listening on (http:\/\/[^\s]+)/.exec(output)
+            if (match !== null || bin.exitCode !== null) {
+              clearTimeout(timer)
+              clearInterval(poll)
+              if (match === null) reject(new Error(`the bin exited: ${output}`))
+              else resolve(match[1]!)
+            }
+          }, 50)
+        })
+        return { url, exit, output: () => output, stop: () => bin.kill("SIGTERM") }
+      }
       try {
-        expect(() => run(dir, process.execPath, ["-e", "import('@effect/sql-sqlite-node')"])).toThrow()
+        await expect(run(dir, process.execPath, ["-e", "import('@effect/sql-sqlite-node')"])).rejects.toThrow()
         // The embedding example of docs/engines.md, with the profiles file its comment shows.
         const example = codeBlock(engines, "## Embedding the process engine", "ts")
         const profiles = /\/\/ profiles\.json: (\{.*\})$/m.exec(example)?.[1]
         expect(profiles).toBeDefined()
         writeFileSync(join(dir, "profiles.json"), profiles!)
         writeFileSync(join(dir, "embedded.ts"), example)
-        tsc(dir)
-        const printed = run(dir, process.execPath, ["embedded.js"]).trim()
-        const promised = example.split("\n").filter((line) => /^\/\/ (user|worker|runtime): /.test(line)).map((line) =>
-          line.slice(3)
-        )
-        expect(printed.split("\n")).toEqual(promised)
+        // The README's two layers: the same Backend code embedded, then against the bin.
+        writeFileSync(join(dir, "layers.ts"), codeBlock(readme, "## One Backend, two layers", "ts"))
+        await tsc(dir)
+        const printed = (await run(dir, process.execPath, ["embedded.js"])).trim()
+        expect(printed.split("\n")).toEqual(promisedLines(example))
+        expect(await run(dir, process.execPath, ["layers.js"])).toMatch(/^started \S+\n$/)
         // The bin on the memory store: it serves, and exits 0 on SIGTERM.
-        const bin = spawn(join(dir, "node_modules", ".bin", "worker-runtime"), ["--port", "0"], { cwd: dir })
-        let output = ""
-        bin.stdout.on("data", (chunk) => (output += chunk))
-        bin.stderr.on("data", (chunk) => (output += chunk))
-        const url = await new Promise<string>((resolve, reject) => {
-          const timer = setTimeout(() => reject(new Error(`the bin did not start: ${output}`)), 30_000)
-          const poll = setInterval(() => {
-            const match = /listening on (http:\/\/[^\s]+)/.exec(output)
-            if (match !== null) {
-              clearTimeout(timer)
-              clearInterval(poll)
-              resolve(match[1]!)
-            }
-          }, 50)
-        })
-        const health = await fetch(`${url}/healthz`)
+        const bin = await startBin([])
+        const health = await fetch(`${bin.url}/healthz`)
         expect(await health.json()).toEqual({ status: "ok" })
-        const exit = new Promise<number | null>((resolve) => bin.on("exit", resolve))
-        bin.kill("SIGTERM")
-        expect(await exit).toBe(0)
+        const remote = await run(dir, process.execPath, ["layers.js"], { ...process.env, RUNTIME_URL: bin.url })
+        const [, id] = /^started (\S+)\n$/.exec(remote) ?? []
+        expect((await fetch(`${bin.url}/v1/workers/${id}`)).status).toBe(200)
+        // Without the OpenTelemetry packages: no /metrics, and the bin said why.
+        expect((await fetch(`${bin.url}/metrics`)).status).toBe(404)
+        expect(bin.output()).toContain("@effect/opentelemetry")
+        bin.stop()
+        expect(await bin.exit).toBe(0)
         // Asking for SQLite without its packages is a clear start-up error.
         const sqlite = spawn(join(dir, "node_modules", ".bin", "worker-runtime"), [
           "--port",
@@ -186,10 +256,19 @@ describe("installing as the README says", () => {
         const sqliteExit = await new Promise<number | null>((resolve) => sqlite.on("exit", resolve))
         expect(sqliteExit).not.toBe(0)
         expect(sqliteOutput).toContain("@effect/sql-sqlite-node")
+        // The README's line for /metrics, as written: then it answers.
+        const metricsLine = installCommands.find((line) => line.includes("@opentelemetry/exporter-prometheus"))
+        expect(metricsLine).toBeDefined()
+        await sh(dir, `${metricsLine!} --no-audit --no-fund`, { TGZ: tarball })
+        const measured = await startBin([])
+        const metrics = await fetch(`${measured.url}/metrics`)
+        expect(metrics.status).toBe(200)
+        expect(await metrics.text()).toContain("worker_runtime_workers")
+        measured.stop()
+        expect(await measured.exit).toBe(0)
       } finally {
         rmSync(dir, { recursive: true, force: true })
       }
-    },
-    240_000
+    }
   )
 })

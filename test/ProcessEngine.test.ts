@@ -410,7 +410,9 @@ describe("process engine", () => {
         yield* awaitIdle(runtime, worker.id)
         const failures = contents(yield* entriesOf(runtime, worker.id), "runtime")
         expect(failures).toHaveLength(1)
-        expect(failures[0]).toMatch(/^failed: could not start \/nonexistent\/agent-xyz: /)
+        expect(failures[0]).toBe(
+          "failed: could not start /nonexistent/agent-xyz: not found (spawn /nonexistent/agent-xyz ENOENT)"
+        )
         // still usable: the next input is accepted and fails the same way
         yield* runtime.input(worker.id, { content: "y" })
         yield* awaitIdle(runtime, worker.id)

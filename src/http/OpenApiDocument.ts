@@ -2,9 +2,12 @@
  * The published OpenAPI document is the one `HttpApi` derives, with what
  * other languages' generators and linters need that the derivation does not
  * give: headers on 401 and 503, optional bodies where the server takes none,
- * the document's own path, and no noise (the platform's decode error, which
- * the server never answers, generated titles, one-member `anyOf`s).
+ * the list's metadata filter, the document's own path, and no noise (the
+ * platform's decode error, which the server never answers, generated titles,
+ * one-member `anyOf`s).
  */
+
+import { MAX_METADATA_FILTERS, MAX_METADATA_KEY_LENGTH } from "../Domain.js"
 
 type Json = unknown
 
@@ -110,6 +113,46 @@ const openApiPath = {
   }
 }
 
+const FILTER_PREFIX = "metadata."
+
+/**
+ * The list's `metadata.<key>=<value>` pairs, which the derivation drops (its
+ * keys are open). OpenAPI has no parameter with an open name, so this is one
+ * `form`-exploded object: its property names are the query names, and
+ * generators type it (openapi-typescript: `metadata?: { [key: string]: string }`).
+ * Not `deepObject`: that is `metadata[team]=docs`, which the server ignores.
+ */
+const metadataFilter = {
+  name: "metadata",
+  in: "query",
+  required: false,
+  style: "form",
+  explode: true,
+  description: `The metadata filter: \`metadata.<key>=<value>\` query parameters, exact match, at most ` +
+    `${MAX_METADATA_FILTERS} pairs, all must match. There is no parameter named \`metadata\` on the wire: this ` +
+    "object is form-exploded, so its property names are the query names (`{\"metadata.team\": \"docs\"}` is " +
+    "sent as `metadata.team=docs`). Clients that send objects as `deepObject` by default (openapi-fetch) need " +
+    "`querySerializer: { object: { style: \"form\", explode: true } }`.",
+  schema: {
+    type: "object",
+    maxProperties: MAX_METADATA_FILTERS,
+    propertyNames: {
+      type: "string",
+      pattern: "^metadata\\.",
+      minLength: FILTER_PREFIX.length + 1,
+      maxLength: FILTER_PREFIX.length + MAX_METADATA_KEY_LENGTH,
+      not: { const: `${FILTER_PREFIX}__proto__` }
+    },
+    additionalProperties: { type: "string" }
+  },
+  example: { "metadata.team": "docs" }
+}
+
+/** Parameters the derivation cannot give, by operation. */
+const EXTRA_PARAMETERS: Record<string, ReadonlyArray<Record<string, Json>>> = {
+  "workers.list": [metadataFilter]
+}
+
 /** A parameter's description: its own, else its schema's (through a `$ref`). */
 const describeParameter = (parameter: Json, schemas: Record<string, Json>): Json => {
   if (!isObject(parameter) || typeof parameter.description === "string") return parameter
@@ -170,9 +213,23 @@ const patchOperations = (spec: Record<string, Json>): Record<string, Json> => {
                 OPTIONAL_BODIES.has(operation.operationId)
               ? { ...body, required: false }
               : body
-            const parameters = Array.isArray(operation.parameters)
+            const derived = Array.isArray(operation.parameters)
               ? operation.parameters.map((parameter) => describeParameter(parameter, schemas))
               : operation.parameters
+            const extra = typeof operation.operationId === "string"
+              ? EXTRA_PARAMETERS[operation.operationId] ?? []
+              : []
+            const parameters = extra.length === 0
+              ? derived
+              : [
+                ...(Array.isArray(derived) ? derived : []),
+                ...extra.filter((parameter) =>
+                  !(Array.isArray(derived) &&
+                    derived.some((known) =>
+                      isObject(known) && known.name === parameter.name && known.in === parameter.in
+                    ))
+                )
+              ]
             return [method, {
               ...operation,
               parameters,

@@ -92,8 +92,8 @@ export const logLevelName = (level: LogLevel.LogLevel): LogLevelName => {
  * What @effect/cli's generic help of `--log-level` leaves out: `main` prints
  * it below the flags (without the flag's name, so help names it once).
  */
-export const LOG_LEVEL_HELP = `The log level (the built-in option above) falls back to ${LOG_LEVEL_ENV}. ` +
-  `Default: ${DEFAULT_LOG_LEVEL}. At debug, one line per request is logged too.`
+export const LOG_LEVEL_HELP =
+  `The level falls back to ${LOG_LEVEL_ENV}. Default: ${DEFAULT_LOG_LEVEL}. Debug adds one line per request.`
 
 /**
  * A flag that falls back to `envVar` (read by `read`), then to `fallback`;
@@ -147,8 +147,8 @@ export const options = {
     withEnvOrNone(
       "WORKER_RUNTIME_ID",
       Config.string,
-      "Runtime id, reported in /v1/runtime and to Workers.",
-      "one is generated, and a durable store keeps it for the next start"
+      "Id reported in /v1/runtime and to Workers.",
+      "generated, and kept by a durable store"
     )
   ),
   displayName: Options.text("display-name").pipe(
@@ -171,17 +171,16 @@ export const options = {
     withEnvOrNone(
       "WORKER_RUNTIME_TOKEN_FILE",
       Config.string,
-      "File holding the bearer token that requests must carry.",
-      "the token is WORKER_RUNTIME_TOKEN's value; without that either, no token: " +
-        "only loopback addresses may be listened on"
+      "File holding the bearer token requests must carry.",
+      "WORKER_RUNTIME_TOKEN, else none (loopback only)"
     )
   ),
   profiles: Options.text("profiles").pipe(
     withEnvOrNone(
       "WORKER_RUNTIME_PROFILES",
       Config.string,
-      "JSON file of the profiles Workers are created from.",
-      `one profile, "default", with the echo engine`
+      "JSON file of the profiles to create Workers from.",
+      `only "default" (echo engine)`
     )
   ),
   maxWorkers: Options.integer("max-workers").pipe(
@@ -205,9 +204,9 @@ export const options = {
       "WORKER_RUNTIME_ALLOWED_HOSTS",
       Config.string,
       "",
-      "Comma-separated Host header names to accept besides loopback names and the bound address, " +
-        "or * for any (needs a token).",
-      "none (loopback names and the bound address only)"
+      "Host header names accepted besides loopback and the bound address, comma-separated; " +
+        "* for any (needs a token).",
+      "none"
     )
   ),
   maxQueuedInputs: Options.integer("max-queued-inputs").pipe(
@@ -231,7 +230,7 @@ export const options = {
       "WORKER_RUNTIME_RETAIN_STOPPED",
       Config.string,
       "Delete Workers stopped or failed longer ago than this, e.g. 7d, 12h, 30m.",
-      "they are kept forever"
+      "kept forever"
     )
   ),
   shutdownGraceMs: Options.integer("shutdown-grace-ms").pipe(

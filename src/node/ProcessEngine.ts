@@ -278,6 +278,16 @@ const outcome = (
   return Effect.fail(new TurnFailed({ message: stderr === "" ? what : `${what}; stderr: ${stderr}` }))
 }
 
+/**
+ * Why a command could not start, for people: the platform's own message
+ * repeats the command line (with a stray space when it has no arguments).
+ */
+const whyNot = (error: PlatformError): string => {
+  if (error._tag === "BadArgument") return error.description ?? "bad argument"
+  const reason = error.reason.replace(/(?<=[a-z])(?=[A-Z])/g, " ").toLowerCase()
+  return error.description === undefined ? reason : `${reason} (${error.description})`
+}
+
 const runTurn = (
   profile: Omit<ProcessProfile, "engine">,
   graceMs: number,
@@ -302,7 +312,7 @@ const runTurn = (
       }),
       // Between the spawn and the finalizer nothing may interrupt us.
       Effect.uninterruptible,
-      Effect.mapError((error) => new TurnFailed({ message: `could not start ${profile.command[0]}: ${error.message}` }))
+      Effect.mapError((error) => new TurnFailed({ message: `could not start ${profile.command[0]}: ${whyNot(error)}` }))
     )
     // A child that never reads stdin is fine: EPIPE is ignored.
     yield* Effect.forkIn(Effect.ignore(Stream.run(Stream.succeed(input), child.stdin)), stdinScope)

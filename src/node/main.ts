@@ -20,9 +20,11 @@ import { stripVTControlCharacters } from "node:util"
 
 import { VERSION } from "../version.js"
 import { LOG_LEVEL_HELP, logLevelFromEnv, logLevelName, options, resolveConfig, StartupError } from "./Config.js"
+import { flagHelp, renderHelp } from "./Help.js"
 import { NodeRuntimeLive } from "./NodeRuntime.js"
 
 const NAME = "worker-runtime"
+const DESCRIPTION = "Hosts long-lived Workers behind a REST command API. Backends only: browsers are refused."
 
 const command = Command.make(NAME, options, (flags) =>
   Effect.gen(function*() {
@@ -35,16 +37,32 @@ const command = Command.make(NAME, options, (flags) =>
   }).pipe(
     Effect.tapError((error) => Console.error(`${NAME}: ${error.message}`))
   )).pipe(
-    Command.withDescription(
-      "Hosts long-lived Workers behind a REST command API. Backends only: browsers are refused."
-    )
+    Command.withDescription(DESCRIPTION)
   )
 
-const cli = Command.run(command, {
-  name: NAME,
-  version: VERSION,
-  footer: HelpDoc.sequence(HelpDoc.h1("LOG LEVEL"), HelpDoc.p(LOG_LEVEL_HELP))
-})
+/** `--help` prints `help` instead: @effect/cli's own help runs to some 200 lines. */
+const cli = Command.run(command, { name: NAME, version: VERSION })
+
+/** @effect/cli's built-in flags: `--log-level`, `--help`, `--version`, `--completions`, `--wizard`. */
+const builtIns = BuiltInOptions.builtInOptions(command.descriptor, Usage.empty, HelpDoc.empty)
+
+/** What `--help` and `-h` print: each flag in a line or two, from the flags' own descriptions. */
+const help = (): string =>
+  renderHelp({
+    name: NAME,
+    version: VERSION,
+    description: DESCRIPTION,
+    usage: Command.getUsage(command),
+    options: [
+      { title: "OPTIONS", flags: flagHelp(Options.getHelp(Options.all(options))) },
+      // --wizard (an interactive command builder) works, but is no use to a server.
+      {
+        title: "BUILT-IN OPTIONS",
+        flags: flagHelp(Options.getHelp(builtIns)).filter(({ heading }) => heading !== "--wizard")
+      }
+    ],
+    notes: [{ title: "LOG LEVEL", text: LOG_LEVEL_HELP }]
+  })
 
 interface Flag {
   readonly takesValue: boolean
@@ -73,7 +91,7 @@ const flags = (): ReadonlyMap<string, Flag> => {
     }
   }
   walk(Command.getUsage(command), false)
-  walk(Options.getUsage(BuiltInOptions.builtInOptions(command.descriptor, Usage.empty, HelpDoc.empty)), true)
+  walk(Options.getUsage(builtIns), true)
   return found
 }
 
@@ -100,12 +118,13 @@ const unknownFlag = (flag: string, known: ReadonlyMap<string, Flag>, config: Cli
  * The arguments as @effect/cli 0.77 can parse them: its built-in flags
  * (`--log-level`, `--help`, ...) first, since it looks for them only before
  * the command's own (`--port 0 --log-level debug` would be "Received unknown
- * argument: '--log-level'"); or, for a flag no option has, why not.
+ * argument: '--log-level'"), then the others; or, for a flag no option has,
+ * why not.
  */
 const arrange = (
   args: ReadonlyArray<string>,
   config = CliConfig.defaultConfig
-): Either.Either<ReadonlyArray<string>, string> => {
+): Either.Either<{ readonly builtIns: ReadonlyArray<string>; readonly rest: ReadonlyArray<string> }, string> => {
   const known = flags()
   const byName = new Map([...known].map(([name, flag]) => [CliConfig.normalizeCase(config, name), flag]))
   const builtIns: Array<string> = []
@@ -124,7 +143,7 @@ const arrange = (
     i += taken.length - 1
     ;(flag?.builtIn === true ? builtIns : rest).push(...taken)
   }
-  return Either.right([...builtIns, ...rest])
+  return Either.right({ builtIns, rest })
 }
 
 /** Text for `stream` as it should appear there: without ANSI styles unless it is a terminal (and NO_COLOR is unset). */
@@ -155,9 +174,12 @@ const main = Effect.gen(function*() {
     yield* Console.error(`${NAME}: ${args.left}`)
     return yield* new StartupError({ message: args.left })
   }
+  const { builtIns, rest } = args.right
+  // --help is answered here, compactly (Help.ts); the other built-in flags by @effect/cli.
+  if (builtIns.some((arg) => arg === "--help" || arg === "-h")) return yield* Console.log(help())
   // A bad WORKER_RUNTIME_LOG_LEVEL fails in the handler, so that --help and --version still work.
   const level = yield* Effect.orElseSucceed(logLevelFromEnv, () => LogLevel.Info)
-  yield* cli([runtime, script, ...args.right]).pipe(Logger.withMinimumLogLevel(level))
+  yield* cli([runtime, script, ...builtIns, ...rest]).pipe(Logger.withMinimumLogLevel(level))
 })
 
 main.pipe(
