@@ -11,9 +11,8 @@ import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
 import type { Worker, WorkerEvent } from "./Domain.js"
-import { Unavailable } from "./Errors.js"
-import { RETRY_AFTER_MS } from "./RuntimeOptions.js"
-import type { RuntimeStoreService } from "./RuntimeStore.js"
+import type { Unavailable } from "./Errors.js"
+import { asUnavailable, type RuntimeStoreService } from "./RuntimeStore.js"
 import type { Listener, Slot, WorkerTable } from "./WorkerTable.js"
 
 /** Entries read from the store per step of a catch-up. */
@@ -50,11 +49,7 @@ export const followWorker = <E>(
       const entries = yield* store.transcript(slot.worker.id, {
         after: delivered,
         limit: Math.min(CATCH_UP_PAGE, catchUpTo - delivered)
-      }).pipe(
-        Effect.mapError((error) =>
-          new Unavailable({ message: `store failure: ${error.message}`, retryAfterMs: RETRY_AFTER_MS })
-        )
-      )
+      }).pipe(asUnavailable)
       // The Worker was deleted meanwhile: its transcript is gone.
       if (entries.length === 0) {
         catchUpTo = delivered

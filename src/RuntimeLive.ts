@@ -45,7 +45,7 @@ import {
   RETRY_AFTER_MS,
   type RuntimeOptions
 } from "./RuntimeOptions.js"
-import { RuntimeStore, type StoreError } from "./RuntimeStore.js"
+import { asUnavailable, RuntimeStore, type StoreError } from "./RuntimeStore.js"
 import { traced } from "./Tracing.js"
 import { ending, makeTurns, notEnding, nowIso, type TransitionResult } from "./Turns.js"
 import { cancelOf, exceedsBytes, reasonOf, validate } from "./Validation.js"
@@ -57,17 +57,6 @@ const defaultProfiles: Profiles = { default: makeEchoEngine() }
 const EMPTY_METADATA: Worker["metadata"] = {}
 /** A transcript page stops before its entries' content would pass this (docs/rest.md). */
 export const MAX_PAGE_BYTES = 4 * 1024 * 1024
-
-/** A store failure as callers see it: the Runtime cannot serve now. */
-const unavailable = (error: StoreError) =>
-  new Unavailable({ message: `store failure: ${error.message}`, retryAfterMs: RETRY_AFTER_MS })
-
-/** A store failure: logged (`error`) and answered `Unavailable`. */
-const asUnavailable = <A, R>(effect: Effect.Effect<A, StoreError, R>) =>
-  effect.pipe(
-    Effect.tapError((error) => Effect.logError("store failure", error.message)),
-    Effect.mapError(unavailable)
-  )
 
 // Workers a create returned because its idempotency key was known: the HTTP
 // layer answers those 200 instead of 201.

@@ -4,15 +4,26 @@
  * durable before it answers; the store never decides Worker semantics.
  */
 import * as Context from "effect/Context"
-import type * as Effect from "effect/Effect"
+import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
 import type { InputKind, Metadata, TranscriptEntry, Turn, Worker, WorkerId, WorkerStatus } from "./Domain.js"
+import { Unavailable } from "./Errors.js"
+import { RETRY_AFTER_MS } from "./RuntimeOptions.js"
 
 /** The store could not do what was asked; `RuntimeLive` answers `Unavailable`. */
 export class StoreError extends Schema.TaggedError<StoreError>()("StoreError", {
   message: Schema.String,
   cause: Schema.optional(Schema.Defect)
 }) {}
+
+/** A store failure as callers see it: logged (`error`, it needs an operator) and answered `Unavailable`. */
+export const asUnavailable = <A, R>(effect: Effect.Effect<A, StoreError, R>): Effect.Effect<A, Unavailable, R> =>
+  effect.pipe(
+    Effect.tapError((error) => Effect.logError("store failure", error.message)),
+    Effect.mapError((error) =>
+      new Unavailable({ message: `store failure: ${error.message}`, retryAfterMs: RETRY_AFTER_MS })
+    )
+  )
 
 /** An input accepted under `ifBusy: enqueue`, waiting for its turn. */
 export interface QueuedInput {

@@ -16,7 +16,7 @@ import type { InputKind, TranscriptEntry, Turn, TurnOutcome, Worker, WorkerStatu
 import * as Metrics from "./Metrics.js"
 import { MAX_PAGE } from "./RuntimeOptions.js"
 import type { QueuedInput, RuntimeStoreService, StoreError } from "./RuntimeStore.js"
-import { type TurnContext, TurnFailed, type WorkerEngine } from "./WorkerEngine.js"
+import { failureReason, type TurnContext, TurnFailed, type WorkerEngine } from "./WorkerEngine.js"
 import type { OutputBuffer, Slot, WorkerTable } from "./WorkerTable.js"
 
 /** How often an interrupt is sent again to a turn that has not ended yet. */
@@ -215,11 +215,11 @@ export const makeTurns = (
           if (!isCurrentTurn(slot, turn)) return Effect.succeed(notEnding<TransitionResult | undefined>(undefined))
           const fatal = failure?.fatal === true
           const warn = failure === undefined ? Effect.void : Effect.logWarning("turn failed").pipe(
-            // The reason, but not what a child printed on stderr: it may echo input content.
+            // The reason, but not its detail: it may echo input content.
             Effect.annotateLogs({
               workerId: slot.worker.id,
               turn,
-              reason: failure.message.split("; stderr:")[0]!.slice(0, 200),
+              reason: failure.message.slice(0, 200),
               fatal
             })
           )
@@ -229,7 +229,7 @@ export const makeTurns = (
               lines: outputs,
               end: failure === undefined
                 ? { outcome: "completed", reason: undefined }
-                : { outcome: "failed", reason: failure.message },
+                : { outcome: "failed", reason: failureReason(failure) },
               status: fatal ? "failed" : "idle",
               // A failed Worker takes no more turns: its queue is dropped.
               dropQueue: fatal,

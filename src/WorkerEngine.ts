@@ -8,11 +8,21 @@ import * as Schema from "effect/Schema"
 
 import type { InputKind, TranscriptEntry } from "./Domain.js"
 
-/** A turn that could not complete. `fatal` marks the Worker `failed` instead of `idle`. */
+/**
+ * A turn that could not complete. `message` says why, for the transcript and
+ * the log; `detail` (e.g. what a child printed on stderr) may echo input
+ * content, so it goes to the transcript only, never to the log. `fatal` marks
+ * the Worker `failed` instead of `idle`.
+ */
 export class TurnFailed extends Schema.TaggedError<TurnFailed>()("TurnFailed", {
   message: Schema.String,
+  detail: Schema.optional(Schema.String),
   fatal: Schema.optional(Schema.Boolean)
 }) {}
+
+/** What the transcript records of a failed turn: why, then the detail. */
+export const failureReason = (failure: TurnFailed): string =>
+  failure.detail === undefined ? failure.message : `${failure.message}; ${failure.detail}`
 
 export interface TurnContext {
   readonly runtimeId: string

@@ -30,4 +30,4 @@ export {
   type TranscriptRange
 } from "./RuntimeStore.js"
 export { VERSION } from "./version.js"
-export { type Profiles, type TurnContext, TurnFailed, type WorkerEngine } from "./WorkerEngine.js"
+export { failureReason, type Profiles, type TurnContext, TurnFailed, type WorkerEngine } from "./WorkerEngine.js"

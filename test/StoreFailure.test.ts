@@ -3,7 +3,7 @@
  * written: memory shows exactly what the store holds.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Layer, TestClock } from "effect"
+import { Effect, Layer, Logger, Stream, TestClock } from "effect"
 
 import {
   makeEchoEngine,
@@ -64,6 +64,24 @@ describe("store failures", () => {
       expect(cancelled).toMatchObject({ cancelled: true, worker: { status: "idle", lastSeq: 2 } })
       expect((yield* rt.list({})).workers).toHaveLength(2)
     }).pipe(withFlakyRuntime(broken))
+  })
+
+  it.effect("a follower whose catch-up the store refuses ends Unavailable, and the failure is logged", () => {
+    const broken = { on: false }
+    const logged: Array<string> = []
+    const logger = Logger.make(({ logLevel, message }) => {
+      logged.push(`${logLevel.label} ${Array.isArray(message) ? message.join(" ") : String(message)}`)
+    })
+    return Effect.gen(function*() {
+      const rt = yield* Runtime
+      const worker = yield* rt.create({})
+      yield* rt.input(worker.id, { content: "x" })
+      yield* eventually(rt.get(worker.id), (w) => w.status === "idle", "the turn's end")
+      broken.on = true
+      const error = yield* Effect.flip(Stream.runCollect(rt.events(worker.id, { after: 0 })))
+      expect(error).toBeInstanceOf(Unavailable)
+      expect(logged).toContainEqual(expect.stringMatching(/^ERROR store failure disk on fire$/))
+    }).pipe(withFlakyRuntime(broken), Effect.provide(Logger.replace(Logger.defaultLogger, logger)))
   })
 
   it.effect("a turn whose end cannot be recorded frees its Worker anyway", () => {

@@ -275,7 +275,7 @@ const outcome = (
   const what = Either.isRight(exit)
     ? `exited with code ${exit.right}`
     : `killed by signal ${/signal: (\w+)/.exec(exit.left.message)?.[1] ?? exit.left.message}`
-  return Effect.fail(new TurnFailed({ message: stderr === "" ? what : `${what}; stderr: ${stderr}` }))
+  return Effect.fail(new TurnFailed(stderr === "" ? { message: what } : { message: what, detail: `stderr: ${stderr}` }))
 }
 
 /**
