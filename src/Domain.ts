@@ -241,7 +241,10 @@ export const RuntimeInfo = Schema.Struct({
   status: Schema.Literal("running", "draining").annotations({
     description: "draining: shutting down; creates and inputs are refused"
   }),
-  store: Schema.Literal("memory", "sqlite"),
+  store: Schema.String.annotations({
+    description: "The store's name: memory, sqlite (built in), or another store's own",
+    examples: ["memory", "sqlite"]
+  }),
   startedAt: Timestamp,
   profiles: Schema.Array(Schema.String).annotations({ description: "The profiles Workers can be created with" }),
   workers: WorkerCounts,

@@ -87,6 +87,7 @@ export const makeMemoryStore = (): RuntimeStoreService => {
 
   return {
     kind: "memory",
+    durable: false,
     failure: () => undefined,
     runtimeId: (requested, generate) => Effect.sync(() => requested ?? generate()),
     loadWorkers: Effect.sync(() =>

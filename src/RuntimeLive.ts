@@ -96,7 +96,7 @@ export const makeRuntime = (
     const startedAt = yield* nowIso
     const draining = yield* makeDraining(options.shutdownGraceMs ?? 0, () => table)
     const tracing = options.tracing === true
-    const table: WorkerTable = makeWorkerTable(store, () => draining.notify(), tracing)
+    const table: WorkerTable = makeWorkerTable(store, runtimeId, () => draining.notify(), tracing)
     const turns = makeTurns(store, table, runtimeId, () => !draining.active(), tracing)
     // Idempotency keys of the Workers held, and creates with a key in progress.
     const keys = new Map<string, Slot>()
@@ -489,9 +489,11 @@ export const makeRuntime = (
         yield* interruptInFlight
         // Turns already ended by cancel or stop may still be releasing (a child being killed).
         yield* turns.interruptAll
-        if (store.kind === "memory") {
+        if (!store.durable) {
           const dropped = Array.from(table.slots()).reduce((sum, slot) => sum + slot.queue.length, 0)
-          if (dropped > 0) yield* Effect.logWarning(`${dropped} queued inputs dropped: the memory store keeps nothing`)
+          if (dropped > 0) {
+            yield* Effect.logWarning(`${dropped} queued inputs dropped: the ${store.kind} store keeps nothing`)
+          }
         }
         table.endStreams()
         return { turnsInterrupted: interrupted }

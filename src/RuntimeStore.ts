@@ -72,7 +72,10 @@ export interface ListWorkersQuery {
 }
 
 export interface RuntimeStoreService {
-  readonly kind: "memory" | "sqlite"
+  /** The store's name, as `RuntimeInfo.store` reports it (`memory`, `sqlite`, …). */
+  readonly kind: string
+  /** Keeps what it holds across restarts (queued inputs then wait for the next start). */
+  readonly durable: boolean
   /** Why the store can no longer be used (e.g. its file was deleted), if it cannot. */
   readonly failure: () => string | undefined
   /**

@@ -101,6 +101,8 @@ export interface WorkerTable {
 /** `onChange` runs after every status change shown in memory. */
 export const makeWorkerTable = (
   store: RuntimeStoreService,
+  /** Labels this Runtime's gauges: several Runtimes may share a process (and its metrics). */
+  runtimeId: string,
   onChange: () => void,
   /** A span per store commit. */
   tracing = false
@@ -109,19 +111,21 @@ export const makeWorkerTable = (
   const counts: Record<WorkerStatus, number> = { idle: 0, busy: 0, stopped: 0, failed: 0 }
   let streams = 0
   let closed = false
+  const runtimeLabel = Metrics.label("runtime_id", runtimeId)
   const statusLabels = {
-    idle: [Metrics.label("status", "idle")],
-    busy: [Metrics.label("status", "busy")],
-    stopped: [Metrics.label("status", "stopped")],
-    failed: [Metrics.label("status", "failed")]
+    idle: [runtimeLabel, Metrics.label("status", "idle")],
+    busy: [runtimeLabel, Metrics.label("status", "busy")],
+    stopped: [runtimeLabel, Metrics.label("status", "stopped")],
+    failed: [runtimeLabel, Metrics.label("status", "failed")]
   }
+  const streamLabels = [runtimeLabel]
   const count = (status: WorkerStatus, by: number) => {
     counts[status] += by
     Metrics.workers.unsafeUpdate(counts[status], statusLabels[status])
   }
   const countStreams = (by: number) => {
     streams += by
-    Metrics.eventStreams.unsafeUpdate(streams, [])
+    Metrics.eventStreams.unsafeUpdate(streams, streamLabels)
   }
   // Every series exists from the start, at 0, so that dashboards and alerts see it.
   for (const status of ["idle", "busy", "stopped", "failed"] as const) count(status, 0)

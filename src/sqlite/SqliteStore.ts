@@ -647,6 +647,7 @@ export const makeSqliteStore = (
 
     const store: RuntimeStoreService = {
       kind: "sqlite",
+      durable: true,
       runtimeId: (requested, generate) => asStoreError("reading the runtime id")(runtimeId(requested, generate)),
       loadWorkers: asStoreError("loading Workers")(
         Effect.gen(function*() {
