@@ -12,6 +12,7 @@
 import * as Context from "effect/Context"
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
+import * as FiberId from "effect/FiberId"
 import * as Layer from "effect/Layer"
 import type * as Scope from "effect/Scope"
 import { admitInput, refuseCancel } from "./Admission.js"
@@ -31,7 +32,7 @@ import { makeDraining } from "./Draining.js"
 import { makeEchoEngine } from "./EchoEngine.js"
 import { Busy, InvalidInput, Unavailable, UnknownWorker, Unsupported } from "./Errors.js"
 import { followWorker } from "./Events.js"
-import { makeIdGenerator } from "./Ids.js"
+import { makeClockId, makeClockIdGenerator } from "./Ids.js"
 import { MemoryStoreLive } from "./MemoryStore.js"
 import { startRetention } from "./Retention.js"
 import { Runtime, type RuntimeService } from "./Runtime.js"
@@ -92,7 +93,8 @@ export const makeRuntime = (
     const defaultPage = Math.min(DEFAULT_PAGE, maxPage)
     const displayName = options.displayName ?? null
 
-    const runtimeId = RuntimeId.make(yield* store.runtimeId(options.runtimeId, () => makeIdGenerator().next()))
+    const freshId = yield* makeClockId
+    const runtimeId = RuntimeId.make(yield* store.runtimeId(options.runtimeId, () => freshId))
     const startedAt = yield* nowIso
     const draining = yield* makeDraining(options.shutdownGraceMs ?? 0, () => table)
     const tracing = options.tracing === true
@@ -106,7 +108,7 @@ export const makeRuntime = (
     // interrupted and its Worker freed. A store that cannot record this fails
     // the start: better no Runtime than one that shows Workers busy forever.
     const loaded = yield* store.loadWorkers
-    const ids = makeIdGenerator(loaded.length > 0 ? loaded[loaded.length - 1]!.worker.id : undefined)
+    const ids = yield* makeClockIdGenerator(loaded.length > 0 ? loaded[loaded.length - 1]!.worker.id : undefined)
     let repaired = 0
     for (const stored of loaded) {
       const slot = table.add(stored.worker, engineOf(stored.worker.profile), stored)
@@ -170,7 +172,7 @@ export const makeRuntime = (
         const at = yield* nowIso
         const { metadata } = request
         const worker: Worker = {
-          id: WorkerId.make(ids.next()),
+          id: WorkerId.make(yield* ids.next),
           runtimeId,
           profile: request.profile ?? "default",
           status: "idle",
@@ -258,22 +260,25 @@ export const makeRuntime = (
             })
           }
           const key = valid.idempotencyKey
-          if (key === undefined) return yield* createNew(valid, engine, undefined)
+          // Making a Worker cannot be interrupted (a caller that goes away
+          // never leaves it half made); waiting for another create can.
+          if (key === undefined) return yield* Effect.uninterruptible(createNew(valid, engine, undefined))
           const known = keys.get(key)
           if (known !== undefined) return yield* replay(valid, known.worker, key)
           const inFlight = keysInFlight.get(key)
           if (inFlight !== undefined) return yield* replay(valid, yield* Deferred.await(inFlight), key)
           // The first create with this key makes the Worker; concurrent ones wait for it.
-          const done = yield* Deferred.make<Worker, InvalidInput | Unavailable>()
-          keysInFlight.set(key, done)
-          return yield* createNew(valid, engine, key).pipe(
-            Effect.exit,
-            Effect.tap((exit) => Deferred.done(done, exit)),
-            Effect.ensuring(Effect.sync(() => keysInFlight.delete(key))),
-            Effect.flatten
-          )
-        },
-        Effect.uninterruptible
+          return yield* Effect.uninterruptible(Effect.suspend(() => {
+            const done = Deferred.unsafeMake<Worker, InvalidInput | Unavailable>(FiberId.none)
+            keysInFlight.set(key, done)
+            return createNew(valid, engine, key).pipe(
+              Effect.exit,
+              Effect.tap((exit) => Deferred.done(done, exit)),
+              Effect.ensuring(Effect.sync(() => keysInFlight.delete(key))),
+              Effect.flatten
+            )
+          }))
+        }
       ),
 
       input: (workerId, input) =>

@@ -6,7 +6,14 @@
 export * from "./Domain.js"
 export { type EchoOptions, makeEchoEngine } from "./EchoEngine.js"
 export * from "./Errors.js"
-export { type IdGenerator, makeIdGenerator } from "./Ids.js"
+export {
+  type ClockIdGenerator,
+  type IdGenerator,
+  idTimeMillis,
+  makeClockId,
+  makeClockIdGenerator,
+  makeIdGenerator
+} from "./Ids.js"
 export { makeMemoryStore, MemoryStoreLive } from "./MemoryStore.js"
 export { Runtime, type RuntimeService } from "./Runtime.js"
 export { RuntimeControl, type RuntimeControlService } from "./RuntimeControl.js"

@@ -232,7 +232,10 @@ describe("the worker-runtime bin", () => {
         [["--token-file", join(dir, "no-token")], {}, /no-token/],
         [["--max-workers", "0"], {}, /max-workers/],
         [["--allowed-hosts", "*"], {}, /needs a token/],
-        [[], { WORKER_RUNTIME_ALLOWED_HOSTS: "a.example,*" }, /needs a token/]
+        [[], { WORKER_RUNTIME_ALLOWED_HOSTS: "a.example,*" }, /needs a token/],
+        [["--host", "app.localhost"], {}, /without a token/],
+        [["--host", "127.0.0.256"], {}, /without a token/],
+        [["--retain-stopped", "7 days"], {}, /--retain-stopped must be a duration such as 7d/]
       ]
       for (const [args, env, message] of cases) {
         const { code, output } = yield* runBin(["--port", "0", ...args], cleanEnv(env))

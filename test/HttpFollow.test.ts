@@ -5,13 +5,23 @@
  * and the client's create that survives a lost answer.
  */
 import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
+import * as HttpClient from "@effect/platform/HttpClient"
 import { describe, expect, it } from "@effect/vitest"
-import { Chunk, Deferred, Effect, Exit, Layer, Stream } from "effect"
+import { Chunk, Deferred, Duration, Effect, Exit, Layer, Stream } from "effect"
 import { createServer as createHttpServer } from "node:http"
 import { createConnection, createServer, type Socket } from "node:net"
+import { followOverHttp } from "../src/http/ClientEvents.js"
 import { frameOf } from "../src/http/EventStream.js"
 import { RuntimeHttpClientLive } from "../src/http/index.js"
-import { makeEchoEngine, Runtime, RuntimeControl, RuntimeId, type Worker, WorkerId } from "../src/index.js"
+import {
+  makeEchoEngine,
+  Runtime,
+  RuntimeControl,
+  RuntimeId,
+  type Worker,
+  type WorkerEvent,
+  WorkerId
+} from "../src/index.js"
 import { within } from "./support/eventually.js"
 import { baseUrl, httpServer } from "./support/httpRuntime.js"
 import { listenScoped } from "./support/listen.js"
@@ -178,7 +188,48 @@ describe("idempotent create over HTTP", () => {
     }).pipe(Effect.provide(httpServer({ profiles }))))
 })
 
+/** What a run of an events stream delivered: its entries' seq and content, in order. */
+const entriesOf = (events: Chunk.Chunk<WorkerEvent>) =>
+  Chunk.toReadonlyArray(events).flatMap((event) =>
+    event.type === "entry" ? [`${event.entry.seq} ${event.entry.content}`] : []
+  )
+
 describe("the client's events stream", () => {
+  it.live("one events Stream value, run twice (one run after the other, then both at once), delivers the same entries", () =>
+    Effect.gen(function*() {
+      const url = yield* baseUrl
+      const worker = yield* create(url)
+      yield* raw(url, `/v1/workers/${worker.id}/input`, { method: "POST", body: { content: "hi" } })
+      yield* raw(url, `/v1/workers/${worker.id}/turns/1?waitMs=60000`)
+      yield* raw(url, `/v1/workers/${worker.id}/stop`, { method: "POST" })
+      const expected = ["1 hi", expect.any(String), expect.any(String), expect.any(String)]
+      // Through the Runtime service, as an application gets it.
+      const viaRuntime = yield* Effect.flatMap(Runtime, (rt) => {
+        const stream = rt.events(WorkerId.make(worker.id), { after: 0 })
+        return Effect.all([
+          Stream.runCollect(stream),
+          Stream.runCollect(stream),
+          Effect.all([Stream.runCollect(stream), Stream.runCollect(stream)], { concurrency: "unbounded" })
+        ])
+      }).pipe(Effect.provide(RuntimeHttpClientLive({ baseUrl: url }).pipe(Layer.provide(FetchHttpClient.layer))))
+      // The follower's own Stream value, which keeps the cursor of a run.
+      const follow = followOverHttp(yield* HttpClient.HttpClient, url, Duration.seconds(30))
+      const stream = follow(WorkerId.make(worker.id), 0)
+      const direct = yield* Effect.all([
+        Stream.runCollect(stream),
+        Stream.runCollect(stream),
+        Effect.all([Stream.runCollect(stream), Stream.runCollect(stream)], { concurrency: "unbounded" })
+      ])
+      for (
+        const [via, [first, second, [third, fourth]]] of [["Runtime.events", viaRuntime], ["follower", direct]] as const
+      ) {
+        expect(entriesOf(first), `${via}: the first run`).toEqual(expected)
+        expect(entriesOf(second), `${via}: the second run`).toEqual(entriesOf(first))
+        expect(entriesOf(third), `${via}: a concurrent run`).toEqual(entriesOf(first))
+        expect(entriesOf(fourth), `${via}: the other concurrent run`).toEqual(entriesOf(first))
+      }
+    }).pipe(Effect.provide(Layer.merge(httpServer({ profiles }), FetchHttpClient.layer))))
+
   it.scopedLive(
     "the client takes 150,000 entries written at once, in order (the SSE parser fed a line at a time)",
     () =>

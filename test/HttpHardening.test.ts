@@ -8,7 +8,7 @@ import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import { describe, expect, it, layer } from "@effect/vitest"
 import { Effect, Layer, Redacted } from "effect"
 import { createServer } from "node:http"
-import { RuntimeHttpServerLive } from "../src/http/index.js"
+import { bodyLimitFor, RuntimeHttpServerLive } from "../src/http/index.js"
 import { makeEchoEngine, RuntimeLive } from "../src/index.js"
 import { baseUrl } from "./support/httpRuntime.js"
 import { nodeRequest, raw, type RawResponse, rawSocket } from "./support/raw.js"
@@ -21,13 +21,16 @@ const expectError = (response: RawResponse, status: number, tag: string) => {
   expect(response.json).toMatchObject({ _tag: tag, message: expect.any(String) })
 }
 
+const MAX_INPUT_BYTES = 1024
+
 const server = (options: { token?: string; allowedHosts?: ReadonlyArray<string> } = {}) =>
   RuntimeHttpServerLive({
     token: options.token === undefined ? undefined : Redacted.make(options.token),
-    allowedHosts: options.allowedHosts
+    allowedHosts: options.allowedHosts,
+    maxInputBytes: MAX_INPUT_BYTES
   }).pipe(
     Layer.provideMerge(NodeHttpServer.layer(createServer, { port: 0, host: "127.0.0.1" })),
-    Layer.provideMerge(RuntimeLive({ profiles: { default: makeEchoEngine() }, maxInputBytes: 1024 }))
+    Layer.provideMerge(RuntimeLive({ profiles: { default: makeEchoEngine() }, maxInputBytes: MAX_INPUT_BYTES }))
   )
 
 const REBOUND = [
@@ -81,6 +84,17 @@ layer(server(), { excludeTestServices: true })("a tokenless runtime on loopback"
       for (const host of LOOPBACK) {
         const response = yield* nodeRequest(url, "/v1/workers", { headers: { host } })
         expect(response.status, host).toBe(200)
+      }
+    }))
+
+  it.effect("takes 127.0.0.0/8 as Node writes it, and refuses what only looks like it (src/Loopback.ts)", () =>
+    Effect.gen(function*() {
+      const url = yield* baseUrl
+      for (const host of ["127.1.2.3:8787", "127.255.255.255"]) {
+        expect((yield* nodeRequest(url, "/v1/workers", { headers: { host } })).status, host).toBe(200)
+      }
+      for (const host of ["127.0.0.256:8787", "127.1:8787", "127.0.0.01"]) {
+        expectError(yield* nodeRequest(url, "/v1/workers", { headers: { host } }), 403, "Forbidden")
       }
     }))
 
@@ -292,4 +306,40 @@ describe("allowed hosts * without a token", () => {
       const exit = yield* Effect.exit(Layer.build(server({ allowedHosts: ["*"] })).pipe(Effect.scoped))
       expect(exit._tag).toBe("Failure")
     }))
+})
+
+describe("the body limit", () => {
+  const serverOver = (serverMaxInputBytes: number | undefined, runtimeMaxInputBytes: number | undefined) =>
+    RuntimeHttpServerLive({ maxInputBytes: serverMaxInputBytes }).pipe(
+      Layer.provideMerge(NodeHttpServer.layer(createServer, { port: 0, host: "127.0.0.1" })),
+      Layer.provideMerge(
+        RuntimeLive({ profiles: { default: makeEchoEngine() }, maxInputBytes: runtimeMaxInputBytes })
+      )
+    )
+  // Over the limit for 1024 bytes of input, well under the default's.
+  const body = JSON.stringify({ content: "x".repeat(bodyLimitFor(MAX_INPUT_BYTES)) })
+  const json = { "content-type": "application/json" }
+
+  it.live("is the server's own option, not the Runtime's", () =>
+    Effect.gen(function*() {
+      const url = yield* baseUrl
+      const worker = (yield* raw(url, "/v1/workers", { method: "POST", body: {} })).json as { id: string }
+      expectError(
+        yield* raw(url, `/v1/workers/${worker.id}/input`, { method: "POST", rawBody: body, headers: json }),
+        413,
+        "PayloadTooLarge"
+      )
+    }).pipe(Effect.provide(serverOver(MAX_INPUT_BYTES, undefined))))
+
+  it.live("is the default's when the option is absent, whatever the Runtime takes", () =>
+    Effect.gen(function*() {
+      const url = yield* baseUrl
+      const worker = (yield* raw(url, "/v1/workers", { method: "POST", body: {} })).json as { id: string }
+      // Read whole, then refused by the Runtime for its content.
+      expectError(
+        yield* raw(url, `/v1/workers/${worker.id}/input`, { method: "POST", rawBody: body, headers: json }),
+        400,
+        "InvalidInput"
+      )
+    }).pipe(Effect.provide(serverOver(undefined, MAX_INPUT_BYTES))))
 })

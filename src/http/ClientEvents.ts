@@ -96,82 +96,81 @@ export const followOverHttp = (
     Schedule.union(Schedule.spaced(reconnect.maxDelay ?? "2 seconds")),
     Schedule.intersect(Schedule.recurs(attempts))
   )
-  let delivered = after
-  let ended = false
+  // A run's own cursor: every run of the Stream starts at `after`, also two at once.
+  return Stream.suspend(() => {
+    let delivered = after
+    let ended = false
 
-  /** One connection's response, or why there is none. */
-  const open = (first: boolean) =>
-    Effect.gen(function*() {
-      const request = HttpClientRequest.get(url).pipe(
-        HttpClientRequest.setHeader("accept", "text/event-stream"),
-        first
-          ? HttpClientRequest.setUrlParam("after", String(delivered))
-          : HttpClientRequest.setHeader("last-event-id", String(delivered))
-      )
-      const response: HttpClientResponse.HttpClientResponse = yield* http.execute(request).pipe(
-        Effect.timeoutFail({
-          duration: requestTimeout,
-          onTimeout: () => new Retryable({ message: "the runtime did not answer in time" })
-        }),
-        Effect.catchTags({
-          RequestError: (error) => Effect.fail(new Retryable({ message: error.message })),
-          ResponseError: (error) => Effect.fail(new Retryable({ message: error.message }))
-        })
-      )
-      if (response.status === 200) return response
-      // The body through arrayBuffer: the client's own checks may have read it already, and cached it.
-      const text = yield* response.arrayBuffer.pipe(
-        Effect.map((bytes) => new TextDecoder().decode(bytes)),
-        Effect.orElseSucceed(() => "")
-      )
-      const declared = decodeError(text)
-      if (Either.isRight(declared)) return yield* Effect.fail(declared.right)
-      return yield* new Retryable({ message: `the runtime answered ${response.status}` })
-    }).pipe(Effect.scoped)
+    /** One connection's response, or why there is none. */
+    const open = (first: boolean) =>
+      Effect.gen(function*() {
+        const request = HttpClientRequest.get(url).pipe(
+          HttpClientRequest.setHeader("accept", "text/event-stream"),
+          first
+            ? HttpClientRequest.setUrlParam("after", String(delivered))
+            : HttpClientRequest.setHeader("last-event-id", String(delivered))
+        )
+        const response: HttpClientResponse.HttpClientResponse = yield* http.execute(request).pipe(
+          Effect.timeoutFail({
+            duration: requestTimeout,
+            onTimeout: () => new Retryable({ message: "the runtime did not answer in time" })
+          }),
+          Effect.catchTags({
+            RequestError: (error) => Effect.fail(new Retryable({ message: error.message })),
+            ResponseError: (error) => Effect.fail(new Retryable({ message: error.message }))
+          })
+        )
+        if (response.status === 200) return response
+        // The body through arrayBuffer: the client's own checks may have read it already, and cached it.
+        const text = yield* response.arrayBuffer.pipe(
+          Effect.map((bytes) => new TextDecoder().decode(bytes)),
+          Effect.orElseSucceed(() => "")
+        )
+        const declared = decodeError(text)
+        if (Either.isRight(declared)) return yield* Effect.fail(declared.right)
+        return yield* new Retryable({ message: `the runtime answered ${response.status}` })
+      }).pipe(Effect.scoped)
 
-  const connection = (first: boolean): Stream.Stream<WorkerEvent, UnknownWorker | InvalidInput | Unavailable> =>
-    Stream.unwrapScoped(
-      open(first).pipe(
-        Effect.map((response) => parse(response.stream)),
-        Effect.retry({ schedule: retrySchedule, while: (error) => error instanceof Retryable })
-      ).pipe(
-        Effect.catchTag("Retryable", (error) =>
-          Effect.fail(
-            new Unavailable({
-              message: `The events stream gave up after ${attempts} attempts to reconnect: ${error.message}`,
-              retryAfterMs: RETRY_AFTER_MS
-            })
-          )),
-        Effect.map((events) =>
-          events.pipe(
-            Stream.filter((event) => {
-              if (event.type === "worker") {
-                if (isTerminal(event.worker) && delivered >= event.worker.lastSeq) ended = true
+    const connection = (first: boolean): Stream.Stream<WorkerEvent, UnknownWorker | InvalidInput | Unavailable> =>
+      Stream.unwrapScoped(
+        open(first).pipe(
+          Effect.map((response) => parse(response.stream)),
+          Effect.retry({ schedule: retrySchedule, while: (error) => error instanceof Retryable })
+        ).pipe(
+          Effect.catchTag("Retryable", (error) =>
+            Effect.fail(
+              new Unavailable({
+                message: `The events stream gave up after ${attempts} attempts to reconnect: ${error.message}`,
+                retryAfterMs: RETRY_AFTER_MS
+              })
+            )),
+          Effect.map((events) =>
+            events.pipe(
+              Stream.filter((event) => {
+                if (event.type === "worker") {
+                  if (isTerminal(event.worker) && delivered >= event.worker.lastSeq) ended = true
+                  return true
+                }
+                // Entries already delivered come again after a reconnect: skip them.
+                if (event.entry.seq <= delivered) return false
+                delivered = event.entry.seq
                 return true
-              }
-              // Entries already delivered come again after a reconnect: skip them.
-              if (event.entry.seq <= delivered) return false
-              delivered = event.entry.seq
-              return true
-            }),
-            // A connection that drops mid-stream is reconnected below, like one that ends early.
-            Stream.catchTag("Retryable", () => Stream.empty),
-            Stream.catchTag("ResponseError", () => Stream.empty)
+              }),
+              // A connection that drops mid-stream is reconnected below, like one that ends early.
+              Stream.catchTag("Retryable", () => Stream.empty),
+              Stream.catchTag("ResponseError", () => Stream.empty)
+            )
           )
         )
       )
-    )
 
-  const from = (first: boolean): Stream.Stream<WorkerEvent, UnknownWorker | InvalidInput | Unavailable> =>
-    Stream.concat(
-      connection(first),
-      // The server closed the stream before the end (it drained): reconnect.
-      Stream.suspend(() => (ended ? Stream.empty : from(false)))
-    )
+    const from = (first: boolean): Stream.Stream<WorkerEvent, UnknownWorker | InvalidInput | Unavailable> =>
+      Stream.concat(
+        connection(first),
+        // The server closed the stream before the end (it drained): reconnect.
+        Stream.suspend(() => (ended ? Stream.empty : from(false)))
+      )
 
-  return Stream.suspend(() => {
-    delivered = after
-    ended = false
     return from(true)
   })
 }

@@ -6,8 +6,10 @@
  * `pingMs`. It ends when the Worker's stream ends (stopped, failed, deleted,
  * or the runtime drained); a failure after the start closes it.
  */
+import * as Sse from "@effect/experimental/Sse"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as Chunk from "effect/Chunk"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import type * as Fiber from "effect/Fiber"
@@ -22,13 +24,28 @@ export const RETRY_MS = 1000
 const encodeWorker = Schema.encodeSync(Worker)
 const encodeEntry = Schema.encodeSync(TranscriptEntry)
 
-/** One event as an SSE frame. JSON never holds a raw newline, so `data` is one line. */
+/**
+ * One event as an SSE frame, written by `@effect/experimental`'s encoder: a
+ * worker event without an id, an entry with its seq as id. JSON never holds
+ * a raw newline, so `data` is one line.
+ */
 export const frameOf = (event: WorkerEvent): string =>
-  event.type === "worker"
-    ? `event: worker\ndata: ${JSON.stringify(encodeWorker(event.worker))}\n\n`
-    : `id: ${event.entry.seq}\nevent: entry\ndata: ${JSON.stringify(encodeEntry(event.entry))}\n\n`
+  Sse.encoder.write(
+    event.type === "worker"
+      ? { _tag: "Event", event: "worker", id: undefined, data: JSON.stringify(encodeWorker(event.worker)) }
+      : {
+        _tag: "Event",
+        event: "entry",
+        id: String(event.entry.seq),
+        data: JSON.stringify(encodeEntry(event.entry))
+      }
+  )
 
 const encoder = new TextEncoder()
+const RETRY = encoder.encode(
+  Sse.encoder.write(new Sse.Retry({ duration: Duration.millis(RETRY_MS), lastEventId: undefined }))
+)
+// Written by hand: the SSE encoder writes events and `retry`, not comments.
 const PING = encoder.encode(": ping\n\n")
 
 /**
@@ -72,7 +89,7 @@ export const eventStreamResponse = <E>(
     const next: Effect.Effect<Chunk.Chunk<Uint8Array>, Option.Option<never>> = Effect.gen(function*() {
       if (!started) {
         started = true
-        return Chunk.of(encoder.encode(`retry: ${RETRY_MS}\n\n`))
+        return Chunk.of(RETRY)
       }
       const fiber = pending ?? (yield* Effect.forkIn(pull, scope))
       pending = fiber

@@ -17,6 +17,7 @@ import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
+import { createHash, timingSafeEqual } from "node:crypto"
 import { type InvalidInput, Unavailable } from "../Errors.js"
 import { RETRY_AFTER_MS } from "../RuntimeOptions.js"
 import { invalidInputOf, toValidationIssues } from "../Validation.js"
@@ -36,14 +37,15 @@ export interface GuardOptions {
 const PUBLIC_PATHS = new Set(["/healthz", "/readyz"])
 const BEARER = /^bearer +/i
 
-/** Compares in time that depends on the lengths only, never on where they differ. */
-export const constantTimeEquals = (given: string, expected: string): boolean => {
-  let difference = given.length ^ expected.length
-  for (let i = 0; i < expected.length; i++) {
-    difference |= (given.charCodeAt(i % Math.max(given.length, 1)) || 0) ^ expected.charCodeAt(i)
-  }
-  return difference === 0
-}
+const sha256 = (text: string): Buffer => createHash("sha256").update(text, "utf8").digest()
+
+/**
+ * Compares the SHA-256 digests of both sides with `timingSafeEqual`: equal
+ * lengths always, so the time tells neither where they differ nor how long
+ * the token is.
+ */
+export const constantTimeEquals = (given: string, expected: string): boolean =>
+  timingSafeEqual(sha256(given), sha256(expected))
 
 /** The bearer token of an `Authorization` header, or "" (missing or another scheme). */
 export const bearerOf = (header: string | undefined): string =>

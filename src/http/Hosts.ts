@@ -2,11 +2,12 @@
  * The Host check against DNS rebinding: a page on a name its attacker points
  * at 127.0.0.1 sends that name as `Host`, and no `Origin` or `Sec-Fetch-*` on
  * a simple GET, so only the Host tells it from a Backend. Allowed: loopback
- * names, the bound address, and the operator's `--allowed-hosts`.
+ * names (`Loopback.ts`), the bound address, and the operator's `--allowed-hosts`.
  */
+import { isLoopbackHostName } from "../Loopback.js"
 
 export interface HostPolicy {
-  /** `*`: any Host (only with a token, checked at start). */
+  /** `*`: any Host; only with a token (refused without: at start by `resolveConfig`, embedded by `Server.ts`). */
   readonly any: boolean
   /** Lower-case names (IPv6 in brackets), ports left out. */
   readonly names: ReadonlySet<string>
@@ -37,20 +38,14 @@ export const hostName = (host: string | undefined): string | undefined => {
   return name === "" ? undefined : name
 }
 
-const isLoopbackIpv4 = (name: string): boolean => {
-  const match = /^127\.([0-9]{1,3})\.([0-9]{1,3})\.([0-9]{1,3})$/.exec(name)
-  return match !== null && match.slice(1).every((octet) => Number(octet) <= 255)
-}
-
-/** `localhost`, `*.localhost`, `127.0.0.0/8` and `[::1]`: names that only ever mean this machine. */
-export const isLoopbackName = (name: string): boolean =>
-  name === "localhost" || name.endsWith(".localhost") || name === "[::1]" || isLoopbackIpv4(name)
-
 /** A bound address as a Host name: IPv6 in brackets; the wildcards mean no particular name. */
 export const boundHostName = (address: string): string | undefined => {
   const name = address.includes(":") ? `[${address.toLowerCase()}]` : address.toLowerCase()
   return name === "0.0.0.0" || name === "[::]" ? undefined : name
 }
+
+/** Whether `allowed` (the `--allowed-hosts` entries) has `*`: any Host, which needs a token. */
+export const allowsAnyHost = (allowed: ReadonlyArray<string>): boolean => allowed.some((entry) => entry.trim() === "*")
 
 export const makeHostPolicy = (allowed: ReadonlyArray<string>, bound: string | undefined): HostPolicy => {
   const names = new Set<string>()
@@ -62,11 +57,11 @@ export const makeHostPolicy = (allowed: ReadonlyArray<string>, bound: string | u
     const name = boundHostName(bound)
     if (name !== undefined) names.add(name)
   }
-  return { any: allowed.some((entry) => entry.trim() === "*"), names }
+  return { any: allowsAnyHost(allowed), names }
 }
 
 export const hostAllowed = (policy: HostPolicy, host: string | undefined): boolean => {
   if (policy.any) return true
   const name = hostName(host)
-  return name !== undefined && (isLoopbackName(name) || policy.names.has(name))
+  return name !== undefined && (isLoopbackHostName(name) || policy.names.has(name))
 }

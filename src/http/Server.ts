@@ -18,13 +18,13 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import type * as Redacted from "effect/Redacted"
 import * as Metrics from "../Metrics.js"
-import { Runtime } from "../Runtime.js"
+import { type Runtime } from "../Runtime.js"
 import { DEFAULT_MAX_INPUT_BYTES } from "../RuntimeOptions.js"
 import { RuntimeApi } from "./Api.js"
 import { AuthorizationLive, HealthHandlers, RuntimeHandlers, WorkersHandlers } from "./ApiLive.js"
 import { DEFAULT_PING_MS } from "./EventStream.js"
 import { makeGuard } from "./Guard.js"
-import { makeHostPolicy } from "./Hosts.js"
+import { allowsAnyHost, makeHostPolicy } from "./Hosts.js"
 import { makeRoutes, type Routes, workerIdOf } from "./Routes.js"
 
 export interface RuntimeHttpOptions {
@@ -35,6 +35,12 @@ export interface RuntimeHttpOptions {
    * address (docs/security.md); `["*"]` allows any, and needs a token.
    */
   readonly allowedHosts?: ReadonlyArray<string> | undefined
+  /**
+   * The Runtime's `maxInputBytes`, which sets the body limit
+   * (`bodyLimitFor`); the core's default (`DEFAULT_MAX_INPUT_BYTES`) when
+   * absent. Give the same number as the Runtime's own option.
+   */
+  readonly maxInputBytes?: number | undefined
   /** How often an idle events stream gets a `: ping` comment (default 15 s; tests shorten it). */
   readonly ssePingMs?: number | undefined
   /** The Prometheus text for `GET /metrics` (same auth as `/v1`); no such route without it. */
@@ -88,19 +94,14 @@ export const RuntimeHttpServerLive = (
 ): Layer.Layer<never, never, Runtime | HttpServer.HttpServer | HttpRouter.HttpRouter.DefaultServices> => {
   const token = Option.fromNullable(options.token)
   const allowedHosts = options.allowedHosts ?? []
-  if (allowedHosts.some((host) => host.trim() === "*") && Option.isNone(token)) {
+  if (allowsAnyHost(allowedHosts) && Option.isNone(token)) {
     // The bin refuses this at start with a message; embedded, it is a programming error.
     return Layer.die(new Error("allowedHosts [\"*\"] needs a token: any web page could read a tokenless Runtime"))
   }
+  const maxBodyBytes = bodyLimitFor(options.maxInputBytes ?? DEFAULT_MAX_INPUT_BYTES)
   return Layer.unwrapEffect(
     Effect.gen(function*() {
-      const runtime = yield* Runtime
       const server = yield* HttpServer.HttpServer
-      const maxInputBytes = yield* runtime.info.pipe(
-        Effect.map((info) => info.limits.maxInputBytes),
-        Effect.orElseSucceed(() => DEFAULT_MAX_INPUT_BYTES)
-      )
-      const maxBodyBytes = bodyLimitFor(maxInputBytes)
       const bound = server.address._tag === "TcpAddress" ? server.address.hostname : undefined
       const api = HttpApiBuilder.api(RuntimeApi).pipe(
         Layer.provide([

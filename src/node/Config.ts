@@ -7,12 +7,15 @@
 import * as Options from "@effect/cli/Options"
 import * as FileSystem from "@effect/platform/FileSystem"
 import * as Config from "effect/Config"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as LogLevel from "effect/LogLevel"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 
+import { allowsAnyHost } from "../http/Hosts.js"
+import { isLoopbackBindHost } from "../Loopback.js"
 import { DEFAULT_MAX_INPUT_BYTES, DEFAULT_MAX_QUEUED_INPUTS, DEFAULT_MAX_WORKERS } from "../RuntimeOptions.js"
 
 /** The process cannot start as configured; the message says why. */
@@ -263,11 +266,8 @@ export const parseStore = (spec: string): Effect.Effect<StoreSpec, StartupError>
   )
 }
 
-/** Loopback addresses: the only ones a Runtime without a token may bind. */
-export const isLoopback = (host: string): boolean => {
-  const bare = host.startsWith("[") && host.endsWith("]") ? host.slice(1, -1) : host
-  return bare === "localhost" || bare === "::1" || /^127(\.\d{1,3}){3}$/.test(bare) || bare === "::ffff:127.0.0.1"
-}
+/** Loopback addresses (and `localhost`): the only hosts a Runtime without a token may bind. See `Loopback.ts`. */
+export const isLoopback: (host: string) => boolean = isLoopbackBindHost
 
 const readToken = (path: string) =>
   Effect.gen(function*() {
@@ -290,20 +290,27 @@ const readToken = (path: string) =>
 /** Tokens shorter than this can be guessed; the runtime still starts, with a warning. */
 const MIN_TOKEN_BYTES = 16
 
-const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }
+/** The units `parseDuration` takes, by the names Effect's `Duration` gives them. */
+const DURATION_UNITS = { ms: "millis", s: "seconds", m: "minutes", h: "hours", d: "days" } as const satisfies Record<
+  string,
+  Duration.Unit
+>
 
-/** `7d`, `12h`, `30m`, `45s`, `500ms`: a positive whole number and a unit. */
-export const parseDuration = (name: string, text: string): Effect.Effect<number, StartupError> => {
-  const match = /^([0-9]+)(ms|s|m|h|d)$/.exec(text.trim())
-  const ms = match === null ? 0 : Number(match[1]) * DURATION_UNITS[match[2]!]!
-  return ms > 0 && Number.isSafeInteger(ms)
-    ? Effect.succeed(ms)
-    : Effect.fail(
+/** `7d`, `12h`, `30m`, `45s`, `500ms`: a positive whole number and a unit, as a Duration of a safe integer of ms. */
+export const parseDuration = (name: string, text: string): Effect.Effect<Duration.Duration, StartupError> =>
+  Option.fromNullable(/^([0-9]+)(ms|s|m|h|d)$/.exec(text.trim())).pipe(
+    Option.flatMap(([, amount, unit]) =>
+      Duration.decodeUnknown(`${amount} ${DURATION_UNITS[unit as keyof typeof DURATION_UNITS]}`)
+    ),
+    Option.filter((duration) =>
+      Duration.greaterThan(duration, Duration.zero) && Number.isSafeInteger(Duration.toMillis(duration))
+    ),
+    Effect.orElseFail(() =>
       new StartupError({
         message: `--${name} must be a duration such as 7d, 12h, 30m, 45s or 500ms, got ${JSON.stringify(text)}`
       })
     )
-}
+  )
 
 const integerAtLeast = (name: string, value: number, min: number) =>
   Number.isInteger(value) && value >= min
@@ -343,7 +350,7 @@ export const resolveConfig = (raw: RawOptions): Effect.Effect<RuntimeConfig, Sta
       })
     }
     const allowedHosts = raw.allowedHosts.split(",").map((host) => host.trim()).filter((host) => host !== "")
-    if (allowedHosts.includes("*") && Option.isNone(token)) {
+    if (allowsAnyHost(allowedHosts) && Option.isNone(token)) {
       return yield* new StartupError({
         message: "--allowed-hosts * needs a token: without one, any web page could read this runtime " +
           "through DNS rebinding; set --token-file (or WORKER_RUNTIME_TOKEN), or list the host names"
@@ -368,7 +375,7 @@ export const resolveConfig = (raw: RawOptions): Effect.Effect<RuntimeConfig, Sta
       logFormat: raw.logFormat,
       tracing: yield* tracingConfig,
       retainStoppedMs: Option.isSome(raw.retainStopped)
-        ? Option.some(yield* parseDuration("retain-stopped", raw.retainStopped.value))
+        ? Option.some(Duration.toMillis(yield* parseDuration("retain-stopped", raw.retainStopped.value)))
         : Option.none(),
       allowedHosts
     }

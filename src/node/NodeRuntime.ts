@@ -163,6 +163,7 @@ export const NodeRuntimeLive = (config: RuntimeConfig): Layer.Layer<never, Start
       RuntimeHttpServerLive({
         token: Option.getOrUndefined(config.token),
         allowedHosts: config.allowedHosts,
+        maxInputBytes: config.maxInputBytes,
         metrics,
         tracing
       }))

@@ -11,9 +11,16 @@ import { createRuntimeHttpServer } from "../../src/node/index.js"
 export const serverUrl = (address: HttpServer.Address) =>
   address._tag === "TcpAddress" ? `http://127.0.0.1:${address.port}` : `http://unix:${address.path}`
 
-/** `RuntimeLive` behind the HTTP server, listening on an ephemeral loopback port. */
+/**
+ * `RuntimeLive` behind the HTTP server, listening on an ephemeral loopback
+ * port; the server's body limit follows the Runtime's `maxInputBytes`.
+ */
 export const httpServer = (options: RuntimeOptions = {}, token?: string, server: RuntimeHttpOptions = {}) =>
-  RuntimeHttpServerLive({ ...server, token: token === undefined ? undefined : Redacted.make(token) }).pipe(
+  RuntimeHttpServerLive({
+    maxInputBytes: options.maxInputBytes,
+    ...server,
+    token: token === undefined ? undefined : Redacted.make(token)
+  }).pipe(
     Layer.provideMerge(NodeHttpServer.layer(createRuntimeHttpServer, { port: 0, host: "127.0.0.1" })),
     Layer.provideMerge(RuntimeLive(options))
   )

@@ -1,0 +1,150 @@
+/**
+ * Configuration checks that need no process: durations, the loopback rule
+ * for listening and for Host names (one definition, `src/Loopback.ts`), and
+ * `--allowed-hosts *` refused at start without a token.
+ */
+import * as FileSystem from "@effect/platform/FileSystem"
+import { describe, expect, it } from "@effect/vitest"
+import { ConfigProvider, Duration, Effect, Either, Option } from "effect"
+
+import { hostAllowed, makeHostPolicy } from "../src/http/Hosts.js"
+import { isLoopbackBindHost, isLoopbackHostName } from "../src/Loopback.js"
+import { isLoopback, parseDuration, type RawOptions, resolveConfig, StartupError } from "../src/node/Config.js"
+
+const DURATION_ERROR = /^--retain-stopped must be a duration such as 7d, 12h, 30m, 45s or 500ms, got /
+
+describe("parseDuration", () => {
+  it.effect("takes a positive whole number and one of ms, s, m, h, d, as a Duration", () =>
+    Effect.gen(function*() {
+      const cases: Array<[string, Duration.Duration]> = [
+        ["7d", Duration.days(7)],
+        ["12h", Duration.hours(12)],
+        ["30m", Duration.minutes(30)],
+        ["45s", Duration.seconds(45)],
+        ["500ms", Duration.millis(500)],
+        [" 1d ", Duration.hours(24)]
+      ]
+      for (const [text, expected] of cases) {
+        const duration = yield* parseDuration("retain-stopped", text)
+        expect(Duration.equals(duration, expected), text).toBe(true)
+      }
+      expect(Duration.toMillis(yield* parseDuration("retain-stopped", "7d"))).toBe(604_800_000)
+    }))
+
+  it.effect("refuses anything else with the same message", () =>
+    Effect.gen(function*() {
+      for (const text of ["", "0d", "0ms", "7", "d", "7 days", "7D", "1.5h", "-1h", "1w", "99999999999999999999d"]) {
+        const error = yield* Effect.flip(parseDuration("retain-stopped", text))
+        expect(error, text).toBeInstanceOf(StartupError)
+        expect(error.message, text).toMatch(DURATION_ERROR)
+        expect(error.message, text).toContain(JSON.stringify(text))
+      }
+    }))
+})
+
+describe("loopback", () => {
+  it("to listen on: loopback addresses and localhost, nothing a resolver could send elsewhere", () => {
+    for (const host of ["127.0.0.1", "127.1.2.3", "127.255.255.255", "localhost", "::1", "[::1]"]) {
+      expect(isLoopback(host), host).toBe(true)
+    }
+    for (const host of ["::ffff:127.0.0.1", "::FFFF:127.1.2.3", "[::ffff:127.0.0.1]"]) {
+      expect(isLoopback(host), host).toBe(true)
+    }
+    const refused = [
+      "0.0.0.0",
+      "::",
+      "10.0.0.1",
+      "128.0.0.1",
+      "127.0.0.256",
+      "127.999.0.1",
+      "127.0.0.08",
+      "127.1",
+      "127.0.0.1.evil.example",
+      "app.localhost",
+      "localhost.evil.example",
+      "::ffff:10.0.0.1",
+      "::2",
+      "[127.0.0.1]",
+      ""
+    ]
+    for (const host of refused) expect(isLoopback(host), host).toBe(false)
+    expect(isLoopback).toBe(isLoopbackBindHost)
+  })
+
+  it("as a Host name: localhost, *.localhost, 127.0.0.0/8 and [::1]", () => {
+    for (const name of ["localhost", "app.localhost", "127.0.0.1", "127.1.2.3", "[::1]"]) {
+      expect(isLoopbackHostName(name), name).toBe(true)
+    }
+    for (const name of ["127.0.0.256", "127.0.0.01", "127.1", "[::ffff:127.0.0.1]", "::1", "localhost.example"]) {
+      expect(isLoopbackHostName(name), name).toBe(false)
+    }
+  })
+
+  it("the Host check takes the loopback names with any port, and nothing else by itself", () => {
+    const policy = makeHostPolicy([], "127.0.0.1")
+    for (const host of ["127.1.2.3:8787", "App.Localhost:1", "[::1]", "localhost."]) {
+      expect(hostAllowed(policy, host), host).toBe(true)
+    }
+    for (const host of ["127.0.0.256", "[::ffff:127.0.0.1]:8787", "127.1:8787", "rebind.example"]) {
+      expect(hostAllowed(policy, host), host).toBe(false)
+    }
+  })
+})
+
+const rawOptions = (overrides: Partial<RawOptions> = {}): RawOptions => ({
+  host: "127.0.0.1",
+  port: 0,
+  runtimeId: Option.none(),
+  displayName: Option.none(),
+  store: "memory",
+  tokenFile: Option.none(),
+  profiles: Option.none(),
+  maxWorkers: 10,
+  maxInputBytes: 1024,
+  allowedHosts: "",
+  maxQueuedInputs: 0,
+  logFormat: "pretty",
+  retainStopped: Option.none(),
+  shutdownGraceMs: 0,
+  logLevel: "info",
+  ...overrides
+})
+
+const resolve = (overrides: Partial<RawOptions>, env: Record<string, string> = {}) =>
+  resolveConfig(rawOptions(overrides)).pipe(
+    Effect.provide(FileSystem.layerNoop({})),
+    Effect.withConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(env))))
+  )
+
+describe("resolveConfig", () => {
+  it.effect("refuses --allowed-hosts * without a token, and takes it with one", () =>
+    Effect.gen(function*() {
+      for (const allowedHosts of ["*", "a.example, * "]) {
+        const error = yield* Effect.flip(resolve({ allowedHosts }))
+        expect(error.message).toMatch(/^--allowed-hosts \* needs a token/)
+      }
+      const config = yield* resolve({ allowedHosts: "a.example,*" }, {
+        WORKER_RUNTIME_TOKEN: "a-long-enough-token-0123"
+      })
+      expect(config.allowedHosts).toEqual(["a.example", "*"])
+    }))
+
+  it.effect("refuses a host that is not loopback without a token", () =>
+    Effect.gen(function*() {
+      for (const host of ["0.0.0.0", "app.localhost", "127.0.0.256"]) {
+        const error = yield* Effect.flip(resolve({ host }))
+        expect(error.message, host).toMatch(/^refusing to listen on .* without a token/)
+      }
+      for (const host of ["127.1.2.3", "localhost", "::1", "::ffff:127.0.0.1"]) {
+        expect(Either.isRight(yield* Effect.either(resolve({ host }))), host).toBe(true)
+      }
+    }))
+
+  it.effect("gives --retain-stopped in milliseconds", () =>
+    Effect.gen(function*() {
+      const config = yield* resolve({ retainStopped: Option.some("12h") })
+      expect(config.retainStoppedMs).toEqual(Option.some(12 * 3_600_000))
+      const error = yield* Effect.flip(resolve({ retainStopped: Option.some("12 hours") }))
+      expect(error.message).toMatch(DURATION_ERROR)
+    }))
+})
