@@ -49,7 +49,7 @@ import {
 import { asUnavailable, RuntimeStore, type StoreError } from "./RuntimeStore.js"
 import { traced } from "./Tracing.js"
 import { ending, makeTurns, notEnding, nowIso, type TransitionResult } from "./Turns.js"
-import { cancelOf, exceedsBytes, reasonOf, validate } from "./Validation.js"
+import { cancelOf, exceedsBytes, followableAfter, reasonOf, validate } from "./Validation.js"
 import { VERSION } from "./version.js"
 import type { Profiles, WorkerEngine } from "./WorkerEngine.js"
 import { makeWorkerTable, type Slot, type WorkerTable } from "./WorkerTable.js"
@@ -417,7 +417,8 @@ export const makeRuntime = (
           table,
           Effect.gen(function*() {
             const { after = 0 } = yield* validate.events(query ?? {})
-            return { slot: yield* table.lookup(workerId), after }
+            const slot = yield* table.lookup(workerId)
+            return { slot, after: yield* followableAfter(after, slot.worker) }
           })
         ),
 

@@ -11,6 +11,7 @@ import {
   StopRequest,
   TranscriptQuery,
   TurnQuery,
+  type Worker,
   WorkerInput
 } from "./Domain.js"
 import { InvalidInput, type ValidationIssue } from "./Errors.js"
@@ -168,6 +169,20 @@ export const validate = {
   cancel: decodeRequest(CancelRequest, "cancel request"),
   stop: decodeRequest(StopRequest, "stop request")
 }
+
+/**
+ * A follower's `after` (or `Last-Event-ID`) past the Worker's last entry
+ * would silently skip the entries written later up to it: refused, as an
+ * unknown turn is (docs/rest.md).
+ */
+export const followableAfter = (after: number, worker: Worker): Effect.Effect<number, InvalidInput> =>
+  after <= worker.lastSeq
+    ? Effect.succeed(after)
+    : Effect.fail(
+      new InvalidInput({
+        message: `after ${after} is past the Worker's last entry (seq ${worker.lastSeq}); follow from at most that`
+      })
+    )
 
 /**
  * Cancel and stop are typed as taking no `InvalidInput` (docs/rest.md); a bad

@@ -98,6 +98,11 @@ describe("events over HTTP", () => {
       expect(unknown.json).toMatchObject({ _tag: "UnknownWorker" })
       const bad = yield* raw(url, `/v1/workers/${worker.id}/events`, { headers: { "last-event-id": "x" } })
       expect(bad.status).toBe(400)
+      // Past the last entry (4): it would skip entries written later up to it.
+      const ahead = yield* raw(url, `/v1/workers/${worker.id}/events`, { headers: { "last-event-id": "5" } })
+      expect(ahead.status).toBe(400)
+      expect(ahead.json).toMatchObject({ _tag: "InvalidInput" })
+      expect((yield* raw(url, `/v1/workers/${worker.id}/events?after=9`)).status).toBe(400)
     }).pipe(Effect.provide(httpServer({ profiles }))))
 
   it.live("pings an idle stream, and closes open streams when the runtime drains", () =>

@@ -15,6 +15,7 @@ import { drainingError } from "../Draining.js"
 import { InvalidInput } from "../Errors.js"
 import { Runtime } from "../Runtime.js"
 import { wasCreatedBefore } from "../RuntimeLive.js"
+import { followableAfter } from "../Validation.js"
 import { Authorization, type ListParams, RuntimeApi } from "./Api.js"
 import { type BodyOptions, jsonBody, optionalJsonBody } from "./Body.js"
 import { Unauthorized } from "./Errors.js"
@@ -107,7 +108,7 @@ export const WorkersHandlers = ({ maxBodyBytes, pingMs }: WorkersHandlersOptions
           decoded(Effect.gen(function*() {
             const after = yield* lastEventId(headers["last-event-id"], urlParams.after)
             // Errors before the stream starts are ordinary JSON answers.
-            yield* runtime.get(path.workerId)
+            yield* followableAfter(after, yield* runtime.get(path.workerId))
             return eventStreamResponse(runtime.events(path.workerId, { after }), pingMs)
           })))
         .handle("delete", ({ path }) => decoded(runtime.delete(path.workerId)))))

@@ -222,6 +222,18 @@ export const followSuite = (label: string, make: MakeRuntimeLayer) =>
           expect(yield* Effect.flip(collect(worker.id, -1))).toBeInstanceOf(InvalidInput)
         }).pipe(withRuntime()))
 
+      it.live("refuses an after past the Worker's last entry (it would skip the entries written up to it)", () =>
+        Effect.gen(function*() {
+          const runtime = yield* rt
+          const worker = yield* runtime.create({})
+          yield* runtime.input(worker.id, { content: "x" })
+          yield* awaitStatusLive(worker.id, "idle")
+          const { lastSeq } = yield* runtime.get(worker.id)
+          const error = yield* Effect.flip(Stream.runCollect(runtime.events(worker.id, { after: lastSeq + 1 })))
+          expect(error).toBeInstanceOf(InvalidInput)
+          expect(error.message).toContain(`past the Worker's last entry (seq ${lastSeq})`)
+        }).pipe(withRuntime()))
+
       it.live("delivers every entry exactly once to subscribers started at random moments of a busy turn", () =>
         Effect.gen(function*() {
           const runtime = yield* rt
