@@ -2,8 +2,10 @@
  * Worker and runtime ids: ULID-shaped (10 chars of millisecond time, 16 of
  * randomness, Crockford base32), so they are URL-safe, unique across restarts
  * and sort by creation. Within one generator ids are strictly increasing even
- * when the clock stalls or steps back. The time is Effect's `Clock`'s
- * (`makeClockIdGenerator`), so a `TestClock` sets it.
+ * when the clock stalls or steps back, yet not guessable from a neighbour:
+ * within a millisecond the random part grows by a random step, not by one.
+ * The time is Effect's `Clock`'s (`makeClockIdGenerator`), so a `TestClock`
+ * sets it.
  */
 import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
@@ -32,24 +34,42 @@ export const idTimeMillis = (id: string): number => {
   return ms
 }
 
-const randomDigits = (): Array<number> => {
-  const bytes = new Uint8Array(RANDOM_LENGTH)
+const RANDOM_BITS = BigInt(5 * RANDOM_LENGTH) // 80
+const RANDOM_LIMIT = 1n << RANDOM_BITS
+/** Bits of the random step between two ids of one millisecond: a neighbour does not tell the next id. */
+const STEP_BITS = 48
+
+const randomBits = (bits: number): bigint => {
+  const bytes = new Uint8Array(Math.ceil(bits / 8))
   globalThis.crypto.getRandomValues(bytes)
-  return Array.from(bytes, (byte) => byte & 31)
+  let n = 0n
+  for (const byte of bytes) n = (n << 8n) | BigInt(byte)
+  return n & ((1n << BigInt(bits)) - 1n)
 }
 
-/** Adds one to a base32 digit string; false when it overflows. */
-const increment = (digits: Array<number>): boolean => {
-  for (let i = digits.length - 1; i >= 0; i--) {
-    const digit = digits[i]!
-    if (digit < 31) {
-      digits[i] = digit + 1
-      return true
-    }
-    digits[i] = 0
+/**
+ * The random part of a millisecond's first id: 79 random bits, so at least
+ * 2^79 is left above it, room for more than 2^31 random steps of at most 2^48.
+ */
+const firstRandom = (): bigint => randomBits(Number(RANDOM_BITS) - 1)
+
+/** The step to the next id within one millisecond: 1 to 2^48, at random. */
+const randomStep = (): bigint => randomBits(STEP_BITS) + 1n
+
+const encodeRandom = (random: bigint): string => {
+  let out = ""
+  for (let i = 0; i < RANDOM_LENGTH; i++) {
+    out = ALPHABET[Number(random & 31n)] + out
+    random >>= 5n
   }
-  return false
+  return out
 }
+
+const decodeRandom = (text: string): bigint =>
+  Array.from(text, (char) => BigInt(Math.max(0, ALPHABET.indexOf(char)))).reduce(
+    (n, digit) => (n << 5n) | digit,
+    0n
+  )
 
 export interface IdGenerator {
   readonly next: () => string
@@ -60,24 +80,33 @@ export interface ClockIdGenerator {
   readonly next: Effect.Effect<string>
 }
 
-/** The state of a generator: the id made at `time`, after every id before it and after `floor`. */
+/**
+ * The state of a generator: the id made at `time`, after every id before it
+ * and after `floor`. Within one millisecond (or while the clock is behind the
+ * last id) the random part grows by a random step of up to 48 bits, not by
+ * one, so an id does not give its successor away; when it would pass 80 bits
+ * the id takes the next millisecond.
+ */
 const makeNextAt = (floor: string | undefined): (time: number) => string => {
   let lastTime = -1
-  let lastRandom: Array<number> = []
+  let lastRandom = 0n
   if (floor !== undefined && floor.length === TIME_LENGTH + RANDOM_LENGTH) {
     lastTime = idTimeMillis(floor)
-    lastRandom = Array.from(floor.slice(TIME_LENGTH), (char) => Math.max(0, ALPHABET.indexOf(char)))
+    lastRandom = decodeRandom(floor.slice(TIME_LENGTH))
   }
   return (time) => {
     if (time > lastTime) {
       lastTime = time
-      lastRandom = randomDigits()
-    } else if (!increment(lastRandom)) {
-      // 80 random bits exhausted within one millisecond: borrow the next one.
-      lastTime += 1
-      lastRandom = randomDigits()
+      lastRandom = firstRandom()
+    } else {
+      lastRandom += randomStep()
+      if (lastRandom >= RANDOM_LIMIT) {
+        // 80 random bits exhausted within one millisecond: borrow the next one.
+        lastTime += 1
+        lastRandom = firstRandom()
+      }
     }
-    return encodeTime(lastTime) + lastRandom.map((digit) => ALPHABET[digit]).join("")
+    return encodeTime(lastTime) + encodeRandom(lastRandom)
   }
 }
 

@@ -78,6 +78,33 @@ layer(server(), { excludeTestServices: true })("a tokenless runtime on loopback"
       }
     }))
 
+  it.effect("refuses two Host headers with 400 InvalidInput, whichever comes first", () =>
+    Effect.gen(function*() {
+      const url = yield* baseUrl
+      const request = (hosts: ReadonlyArray<string>, path = "/v1/workers") =>
+        `GET ${path} HTTP/1.1\r\n${hosts.map((host) => `Host: ${host}\r\n`).join("")}Connection: close\r\n\r\n`
+      for (
+        const hosts of [
+          ["localhost", "evil.example"],
+          ["evil.example", "localhost"],
+          ["localhost", "localhost"],
+          ["127.0.0.1:8787", "evil.example"]
+        ]
+      ) {
+        for (const path of ["/v1/workers", "/healthz", "/nope"]) {
+          const response = yield* rawSocket(url, request(hosts, path))
+          expect(response, `${hosts.join(" + ")} ${path}`).toMatch(/^HTTP\/1\.1 400 /)
+          expect(response).toContain("application/json")
+          const body = JSON.parse(response.slice(response.indexOf("\r\n\r\n") + 4)) as unknown
+          expect(body).toMatchObject({ _tag: "InvalidInput", message: expect.stringContaining("Host") })
+          expect(response, "no Worker data leaks").not.toContain("\"workers\"")
+        }
+      }
+      // One Host: as before.
+      expect(yield* rawSocket(url, request(["localhost"]))).toMatch(/^HTTP\/1\.1 200 /)
+      expect(yield* rawSocket(url, request(["evil.example"]))).toMatch(/^HTTP\/1\.1 403 /)
+    }))
+
   it.effect("takes loopback names with any port, and the bound address", () =>
     Effect.gen(function*() {
       const url = yield* baseUrl
@@ -297,6 +324,19 @@ layer(server({ token: TOKEN, allowedHosts: ["*"] }), { excludeTestServices: true
         headers: { host: "anything.example", authorization: `Bearer ${TOKEN}` }
       })
       expect(response.status).toBe(200)
+    }))
+
+  it.effect("but not two: 400 InvalidInput, with the token or without (before 401)", () =>
+    Effect.gen(function*() {
+      const url = yield* baseUrl
+      for (const auth of [`Authorization: Bearer ${TOKEN}\r\n`, ""]) {
+        const response = yield* rawSocket(
+          url,
+          `GET /v1/runtime HTTP/1.1\r\nHost: a.example\r\n${auth}Host: b.example\r\nConnection: close\r\n\r\n`
+        )
+        expect(response).toMatch(/^HTTP\/1\.1 400 /)
+        expect(response).toContain("\"InvalidInput\"")
+      }
     }))
 })
 

@@ -1,7 +1,8 @@
 /**
  * The global middleware in front of every route. It runs before routing, so
- * docs/rest.md's precedence holds: Forbidden (a Host that is not allowed, or
- * a browser), then Unauthorized (unknown paths included), then RouteNotFound
+ * docs/rest.md's precedence holds: InvalidInput for a request with more than
+ * one Host (malformed), then Forbidden (a Host that is not allowed, or a
+ * browser), then Unauthorized (unknown paths included), then RouteNotFound
  * and MethodNotAllowed, then what the endpoint itself answers. It also turns
  * whatever the platform would answer on its own (`HttpApiDecodeError`, a bare
  * 404, a 500) into typed JSON bodies.
@@ -18,12 +19,12 @@ import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import { createHash, timingSafeEqual } from "node:crypto"
-import { type InvalidInput, Unavailable } from "../Errors.js"
+import { InvalidInput, Unavailable } from "../Errors.js"
 import { RETRY_AFTER_MS } from "../RuntimeOptions.js"
 import { invalidInputOf, toValidationIssues } from "../Validation.js"
 import { Forbidden, InternalError, MethodNotAllowed, RouteNotFound, Unauthorized } from "./Errors.js"
 import { wasHandled } from "./Handled.js"
-import { hostAllowed, type HostPolicy } from "./Hosts.js"
+import { hostAllowed, hostHeaderCount, type HostPolicy } from "./Hosts.js"
 
 export interface GuardOptions {
   /** When set, every path but the probes needs `Authorization: Bearer <token>`. */
@@ -149,6 +150,13 @@ export const makeGuard = (options: GuardOptions) => {
   return (app: HttpApp.Default): HttpApp.Default<InvalidInput> =>
     Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
       const headers = request.headers
+      // Node keeps the first of several Host headers: the check would read one, a proxy another.
+      const hosts = hostHeaderCount(request.source)
+      if (hosts !== undefined && hosts > 1) {
+        return Effect.fail(
+          new InvalidInput({ message: `The request has ${hosts} Host headers; it must have exactly one.` })
+        )
+      }
       if (!hostAllowed(options.hosts, headers["host"])) {
         return answer(
           new Forbidden({

@@ -3,6 +3,9 @@
  * at 127.0.0.1 sends that name as `Host`, and no `Origin` or `Sec-Fetch-*` on
  * a simple GET, so only the Host tells it from a Backend. Allowed: loopback
  * names (`Loopback.ts`), the bound address, and the operator's `--allowed-hosts`.
+ * A request with more than one `Host` is malformed (RFC 9112 §3.2) and refused
+ * before this check: Node keeps only the first in `headers`, so it is counted
+ * in the raw headers (`hostHeaderCount`).
  */
 import { isLoopbackHostName } from "../Loopback.js"
 
@@ -64,4 +67,21 @@ export const hostAllowed = (policy: HostPolicy, host: string | undefined): boole
   if (policy.any) return true
   const name = hostName(host)
   return name !== undefined && (isLoopbackHostName(name) || policy.names.has(name))
+}
+
+/**
+ * How many `Host` headers a request carries, from the raw header list of its
+ * source (Node's `IncomingMessage.rawHeaders`: name, value, name, value...);
+ * undefined when the source has none (another platform), so not checked there.
+ */
+export const hostHeaderCount = (source: unknown): number | undefined => {
+  if (typeof source !== "object" || source === null || !("rawHeaders" in source)) return undefined
+  const rawHeaders: unknown = source.rawHeaders
+  if (!Array.isArray(rawHeaders)) return undefined
+  let count = 0
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const name: unknown = rawHeaders[i]
+    if (typeof name === "string" && name.toLowerCase() === "host") count++
+  }
+  return count
 }

@@ -10,6 +10,12 @@
  * a restart on the same port). Until the handler is there, and once it is
  * gone, requests are answered 503 `Unavailable` with `Retry-After`, which
  * clients retry (docs/rest.md).
+ *
+ * A client that sends nothing, or trickles its headers, or never finishes its
+ * body, would hold a connection (and a file descriptor) for ever: Node's
+ * `headersTimeout` and `requestTimeout` end such a request with 408, checked
+ * every `connectionsCheckingInterval`. They bound receiving a request only,
+ * so open event streams and long polls are not cut (docs/operations.md).
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http"
 import type { Duplex } from "node:stream"
@@ -22,6 +28,19 @@ const errorResponse = (status: number, reason: string, message: string): string 
   }\r\nconnection: close\r\n\r\n${body}`
 }
 
+/** How long receiving a request may take: its headers, then the whole of it. */
+export interface RequestTimeouts {
+  /** Default 10 s. */
+  readonly headersTimeoutMs?: number | undefined
+  /** Default 30 s (a 4 MiB body at 150 KiB/s). */
+  readonly requestTimeoutMs?: number | undefined
+  /** How often open connections are checked against them; default 1 s. */
+  readonly checkEveryMs?: number | undefined
+}
+
+const DEFAULT_HEADERS_TIMEOUT_MS = 10_000
+const DEFAULT_REQUEST_TIMEOUT_MS = 30_000
+
 const onClientError = (error: Error & { code?: string }, socket: Duplex) => {
   if (error.code === "ECONNRESET" || !socket.writable) {
     socket.destroy()
@@ -29,6 +48,8 @@ const onClientError = (error: Error & { code?: string }, socket: Duplex) => {
   }
   const response = error.code === "HPE_HEADER_OVERFLOW"
     ? errorResponse(400, "Bad Request", "request headers are too large")
+    : error.code === "ERR_HTTP_REQUEST_TIMEOUT"
+    ? errorResponse(408, "Request Timeout", "the request did not arrive in time")
     : errorResponse(400, "Bad Request", `malformed HTTP request (${error.code ?? "parse error"})`)
   socket.end(response)
 }
@@ -48,8 +69,12 @@ const notServing = (_request: IncomingMessage, response: ServerResponse) => {
   response.end(body)
 }
 
-export const createRuntimeHttpServer = (): Server => {
-  const server = createServer().on("clientError", onClientError).on("request", notServing)
+export const createRuntimeHttpServer = (timeouts: RequestTimeouts = {}): Server => {
+  const server = createServer({
+    headersTimeout: timeouts.headersTimeoutMs ?? DEFAULT_HEADERS_TIMEOUT_MS,
+    requestTimeout: timeouts.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS,
+    connectionsCheckingInterval: timeouts.checkEveryMs ?? 1000
+  }).on("clientError", onClientError).on("request", notServing)
   server.on("newListener", (event, listener) => {
     if (event === "request" && listener !== notServing) server.off("request", notServing)
   })
