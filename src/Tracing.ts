@@ -1,7 +1,8 @@
 /**
  * With `RuntimeOptions.tracing`, every Runtime method runs in a span named
  * for it, with the Worker's id; without, the service is used as it is and no
- * span is ever made.
+ * span is ever made. And what the HTTP spans may record (docs/operations.md):
+ * the allowlisted headers, never a query string.
  */
 import * as Effect from "effect/Effect"
 import * as Stream from "effect/Stream"
@@ -27,3 +28,34 @@ export const traced = (runtime: RuntimeService): RuntimeService => {
     delete: (id) => span("delete", runtime.delete(id), id)
   }
 }
+
+/**
+ * The only headers an HTTP span (the server's per request, the derived
+ * client's per call) records, as `http.request.header.<name>` and
+ * `http.response.header.<name>`: none that carries a credential. Every other
+ * header (Authorization, Proxy-Authorization, X-Forwarded-Authorization,
+ * X-Api-Key, Cookie, whatever a proxy adds) is left out, name and value.
+ */
+export const RECORDED_HEADERS: ReadonlyArray<string> = [
+  "accept",
+  "content-length",
+  "content-type",
+  "traceparent",
+  "user-agent"
+]
+
+/** The span attributes for the recorded headers among `headers` (names in lower case, as the platform keeps them). */
+export const headerAttributes = (
+  direction: "request" | "response",
+  headers: Readonly<Record<string, string | undefined>>
+): Record<string, string> => {
+  const attributes: Record<string, string> = {}
+  for (const name of RECORDED_HEADERS) {
+    const value = headers[name]
+    if (value !== undefined) attributes[`http.${direction}.header.${name}`] = value
+  }
+  return attributes
+}
+
+/** A URL or request target without its query string and fragment: spans never record a query's values. */
+export const withoutQuery = (url: string): string => url.replace(/[?#].*$/s, "")

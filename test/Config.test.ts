@@ -103,6 +103,7 @@ const rawOptions = (overrides: Partial<RawOptions> = {}): RawOptions => ({
   maxInputBytes: 1024,
   allowedHosts: "",
   maxQueuedInputs: 0,
+  maxConnections: 1024,
   logFormat: "pretty",
   retainStopped: Option.none(),
   shutdownGraceMs: 0,

@@ -9,7 +9,7 @@ import { Effect } from "effect"
 import type { IncomingMessage, ServerResponse } from "node:http"
 import { createConnection, type Socket } from "node:net"
 import { createRuntimeHttpServer } from "../src/node/index.js"
-import { within } from "./support/eventually.js"
+import { eventuallyLive, within } from "./support/eventually.js"
 import { listenScoped } from "./support/listen.js"
 
 const get = (port: number) =>
@@ -107,5 +107,40 @@ describe("request timeouts", () => {
       // 20 pings, 100 ms apart: well past both timeouts, and every one arrives.
       const text = yield* Effect.promise(async () => (await fetch(`http://127.0.0.1:${port}/events`)).text())
       expect(text.match(/: ping \d+/g)).toHaveLength(20)
+    }))
+})
+
+describe("connections", () => {
+  it.scopedLive("past maxConnections, a connection is answered 503 with Retry-After and closed, never reset", () =>
+    Effect.gen(function*() {
+      const server = createRuntimeHttpServer({ maxConnections: 3 })
+      server.on("request", (_: unknown, response: ServerResponse) => {
+        response.writeHead(200, { "content-type": "application/json" })
+        response.end(JSON.stringify({ workers: [] }))
+      })
+      const sockets: Array<Socket> = []
+      const port = yield* listenScoped(server, () => sockets.forEach((socket) => socket.destroy()))
+      // Three connections held open (each counted once the server has accepted it).
+      for (let i = 0; i < 3; i++) {
+        const socket = yield* Effect.async<Socket>((resume) => {
+          const socket = createConnection(port, "127.0.0.1", () => resume(Effect.succeed(socket)))
+        })
+        sockets.push(socket)
+      }
+      yield* eventuallyLive(
+        Effect.async<number>((resume) => {
+          server.getConnections((_, count) => resume(Effect.succeed(count)))
+        }),
+        (count) => count === 3,
+        "three connections accepted"
+      )
+      const refused = yield* get(port)
+      expect(refused.status).toBe(503)
+      expect(refused.retryAfter).toBe("1")
+      expect(refused.json).toMatchObject({ _tag: "Unavailable", retryAfterMs: 1000 })
+      // One closes: the next is served.
+      sockets.pop()!.destroy()
+      const served = yield* eventuallyLive(get(port), (answer) => answer.status === 200, "a connection served again")
+      expect(served.json).toEqual({ workers: [] })
     }))
 })

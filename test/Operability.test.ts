@@ -4,6 +4,8 @@
  * Prometheus text moving with Workers and turns, and traces over OTLP/HTTP
  * that continue a Backend's trace (W3C `traceparent`).
  */
+import * as OtlpSerialization from "@effect/opentelemetry/OtlpSerialization"
+import * as OtlpTracer from "@effect/opentelemetry/OtlpTracer"
 import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Layer } from "effect"
@@ -157,13 +159,15 @@ describe("tracing", () => {
   /** An OTLP/HTTP receiver: every span it is sent. */
   const receiver = Effect.acquireRelease(
     Effect.promise(() =>
-      new Promise<{ url: string; spans: Array<Span>; close: () => void }>((resolve) => {
+      new Promise<{ url: string; spans: Array<Span>; bodies: Array<string>; close: () => void }>((resolve) => {
         const spans: Array<Span> = []
+        const bodies: Array<string> = []
         const server = createServer((request: IncomingMessage, response) => {
           let body = ""
           request.on("data", (chunk) => (body += chunk))
           request.on("end", () => {
             if (request.url === "/v1/traces") {
+              bodies.push(body)
               const json = JSON.parse(body) as {
                 resourceSpans: Array<{ scopeSpans: Array<{ spans: Array<Span> }> }>
               }
@@ -177,7 +181,7 @@ describe("tracing", () => {
         }).listen(0, "127.0.0.1", () => {
           const address = server.address()
           const port = typeof address === "object" && address !== null ? address.port : 0
-          resolve({ url: `http://127.0.0.1:${port}`, spans, close: () => server.close() })
+          resolve({ url: `http://127.0.0.1:${port}`, spans, bodies, close: () => server.close() })
         })
       })
     ),
@@ -189,7 +193,12 @@ describe("tracing", () => {
     readonly spanId: string
     readonly parentSpanId?: string
     readonly name: string
+    readonly attributes?: ReadonlyArray<{ readonly key: string; readonly value: { readonly stringValue?: string } }>
   }
+
+  /** A span's string attributes by key. */
+  const attributesOf = (span: Span): Record<string, string | undefined> =>
+    Object.fromEntries((span.attributes ?? []).map(({ key, value }) => [key, value.stringValue]))
 
   it.scopedLive(
     "with OTEL_EXPORTER_OTLP_ENDPOINT, continues the Backend's trace: request, Runtime method, turn",
@@ -227,6 +236,86 @@ describe("tracing", () => {
         // Runtime.input is inside the request span of its call.
         const input = ours.find((span) => span.name === "Runtime.input")!
         expect(runtimeIds.has(input.parentSpanId ?? "")).toBe(true)
+        bin.child.kill("SIGTERM")
+        expect(yield* exitOf(bin)).toBe(0)
+      })
+  )
+
+  it.scopedLive(
+    "HTTP spans, the server's and the derived client's, record the path and allowlisted headers, never a credential or a query's values",
+    () =>
+      Effect.gen(function*() {
+        const otlp = yield* receiver
+        const bin = yield* startBin(
+          ["--profiles", profilesFile()],
+          cleanEnv({ WORKER_RUNTIME_TOKEN: TOKEN, OTEL_EXPORTER_OTLP_ENDPOINT: otlp.url })
+        )
+        const secrets = ["secret1-proxy", "secret2-forwarded", "secret3-api-key", "secret4-cursor", "secret5-meta"]
+        const [proxy, forwarded, apiKey, cursor, metadata] = secrets
+        const agent = "operability-agent/1.0"
+        const direct = yield* raw(bin.url, `/v1/workers?limit=7&after=${cursor}`, {
+          token: TOKEN,
+          headers: {
+            "proxy-authorization": proxy!,
+            "x-forwarded-authorization": `Bearer ${forwarded}`,
+            "x-api-key": apiKey!,
+            "user-agent": agent
+          }
+        })
+        expect(direct.status).toBe(200)
+        // The Backend: the derived client with the token, its spans exported by a tracer of its own.
+        const backendTracer = OtlpTracer.layer({
+          url: `${otlp.url}/v1/traces`,
+          resource: { serviceName: "backend" },
+          exportInterval: "100 millis"
+        }).pipe(Layer.provide([FetchHttpClient.layer, OtlpSerialization.layerJson]))
+        yield* Effect.gen(function*() {
+          const rt = yield* Runtime
+          yield* rt.list({ limit: 7, after: cursor!, metadata: { team: metadata! } })
+        }).pipe(
+          Effect.withSpan("backend"),
+          Effect.provide(
+            RuntimeHttpClientLive({ baseUrl: bin.url, token: TOKEN }).pipe(Layer.provide(FetchHttpClient.layer))
+          ),
+          Effect.provide(backendTracer)
+        )
+        const isServerList = (span: Span) =>
+          span.name === "http.server GET" && attributesOf(span)["url.path"] === "/v1/workers"
+        const spans = yield* eventuallyLive(
+          Effect.sync(() => [...otlp.spans]),
+          (all) =>
+            all.filter(isServerList).length >= 2 &&
+            all.some((span) => span.name === "http.client GET"),
+          "the server's and the client's request spans exported",
+          {}
+        )
+        // Nothing exported carries a secret, the token, or a query's values.
+        const exported = otlp.bodies.join("\n")
+        for (const secret of [...secrets, TOKEN]) expect(exported).not.toContain(secret)
+        expect(exported).not.toContain("limit=7")
+        // What is recorded: the route and path, the allowlisted headers.
+        const server = spans.filter(isServerList).map(attributesOf)
+        const fromRaw = server.find((attributes) => attributes["http.request.header.user-agent"] === agent)
+        expect(fromRaw).toMatchObject({
+          "http.request.method": "GET",
+          "http.route": "/v1/workers",
+          "url.path": "/v1/workers"
+        })
+        for (const attributes of server) {
+          const headers = Object.keys(attributes).filter((key) => key.startsWith("http.request.header."))
+          for (const header of headers) {
+            expect(["accept", "content-length", "content-type", "traceparent", "user-agent"]).toContain(
+              header.slice("http.request.header.".length)
+            )
+          }
+        }
+        const client = attributesOf(spans.find((span) => span.name === "http.client GET")!)
+        expect(client).toMatchObject({
+          "http.request.method": "GET",
+          "url.path": "/v1/workers",
+          "url.full": `${bin.url}/v1/workers`
+        })
+        expect(Object.keys(client).some((key) => key.includes("authorization"))).toBe(false)
         bin.child.kill("SIGTERM")
         expect(yield* exitOf(bin)).toBe(0)
       })

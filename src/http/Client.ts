@@ -8,11 +8,14 @@
  */
 import * as HttpApiClient from "@effect/platform/HttpApiClient"
 import * as HttpClient from "@effect/platform/HttpClient"
+import type * as HttpClientError from "@effect/platform/HttpClientError"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import type * as HttpClientResponse from "@effect/platform/HttpClientResponse"
+import * as HttpTraceContext from "@effect/platform/HttpTraceContext"
 import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as FiberRef from "effect/FiberRef"
 import * as Layer from "effect/Layer"
 import * as Predicate from "effect/Predicate"
 import * as Redacted from "effect/Redacted"
@@ -21,6 +24,7 @@ import * as Stream from "effect/Stream"
 import { Busy, InvalidInput, Unavailable, UnknownWorker, Unsupported } from "../Errors.js"
 import { Runtime, type RuntimeService } from "../Runtime.js"
 import { RETRY_AFTER_MS } from "../RuntimeOptions.js"
+import { headerAttributes, withoutQuery } from "../Tracing.js"
 import { cancelOf, reasonOf, validate } from "../Validation.js"
 import { RuntimeApi } from "./Api.js"
 import { followOverHttp, type ReconnectOptions } from "./ClientEvents.js"
@@ -125,6 +129,63 @@ const bodyLimitAsInvalidInput = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
     (error) => Effect.fail(new InvalidInput({ message: error.message }))
   )
 
+/**
+ * A span per call, in place of the platform client's, which records the
+ * query string with its values (`url.full`, `url.query`) and every header
+ * but a few (the token as `<redacted>`). This one records the method, the
+ * server, the URL without its query, the status and the headers in
+ * `RECORDED_HEADERS` (docs/security.md), and sends the W3C `traceparent` as
+ * the platform's does; `HttpClient.withTracerDisabledWhen` and
+ * `withTracerPropagation` still apply.
+ */
+const traceRequests = (http: HttpClient.HttpClient): HttpClient.HttpClient => {
+  const untraced = HttpClient.withTracerDisabledWhen(http, () => true)
+  return HttpClient.makeWith(
+    (preprocessed: Effect.Effect<HttpClientRequest.HttpClientRequest, HttpClientError.HttpClientError>) =>
+      Effect.flatMap(preprocessed, (request) =>
+        Effect.flatMap(
+          Effect.all([
+            FiberRef.get(FiberRef.currentTracerEnabled),
+            FiberRef.get(HttpClient.currentTracerDisabledWhen),
+            FiberRef.get(HttpClient.currentTracerPropagation)
+          ]),
+          ([enabled, disabledWhen, propagate]) => {
+            if (!enabled || disabledWhen(request)) return untraced.execute(request)
+            const url = URL.canParse(request.url) ? new URL(withoutQuery(request.url)) : undefined
+            return Effect.useSpan(`http.client ${request.method}`, {
+              kind: "client",
+              captureStackTrace: false,
+              attributes: {
+                "http.request.method": request.method,
+                ...(url === undefined ? { "url.path": withoutQuery(request.url) } : {
+                  "server.address": url.hostname,
+                  ...(url.port === "" ? {} : { "server.port": Number(url.port) }),
+                  "url.full": `${url.origin}${url.pathname}`,
+                  "url.path": url.pathname,
+                  "url.scheme": url.protocol.slice(0, -1)
+                }),
+                ...headerAttributes("request", request.headers)
+              }
+            }, (span) =>
+              untraced.execute(
+                propagate ? HttpClientRequest.setHeaders(request, HttpTraceContext.toHeaders(span)) : request
+              ).pipe(
+                Effect.withParentSpan(span),
+                Effect.tap((response) =>
+                  Effect.sync(() => {
+                    span.attribute("http.response.status_code", response.status)
+                    for (const [name, value] of Object.entries(headerAttributes("response", response.headers))) {
+                      span.attribute(name, value)
+                    }
+                  })
+                )
+              ))
+          }
+        )),
+    Effect.succeed as HttpClient.HttpClient.Preprocess<never, never>
+  )
+}
+
 export const makeRuntimeHttpClient = (
   options: RuntimeHttpClientOptions
 ): Effect.Effect<RuntimeService, never, HttpClient.HttpClient> =>
@@ -148,7 +209,11 @@ export const makeRuntimeHttpClient = (
       )
     )
     const transformClient = (http: HttpClient.HttpClient) =>
-      checkConfiguration(token === undefined ? http : HttpClient.mapRequest(http, HttpClientRequest.bearerToken(token)))
+      checkConfiguration(
+        token === undefined
+          ? traceRequests(http)
+          : HttpClient.mapRequest(traceRequests(http), HttpClientRequest.bearerToken(token))
+      )
     const client = yield* HttpApiClient.make(RuntimeApi, { baseUrl: options.baseUrl, transformClient })
     const follow = followOverHttp(transformClient(yield* HttpClient.HttpClient), baseUrl, timeout, options.reconnect)
     const createRetries = options.createRetries ?? 3

@@ -9,17 +9,19 @@ import type * as HttpApp from "@effect/platform/HttpApp"
 import * as HttpMiddleware from "@effect/platform/HttpMiddleware"
 import type * as HttpRouter from "@effect/platform/HttpRouter"
 import * as HttpServer from "@effect/platform/HttpServer"
+import * as HttpServerError from "@effect/platform/HttpServerError"
 import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
+import * as HttpTraceContext from "@effect/platform/HttpTraceContext"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import { identity } from "effect/Function"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import type * as Redacted from "effect/Redacted"
 import * as Metrics from "../Metrics.js"
 import { type Runtime } from "../Runtime.js"
 import { DEFAULT_MAX_INPUT_BYTES } from "../RuntimeOptions.js"
+import { headerAttributes, withoutQuery } from "../Tracing.js"
 import { RuntimeApi } from "./Api.js"
 import { AuthorizationLive, HealthHandlers, RuntimeHandlers, WorkersHandlers } from "./ApiLive.js"
 import { DEFAULT_PING_MS } from "./EventStream.js"
@@ -61,16 +63,56 @@ const OPENAPI_PATH = "/openapi.json"
 const METRICS_PATH = "/metrics"
 
 /**
+ * With tracing, the request's span (continuing a W3C `traceparent`), in
+ * place of the platform's, which records every header but a few and the
+ * query string with its values. This one records the method, the path and
+ * its route, the client's address, the status and the headers in
+ * `RECORDED_HEADERS`: never a credential, never a query (docs/security.md).
+ */
+const requestSpan =
+  (request: HttpServerRequest.HttpServerRequest, path: string, route: string) =>
+  <A extends HttpServerResponse.HttpServerResponse, E, R>(
+    handled: Effect.Effect<A, E, R>
+  ): Effect.Effect<A, E, R> =>
+    Effect.useSpan(
+      `http.server ${request.method}`,
+      {
+        parent: Option.getOrUndefined(HttpTraceContext.fromHeaders(request.headers)),
+        kind: "server",
+        captureStackTrace: false,
+        attributes: {
+          "http.request.method": request.method,
+          "url.path": path,
+          "http.route": route,
+          ...headerAttributes("request", request.headers),
+          ...Option.match(request.remoteAddress, {
+            onNone: () => ({}),
+            onSome: (address) => ({ "client.address": address })
+          })
+        }
+      },
+      (span) =>
+        Effect.onExit(Effect.withParentSpan(handled, span), (exit) =>
+          Effect.sync(() => {
+            const response = HttpServerError.exitResponse(exit)
+            span.attribute("http.response.status_code", response.status)
+            for (const [name, value] of Object.entries(headerAttributes("response", response.headers))) {
+              span.attribute(name, value)
+            }
+          }))
+    )
+
+/**
  * Per request: the latency and count metrics, and at debug level one log line
  * with method, route, status, duration and Worker (never the token, never
- * content).
+ * content); with tracing, inside the request's span.
  */
-const observeRequests = (routes: Routes) => (app: HttpApp.Default): HttpApp.Default =>
-  Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) =>
-    Effect.gen(function*() {
-      const path = request.url.split("?")[0]!
+const observeRequests = (routes: Routes, tracing: boolean) => (app: HttpApp.Default): HttpApp.Default =>
+  Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
+    const path = withoutQuery(request.url)
+    const route = routes.templateOf(request.method, path)
+    const observed = Effect.gen(function*() {
       const [took, response] = yield* Effect.timed(app)
-      const route = routes.templateOf(request.method, path)
       const seconds = Duration.toSeconds(took)
       const labels = [Metrics.label("route", route), Metrics.label("method", request.method)]
       Metrics.requests.unsafeUpdate(1, [...labels, Metrics.label("status", String(response.status))])
@@ -86,7 +128,9 @@ const observeRequests = (routes: Routes) => (app: HttpApp.Default): HttpApp.Defa
         })
       )
       return response
-    }))
+    })
+    return tracing ? requestSpan(request, path, route)(observed) : observed
+  })
 
 /** Serves `RuntimeApi` on the `HttpServer` in context. */
 export const RuntimeHttpServerLive = (
@@ -131,8 +175,9 @@ export const RuntimeHttpServerLive = (
               HttpServerResponse.text(text, { contentType: "text/plain; version=0.0.4; charset=utf-8" }))
           )
         )
-      return HttpApiBuilder.serve(observeRequests(routes)).pipe(
-        options.tracing === true ? identity : HttpMiddleware.withTracerDisabledWhen(() => true),
+      return HttpApiBuilder.serve(observeRequests(routes, options.tracing === true)).pipe(
+        // The platform's request span is never made: `requestSpan` is ours.
+        HttpMiddleware.withTracerDisabledWhen(() => true),
         Layer.provide(HttpApiBuilder.middlewareOpenApi({ path: OPENAPI_PATH })),
         Layer.provide(metricsRoute),
         Layer.provide(HttpApiBuilder.middleware(RuntimeApi, guard)),

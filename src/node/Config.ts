@@ -17,6 +17,7 @@ import * as Schema from "effect/Schema"
 import { allowsAnyHost } from "../http/Hosts.js"
 import { isLoopbackBindHost } from "../Loopback.js"
 import { DEFAULT_MAX_INPUT_BYTES, DEFAULT_MAX_QUEUED_INPUTS, DEFAULT_MAX_WORKERS } from "../RuntimeOptions.js"
+import { DEFAULT_MAX_CONNECTIONS } from "./HttpServer.js"
 
 /** The process cannot start as configured; the message says why. */
 export class StartupError extends Schema.TaggedError<StartupError>()("StartupError", {
@@ -41,6 +42,8 @@ export interface RuntimeConfig {
   readonly shutdownGraceMs: number
   /** Inputs that may wait per Worker under `ifBusy: enqueue`. */
   readonly maxQueuedInputs: number
+  /** Connections open at once; past it, 503 and closed. */
+  readonly maxConnections: number
   readonly logFormat: "pretty" | "json"
   /** Traces exported over OTLP/HTTP, from the standard OpenTelemetry variables; none: tracing off. */
   readonly tracing: Option.Option<{ readonly endpoint: string; readonly serviceName: string | undefined }>
@@ -220,6 +223,14 @@ export const options = {
       "Inputs that may wait per Worker under ifBusy: enqueue."
     )
   ),
+  maxConnections: Options.integer("max-connections").pipe(
+    withEnvOrDefault(
+      "WORKER_RUNTIME_MAX_CONNECTIONS",
+      Config.integer,
+      DEFAULT_MAX_CONNECTIONS,
+      "Connections open at once; one more is answered 503 and closed. Keep it below ulimit -n."
+    )
+  ),
   logFormat: Options.choice("log-format", ["pretty", "json"] as const).pipe(
     withEnvOrDefault(
       "WORKER_RUNTIME_LOG_FORMAT",
@@ -372,6 +383,7 @@ export const resolveConfig = (raw: RawOptions): Effect.Effect<RuntimeConfig, Sta
       maxInputBytes: yield* integerAtLeast("max-input-bytes", raw.maxInputBytes, 1),
       shutdownGraceMs: yield* integerAtLeast("shutdown-grace-ms", raw.shutdownGraceMs, 0),
       maxQueuedInputs: yield* integerAtLeast("max-queued-inputs", raw.maxQueuedInputs, 0),
+      maxConnections: yield* integerAtLeast("max-connections", raw.maxConnections, 1),
       logFormat: raw.logFormat,
       tracing: yield* tracingConfig,
       retainStoppedMs: Option.isSome(raw.retainStopped)

@@ -18,6 +18,7 @@
  * so open event streams and long polls are not cut (docs/operations.md).
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http"
+import type { Socket } from "node:net"
 import type { Duplex } from "node:stream"
 import { RETRY_AFTER_MS } from "../RuntimeOptions.js"
 
@@ -28,8 +29,13 @@ const errorResponse = (status: number, reason: string, message: string): string 
   }\r\nconnection: close\r\n\r\n${body}`
 }
 
-/** How long receiving a request may take: its headers, then the whole of it. */
-export interface RequestTimeouts {
+/** How long receiving a request may take (its headers, then the whole of it), and how many connections at once. */
+export interface ServerLimits {
+  /**
+   * Connections open at once; one more is answered 503 `Unavailable` with
+   * `Retry-After` and closed, never reset. Default 1024.
+   */
+  readonly maxConnections?: number | undefined
   /** Default 10 s. */
   readonly headersTimeoutMs?: number | undefined
   /** Default 30 s (a 4 MiB body at 150 KiB/s). */
@@ -38,6 +44,7 @@ export interface RequestTimeouts {
   readonly checkEveryMs?: number | undefined
 }
 
+export const DEFAULT_MAX_CONNECTIONS = 1024
 const DEFAULT_HEADERS_TIMEOUT_MS = 10_000
 const DEFAULT_REQUEST_TIMEOUT_MS = 30_000
 
@@ -69,12 +76,35 @@ const notServing = (_request: IncomingMessage, response: ServerResponse) => {
   response.end(body)
 }
 
-export const createRuntimeHttpServer = (timeouts: RequestTimeouts = {}): Server => {
+const overCapacity = (() => {
+  const body = JSON.stringify({
+    _tag: "Unavailable",
+    message: "The runtime has as many connections open as it takes; retry shortly.",
+    retryAfterMs: RETRY_AFTER_MS
+  })
+  return `HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\ncontent-length: ${
+    Buffer.byteLength(body)
+  }\r\nretry-after: ${Math.max(1, Math.ceil(RETRY_AFTER_MS / 1000))}\r\nconnection: close\r\n\r\n${body}`
+})()
+
+export const createRuntimeHttpServer = (limits: ServerLimits = {}): Server => {
   const server = createServer({
-    headersTimeout: timeouts.headersTimeoutMs ?? DEFAULT_HEADERS_TIMEOUT_MS,
-    requestTimeout: timeouts.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS,
-    connectionsCheckingInterval: timeouts.checkEveryMs ?? 1000
+    headersTimeout: limits.headersTimeoutMs ?? DEFAULT_HEADERS_TIMEOUT_MS,
+    requestTimeout: limits.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS,
+    connectionsCheckingInterval: limits.checkEveryMs ?? 1000
   }).on("clientError", onClientError).on("request", notServing)
+  // Node's own maxConnections resets the connections past it; these get an answer.
+  const maxConnections = limits.maxConnections ?? DEFAULT_MAX_CONNECTIONS
+  let open = 0
+  server.prependListener("connection", (socket: Socket) => {
+    if (open >= maxConnections) {
+      socket.on("error", () => {})
+      socket.end(overCapacity)
+      return
+    }
+    open++
+    socket.once("close", () => open--)
+  })
   server.on("newListener", (event, listener) => {
     if (event === "request" && listener !== notServing) server.off("request", notServing)
   })

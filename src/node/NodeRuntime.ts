@@ -169,7 +169,10 @@ export const NodeRuntimeLive = (config: RuntimeConfig): Layer.Layer<never, Start
       }))
   ).pipe(
     Layer.provideMerge(
-      NodeHttpServer.layer(createRuntimeHttpServer, { host: config.host, port: config.port }).pipe(
+      NodeHttpServer.layer(() => createRuntimeHttpServer({ maxConnections: config.maxConnections }), {
+        host: config.host,
+        port: config.port
+      }).pipe(
         Layer.mapError((error) =>
           new StartupError({ message: `cannot listen on ${config.host}:${config.port}: ${String(error.cause)}` })
         )

@@ -9,7 +9,7 @@
  * delete never holds up other Workers' commits for long. docs/durability.md
  * explains the choices.
  */
-import { accessSync, constants, mkdirSync, statSync } from "node:fs"
+import { accessSync, chmodSync, closeSync, constants, fchmodSync, mkdirSync, openSync, statSync } from "node:fs"
 import { dirname } from "node:path"
 
 import * as SqliteClient from "@effect/sql-sqlite-node/SqliteClient"
@@ -93,10 +93,15 @@ const openError = (filename: string, error: unknown) =>
 const fsStep = <A>(filename: string, what: string, run: () => A) =>
   Effect.try({ try: run, catch: (error) => openError(filename, `${what} (${messageOf(error)})`) })
 
+/** The store's own files and directories: its user's alone (docs/security.md). */
+const PRIVATE_FILE = 0o600
+const PRIVATE_DIRECTORY = 0o700
+
 /**
  * `mkdirSync(dir, { recursive: true })` spins forever on Node 20 when a level
  * answers ENOENT although its parent exists (e.g. under /proc), so create the
- * missing levels one by one and let any failure surface.
+ * missing levels one by one and let any failure surface. Each level created
+ * is 0700 whatever the umask; existing ones are left as they are.
  */
 const ensureDirectory = (dir: string): void => {
   const missing: Array<string> = []
@@ -109,13 +114,71 @@ const ensureDirectory = (dir: string): void => {
   }
   // An existing non-directory: let mkdir report it (EEXIST / ENOTDIR).
   if (missing.length === 0 && !statSync(dir).isDirectory()) mkdirSync(dir)
-  for (const level of missing.reverse()) mkdirSync(level)
+  for (const level of missing.reverse()) {
+    mkdirSync(level, { mode: PRIVATE_DIRECTORY })
+    // The umask may have taken bits off mkdir's mode.
+    chmodSync(level, PRIVATE_DIRECTORY)
+  }
 }
+
+/**
+ * Creates `filename` empty (SQLite's new database) with mode 0600 whatever the
+ * umask, before SQLite opens it: SQLite would create it 0644 less the umask,
+ * and gives the -wal, -shm and -journal files it creates beside it the mode
+ * of the database file. False when the file exists already (created meanwhile).
+ */
+const createPrivateFile = (filename: string): boolean => {
+  let fd: number
+  try {
+    fd = openSync(filename, constants.O_RDWR | constants.O_CREAT | constants.O_EXCL, PRIVATE_FILE)
+  } catch (error) {
+    if (Predicate.hasProperty(error, "code") && error.code === "EEXIST") return false
+    throw error
+  }
+  try {
+    fchmodSync(fd, PRIVATE_FILE)
+  } finally {
+    closeSync(fd)
+  }
+  return true
+}
+
+/** The permission bits of an existing file that others may use, or undefined when there is none or no such file. */
+const openToOthers = (path: string): string | undefined => {
+  const mode = statSync(path, { throwIfNoEntry: false })?.mode
+  return mode === undefined || (mode & 0o077) === 0 ? undefined : (mode & 0o777).toString(8)
+}
+
+/**
+ * One warning for an existing file that other users can read (or write),
+ * which the store leaves as it is: the operator chose it. The -wal and -shm
+ * files SQLite creates get the database file's mode, so only when the file is
+ * private are leftover ones (a crash under an earlier version) checked.
+ */
+const warnIfOpen = (filename: string): Effect.Effect<void> =>
+  Effect.suspend(() => {
+    const mode = openToOthers(filename)
+    if (mode !== undefined) {
+      return Effect.logWarning(
+        `the SQLite store ${filename} is open to other users (mode ${mode}), and so are the -wal and -shm ` +
+          `files SQLite creates beside it with its mode: every transcript. Left as it is; ` +
+          `chmod 600 ${filename} (and its -wal / -shm, if any) to keep it private`
+      )
+    }
+    return Effect.forEach([`${filename}-wal`, `${filename}-shm`], (path) => {
+      const leftover = openToOthers(path)
+      return leftover === undefined ? Effect.void : Effect.logWarning(
+        `${path} of the SQLite store is open to other users (mode ${leftover}). Left as it is; ` +
+          `chmod 600 ${path} to keep it private`
+      )
+    }, { discard: true })
+  }).pipe(Effect.catchAllDefect(() => Effect.void))
 
 /**
  * Checks what SQLite would otherwise report vaguely or not at all: SQLite
  * silently opens an unwritable file read-only, and needs to create `-wal` next
- * to the file.
+ * to the file. Creates a missing file private (0600), and warns about an
+ * existing one that others can read.
  */
 const checkPath = (filename: string): Effect.Effect<void, StoreError> =>
   Effect.gen(function*() {
@@ -129,6 +192,11 @@ const checkPath = (filename: string): Effect.Effect<void, StoreError> =>
     }
     yield* fsStep(filename, `its directory ${dir} is not writable (SQLite creates the -wal file there)`, () =>
       accessSync(dir, constants.W_OK))
+    const created = stat === undefined && (yield* fsStep(filename, "cannot create it", () =>
+      createPrivateFile(filename)))
+    if (!created) {
+      yield* warnIfOpen(filename)
+    }
   })
 
 // --- rows ---------------------------------------------------------------------
