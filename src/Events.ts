@@ -15,8 +15,9 @@ import type { Unavailable } from "./Errors.js"
 import { asUnavailable, type RuntimeStoreService } from "./RuntimeStore.js"
 import type { Listener, Slot, WorkerTable } from "./WorkerTable.js"
 
-/** Entries read from the store per step of a catch-up. */
+/** Entries read from the store per step of a catch-up, and their content's UTF-8 bytes at most (one entry at least). */
 const CATCH_UP_PAGE = 256
+const CATCH_UP_BYTES = 1024 * 1024
 
 const isTerminal = (worker: Worker) => worker.status === "stopped" || worker.status === "failed"
 
@@ -48,7 +49,8 @@ export const followWorker = <E>(
     const fromStore = Effect.gen(function*() {
       const entries = yield* store.transcript(slot.worker.id, {
         after: delivered,
-        limit: Math.min(CATCH_UP_PAGE, catchUpTo - delivered)
+        limit: Math.min(CATCH_UP_PAGE, catchUpTo - delivered),
+        maxBytes: CATCH_UP_BYTES
       }).pipe(asUnavailable)
       // The Worker was deleted meanwhile: its transcript is gone.
       if (entries.length === 0) {
@@ -78,6 +80,7 @@ export const followWorker = <E>(
           continue
         }
         const out: Array<WorkerEvent> = []
+        listener.chars = 0
         for (const event of listener.events.splice(0)) {
           if (event.type === "entry") {
             if (event.entry.seq <= delivered) continue

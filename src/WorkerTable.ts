@@ -16,10 +16,19 @@ import type { WorkerEngine } from "./WorkerEngine.js"
 
 /** Events a follower may have waiting before it is told to catch up from the store instead. */
 export const LIVE_BUFFER = 1024
+/**
+ * Content a follower's waiting events may hold (UTF-16 code units of entry
+ * content) before it catches up from the store instead: with large entries,
+ * an event count alone would let one follower that does not read hold a
+ * gigabyte.
+ */
+export const LIVE_BUFFER_CHARS = 1024 * 1024
 
-/** One follower of a Worker (`Runtime.events`): a bounded buffer it drains. */
+/** One follower of a Worker (`Runtime.events`): a buffer it drains, bounded in events and in content. */
 export interface Listener {
   readonly events: Array<WorkerEvent>
+  /** Entry content in `events`, in UTF-16 code units. */
+  chars: number
   /** It fell behind: the buffer was dropped; catch up from the store. */
   overflowed: boolean
   /** The Worker was deleted, or the Runtime closed its streams. */
@@ -133,14 +142,21 @@ export const makeWorkerTable = (
 
   const publish = (slot: Slot, events: ReadonlyArray<WorkerEvent>) => {
     if (slot.listeners === undefined || events.length === 0) return
+    let chars = 0
+    for (const event of events) if (event.type === "entry") chars += event.entry.content.length
     for (const listener of slot.listeners) {
       if (listener.overflowed) continue
-      if (listener.events.length + events.length > LIVE_BUFFER) {
+      if (
+        listener.events.length + events.length > LIVE_BUFFER ||
+        (listener.chars + chars > LIVE_BUFFER_CHARS && listener.events.length > 0)
+      ) {
         // Memory per follower stays bounded: it catches up from the store.
         listener.overflowed = true
         listener.events.length = 0
+        listener.chars = 0
       } else {
         for (const event of events) listener.events.push(event)
+        listener.chars += chars
       }
       listener.wake.unsafeOpen()
     }
@@ -224,7 +240,13 @@ export const makeWorkerTable = (
       return lock.withPermits(1)(Effect.uninterruptible(effect))
     },
     listen: (slot) => {
-      const listener: Listener = { events: [], overflowed: false, ended: false, wake: Effect.unsafeMakeLatch(false) }
+      const listener: Listener = {
+        events: [],
+        chars: 0,
+        overflowed: false,
+        ended: false,
+        wake: Effect.unsafeMakeLatch(false)
+      }
       slot.listeners ??= new Set()
       slot.listeners.add(listener)
       countStreams(1)

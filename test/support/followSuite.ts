@@ -293,6 +293,25 @@ export const followSuite = (label: string, make: MakeRuntimeLayer) =>
           expect(seqsOf(events)).toEqual(range(1, last))
         }).pipe(withRuntime()))
 
+      it.live("a consumer that does not read while large entries arrive catches up (its buffer is bounded in content)", () =>
+        Effect.gen(function*() {
+          const runtime = yield* rt
+          const worker = yield* runtime.create({ profile: "big" })
+          const paused = yield* Effect.makeLatch(false)
+          const reader = yield* subscribed(worker.id, undefined, paused)
+          yield* runtime.input(worker.id, { content: "x" })
+          yield* awaitStatusLive(worker.id, "idle")
+          yield* runtime.stop(worker.id)
+          yield* paused.open
+          const events = yield* Fiber.join(reader)
+          const last = (yield* runtime.get(worker.id)).lastSeq
+          expect(seqsOf(events)).toEqual(range(1, last))
+          const sizes = events.flatMap((event) =>
+            event.type === "entry" && event.entry.role === "worker" ? [event.entry.content.length] : []
+          )
+          expect(sizes).toEqual([1, 2, 3, 4, 5].map(() => 1.5 * 1024 * 1024))
+        }).pipe(withRuntime()))
+
       it.live("many consumers at once see the same sequence", () =>
         Effect.gen(function*() {
           const runtime = yield* rt
