@@ -13,7 +13,8 @@ import {
   type QueuedInput,
   RuntimeStore,
   type RuntimeStoreService,
-  type StoredWorker
+  type StoredWorker,
+  StoreError
 } from "./RuntimeStore.js"
 import { SortedIds } from "./SortedIds.js"
 import { utf8Length } from "./Validation.js"
@@ -94,7 +95,7 @@ export const makeMemoryStore = (): RuntimeStoreService => {
       ids.toArray().map((id): StoredWorker => ({
         worker: workers.get(id)!,
         idempotencyKey: keys.get(id),
-        queue: queues.get(id) ?? []
+        queue: (queues.get(id) ?? []).map(({ at, content, id, kind }) => ({ id, kind, at, bytes: utf8Length(content) }))
       }))
     ),
     insertWorker: (worker, idempotencyKey) =>
@@ -104,6 +105,13 @@ export const makeMemoryStore = (): RuntimeStoreService => {
         byStatus[worker.status].add(worker.id)
         indexPairs(worker, true)
         if (idempotencyKey !== undefined) keys.set(worker.id, idempotencyKey)
+      }),
+    queuedContent: (workerId, id) =>
+      Effect.suspend(() => {
+        const input = queues.get(workerId)?.find((queued) => queued.id === id)
+        return input === undefined
+          ? Effect.fail(new StoreError({ message: `no queued input ${id} of Worker ${workerId}` }))
+          : Effect.succeed(input.content)
       }),
     commit: (change) =>
       Effect.sync(() => {

@@ -39,6 +39,7 @@ import { Runtime, type RuntimeService } from "./Runtime.js"
 import { RuntimeControl, type RuntimeControlService } from "./RuntimeControl.js"
 import {
   DEFAULT_MAX_INPUT_BYTES,
+  DEFAULT_MAX_QUEUED_BYTES,
   DEFAULT_MAX_QUEUED_INPUTS,
   DEFAULT_MAX_WORKERS,
   DEFAULT_PAGE,
@@ -49,7 +50,7 @@ import {
 import { asUnavailable, RuntimeStore, type StoreError } from "./RuntimeStore.js"
 import { traced } from "./Tracing.js"
 import { ending, makeTurns, notEnding, nowIso, type TransitionResult } from "./Turns.js"
-import { cancelOf, exceedsBytes, followableAfter, reasonOf, validate } from "./Validation.js"
+import { cancelOf, exceedsBytes, followableAfter, reasonOf, utf8Length, validate } from "./Validation.js"
 import { VERSION } from "./version.js"
 import type { Profiles, WorkerEngine } from "./WorkerEngine.js"
 import { makeWorkerTable, type Slot, type WorkerTable } from "./WorkerTable.js"
@@ -89,6 +90,7 @@ export const makeRuntime = (
     const maxWorkers = options.maxWorkers ?? DEFAULT_MAX_WORKERS
     const maxInputBytes = options.maxInputBytes ?? DEFAULT_MAX_INPUT_BYTES
     const maxQueued = options.maxQueuedInputs ?? DEFAULT_MAX_QUEUED_INPUTS
+    const maxQueuedBytes = options.maxQueuedBytes ?? DEFAULT_MAX_QUEUED_BYTES
     const maxPage = Math.min(options.maxPage ?? MAX_PAGE, MAX_PAGE)
     const defaultPage = Math.min(DEFAULT_PAGE, maxPage)
     const displayName = options.displayName ?? null
@@ -312,15 +314,25 @@ export const makeRuntime = (
                       message: `Worker ${workerId} has ${maxQueued} inputs queued already`
                     })
                   }
+                  const bytes = utf8Length(content)
+                  const queuedBytes = slot.queue.reduce((sum, input) => sum + input.bytes, 0)
+                  if (queuedBytes + bytes > maxQueuedBytes) {
+                    return yield* new Busy({
+                      workerId,
+                      turn: slot.worker.turn,
+                      message: `Worker ${workerId} has ${queuedBytes} bytes of input queued; at most ${maxQueuedBytes}`
+                    })
+                  }
                   const at = yield* nowIso
                   const last = slot.queue[slot.queue.length - 1]
-                  const queued = { id: (last?.id ?? slot.worker.lastSeq) + 1, content, kind, at }
+                  const id = (last?.id ?? slot.worker.lastSeq) + 1
                   const worker = yield* asUnavailable(table.commit(slot, {
                     worker: { ...slot.worker, queued: slot.queue.length + 1, updatedAt: at },
                     entries: [],
-                    enqueue: queued
+                    enqueue: { id, content, kind, at }
                   }))
-                  slot.queue = [...slot.queue, queued]
+                  // Memory keeps its place and size; the content is the store's.
+                  slot.queue = [...slot.queue, { id, kind, at, bytes }]
                   return notEnding<InputAccepted>({ worker, queued: true, position: slot.queue.length })
                 }
                 const [result, ended] = yield* asUnavailable(turns.transition(slot, {

@@ -11,6 +11,8 @@ export const MAX_PAGE = 1000
 export const DEFAULT_PAGE = 100
 /** Inputs that may wait under `ifBusy: enqueue`, per Worker. */
 export const DEFAULT_MAX_QUEUED_INPUTS = 100
+/** Content that may wait per Worker under `ifBusy: enqueue`, in UTF-8 bytes. */
+export const DEFAULT_MAX_QUEUED_BYTES = 16 * 1024 * 1024
 /** What `Unavailable.retryAfterMs` suggests when nothing better is known. */
 export const RETRY_AFTER_MS = 1000
 
@@ -50,6 +52,12 @@ export interface RuntimeOptions {
   readonly shutdownGraceMs?: number | undefined
   /** Inputs that may wait under `ifBusy: enqueue`, per Worker; more are `Busy` (default 100). */
   readonly maxQueuedInputs?: number | undefined
+  /**
+   * Content that may wait under `ifBusy: enqueue`, per Worker, in UTF-8
+   * bytes; an input past it is `Busy` (default 16 MiB). A durable store keeps
+   * queued content on disk; memory holds each input's place and size only.
+   */
+  readonly maxQueuedBytes?: number | undefined
   /**
    * Delete Workers stopped or failed longer ago than this (ms), in the
    * background; absent (the default): never delete on its own.

@@ -34,12 +34,24 @@ export interface QueuedInput {
   readonly at: string
 }
 
+/**
+ * What memory keeps of a queued input: its place and size, never its
+ * content, which stays in the store until its turn starts (`queuedContent`).
+ */
+export interface QueuedRef {
+  readonly id: number
+  readonly kind: InputKind
+  readonly at: string
+  /** Its content's UTF-8 bytes. */
+  readonly bytes: number
+}
+
 /** A Worker as stored, with what only the store keeps about it. */
 export interface StoredWorker {
   readonly worker: Worker
   readonly idempotencyKey: string | undefined
-  /** Its queued inputs, in order. */
-  readonly queue: ReadonlyArray<QueuedInput>
+  /** Its queued inputs, in order (without their content). */
+  readonly queue: ReadonlyArray<QueuedRef>
 }
 
 /** One atomic change to one Worker: all of it, or none. */
@@ -88,6 +100,8 @@ export interface RuntimeStoreService {
   readonly loadWorkers: Effect.Effect<ReadonlyArray<StoredWorker>, StoreError>
   readonly insertWorker: (worker: Worker, idempotencyKey: string | undefined) => Effect.Effect<void, StoreError>
   readonly commit: (change: Change) => Effect.Effect<void, StoreError>
+  /** The content of a queued input (committed with `enqueue`, not yet dequeued). */
+  readonly queuedContent: (workerId: WorkerId, id: number) => Effect.Effect<string, StoreError>
   /**
    * Entries with `seq > after`, in order, at most `limit`, and stopping before
    * their content would pass `maxBytes` UTF-8 bytes (at least one entry):

@@ -15,7 +15,7 @@ import * as Fiber from "effect/Fiber"
 import type { InputKind, TranscriptEntry, Turn, TurnOutcome, Worker, WorkerStatus } from "./Domain.js"
 import * as Metrics from "./Metrics.js"
 import { MAX_PAGE } from "./RuntimeOptions.js"
-import type { QueuedInput, RuntimeStoreService, StoreError } from "./RuntimeStore.js"
+import type { QueuedRef, RuntimeStoreService, StoreError } from "./RuntimeStore.js"
 import { failureReason, type TurnContext, TurnFailed, type WorkerEngine } from "./WorkerEngine.js"
 import type { OutputBuffer, Slot, WorkerTable } from "./WorkerTable.js"
 
@@ -337,11 +337,14 @@ export const makeTurns = (
       }
 
       const remaining = change.dropQueue === true ? [] : slot.queue
-      const fromQueue: QueuedInput | undefined = change.next === "queued" && mayStartQueued()
+      const fromQueue: QueuedRef | undefined = change.next === "queued" && mayStartQueued()
         ? remaining[0]
         : undefined
+      // A queued input's content waits in the store until its turn starts.
       const nextInput: TurnInput | undefined = change.next === "queued"
-        ? fromQueue === undefined ? undefined : { content: fromQueue.content, kind: fromQueue.kind }
+        ? fromQueue === undefined
+          ? undefined
+          : { content: yield* store.queuedContent(current.id, fromQueue.id), kind: fromQueue.kind }
         : change.next
       const engine = slot.engine
       const starts = nextInput !== undefined && engine !== undefined

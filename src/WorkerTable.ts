@@ -11,7 +11,7 @@ import type * as Fiber from "effect/Fiber"
 import type { Turn, Worker, WorkerEvent, WorkerId, WorkerStatus } from "./Domain.js"
 import { UnknownWorker } from "./Errors.js"
 import * as Metrics from "./Metrics.js"
-import type { Change, QueuedInput, RuntimeStoreService, StoreError } from "./RuntimeStore.js"
+import type { Change, QueuedRef, RuntimeStoreService, StoreError } from "./RuntimeStore.js"
 import type { WorkerEngine } from "./WorkerEngine.js"
 
 /** Events a follower may have waiting before it is told to catch up from the store instead. */
@@ -53,7 +53,7 @@ export interface Slot {
   /** The record of the latest turn (running or ended), and a latch opened when it ends. */
   latest: { record: Turn; readonly ended: Effect.Latch } | undefined
   /** Inputs queued under `ifBusy: enqueue`, in order. */
-  queue: Array<QueuedInput>
+  queue: Array<QueuedRef>
   readonly idempotencyKey: string | undefined
   listeners: Set<Listener> | undefined
   deleted: boolean
@@ -81,7 +81,7 @@ export interface WorkerTable {
   readonly add: (
     worker: Worker,
     engine: WorkerEngine | undefined,
-    extra?: { readonly queue?: ReadonlyArray<QueuedInput>; readonly idempotencyKey?: string | undefined }
+    extra?: { readonly queue?: ReadonlyArray<QueuedRef>; readonly idempotencyKey?: string | undefined }
   ) => Slot
   /** Forgets a Worker the store no longer holds, and ends its streams. */
   readonly remove: (slot: Slot) => void

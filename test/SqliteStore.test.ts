@@ -36,7 +36,7 @@ import { followSuite } from "./support/followSuite.js"
 import { lifecycleSuite } from "./support/lifecycleSuite.js"
 import { projectRoot } from "./support/packed.js"
 import { runtimeSuite } from "./support/runtimeSuite.js"
-import { entry, queuedInput, storeSuite, turnRecord, wid, worker } from "./support/storeSuite.js"
+import { entry, queuedInput, queuedRef, storeSuite, turnRecord, wid, worker } from "./support/storeSuite.js"
 
 const root = mkdtempSync(join(tmpdir(), "worker-runtime-sqlite-"))
 afterAll(() => rmSync(root, { recursive: true, force: true }))
@@ -250,7 +250,7 @@ describe("sqlite store: commit", () => {
       expect(queuedTwice.message).toContain("Worker a")
       expect(yield* store.turn(wid("a"), 1)).toBeUndefined()
       expect(yield* store.loadWorkers).toEqual([
-        { worker: worker("a", { lastSeq: 1, queued: 1 }), idempotencyKey: undefined, queue: [queuedInput(1)] }
+        { worker: worker("a", { lastSeq: 1, queued: 1 }), idempotencyKey: undefined, queue: [queuedRef(1)] }
       ])
       expect(yield* store.transcript(wid("a"), { after: 0, limit: 10 })).toEqual([entry(1)])
       expect(yield* store.transcript(wid("zz"), { after: 0, limit: 10 })).toEqual([])

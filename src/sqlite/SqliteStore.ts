@@ -39,7 +39,7 @@ import {
 import {
   type Change,
   type ListWorkersQuery,
-  type QueuedInput,
+  type QueuedRef,
   RuntimeStore,
   type RuntimeStoreService,
   type StoredWorker,
@@ -295,9 +295,9 @@ const turnValues = (workerId: string, turn: Turn): Array<string | number | null>
 const QueuedRow = Schema.Struct({
   worker_id: Schema.String,
   id: Schema.Int,
-  content: Schema.String,
   kind: InputKind,
-  at: Schema.String
+  at: Schema.String,
+  bytes: Schema.Int
 })
 
 const decodeWorkerRows = Schema.decodeUnknown(Schema.Array(WorkerRow))
@@ -423,7 +423,11 @@ const listByMetadataCache = new Map<string, string>()
  */
 export const readStatements = (sql: SqlClient.SqlClient) => ({
   allWorkers: () => sql`SELECT ${sql.literal(WORKER_COLUMNS)}, idempotency_key FROM workers ORDER BY id`,
-  allQueued: () => sql`SELECT worker_id, id, content, kind, at FROM queued_inputs ORDER BY worker_id, id`,
+  // Sizes only: a queued input's content stays on disk until its turn starts.
+  allQueued: () =>
+    sql`SELECT worker_id, id, kind, at, length(CAST(content AS BLOB)) AS bytes FROM queued_inputs ORDER BY worker_id, id`,
+  queuedContent: (workerId: string, id: number) =>
+    sql`SELECT content AS value FROM queued_inputs WHERE worker_id = ${workerId} AND id = ${id}`,
   // `id > ''` holds for every id, so one statement shape serves the first page too.
   listWorkers: ({ after = "", limit, metadata, status }: ListWorkersQuery) => {
     const pairs = Object.entries(metadata ?? {})
@@ -721,7 +725,7 @@ export const makeSqliteStore = (
         Effect.gen(function*() {
           const rows = yield* decodeStoredWorkers(yield* reads.allWorkers())
           // Every queue in one read, in (worker_id, id) order: the primary key's.
-          const queues = new Map<string, Array<QueuedInput>>()
+          const queues = new Map<string, Array<QueuedRef>>()
           for (const { worker_id, ...input } of yield* decodeQueued(yield* reads.allQueued())) {
             let queue = queues.get(worker_id)
             if (queue === undefined) {
@@ -740,6 +744,13 @@ export const makeSqliteStore = (
       failure: () => lost,
       insertWorker: (worker, idempotencyKey) => writer.write({ _tag: "Insert", worker, idempotencyKey }),
       commit: (change) => writer.write({ _tag: "Commit", change }),
+      queuedContent: (workerId, id) =>
+        asStoreError(`reading queued input ${id} of Worker ${workerId}`)(
+          Effect.flatMap(Effect.flatMap(reads.queuedContent(workerId, id), decodeValues), (rows) =>
+            rows[0] === undefined
+              ? Effect.fail(new StoreError({ message: `no queued input ${id} of Worker ${workerId}` }))
+              : Effect.succeed(rows[0].value))
+        ),
       transcript: (workerId, { after, limit, maxBytes }) =>
         asStoreError(`reading the transcript of Worker ${workerId}`)(
           Effect.gen(function*() {

@@ -93,6 +93,27 @@ export const busySuite = (label: string, make: MakeRuntimeLayer) =>
         expect((yield* runtime.get(idle.id)).queued).toBe(3)
       }).pipe(withRuntime({ maxQueuedInputs: 3 })))
 
+    it.effect("enqueue: past maxQueuedBytes of queued content it is Busy, and queued content still runs in order", () =>
+      Effect.gen(function*() {
+        const runtime = yield* rt
+        const worker = yield* runtime.create({ profile: "slow" })
+        yield* runtime.input(worker.id, { content: "first" })
+        // 5 + 4 bytes fit in 10 ("é" is 2 bytes in UTF-8); 3 more would not.
+        yield* runtime.input(worker.id, { content: "été", ifBusy: "enqueue" })
+        yield* runtime.input(worker.id, { content: "four", ifBusy: "enqueue" })
+        const full = yield* Effect.flip(runtime.input(worker.id, { content: "xyz", ifBusy: "enqueue" }))
+        expect(full).toBeInstanceOf(Busy)
+        expect(full.message).toContain("9 bytes of input queued; at most 10")
+        expect((yield* runtime.get(worker.id)).queued).toBe(2)
+        for (let turn = 1; turn <= 3; turn++) {
+          yield* endTurn
+          yield* awaitWorker(worker.id, (w) => w.turn > turn || w.status === "idle", `turn ${turn} ended`)
+        }
+        yield* awaitWorker(worker.id, (w) => w.status === "idle", "the queue run")
+        const page = yield* runtime.transcript(worker.id, {})
+        expect(inputs(page.entries).map((entry) => entry.content)).toEqual(["first", "été", "four"])
+      }).pipe(withRuntime({ maxQueuedBytes: 10 })))
+
     it.effect("interrupt: 20 concurrent interrupts each become a turn, every turn but the last cancelled", () =>
       Effect.gen(function*() {
         const runtime = yield* rt

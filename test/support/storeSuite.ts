@@ -20,7 +20,7 @@ import {
   type Worker,
   WorkerId
 } from "../../src/index.js"
-import type { QueuedInput } from "../../src/RuntimeStore.js"
+import { type QueuedInput, type QueuedRef, StoreError } from "../../src/RuntimeStore.js"
 import { SLOW_MS, suiteProfiles } from "./engines.js"
 import { waitForSleeps } from "./eventually.js"
 
@@ -76,6 +76,12 @@ export const queuedInput = (id: number): QueuedInput => ({
   kind: id % 2 === 0 ? "system" : "user",
   at: `2026-01-01T00:00:${String(id).padStart(2, "0")}.000Z`
 })
+
+/** What `loadWorkers` gives of that queued input: its place and size, not its content. */
+export const queuedRef = (id: number): QueuedRef => {
+  const { at, content, kind } = queuedInput(id)
+  return { id, kind, at, bytes: new TextEncoder().encode(content).length }
+}
 
 /** Runs `effect` with a store opened on `place`, closing it afterwards. */
 const withStore = <A, E>(place: StorePlace, effect: Effect.Effect<A, E, RuntimeStore>) =>
@@ -227,7 +233,7 @@ export const storeSuite = (label: string, makePlace: MakeStorePlace) =>
               enqueue: queuedInput(id)
             })
           }
-          expect((yield* store.loadWorkers)[0]!.queue).toEqual([queuedInput(9), queuedInput(10), queuedInput(11)])
+          expect((yield* store.loadWorkers)[0]!.queue).toEqual([queuedRef(9), queuedRef(10), queuedRef(11)])
           // the next turn starts with the first
           yield* store.commit({
             worker: worker("a", { status: "busy", turn: 2, lastSeq: 1, queued: 2 }),
@@ -251,11 +257,15 @@ export const storeSuite = (label: string, makePlace: MakeStorePlace) =>
             {
               worker: worker("a", { status: "busy", turn: 2, lastSeq: 1, queued: 2 }),
               idempotencyKey: "key-a",
-              queue: [queuedInput(11), queuedInput(12)]
+              queue: [queuedRef(11), queuedRef(12)]
             },
             { worker: worker("b"), idempotencyKey: undefined, queue: [] },
-            { worker: worker("c", { status: "busy", queued: 1 }), idempotencyKey: "key-c", queue: [queuedInput(1)] }
+            { worker: worker("c", { status: "busy", queued: 1 }), idempotencyKey: "key-c", queue: [queuedRef(1)] }
           ])
+          // Their content stays in the store until a turn takes it; a dequeued one is gone.
+          expect(yield* store.queuedContent(wid("a"), 12)).toBe(queuedInput(12).content)
+          expect(yield* store.queuedContent(wid("c"), 1)).toBe(queuedInput(1).content)
+          expect(yield* Effect.flip(store.queuedContent(wid("a"), 9))).toBeInstanceOf(StoreError)
           // a cleared queue
           yield* store.commit({
             worker: worker("a", { status: "busy", turn: 2, lastSeq: 1 }),
@@ -265,7 +275,7 @@ export const storeSuite = (label: string, makePlace: MakeStorePlace) =>
           const [a, , c] = yield* store.loadWorkers
           expect(a!.queue).toEqual([])
           expect(a!.worker.queued).toBe(0)
-          expect(c!.queue).toEqual([queuedInput(1)])
+          expect(c!.queue).toEqual([queuedRef(1)])
         }).pipe((effect) => withStore(makePlace(), effect)))
 
       it.effect("lists by metadata: exact pairs, all of them, with the status and the cursor", () =>
