@@ -20,6 +20,8 @@ export { RuntimeControl, type RuntimeControlService } from "./RuntimeControl.js"
 export { makeRuntime, RuntimeFromStore, RuntimeLive } from "./RuntimeLive.js"
 export {
   DEFAULT_MAX_INPUT_BYTES,
+  DEFAULT_MAX_QUEUED_BYTES,
+  DEFAULT_MAX_QUEUED_INPUTS,
   DEFAULT_MAX_WORKERS,
   DEFAULT_PAGE,
   MAX_PAGE,
@@ -30,6 +32,7 @@ export {
   type Change,
   type ListWorkersQuery,
   type QueuedInput,
+  type QueuedRef,
   RuntimeStore,
   type RuntimeStoreService,
   type StoredWorker,

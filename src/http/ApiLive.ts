@@ -4,17 +4,20 @@
  * JSON is ever read and its size, encoding and depth are checked first.
  */
 import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
+import * as HttpBody from "@effect/platform/HttpBody"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
+import * as Stream from "effect/Stream"
 import { CancelRequest, CreateWorker, type ListQuery, StopRequest, Worker, WorkerInput } from "../Domain.js"
 import { drainingError } from "../Draining.js"
-import { InvalidInput } from "../Errors.js"
+import { InvalidInput, Unavailable } from "../Errors.js"
 import { Runtime } from "../Runtime.js"
 import { wasCreatedBefore } from "../RuntimeLive.js"
+import { RETRY_AFTER_MS } from "../RuntimeOptions.js"
 import { followableAfter } from "../Validation.js"
 import { Authorization, type ListParams, RuntimeApi } from "./Api.js"
 import { type BodyOptions, jsonBody, optionalJsonBody } from "./Body.js"
@@ -66,16 +69,66 @@ const withHeaderKey = (request: CreateWorker, header: string | undefined) => {
   return Effect.succeed({ ...request, idempotencyKey: header })
 }
 
+/**
+ * The requests held open (events streams, long polls), counted across the
+ * server: past `max`, one more is refused at once with `Unavailable` (503,
+ * `Retry-After`), never queued. `hold` takes a slot and gives back its
+ * release, which frees it once however often it runs.
+ */
+const makeHeldRequests = (max: number) => {
+  let held = 0
+  const hold: Effect.Effect<Effect.Effect<void>, Unavailable> = Effect.suspend(() => {
+    if (held >= max) {
+      return Effect.fail(
+        new Unavailable({
+          message: `already holding the most events streams and long polls at once (${max}); retry later`,
+          retryAfterMs: RETRY_AFTER_MS
+        })
+      )
+    }
+    held++
+    let released = false
+    return Effect.succeed(Effect.sync(() => {
+      if (released) return
+      released = true
+      held--
+    }))
+  })
+  return { hold }
+}
+
+/** `response` whose streamed body runs `release` when it ends, fails or is interrupted (the client left). */
+const releasingBody = (response: HttpServerResponse.HttpServerResponse, release: Effect.Effect<void>) => {
+  const body = response.body
+  return body._tag === "Stream"
+    ? HttpServerResponse.setBody(
+      response,
+      HttpBody.stream(Stream.ensuring(body.stream, release), body.contentType, body.contentLength)
+    )
+    : response
+}
+
 export interface WorkersHandlersOptions {
   readonly maxBodyBytes: number
   /** How often an idle events stream gets a `: ping` comment. */
   readonly pingMs: number
+  /** Events streams and long polls held open at once; one more is `Unavailable`. */
+  readonly maxStreams: number
 }
 
-export const WorkersHandlers = ({ maxBodyBytes, pingMs }: WorkersHandlersOptions) =>
+export const WorkersHandlers = ({ maxBodyBytes, maxStreams, pingMs }: WorkersHandlersOptions) =>
   HttpApiBuilder.group(RuntimeApi, "workers", (handlers) =>
-    Effect.map(Runtime, (runtime) =>
-      handlers
+    Effect.map(Runtime, (runtime) => {
+      // One count per server (the layer is built once per server).
+      const heldRequests = makeHeldRequests(maxStreams)
+      /**
+       * A slot for this request: released by the request's scope, which
+       * closes once the answer (a streamed body too) is written or the client
+       * is gone, even when the body never started; and, for a stream, by
+       * its body as soon as that ends.
+       */
+      const holdSlot = Effect.acquireRelease(heldRequests.hold, (release) => release)
+      return handlers
         .handle("list", ({ urlParams }) => decoded(runtime.list(listQuery(urlParams))))
         .handleRaw("create", ({ headers }) =>
           decodedBody(CreateWorker, { maxBodyBytes, what: "create request" }).pipe(
@@ -103,15 +156,26 @@ export const WorkersHandlers = ({ maxBodyBytes, pingMs }: WorkersHandlersOptions
             (request) => runtime.stop(path.workerId, request)
           ))
         .handle("transcript", ({ path, urlParams }) => decoded(runtime.transcript(path.workerId, urlParams)))
-        .handle("turn", ({ path, urlParams }) => decoded(runtime.turn(path.workerId, path.turn, urlParams)))
+        .handle("turn", ({ path, urlParams }) =>
+          decoded(Effect.gen(function*() {
+            if ((urlParams.waitMs ?? 0) === 0) return yield* runtime.turn(path.workerId, path.turn, urlParams)
+            // Only a wait for a running turn is held: an ended turn is answered at once, never refused.
+            const now = yield* runtime.turn(path.workerId, path.turn, { waitMs: 0 })
+            if (now.status !== "running") return now
+            return yield* Effect.scoped(
+              Effect.zipRight(holdSlot, runtime.turn(path.workerId, path.turn, urlParams))
+            )
+          })))
         .handle("events", ({ headers, path, urlParams }) =>
           decoded(Effect.gen(function*() {
             const after = yield* lastEventId(headers["last-event-id"], urlParams.after)
             // Errors before the stream starts are ordinary JSON answers.
             yield* followableAfter(after, yield* runtime.get(path.workerId))
-            return eventStreamResponse(runtime.events(path.workerId, { after }), pingMs)
+            const release = yield* holdSlot
+            return releasingBody(eventStreamResponse(runtime.events(path.workerId, { after }), pingMs), release)
           })))
-        .handle("delete", ({ path }) => decoded(runtime.delete(path.workerId)))))
+        .handle("delete", ({ path }) => decoded(runtime.delete(path.workerId)))
+    }))
 
 /** `Last-Event-ID`, when sent, takes the place of `after`. */
 const lastEventId = (header: string | undefined, after: number | undefined) => {

@@ -45,6 +45,13 @@ export interface RuntimeHttpOptions {
   readonly maxInputBytes?: number | undefined
   /** How often an idle events stream gets a `: ping` comment (default 15 s; tests shorten it). */
   readonly ssePingMs?: number | undefined
+  /**
+   * Requests held open at once across the server: events streams and long
+   * polls (`turns/{turn}?waitMs=` on a running turn); one more is answered
+   * 503 `Unavailable` with `Retry-After`. An integer >= 1; default
+   * `DEFAULT_MAX_STREAMS`.
+   */
+  readonly maxStreams?: number | undefined
   /** The Prometheus text for `GET /metrics` (same auth as `/v1`); no such route without it. */
   readonly metrics?: Effect.Effect<string> | undefined
   /**
@@ -54,6 +61,9 @@ export interface RuntimeHttpOptions {
    */
   readonly tracing?: boolean | undefined
 }
+
+/** Events streams and long polls held open at once, without `maxStreams`. */
+export const DEFAULT_MAX_STREAMS = 512
 
 /** The body limit (docs/rest.md): room for JSON-escaped content at its largest, plus the rest of the body. */
 export const bodyLimitFor = (maxInputBytes: number) => 4 * maxInputBytes + 64 * 1024
@@ -142,6 +152,10 @@ export const RuntimeHttpServerLive = (
     // The bin refuses this at start with a message; embedded, it is a programming error.
     return Layer.die(new Error("allowedHosts [\"*\"] needs a token: any web page could read a tokenless Runtime"))
   }
+  const maxStreams = options.maxStreams ?? DEFAULT_MAX_STREAMS
+  if (!Number.isInteger(maxStreams) || maxStreams < 1) {
+    return Layer.die(new Error(`maxStreams must be an integer >= 1, got ${maxStreams}`))
+  }
   const maxBodyBytes = bodyLimitFor(options.maxInputBytes ?? DEFAULT_MAX_INPUT_BYTES)
   return Layer.unwrapEffect(
     Effect.gen(function*() {
@@ -150,7 +164,7 @@ export const RuntimeHttpServerLive = (
       const api = HttpApiBuilder.api(RuntimeApi).pipe(
         Layer.provide([
           RuntimeHandlers,
-          WorkersHandlers({ maxBodyBytes, pingMs: options.ssePingMs ?? DEFAULT_PING_MS }),
+          WorkersHandlers({ maxBodyBytes, maxStreams, pingMs: options.ssePingMs ?? DEFAULT_PING_MS }),
           HealthHandlers
         ]),
         Layer.provide(AuthorizationLive(token))

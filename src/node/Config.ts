@@ -15,8 +15,14 @@ import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 
 import { allowsAnyHost } from "../http/Hosts.js"
+import { DEFAULT_MAX_STREAMS } from "../http/Server.js"
 import { isLoopbackBindHost } from "../Loopback.js"
-import { DEFAULT_MAX_INPUT_BYTES, DEFAULT_MAX_QUEUED_INPUTS, DEFAULT_MAX_WORKERS } from "../RuntimeOptions.js"
+import {
+  DEFAULT_MAX_INPUT_BYTES,
+  DEFAULT_MAX_QUEUED_BYTES,
+  DEFAULT_MAX_QUEUED_INPUTS,
+  DEFAULT_MAX_WORKERS
+} from "../RuntimeOptions.js"
 import { DEFAULT_MAX_CONNECTIONS } from "./HttpServer.js"
 
 /** The process cannot start as configured; the message says why. */
@@ -42,8 +48,12 @@ export interface RuntimeConfig {
   readonly shutdownGraceMs: number
   /** Inputs that may wait per Worker under `ifBusy: enqueue`. */
   readonly maxQueuedInputs: number
+  /** Content of the inputs that may wait per Worker, in UTF-8 bytes. */
+  readonly maxQueuedBytes: number
   /** Connections open at once; past it, 503 and closed. */
   readonly maxConnections: number
+  /** Events streams and long polls held open at once; past it, 503. */
+  readonly maxStreams: number
   readonly logFormat: "pretty" | "json"
   /** Traces exported over OTLP/HTTP, from the standard OpenTelemetry variables; none: tracing off. */
   readonly tracing: Option.Option<{ readonly endpoint: string; readonly serviceName: string | undefined }>
@@ -223,12 +233,28 @@ export const options = {
       "Inputs that may wait per Worker under ifBusy: enqueue."
     )
   ),
+  maxQueuedBytes: Options.integer("max-queued-bytes").pipe(
+    withEnvOrDefault(
+      "WORKER_RUNTIME_MAX_QUEUED_BYTES",
+      Config.integer,
+      DEFAULT_MAX_QUEUED_BYTES,
+      "Content of the inputs that may wait per Worker under ifBusy: enqueue, in UTF-8 bytes."
+    )
+  ),
   maxConnections: Options.integer("max-connections").pipe(
     withEnvOrDefault(
       "WORKER_RUNTIME_MAX_CONNECTIONS",
       Config.integer,
       DEFAULT_MAX_CONNECTIONS,
       "Connections open at once; one more is answered 503 and closed. Keep it below ulimit -n."
+    )
+  ),
+  maxStreams: Options.integer("max-streams").pipe(
+    withEnvOrDefault(
+      "WORKER_RUNTIME_MAX_STREAMS",
+      Config.integer,
+      DEFAULT_MAX_STREAMS,
+      "Events streams and long polls held open at once; one more is answered 503."
     )
   ),
   logFormat: Options.choice("log-format", ["pretty", "json"] as const).pipe(
@@ -383,7 +409,9 @@ export const resolveConfig = (raw: RawOptions): Effect.Effect<RuntimeConfig, Sta
       maxInputBytes: yield* integerAtLeast("max-input-bytes", raw.maxInputBytes, 1),
       shutdownGraceMs: yield* integerAtLeast("shutdown-grace-ms", raw.shutdownGraceMs, 0),
       maxQueuedInputs: yield* integerAtLeast("max-queued-inputs", raw.maxQueuedInputs, 0),
+      maxQueuedBytes: yield* integerAtLeast("max-queued-bytes", raw.maxQueuedBytes, 0),
       maxConnections: yield* integerAtLeast("max-connections", raw.maxConnections, 1),
+      maxStreams: yield* integerAtLeast("max-streams", raw.maxStreams, 1),
       logFormat: raw.logFormat,
       tracing: yield* tracingConfig,
       retainStoppedMs: Option.isSome(raw.retainStopped)

@@ -80,6 +80,7 @@ export const RuntimeFromConfigLive = (config: RuntimeConfig) =>
         shutdownGraceMs: config.shutdownGraceMs,
         tracing: Option.isSome(config.tracing),
         maxQueuedInputs: config.maxQueuedInputs,
+        maxQueuedBytes: config.maxQueuedBytes,
         retainStoppedMs: Option.getOrUndefined(config.retainStoppedMs)
       }).pipe(
         Layer.mapError((error) => new StartupError({ message: error.message })),
@@ -164,6 +165,7 @@ export const NodeRuntimeLive = (config: RuntimeConfig): Layer.Layer<never, Start
         token: Option.getOrUndefined(config.token),
         allowedHosts: config.allowedHosts,
         maxInputBytes: config.maxInputBytes,
+        maxStreams: config.maxStreams,
         metrics,
         tracing
       }))
