@@ -201,8 +201,10 @@ export const makeRuntime = (
     const replay = (request: CreateWorker, worker: Worker, key: string) =>
       (request.profile ?? "default") === worker.profile && sameMetadata(request.metadata ?? {}, worker.metadata)
         ? Effect.sync(() => {
-          replayedCreates.add(worker)
-          return worker
+          // A copy: the Worker the first create returned is the same object, and is not a replay.
+          const replayed = { ...worker }
+          replayedCreates.add(replayed)
+          return replayed
         })
         : Effect.fail(
           new InvalidInput({

@@ -6,6 +6,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { Effect, Fiber, Layer, TestClock } from "effect"
 
 import { makeMemoryStore, Runtime, RuntimeFromStore, RuntimeStore, type RuntimeStoreService } from "../src/index.js"
+import { wasCreatedBefore } from "../src/RuntimeLive.js"
 import { eventually, settle, waitForSleeps } from "./support/eventually.js"
 
 /** The memory store, whose inserts take a second (on the TestClock). */
@@ -20,6 +21,23 @@ const slowInserts = (): RuntimeStoreService => {
 const withSlowInserts = Effect.provide(
   RuntimeFromStore({}).pipe(Layer.provide(Layer.sync(RuntimeStore, slowInserts)))
 )
+
+describe("create with an idempotency key", () => {
+  it.effect("of 20 racing creates with one key, exactly one made the Worker; the others are replays", () =>
+    Effect.gen(function*() {
+      const rt = yield* Runtime
+      const racing = yield* Effect.fork(
+        Effect.forEach(Array.from({ length: 20 }), () => rt.create({ idempotencyKey: "race" }), {
+          concurrency: "unbounded"
+        })
+      )
+      yield* waitForSleeps(1)
+      yield* TestClock.adjust(1000)
+      const workers = yield* Fiber.join(racing)
+      expect(new Set(workers.map((worker) => worker.id)).size).toBe(1)
+      expect(workers.filter((worker) => !wasCreatedBefore(worker))).toHaveLength(1)
+    }).pipe(withSlowInserts))
+})
 
 describe("create and interruption", () => {
   it.effect("a create waiting for a concurrent one with the same key can be interrupted; the first one completes", () =>

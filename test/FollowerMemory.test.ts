@@ -79,7 +79,7 @@ describe("followers that never read (sqlite store)", () => {
       const grown = (peak - before) / MIB
       // Before the fix each follower framed its whole catch-up (48 MiB) at once: over a gigabyte in all.
       expect(grown, `RSS grew ${grown.toFixed(0)} MiB (from ${(before / MIB).toFixed(0)} MiB)`).toBeLessThan(
-        FOLLOWERS * 16
+        FOLLOWERS * 32
       )
       // And the runtime still answers.
       expect((yield* raw(bin.url, "/healthz")).status).toBe(200)
