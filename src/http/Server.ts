@@ -13,9 +13,11 @@ import * as HttpServerError from "@effect/platform/HttpServerError"
 import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as HttpTraceContext from "@effect/platform/HttpTraceContext"
-import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as FiberRef from "effect/FiberRef"
 import * as Layer from "effect/Layer"
+import * as LogLevel from "effect/LogLevel"
+import type * as MetricLabel from "effect/MetricLabel"
 import * as Option from "effect/Option"
 import type * as Redacted from "effect/Redacted"
 import * as Metrics from "../Metrics.js"
@@ -112,35 +114,73 @@ const requestSpan =
           }))
     )
 
+/** Label sets kept at most, per kind: methods are the client's to choose. */
+const MAX_LABEL_SETS = 1024
+
 /**
- * Per request: the latency and count metrics, and at debug level one log line
- * with method, route, status, duration and Worker (never the token, never
- * content); with tracing, inside the request's span.
+ * The same label set, as the same array, for the same key: Effect caches a
+ * metric's hook by its label array, and a fresh array per request builds and
+ * hashes a new metric key each time.
  */
-const observeRequests = (routes: Routes, tracing: boolean) => (app: HttpApp.Default): HttpApp.Default =>
-  Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
-    const path = withoutQuery(request.url)
-    const route = routes.templateOf(request.method, path)
-    const observed = Effect.gen(function*() {
-      const [took, response] = yield* Effect.timed(app)
-      const seconds = Duration.toSeconds(took)
-      const labels = [Metrics.label("route", route), Metrics.label("method", request.method)]
-      Metrics.requests.unsafeUpdate(1, [...labels, Metrics.label("status", String(response.status))])
-      Metrics.requestDuration.unsafeUpdate(seconds, labels)
-      const workerId = workerIdOf(path)
-      yield* Effect.logDebug("request").pipe(
-        Effect.annotateLogs({
-          method: request.method,
-          route,
-          status: response.status,
-          durationMs: Math.round(seconds * 1e6) / 1e3,
-          ...(workerId === undefined ? {} : { workerId: decodeURIComponent(workerId) })
-        })
-      )
-      return response
+const labelSets = () => {
+  const sets = new Map<string, ReadonlyArray<MetricLabel.MetricLabel>>()
+  return (key: string, make: () => ReadonlyArray<MetricLabel.MetricLabel>) => {
+    const known = sets.get(key)
+    if (known !== undefined) return known
+    const made = make()
+    if (sets.size < MAX_LABEL_SETS) sets.set(key, made)
+    return made
+  }
+}
+
+/**
+ * Per request: the latency and count metrics, and at debug level (decided
+ * once, when the server is built) one log line with method, route, status,
+ * duration and Worker (never the token, never content); with tracing, inside
+ * the request's span. One clock read at each end.
+ */
+const observeRequests = (routes: Routes, tracing: boolean, debug: boolean) => {
+  const counted = labelSets()
+  const timed = labelSets()
+  return (app: HttpApp.Default): HttpApp.Default =>
+    Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
+      const started = performance.now()
+      const path = withoutQuery(request.url)
+      const route = routes.templateOf(request.method, path)
+      const observed = Effect.flatMap(app, (response) => {
+        const ms = performance.now() - started
+        const { method } = request
+        const { status } = response
+        Metrics.requests.unsafeUpdate(
+          1,
+          counted(`${method} ${status} ${route}`, () => [
+            Metrics.label("route", route),
+            Metrics.label("method", method),
+            Metrics.label("status", String(status))
+          ])
+        )
+        Metrics.requestDuration.unsafeUpdate(
+          ms / 1000,
+          timed(`${method} ${route}`, () => [Metrics.label("route", route), Metrics.label("method", method)])
+        )
+        if (!debug) return Effect.succeed(response)
+        const workerId = workerIdOf(path)
+        return Effect.as(
+          Effect.logDebug("request").pipe(
+            Effect.annotateLogs({
+              method,
+              route,
+              status,
+              durationMs: Math.round(ms * 1e3) / 1e3,
+              ...(workerId === undefined ? {} : { workerId: decodeURIComponent(workerId) })
+            })
+          ),
+          response
+        )
+      })
+      return tracing ? requestSpan(request, path, route)(observed) : observed
     })
-    return tracing ? requestSpan(request, path, route)(observed) : observed
-  })
+}
 
 /** Serves `RuntimeApi` on the `HttpServer` in context. */
 export const RuntimeHttpServerLive = (
@@ -167,7 +207,7 @@ export const RuntimeHttpServerLive = (
           WorkersHandlers({ maxBodyBytes, maxStreams, pingMs: options.ssePingMs ?? DEFAULT_PING_MS }),
           HealthHandlers
         ]),
-        Layer.provide(AuthorizationLive(token))
+        Layer.provide(AuthorizationLive)
       )
       const metrics = options.metrics
       const routes = makeRoutes([
@@ -189,7 +229,8 @@ export const RuntimeHttpServerLive = (
               HttpServerResponse.text(text, { contentType: "text/plain; version=0.0.4; charset=utf-8" }))
           )
         )
-      return HttpApiBuilder.serve(observeRequests(routes, options.tracing === true)).pipe(
+      const debug = LogLevel.lessThanEqual(yield* FiberRef.get(FiberRef.currentMinimumLogLevel), LogLevel.Debug)
+      return HttpApiBuilder.serve(observeRequests(routes, options.tracing === true, debug)).pipe(
         // The platform's request span is never made: `requestSpan` is ours.
         HttpMiddleware.withTracerDisabledWhen(() => true),
         Layer.provide(HttpApiBuilder.middlewareOpenApi({ path: OPENAPI_PATH })),
