@@ -8,6 +8,7 @@ import { configDefaults, defineConfig } from "vitest/config"
 const e2e = [
   "test/Bin.test.ts",
   "test/Crash.test.ts",
+  "test/DrainStreams.test.ts",
   "test/FollowerMemory.test.ts",
   "test/Install.test.ts",
   "test/Operability.test.ts",
