@@ -9,6 +9,7 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import type { TranscriptEntry, Turn, Worker, WorkerStatus } from "./Domain.js"
 import {
+  type InsertResult,
   type ListWorkersQuery,
   type QueuedInput,
   RuntimeStore,
@@ -46,6 +47,7 @@ export const makeMemoryStore = (): RuntimeStoreService => {
   }
   const byPair = new Map<string, SortedIds>()
   const keys = new Map<string, string>()
+  const byKey = new Map<string, string>()
   const transcripts = new Map<string, Array<TranscriptEntry>>()
   const turns = new Map<string, Array<Turn>>()
   const queues = new Map<string, Array<QueuedInput>>()
@@ -99,12 +101,18 @@ export const makeMemoryStore = (): RuntimeStoreService => {
       }))
     ),
     insertWorker: (worker, idempotencyKey) =>
-      Effect.sync(() => {
+      Effect.sync((): InsertResult => {
+        const holder = idempotencyKey === undefined ? undefined : byKey.get(idempotencyKey)
+        if (holder !== undefined) return { created: false, existing: workers.get(holder)! }
         workers.set(worker.id, worker)
         ids.add(worker.id)
         byStatus[worker.status].add(worker.id)
         indexPairs(worker, true)
-        if (idempotencyKey !== undefined) keys.set(worker.id, idempotencyKey)
+        if (idempotencyKey !== undefined) {
+          keys.set(worker.id, idempotencyKey)
+          byKey.set(idempotencyKey, worker.id)
+        }
+        return { created: true }
       }),
     queuedContent: (workerId, id) =>
       Effect.suspend(() => {
@@ -161,6 +169,8 @@ export const makeMemoryStore = (): RuntimeStoreService => {
         ids.delete(workerId)
         byStatus[worker.status].delete(workerId)
         indexPairs(worker, false)
+        const key = keys.get(workerId)
+        if (key !== undefined) byKey.delete(key)
         keys.delete(workerId)
         transcripts.delete(workerId)
         turns.delete(workerId)

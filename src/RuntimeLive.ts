@@ -102,7 +102,8 @@ export const makeRuntime = (
     const tracing = options.tracing === true
     const table: WorkerTable = makeWorkerTable(store, runtimeId, () => draining.notify(), tracing)
     const turns = makeTurns(store, table, runtimeId, () => !draining.active(), tracing)
-    // Idempotency keys of the Workers held, and creates with a key in progress.
+    // Idempotency keys of the Workers held, and creates with a key in progress
+    // (in this process; the store's unique key decides between processes).
     const keys = new Map<string, Slot>()
     const keysInFlight = new Map<string, Deferred.Deferred<Worker, InvalidInput | Unavailable>>()
 
@@ -187,10 +188,15 @@ export const makeRuntime = (
         }
         return yield* store.insertWorker(worker, key).pipe(
           asUnavailable,
-          Effect.map(() => {
-            const slot = table.add(worker, engine, { idempotencyKey: key })
-            if (key !== undefined) keys.set(key, slot)
-            return worker
+          Effect.flatMap((result) => {
+            if (result.created || key === undefined) {
+              const slot = table.add(worker, engine, { idempotencyKey: key })
+              if (key !== undefined) keys.set(key, slot)
+              return Effect.succeed(worker)
+            }
+            // The store's unique key decided: another create (another process,
+            // sharing the database) took it first. Its Worker, as it is now.
+            return replay(request, table.find(result.existing.id)?.worker ?? result.existing, key)
           }),
           Effect.ensuring(Effect.sync(() => reserved--))
         )

@@ -54,6 +54,11 @@ export interface StoredWorker {
   readonly queue: ReadonlyArray<QueuedRef>
 }
 
+/** What `insertWorker` did: stored the Worker, or found its key taken by `existing` (as stored). */
+export type InsertResult =
+  | { readonly created: true }
+  | { readonly created: false; readonly existing: Worker }
+
 /** One atomic change to one Worker: all of it, or none. */
 export interface Change {
   /** The Worker as it is after the change. */
@@ -98,7 +103,15 @@ export interface RuntimeStoreService {
   readonly runtimeId: (requested: string | undefined, generate: () => string) => Effect.Effect<string, StoreError>
   /** Every Worker, sorted by id, with its key and queue; called once at start. */
   readonly loadWorkers: Effect.Effect<ReadonlyArray<StoredWorker>, StoreError>
-  readonly insertWorker: (worker: Worker, idempotencyKey: string | undefined) => Effect.Effect<void, StoreError>
+  /**
+   * Stores a new Worker, or, when its idempotency key is taken, nothing: the
+   * key is unique in the store (insert-or-return-existing), so two creates
+   * with one key make one Worker even from two processes.
+   */
+  readonly insertWorker: (
+    worker: Worker,
+    idempotencyKey: string | undefined
+  ) => Effect.Effect<InsertResult, StoreError>
   readonly commit: (change: Change) => Effect.Effect<void, StoreError>
   /** The content of a queued input (committed with `enqueue`, not yet dequeued). */
   readonly queuedContent: (workerId: WorkerId, id: number) => Effect.Effect<string, StoreError>

@@ -38,6 +38,7 @@ import {
 } from "../Domain.js"
 import {
   type Change,
+  type InsertResult,
   type ListWorkersQuery,
   type QueuedRef,
   RuntimeStore,
@@ -326,9 +327,13 @@ const ENTRIES_PER_INSERT = 500
  */
 const DELETE_BATCH = 5000
 
+const CREATED: InsertResult = { created: true }
+const keyTakenBy = (existing: Worker): InsertResult => ({ created: false, existing })
+
+// A taken idempotency key inserts nothing (the store's unique key decides); a taken id still fails.
 const INSERT_WORKER = `INSERT INTO workers (${WORKER_COLUMNS}, idempotency_key) VALUES (${
   WORKER_COLUMNS.replace(/[a-z_]+/g, "?")
-}, ?)`
+}, ?) ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING`
 // Columns as in WORKER_COLUMNS, with `id = ?` moved from the front to the WHERE.
 // The idempotency key is written once, by the INSERT.
 const UPDATE_WORKER = `UPDATE workers SET ${
@@ -423,6 +428,7 @@ const listByMetadataCache = new Map<string, string>()
  */
 export const readStatements = (sql: SqlClient.SqlClient) => ({
   allWorkers: () => sql`SELECT ${sql.literal(WORKER_COLUMNS)}, idempotency_key FROM workers ORDER BY id`,
+  workerByKey: (key: string) => sql`SELECT ${sql.literal(WORKER_COLUMNS)} FROM workers WHERE idempotency_key = ${key}`,
   // Sizes only: a queued input's content stays on disk until its turn starts.
   allQueued: () =>
     sql`SELECT worker_id, id, kind, at, length(CAST(content AS BLOB)) AS bytes FROM queued_inputs ORDER BY worker_id, id`,
@@ -610,10 +616,12 @@ export const makeSqliteStore = (
       })
 
     const insertWorker = (worker: Worker, idempotencyKey: string | undefined) =>
-      Effect.zipRight(
-        sql.unsafe(INSERT_WORKER, [...workerValues(worker), idempotencyKey ?? null]),
-        sql.unsafe(INSERT_METADATA, [worker.id, JSON.stringify(worker.metadata)])
-      )
+      Effect.gen(function*() {
+        const inserted = yield* decodeRunResult(
+          yield* sql.unsafe(INSERT_WORKER, [...workerValues(worker), idempotencyKey ?? null]).raw
+        )
+        if (inserted.changes > 0) yield* sql.unsafe(INSERT_METADATA, [worker.id, JSON.stringify(worker.metadata)])
+      })
 
     const writeOne = (write: Write): Effect.Effect<unknown, SqlError | ParseError | StoreError> => {
       switch (write._tag) {
@@ -742,7 +750,20 @@ export const makeSqliteStore = (
         })
       ),
       failure: () => lost,
-      insertWorker: (worker, idempotencyKey) => writer.write({ _tag: "Insert", worker, idempotencyKey }),
+      insertWorker: (worker, idempotencyKey) =>
+        Effect.gen(function*() {
+          yield* writer.write({ _tag: "Insert", worker, idempotencyKey })
+          if (idempotencyKey === undefined) return CREATED
+          // Committed: the row holding the key is this Worker's, or the one that took it first.
+          const rows = yield* asStoreError(`reading idempotency key ${idempotencyKey}`)(
+            Effect.flatMap(reads.workerByKey(idempotencyKey), decodeWorkers)
+          )
+          const holder = rows[0]
+          if (holder === undefined) {
+            return yield* new StoreError({ message: `SQLite store ${filename}: Worker ${worker.id} was not stored` })
+          }
+          return holder.id === worker.id ? CREATED : keyTakenBy(holder)
+        }),
       commit: (change) => writer.write({ _tag: "Commit", change }),
       queuedContent: (workerId, id) =>
         asStoreError(`reading queued input ${id} of Worker ${workerId}`)(

@@ -219,6 +219,33 @@ export const storeSuite = (label: string, makePlace: MakeStorePlace) =>
           expect(yield* store.turn(wid("zzz"), 1)).toBeUndefined()
         }).pipe((effect) => withStore(makePlace(), effect)))
 
+      it.effect("idempotency keys: unique in the store; an insert with a taken key stores nothing and returns the holder", () =>
+        Effect.gen(function*() {
+          const store = yield* RuntimeStore
+          const results = yield* Effect.forEach(
+            Array.from({ length: 20 }, (_, i) => `w${String(i).padStart(2, "0")}`),
+            (id) => store.insertWorker(worker(id, { metadata: { team: id } }), "same-key"),
+            { concurrency: "unbounded" }
+          )
+          const created = results.filter((result) => result.created)
+          expect(created).toHaveLength(1)
+          const holders = new Set(results.flatMap((result) => result.created ? [] : [result.existing.id]))
+          expect(holders.size).toBe(1)
+          const stored = yield* store.loadWorkers
+          expect(stored).toHaveLength(1)
+          expect(stored[0]!.idempotencyKey).toBe("same-key")
+          expect([...holders]).toEqual([stored[0]!.worker.id])
+          // Nothing of the others was kept, their metadata pairs neither.
+          const team = stored[0]!.worker.metadata["team"]!
+          for (let i = 0; i < 20; i++) {
+            const id = `w${String(i).padStart(2, "0")}`
+            expect((yield* store.listWorkers({ limit: 10, metadata: { team: id } })).length).toBe(id === team ? 1 : 0)
+          }
+          // Once its Worker is deleted, the key is free again.
+          yield* store.deleteWorker(stored[0]!.worker.id)
+          expect(yield* store.insertWorker(worker("x"), "same-key")).toEqual({ created: true })
+        }).pipe((effect) => withStore(makePlace(), effect)))
+
       it.effect("queues: enqueued and dequeued inputs; loadWorkers brings queues in order and keys", () =>
         Effect.gen(function*() {
           const store = yield* RuntimeStore
