@@ -182,7 +182,7 @@ const traceRequests = (http: HttpClient.HttpClient): HttpClient.HttpClient => {
               ))
           }
         )),
-    Effect.succeed as HttpClient.HttpClient.Preprocess<never, never>
+    (request: HttpClientRequest.HttpClientRequest) => Effect.succeed(request)
   )
 }
 

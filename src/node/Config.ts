@@ -328,16 +328,22 @@ const readToken = (path: string) =>
 const MIN_TOKEN_BYTES = 16
 
 /** The units `parseDuration` takes, by the names Effect's `Duration` gives them. */
-const DURATION_UNITS = { ms: "millis", s: "seconds", m: "minutes", h: "hours", d: "days" } as const satisfies Record<
-  string,
-  Duration.Unit
->
+const DURATION_UNITS: Readonly<Record<string, Duration.Unit>> = {
+  ms: "millis",
+  s: "seconds",
+  m: "minutes",
+  h: "hours",
+  d: "days"
+}
 
 /** `7d`, `12h`, `30m`, `45s`, `500ms`: a positive whole number and a unit, as a Duration of a safe integer of ms. */
 export const parseDuration = (name: string, text: string): Effect.Effect<Duration.Duration, StartupError> =>
   Option.fromNullable(/^([0-9]+)(ms|s|m|h|d)$/.exec(text.trim())).pipe(
-    Option.flatMap(([, amount, unit]) =>
-      Duration.decodeUnknown(`${amount} ${DURATION_UNITS[unit as keyof typeof DURATION_UNITS]}`)
+    Option.flatMap(([, amount, unit = ""]) =>
+      Option.flatMap(
+        Option.fromNullable(DURATION_UNITS[unit]),
+        (name) => Duration.decodeUnknown(`${amount} ${name}`)
+      )
     ),
     Option.filter((duration) =>
       Duration.greaterThan(duration, Duration.zero) && Number.isSafeInteger(Duration.toMillis(duration))
