@@ -274,37 +274,36 @@ export const followSuite = (label: string, make: MakeRuntimeLayer) =>
           expect(events.at(-1)).toMatchObject({ type: "worker", worker: { status: "stopped" } })
         }).pipe(withRuntime()))
 
+      /**
+       * One turn of `profile` on `content` while a follower reads nothing; the
+       * Worker is then stopped and the follower let go: every event it got.
+       * The turn ends meanwhile: had the follower held it up, the Worker would
+       * never be idle.
+       */
+      const turnBesidePausedFollower = (profile: string, content: string) =>
+        Effect.gen(function*() {
+          const runtime = yield* rt
+          const worker = yield* runtime.create({ profile })
+          const paused = yield* Effect.makeLatch(false)
+          const reader = yield* subscribed(worker.id, undefined, paused)
+          yield* runtime.input(worker.id, { content })
+          yield* awaitStatusLive(worker.id, "idle")
+          yield* runtime.stop(worker.id)
+          yield* paused.open
+          return { events: yield* Fiber.join(reader), last: (yield* runtime.get(worker.id)).lastSeq }
+        })
+
       // 20,000 entries: many times a follower's live buffer, so it overflows
       // and catches up from the store again and again.
       it.live("a consumer that does not read never holds the turn up, and then gets all 20,000 entries in order", () =>
         Effect.gen(function*() {
-          const runtime = yield* rt
-          const worker = yield* runtime.create({ profile: "lines" })
-          const paused = yield* Effect.makeLatch(false)
-          const reader = yield* subscribed(worker.id, undefined, paused)
-          yield* runtime.input(worker.id, { content: "20000" })
-          // The turn ends while the consumer has not read a thing: had it
-          // held the turn up, the Worker would never be idle.
-          yield* awaitStatusLive(worker.id, "idle")
-          yield* runtime.stop(worker.id)
-          yield* paused.open
-          const events = yield* Fiber.join(reader)
-          const last = (yield* runtime.get(worker.id)).lastSeq
+          const { events, last } = yield* turnBesidePausedFollower("lines", "20000")
           expect(seqsOf(events)).toEqual(range(1, last))
         }).pipe(withRuntime()))
 
       it.live("a consumer that does not read while large entries arrive catches up (its buffer is bounded in content)", () =>
         Effect.gen(function*() {
-          const runtime = yield* rt
-          const worker = yield* runtime.create({ profile: "big" })
-          const paused = yield* Effect.makeLatch(false)
-          const reader = yield* subscribed(worker.id, undefined, paused)
-          yield* runtime.input(worker.id, { content: "x" })
-          yield* awaitStatusLive(worker.id, "idle")
-          yield* runtime.stop(worker.id)
-          yield* paused.open
-          const events = yield* Fiber.join(reader)
-          const last = (yield* runtime.get(worker.id)).lastSeq
+          const { events, last } = yield* turnBesidePausedFollower("big", "x")
           expect(seqsOf(events)).toEqual(range(1, last))
           const sizes = events.flatMap((event) =>
             event.type === "entry" && event.entry.role === "worker" ? [event.entry.content.length] : []
