@@ -7,7 +7,7 @@
  */
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import type { TranscriptEntry, Turn, Worker, WorkerStatus } from "./Domain.js"
+import type { TranscriptEntry, Turn, Worker, WorkerId, WorkerStatus } from "./Domain.js"
 import {
   type InsertResult,
   type ListWorkersQuery,
@@ -15,7 +15,8 @@ import {
   RuntimeStore,
   type RuntimeStoreService,
   type StoredWorker,
-  StoreError
+  StoreError,
+  type WorkerCounts
 } from "./RuntimeStore.js"
 import { SortedIds } from "./SortedIds.js"
 import { utf8Length } from "./Validation.js"
@@ -51,6 +52,43 @@ export const makeMemoryStore = (): RuntimeStoreService => {
   const transcripts = new Map<string, Array<TranscriptEntry>>()
   const turns = new Map<string, Array<Turn>>()
   const queues = new Map<string, Array<QueuedInput>>()
+  // Ids of the Workers whose queue is not empty, sorted like the others.
+  const withQueue = new SortedIds()
+  // The greatest id, or undefined with `lastKnown` false after the Worker
+  // that had it was deleted: found again when next asked, not on the delete.
+  let last: string | undefined
+  let lastKnown = true
+
+  const storedWorker = (worker: Worker): StoredWorker => ({
+    worker,
+    idempotencyKey: keys.get(worker.id),
+    queue: (queues.get(worker.id) ?? []).map(({ at, content, id, kind }) => ({
+      id,
+      kind,
+      at,
+      bytes: utf8Length(content)
+    }))
+  })
+
+  /** The Workers of `list`'s ids, as their branded ids. */
+  const idsOf = (list: SortedIds): Array<WorkerId> => list.toArray().map((id) => workers.get(id)!.id)
+
+  /** Stopped and failed Workers updated before `before`, oldest first (then by id, as SQLite's index). */
+  const expired = (before: string, limit: number): Array<WorkerId> => {
+    if (limit <= 0) return []
+    const found: Array<Worker> = []
+    for (const status of ["stopped", "failed"] as const) {
+      byStatus[status].forEachAfter(undefined, (id) => {
+        const worker = workers.get(id)!
+        if (worker.updatedAt < before) found.push(worker)
+        return true
+      })
+    }
+    found.sort((a, b) =>
+      a.updatedAt < b.updatedAt ? -1 : a.updatedAt > b.updatedAt ? 1 : a.id < b.id ? -1 : a.id > b.id ? 1 : 0
+    )
+    return found.slice(0, limit).map((worker) => worker.id)
+  }
 
   const indexPairs = (worker: Worker, add: boolean) => {
     for (const [key, value] of Object.entries(worker.metadata)) {
@@ -93,13 +131,34 @@ export const makeMemoryStore = (): RuntimeStoreService => {
     durable: false,
     failure: () => undefined,
     runtimeId: (requested, generate) => Effect.sync(() => requested ?? generate()),
-    loadWorkers: Effect.sync(() =>
-      ids.toArray().map((id): StoredWorker => ({
-        worker: workers.get(id)!,
-        idempotencyKey: keys.get(id),
-        queue: (queues.get(id) ?? []).map(({ at, content, id, kind }) => ({ id, kind, at, bytes: utf8Length(content) }))
-      }))
-    ),
+    loadWorkers: Effect.sync(() => ids.toArray().map((id) => storedWorker(workers.get(id)!))),
+    getWorker: (workerId) =>
+      Effect.sync(() => {
+        const worker = workers.get(workerId)
+        return worker === undefined ? undefined : storedWorker(worker)
+      }),
+    workerByKey: (idempotencyKey) =>
+      Effect.sync(() => {
+        const holder = byKey.get(idempotencyKey)
+        return holder === undefined ? undefined : workers.get(holder)
+      }),
+    busyWorkers: Effect.sync(() => idsOf(byStatus.busy)),
+    queuedWorkers: Effect.sync(() => idsOf(withQueue)),
+    // The status indexes know their sizes: no second count to keep in step.
+    counts: Effect.sync((): WorkerCounts => ({
+      idle: byStatus.idle.size,
+      busy: byStatus.busy.size,
+      stopped: byStatus.stopped.size,
+      failed: byStatus.failed.size
+    })),
+    lastWorkerId: Effect.sync(() => {
+      if (!lastKnown) {
+        last = ids.toArray().at(-1)
+        lastKnown = true
+      }
+      return last
+    }),
+    expired: (before, limit) => Effect.sync(() => expired(before, limit)),
     insertWorker: (worker, idempotencyKey) =>
       Effect.sync((): InsertResult => {
         const holder = idempotencyKey === undefined ? undefined : byKey.get(idempotencyKey)
@@ -108,6 +167,7 @@ export const makeMemoryStore = (): RuntimeStoreService => {
         ids.add(worker.id)
         byStatus[worker.status].add(worker.id)
         indexPairs(worker, true)
+        if (lastKnown && (last === undefined || worker.id > last)) last = worker.id
         if (idempotencyKey !== undefined) {
           keys.set(worker.id, idempotencyKey)
           byKey.set(idempotencyKey, worker.id)
@@ -150,8 +210,13 @@ export const makeMemoryStore = (): RuntimeStoreService => {
           const dropped = new Set(change.dequeue ?? [])
           const queue = (queues.get(worker.id) ?? []).filter((input) => !dropped.has(input.id))
           if (change.enqueue !== undefined) queue.push(change.enqueue)
-          if (queue.length === 0) queues.delete(worker.id)
-          else queues.set(worker.id, queue)
+          if (queue.length === 0) {
+            queues.delete(worker.id)
+            withQueue.delete(worker.id)
+          } else {
+            queues.set(worker.id, queue)
+            withQueue.add(worker.id)
+          }
         }
       }),
     transcript: (workerId, { after, limit, maxBytes }) =>
@@ -175,6 +240,8 @@ export const makeMemoryStore = (): RuntimeStoreService => {
         transcripts.delete(workerId)
         turns.delete(workerId)
         queues.delete(workerId)
+        withQueue.delete(workerId)
+        if (workerId === last) lastKnown = false
       })
   }
 }

@@ -632,6 +632,102 @@ describe("sqlite store: migrating a version-1 file", () => {
     }))
 })
 
+// --- migrating a version-2 file ---------------------------------------------
+
+/** Writes a file as version 2 of the store left it: migrations 1 and 2, and Workers of every status. */
+const writeVersion2File = (filename: string) =>
+  Effect.scoped(Effect.gen(function*() {
+    const context = yield* Layer.build(SqliteClient.layer({ filename: freshPlace(filename), disableWAL: true }))
+    const sql = Context.get(context, SqlClient.SqlClient)
+    yield* Effect.provide(
+      Migrator.make({})({
+        loader: Migrator.fromRecord({
+          "1_create_tables": migrations["1_create_tables"]!,
+          "2_v2": migrations["2_v2"]!
+        }),
+        table: MIGRATIONS_TABLE
+      }),
+      context
+    )
+    yield* sql`INSERT INTO meta (key, value) VALUES ('runtime_id', 'rt')`
+    // [id, status, updated_at day, idempotency key]
+    const rows: ReadonlyArray<readonly [string, string, number, string | null]> = [
+      ["w1", "idle", 1, null],
+      ["w2", "busy", 2, "key-2"],
+      ["w3", "stopped", 6, null],
+      ["w4", "failed", 3, null],
+      ["w5", "idle", 4, null],
+      ["w6", "stopped", 2, "key-6"],
+      ["w7", "busy", 5, null],
+      ["w8", "idle", 7, null]
+    ]
+    for (const [id, status, day, key] of rows) {
+      yield* sql`INSERT INTO workers ${
+        sql.insert({
+          id,
+          runtime_id: "rt",
+          profile: "default",
+          status,
+          created_at: at(1, 0),
+          updated_at: at(day, 0),
+          turn: status === "busy" ? 1 : 0,
+          last_seq: 0,
+          metadata: "{}",
+          stop_reason: status === "stopped" ? "x" : null,
+          queued: id === "w7" ? 1 : 0,
+          idempotency_key: key
+        })
+      }`
+    }
+    yield* sql`INSERT INTO queued_inputs ${
+      sql.insert({ worker_id: "w7", id: 1, content: "queued 1", kind: "user", at: at(1, 1) })
+    }`
+  }))
+
+describe("sqlite store: migrating a version-2 file", () => {
+  it.effect("counts the Workers it has by status, indexes the ended ones, and keeps counting", () =>
+    Effect.gen(function*() {
+      const filename = freshFile()
+      yield* writeVersion2File(filename)
+      const check = Effect.gen(function*() {
+        const store = yield* RuntimeStore
+        expect(yield* store.counts).toEqual({ idle: 3, busy: 2, stopped: 2, failed: 1 })
+        expect(yield* store.busyWorkers).toEqual(["w2", "w7"])
+        expect(yield* store.queuedWorkers).toEqual(["w7"])
+        expect(yield* store.lastWorkerId).toBe("w8")
+        expect(yield* store.expired(at(9, 0), 10)).toEqual(["w6", "w4", "w3"])
+        expect((yield* store.workerByKey("key-6"))?.id).toBe("w6")
+        expect((yield* store.getWorker(wid("w7")))?.queue).toEqual([{ id: 1, kind: "user", at: at(1, 1), bytes: 8 }])
+      })
+      yield* Effect.provide(
+        Effect.gen(function*() {
+          yield* check
+          const store = yield* RuntimeStore
+          const w1 = (yield* store.getWorker(wid("w1")))!.worker
+          // the triggers count what the migrated file is written next
+          yield* store.insertWorker(worker("w9"), undefined)
+          yield* store.commit({ worker: { ...w1, status: "busy", turn: 1 }, entries: [] })
+          yield* store.deleteWorker(wid("w4"))
+          expect(yield* store.counts).toEqual({ idle: 3, busy: 3, stopped: 2, failed: 0 })
+          yield* store.commit({ worker: { ...w1, status: "idle", turn: 1 }, entries: [] })
+          yield* store.deleteWorker(wid("w9"))
+          yield* store.insertWorker(worker("w4", { status: "failed", updatedAt: at(3, 0) }), undefined)
+        }),
+        SqliteStoreLive({ filename })
+      )
+      // a second start migrates nothing, and the counts are as they were left
+      yield* Effect.provide(check, SqliteStoreLive({ filename }))
+      const versions = yield* Effect.scoped(Effect.flatMap(
+        Layer.build(SqliteClient.layer({ filename })),
+        (context) =>
+          Context.get(context, SqlClient.SqlClient).unsafe<{ migration_id: number }>(
+            `SELECT migration_id FROM ${MIGRATIONS_TABLE} ORDER BY migration_id`
+          )
+      ))
+      expect(versions.map((row) => row.migration_id)).toEqual([1, 2, 3])
+    }))
+})
+
 // --- deleting a large Worker ---------------------------------------------------
 
 describe("sqlite store: deleting a Worker", () => {
@@ -780,5 +876,83 @@ describe("sqlite store: reads are O(limit)", () => {
         for (const step of steps) expect(step).toMatch(/^(SEARCH |CORRELATED SCALAR SUBQUERY)/)
         expect(steps.join("; ")).not.toContain("TEMP B-TREE")
       }
+    }))
+
+  it.scoped("a Worker, its key, the busy ones, the last id, the expired ones and the counts: index reads, no scan of workers", () =>
+    Effect.gen(function*() {
+      const filename = freshPlace(freshFile())
+      const context = yield* Layer.build(SqliteClient.layer({ filename, disableWAL: true }))
+      const sql = Context.get(context, SqlClient.SqlClient)
+      const store = yield* Effect.provide(makeSqliteStore({ filename }), context)
+      // Rows of every status, so that the planner has something to choose between.
+      for (let i = 0; i < 200; i++) {
+        const status = (["idle", "busy", "stopped", "failed"] as const)[i % 4]!
+        yield* store.insertWorker(
+          worker(`w${String(i).padStart(3, "0")}`, {
+            status,
+            updatedAt: `2026-01-01T00:${String(i % 60).padStart(2, "0")}:00.000Z`,
+            ...(status === "stopped" ? { stopReason: "x" } : {})
+          }),
+          i % 3 === 0 ? `key-${i}` : undefined
+        )
+      }
+      yield* sql`ANALYZE`
+      const reads = readStatements(sql)
+      const plan = (statement: ReturnType<typeof reads.allWorkers>) => {
+        const [text, params] = statement.compile()
+        return Effect.map(
+          sql.unsafe<{ detail: string }>(`EXPLAIN QUERY PLAN ${text}`, params),
+          (rows) => rows.map((row) => row.detail).join("; ")
+        )
+      }
+      // a Worker by id, its queue by its primary key
+      expect(yield* plan(reads.workerById("w"))).toBe("SEARCH workers USING INDEX sqlite_autoindex_workers_1 (id=?)")
+      expect(yield* plan(reads.queueOf("w"))).toBe("SEARCH queued_inputs USING PRIMARY KEY (worker_id=?)")
+      // a key through its partial unique index
+      expect(yield* plan(reads.workerByKey("k"))).toBe(
+        "SEARCH workers USING INDEX workers_idempotency_key (idempotency_key=?)"
+      )
+      // the busy ones: the status index's range, covering, in id order
+      expect(yield* plan(reads.busyWorkers())).toBe("SEARCH workers USING COVERING INDEX workers_status_id (status=?)")
+      // the last id: the primary key's last entry
+      expect(yield* plan(reads.lastWorkerId())).toBe("SEARCH workers USING COVERING INDEX sqlite_autoindex_workers_1")
+      // the expired ones: the partial index of ended Workers from the oldest, in its order
+      expect(yield* plan(reads.expired("2026-01-02T00:00:00.000Z", 100))).toBe(
+        "SEARCH workers USING COVERING INDEX workers_ended (updated_at<?)"
+      )
+      // the counts: four rows of their own table
+      expect(yield* plan(reads.counts())).toBe("SCAN worker_counts")
+      // the queued ones: the queue table's key, which DISTINCT follows without sorting
+      const queued = yield* plan(reads.queuedWorkers())
+      expect(queued).not.toContain("TEMP B-TREE")
+      expect(queued).not.toContain("workers")
+      for (
+        const statement of [
+          reads.workerById("w"),
+          reads.workerByKey("k"),
+          reads.busyWorkers(),
+          reads.lastWorkerId(),
+          reads.expired("x", 1),
+          reads.counts()
+        ]
+      ) {
+        const text = yield* plan(statement)
+        expect(text).not.toMatch(/SCAN workers/)
+        expect(text).not.toContain("TEMP B-TREE")
+      }
+      // and they answer as the store does
+      expect(yield* store.counts).toEqual({ idle: 50, busy: 50, stopped: 50, failed: 50 })
+      expect(yield* store.lastWorkerId).toBe("w199")
+      expect((yield* store.busyWorkers).length).toBe(50)
+      expect(yield* store.expired("2026-01-01T00:04:00.000Z", 10)).toEqual([
+        "w002",
+        "w062",
+        "w122",
+        "w182",
+        "w003",
+        "w063",
+        "w123",
+        "w183"
+      ])
     }))
 })

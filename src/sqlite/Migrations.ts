@@ -158,10 +158,48 @@ const v2 = Effect.gen(function*() {
     SELECT m.key, m.value, w.id FROM workers AS w, json_each(w.metadata) AS m`
 })
 
+/**
+ * Store v3: Worker counts by status, and an index of the Workers retention
+ * may delete, so that neither needs a scan of `workers`. The counts are
+ * backfilled from the rows (once per file: one count per status through
+ * `workers_status_id`), then kept by triggers in the transaction of each
+ * insert, status change and delete, whoever writes the row.
+ */
+const v3 = Effect.gen(function*() {
+  const sql = yield* SqlClient.SqlClient
+  // One row per status, always: the triggers only update.
+  yield* sql`CREATE TABLE worker_counts (
+    status TEXT PRIMARY KEY NOT NULL CHECK (status IN ('idle', 'busy', 'stopped', 'failed')),
+    count INTEGER NOT NULL
+  ) WITHOUT ROWID`
+  yield* sql`INSERT INTO worker_counts (status, count)
+    SELECT s.column1, (SELECT count(*) FROM workers WHERE status = s.column1)
+    FROM (VALUES ('idle'), ('busy'), ('stopped'), ('failed')) AS s`
+  yield* sql`CREATE TRIGGER worker_counts_insert AFTER INSERT ON workers BEGIN
+    UPDATE worker_counts SET count = count + 1 WHERE status = NEW.status;
+  END`
+  // Every commit sets status, most to the same value: only a change counts.
+  yield* sql`CREATE TRIGGER worker_counts_update AFTER UPDATE OF status ON workers
+    WHEN OLD.status IS NOT NEW.status BEGIN
+    UPDATE worker_counts SET count = count - 1 WHERE status = OLD.status;
+    UPDATE worker_counts SET count = count + 1 WHERE status = NEW.status;
+  END`
+  yield* sql`CREATE TRIGGER worker_counts_delete AFTER DELETE ON workers BEGIN
+    UPDATE worker_counts SET count = count - 1 WHERE status = OLD.status;
+  END`
+  // Ended Workers by last update, then id: `expired` is one range read from
+  // the oldest, in its order. Partial: idle and busy Workers are not in it,
+  // so it costs their commits nothing. Queries must repeat this WHERE term
+  // as written for SQLite to use it. `status` too, although the WHERE
+  // implies it: without it SQLite reads each row to check the term again.
+  yield* sql`CREATE INDEX workers_ended ON workers (updated_at, id, status) WHERE status IN ('stopped', 'failed')`
+})
+
 /** By id; the Migrator runs those above the file's version, in order. Exported for tests that build old files. */
 export const migrations: Readonly<Record<string, Effect.Effect<void, SqlError, SqlClient.SqlClient>>> = {
   "1_create_tables": createTables,
-  "2_v2": v2
+  "2_v2": v2,
+  "3_counts_and_ended": v3
 }
 
 /**

@@ -44,7 +44,8 @@ import {
   RuntimeStore,
   type RuntimeStoreService,
   type StoredWorker,
-  StoreError
+  StoreError,
+  type WorkerCounts
 } from "../RuntimeStore.js"
 import { makeGroupCommit } from "./GroupCommit.js"
 import { MIGRATIONS_TABLE, runMigrations } from "./Migrations.js"
@@ -301,6 +302,18 @@ const QueuedRow = Schema.Struct({
   bytes: Schema.Int
 })
 
+/** One Worker's queued input: a `QueuedRef` as it is. */
+const QueueRow = Schema.Struct({ id: Schema.Int, kind: InputKind, at: Schema.String, bytes: Schema.Int })
+
+const CountRow = Schema.Struct({ status: WorkerStatus, count: Schema.Int })
+
+/** `worker_counts` as a record; a status without a row (none should lack one) counts 0. */
+const countsOfRows = (rows: ReadonlyArray<typeof CountRow.Type>): WorkerCounts => {
+  const counts = { idle: 0, busy: 0, stopped: 0, failed: 0 }
+  for (const { count, status } of rows) counts[status] = count
+  return counts
+}
+
 const decodeWorkerRows = Schema.decodeUnknown(Schema.Array(WorkerRow))
 const decodeWorkers = (rows: unknown) => Effect.map(decodeWorkerRows(rows), (decoded) => decoded.map(workerOfRow))
 const decodeStoredWorkers = Schema.decodeUnknown(Schema.Array(StoredWorkerRow))
@@ -308,6 +321,12 @@ const decodeEntryRows = Schema.decodeUnknown(Schema.Array(EntryRow))
 const decodeEntries = (rows: unknown) => Effect.map(decodeEntryRows(rows), (decoded) => decoded.map(entryOfRow))
 const decodeTurns = Schema.decodeUnknown(Schema.Array(TurnRow))
 const decodeQueued = Schema.decodeUnknown(Schema.Array(QueuedRow))
+const decodeQueue = Schema.decodeUnknown(Schema.Array(QueueRow))
+const decodeCounts = Schema.decodeUnknown(Schema.Array(CountRow))
+const decodeIdRows = Schema.decodeUnknown(Schema.Array(Schema.Struct({ id: WorkerId })))
+const decodeIds = (rows: unknown) => Effect.map(decodeIdRows(rows), (decoded) => decoded.map((row) => row.id))
+/** An aggregate's one row, NULL over no rows. */
+const decodeMaybeValue = Schema.decodeUnknown(Schema.Tuple(Schema.Struct({ value: Schema.NullOr(Schema.String) })))
 const decodeValues = Schema.decodeUnknown(Schema.Array(Schema.Struct({ value: Schema.String })))
 const decodeJournalMode = Schema.decodeUnknown(Schema.Tuple(Schema.Struct({ journal_mode: Schema.String })))
 const decodeRunResult = Schema.decodeUnknown(Schema.Struct({ changes: Schema.Number }))
@@ -429,6 +448,24 @@ const listByMetadataCache = new Map<string, string>()
 export const readStatements = (sql: SqlClient.SqlClient) => ({
   allWorkers: () => sql`SELECT ${sql.literal(WORKER_COLUMNS)}, idempotency_key FROM workers ORDER BY id`,
   workerByKey: (key: string) => sql`SELECT ${sql.literal(WORKER_COLUMNS)} FROM workers WHERE idempotency_key = ${key}`,
+  workerById: (workerId: string) =>
+    sql`SELECT ${sql.literal(WORKER_COLUMNS)}, idempotency_key FROM workers WHERE id = ${workerId}`,
+  queueOf: (workerId: string) =>
+    sql`SELECT id, kind, at, length(CAST(content AS BLOB)) AS bytes FROM queued_inputs
+        WHERE worker_id = ${workerId} ORDER BY id`,
+  // Covered by workers_status_id: ids only, in its order.
+  busyWorkers: () => sql`SELECT id FROM workers WHERE status = 'busy' ORDER BY id`,
+  // In primary-key order, so DISTINCT needs no sort.
+  queuedWorkers: () => sql`SELECT DISTINCT worker_id AS id FROM queued_inputs ORDER BY worker_id`,
+  // Four rows, kept by triggers (migration 3).
+  counts: () => sql`SELECT status, count FROM worker_counts`,
+  // The primary key's last entry.
+  lastWorkerId: () => sql`SELECT max(id) AS value FROM workers`,
+  // The WHERE term of the partial index workers_ended, as written there, so
+  // that this is a range of it from the oldest; LIMIT -1 would mean none.
+  expired: (before: string, limit: number) =>
+    sql`SELECT id FROM workers WHERE status IN ('stopped', 'failed') AND updated_at < ${before}
+        ORDER BY updated_at, id LIMIT ${Math.max(0, limit)}`,
   // Sizes only: a queued input's content stays on disk until its turn starts.
   allQueued: () =>
     sql`SELECT worker_id, id, kind, at, length(CAST(content AS BLOB)) AS bytes FROM queued_inputs ORDER BY worker_id, id`,
@@ -749,6 +786,36 @@ export const makeSqliteStore = (
           }))
         })
       ),
+      getWorker: (workerId) =>
+        asStoreError(`reading Worker ${workerId}`)(
+          // One read transaction: the row and its queue as of the same commit.
+          sql.withTransaction(Effect.gen(function*() {
+            const row = (yield* decodeStoredWorkers(yield* reads.workerById(workerId)))[0]
+            if (row === undefined) return undefined
+            const stored: StoredWorker = {
+              worker: workerOfRow(row),
+              idempotencyKey: row.idempotency_key ?? undefined,
+              queue: yield* decodeQueue(yield* reads.queueOf(workerId))
+            }
+            return stored
+          }))
+        ),
+      workerByKey: (idempotencyKey) =>
+        asStoreError(`reading idempotency key ${idempotencyKey}`)(
+          Effect.map(Effect.flatMap(reads.workerByKey(idempotencyKey), decodeWorkers), (rows) => rows[0])
+        ),
+      busyWorkers: asStoreError("listing busy Workers")(Effect.flatMap(reads.busyWorkers(), decodeIds)),
+      queuedWorkers: asStoreError("listing Workers with queued inputs")(
+        Effect.flatMap(reads.queuedWorkers(), decodeIds)
+      ),
+      counts: asStoreError("counting Workers")(
+        Effect.map(Effect.flatMap(reads.counts(), decodeCounts), countsOfRows)
+      ),
+      lastWorkerId: asStoreError("reading the last Worker id")(
+        Effect.map(Effect.flatMap(reads.lastWorkerId(), decodeMaybeValue), ([{ value }]) => value ?? undefined)
+      ),
+      expired: (before, limit) =>
+        asStoreError("listing expired Workers")(Effect.flatMap(reads.expired(before, limit), decodeIds)),
       failure: () => lost,
       insertWorker: (worker, idempotencyKey) =>
         Effect.gen(function*() {

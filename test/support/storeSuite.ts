@@ -426,6 +426,247 @@ export const storeSuite = (label: string, makePlace: MakeStorePlace) =>
           yield* store.commit({ worker: { ...b.worker, lastSeq: 5 }, entries: [entry(5, { turn: 2 })] })
           expect(yield* store.transcript(wid("b"), { after: 4, limit: 10 })).toEqual([entry(5, { turn: 2 })])
         }).pipe((effect) => withStore(makePlace(), effect)))
+
+      it.effect("getWorker: one Worker with its key and queue, as loadWorkers has it; undefined when unknown", () =>
+        Effect.gen(function*() {
+          const store = yield* RuntimeStore
+          yield* store.insertWorker(worker("a", { metadata: { team: "x" } }), "key-a")
+          yield* store.insertWorker(worker("b"), undefined)
+          expect(yield* store.getWorker(wid("a"))).toEqual({
+            worker: worker("a", { metadata: { team: "x" } }),
+            idempotencyKey: "key-a",
+            queue: []
+          })
+          for (const id of [9, 10]) {
+            yield* store.commit({
+              worker: worker("a", { metadata: { team: "x" }, status: "busy", turn: 1, queued: id - 8 }),
+              entries: [],
+              enqueue: queuedInput(id)
+            })
+          }
+          yield* store.commit({ worker: worker("b", { status: "stopped", stopReason: "bye" }), entries: [] })
+          const a = yield* store.getWorker(wid("a"))
+          expect(a).toEqual({
+            worker: worker("a", { metadata: { team: "x" }, status: "busy", turn: 1, queued: 2 }),
+            idempotencyKey: "key-a",
+            queue: [queuedRef(9), queuedRef(10)]
+          })
+          const b = yield* store.getWorker(wid("b"))
+          expect(b).toEqual({
+            worker: worker("b", { status: "stopped", stopReason: "bye" }),
+            idempotencyKey: undefined,
+            queue: []
+          })
+          expect(yield* store.loadWorkers).toEqual([a, b])
+          // dequeued inputs are gone from it
+          yield* store.commit({
+            worker: worker("a", { metadata: { team: "x" }, status: "busy", turn: 2, queued: 1 }),
+            entries: [],
+            dequeue: [9]
+          })
+          expect((yield* store.getWorker(wid("a")))!.queue).toEqual([queuedRef(10)])
+          expect(yield* store.getWorker(wid("zzz"))).toBeUndefined()
+          yield* store.deleteWorker(wid("a"))
+          expect(yield* store.getWorker(wid("a"))).toBeUndefined()
+        }).pipe((effect) => withStore(makePlace(), effect)))
+
+      it.effect("workerByKey: the Worker a key made, as stored; undefined for an unknown key or once it is deleted", () =>
+        Effect.gen(function*() {
+          const store = yield* RuntimeStore
+          expect(yield* store.workerByKey("key-a")).toBeUndefined()
+          yield* store.insertWorker(worker("a"), "key-a")
+          yield* store.insertWorker(worker("b"), "key-b")
+          yield* store.insertWorker(worker("c"), undefined)
+          expect(yield* store.workerByKey("key-a")).toEqual(worker("a"))
+          expect(yield* store.workerByKey("key-b")).toEqual(worker("b"))
+          // as it is now, not as it was created
+          yield* store.commit({ worker: worker("a", { status: "busy", turn: 1 }), entries: [] })
+          expect(yield* store.workerByKey("key-a")).toEqual(worker("a", { status: "busy", turn: 1 }))
+          // a taken key stores nothing: the key still names its first Worker
+          yield* store.insertWorker(worker("d"), "key-a")
+          expect((yield* store.workerByKey("key-a"))?.id).toBe("a")
+          expect(yield* store.workerByKey("key-c")).toBeUndefined()
+          expect(yield* store.workerByKey("")).toBeUndefined()
+          yield* store.deleteWorker(wid("a"))
+          expect(yield* store.workerByKey("key-a")).toBeUndefined()
+          expect(yield* store.workerByKey("key-b")).toEqual(worker("b"))
+        }).pipe((effect) => withStore(makePlace(), effect)))
+
+      it.effect("busyWorkers and queuedWorkers: sorted ids, following commits and deletes", () =>
+        Effect.gen(function*() {
+          const store = yield* RuntimeStore
+          expect(yield* store.busyWorkers).toEqual([])
+          expect(yield* store.queuedWorkers).toEqual([])
+          // inserted out of order
+          for (const id of ["d", "b", "a", "c"]) yield* store.insertWorker(worker(id), undefined)
+          expect(yield* store.busyWorkers).toEqual([])
+          for (const id of ["d", "a", "c"]) {
+            yield* store.commit({ worker: worker(id, { status: "busy", turn: 1 }), entries: [] })
+          }
+          expect(yield* store.busyWorkers).toEqual(["a", "c", "d"])
+          // two inputs queued for d, one for a: each Worker once
+          yield* store.commit({
+            worker: worker("d", { status: "busy", turn: 1, queued: 1 }),
+            entries: [],
+            enqueue: queuedInput(1)
+          })
+          yield* store.commit({
+            worker: worker("d", { status: "busy", turn: 1, queued: 2 }),
+            entries: [],
+            enqueue: queuedInput(2)
+          })
+          yield* store.commit({
+            worker: worker("a", { status: "busy", turn: 1, queued: 1 }),
+            entries: [],
+            enqueue: queuedInput(1)
+          })
+          expect(yield* store.queuedWorkers).toEqual(["a", "d"])
+          // a's turn ends and its queued input starts the next; d's first one is dropped
+          yield* store.commit({
+            worker: worker("a", { status: "busy", turn: 2, lastSeq: 1 }),
+            entries: [entry(1, { role: "user", turn: 2 })],
+            dequeue: [1]
+          })
+          yield* store.commit({
+            worker: worker("d", { status: "busy", turn: 1, queued: 1 }),
+            entries: [],
+            dequeue: [1]
+          })
+          expect(yield* store.queuedWorkers).toEqual(["d"])
+          // c ends its turn, d is stopped with its queue dropped
+          yield* store.commit({ worker: worker("c", { turn: 1 }), entries: [] })
+          yield* store.commit({
+            worker: worker("d", { status: "stopped", turn: 1, stopReason: "x" }),
+            entries: [],
+            dequeue: [2]
+          })
+          expect(yield* store.busyWorkers).toEqual(["a"])
+          expect(yield* store.queuedWorkers).toEqual([])
+          // a deleted Worker is in neither
+          yield* store.commit({
+            worker: worker("b", { status: "busy", turn: 1, queued: 1 }),
+            entries: [],
+            enqueue: queuedInput(3)
+          })
+          expect(yield* store.busyWorkers).toEqual(["a", "b"])
+          expect(yield* store.queuedWorkers).toEqual(["b"])
+          yield* store.deleteWorker(wid("b"))
+          expect(yield* store.busyWorkers).toEqual(["a"])
+          expect(yield* store.queuedWorkers).toEqual([])
+        }).pipe((effect) => withStore(makePlace(), effect)))
+
+      it.effect("counts: Workers by status, after inserts, status changes and deletes", () =>
+        Effect.gen(function*() {
+          const store = yield* RuntimeStore
+          const none = { idle: 0, busy: 0, stopped: 0, failed: 0 }
+          expect(yield* store.counts).toEqual(none)
+          yield* store.insertWorker(worker("a"), undefined)
+          yield* store.insertWorker(worker("b"), "key-b")
+          yield* store.insertWorker(worker("c", { status: "stopped", stopReason: "x" }), undefined)
+          expect(yield* store.counts).toEqual({ ...none, idle: 2, stopped: 1 })
+          // a taken key stores nothing, and counts nothing
+          yield* store.insertWorker(worker("d"), "key-b")
+          expect(yield* store.counts).toEqual({ ...none, idle: 2, stopped: 1 })
+          yield* store.commit({ worker: worker("a", { status: "busy", turn: 1 }), entries: [] })
+          // a commit that keeps the status changes no count
+          yield* store.commit({ worker: worker("a", { status: "busy", turn: 1, lastSeq: 1 }), entries: [entry(1)] })
+          yield* store.commit({ worker: worker("b", { status: "failed" }), entries: [] })
+          expect(yield* store.counts).toEqual({ idle: 0, busy: 1, stopped: 1, failed: 1 })
+          yield* store.commit({ worker: worker("a", { turn: 1, lastSeq: 1 }), entries: [] })
+          expect(yield* store.counts).toEqual({ idle: 1, busy: 0, stopped: 1, failed: 1 })
+          yield* store.deleteWorker(wid("b"))
+          yield* store.deleteWorker(wid("c"))
+          expect(yield* store.counts).toEqual({ ...none, idle: 1 })
+          // deleting an unknown id, or again, counts nothing
+          yield* store.deleteWorker(wid("c"))
+          yield* store.deleteWorker(wid("zzz"))
+          expect(yield* store.counts).toEqual({ ...none, idle: 1 })
+        }).pipe((effect) => withStore(makePlace(), effect)))
+
+      it.effect("counts: 20 concurrent inserts, and concurrent status changes, are all counted", () =>
+        Effect.gen(function*() {
+          const store = yield* RuntimeStore
+          const ids = Array.from({ length: 20 }, (_, i) => `w${String(i).padStart(2, "0")}`)
+          yield* Effect.forEach(ids, (id) => store.insertWorker(worker(id), undefined), { concurrency: "unbounded" })
+          expect(yield* store.counts).toEqual({ idle: 20, busy: 0, stopped: 0, failed: 0 })
+          yield* Effect.forEach(
+            ids,
+            (id, i) =>
+              store.commit({
+                worker: worker(id, { status: i % 4 === 0 ? "failed" : i % 2 === 0 ? "busy" : "idle" }),
+                entries: []
+              }),
+            { concurrency: "unbounded" }
+          )
+          expect(yield* store.counts).toEqual({ idle: 10, busy: 5, stopped: 0, failed: 5 })
+          yield* Effect.forEach(ids.slice(0, 10), (id) => store.deleteWorker(wid(id)), { concurrency: "unbounded" })
+          expect(yield* store.counts).toEqual({ idle: 5, busy: 3, stopped: 0, failed: 2 })
+        }).pipe((effect) => withStore(makePlace(), effect)))
+
+      it.effect("lastWorkerId: the greatest id stored, whatever the order of inserts and deletes", () =>
+        Effect.gen(function*() {
+          const store = yield* RuntimeStore
+          expect(yield* store.lastWorkerId).toBeUndefined()
+          yield* store.insertWorker(worker("b"), undefined)
+          expect(yield* store.lastWorkerId).toBe("b")
+          yield* store.insertWorker(worker("d"), undefined)
+          yield* store.insertWorker(worker("a"), undefined)
+          expect(yield* store.lastWorkerId).toBe("d")
+          // a taken key stores nothing
+          yield* store.insertWorker(worker("c"), "key")
+          yield* store.insertWorker(worker("z"), "key")
+          expect(yield* store.lastWorkerId).toBe("d")
+          // the last one deleted: the one before it
+          yield* store.deleteWorker(wid("d"))
+          expect(yield* store.lastWorkerId).toBe("c")
+          yield* store.deleteWorker(wid("c"))
+          yield* store.deleteWorker(wid("a"))
+          expect(yield* store.lastWorkerId).toBe("b")
+          yield* store.insertWorker(worker("e"), undefined)
+          expect(yield* store.lastWorkerId).toBe("e")
+          yield* store.deleteWorker(wid("e"))
+          yield* store.deleteWorker(wid("b"))
+          expect(yield* store.lastWorkerId).toBeUndefined()
+        }).pipe((effect) => withStore(makePlace(), effect)))
+
+      it.effect("expired: stopped and failed Workers updated before a time, oldest first, at most the limit", () =>
+        Effect.gen(function*() {
+          const store = yield* RuntimeStore
+          const day = (n: number) => `2026-01-${String(n).padStart(2, "0")}T00:00:00.000Z`
+          const ended = (id: string, status: "stopped" | "failed", updated: number) =>
+            worker(id, { status, updatedAt: day(updated), ...(status === "stopped" ? { stopReason: "x" } : {}) })
+          // ids and update times in different orders; two at the same time
+          for (
+            const w of [
+              ended("a", "stopped", 5),
+              ended("b", "failed", 2),
+              ended("c", "stopped", 8),
+              ended("d", "failed", 5),
+              ended("e", "stopped", 3),
+              worker("f", { updatedAt: day(1) }),
+              worker("g", { status: "busy", updatedAt: day(1) }),
+              ended("h", "failed", 9)
+            ]
+          ) yield* store.insertWorker(w, undefined)
+          expect(yield* store.expired(day(10), 100)).toEqual(["b", "e", "a", "d", "c", "h"])
+          // strictly before
+          expect(yield* store.expired(day(8), 100)).toEqual(["b", "e", "a", "d"])
+          expect(yield* store.expired(day(5), 100)).toEqual(["b", "e"])
+          expect(yield* store.expired("2026-01-05T00:00:00.001Z", 100)).toEqual(["b", "e", "a", "d"])
+          expect(yield* store.expired(day(2), 100)).toEqual([])
+          // the limit takes the oldest
+          expect(yield* store.expired(day(10), 3)).toEqual(["b", "e", "a"])
+          expect(yield* store.expired(day(10), 1)).toEqual(["b"])
+          expect(yield* store.expired(day(10), 0)).toEqual([])
+          // a Worker that ends is in it from its update; one updated since is later
+          yield* store.commit({ worker: worker("f", { status: "failed", updatedAt: day(4) }), entries: [] })
+          yield* store.commit({ worker: ended("b", "failed", 7), entries: [] })
+          expect(yield* store.expired(day(10), 100)).toEqual(["e", "f", "a", "d", "b", "c", "h"])
+          // deleted ones are not
+          yield* store.deleteWorker(wid("e"))
+          yield* store.deleteWorker(wid("a"))
+          expect(yield* store.expired(day(10), 3)).toEqual(["f", "d", "b"])
+        }).pipe((effect) => withStore(makePlace(), effect)))
     })
 
     describe("lifecycle over the store", () => {
