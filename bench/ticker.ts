@@ -3,8 +3,8 @@
 // machine's monotonic time in ns (process.hrtime) taken just before its emit,
 // so that a consumer in any process of the machine can tell how long the line
 // took to reach it.
-import { Effect, Schema } from "effect"
-import type { WorkerEngine } from "../src/index.js"
+import { Effect, Schema, Stream } from "effect"
+import { TurnOutput, type WorkerEngine } from "../src/index.js"
 
 const TickerInput = Schema.parseJson(Schema.Struct({ count: Schema.Int, intervalMs: Schema.Number }))
 const decode = Schema.decodeUnknownSync(TickerInput)
@@ -15,11 +15,11 @@ export const tickerInput = (count: number, intervalMs: number): string => JSON.s
 export const tickerEngine: WorkerEngine = {
   name: "ticker",
   run: (context) =>
-    Effect.gen(function*() {
+    Stream.unwrap(Effect.sync(() => {
       const { count, intervalMs } = decode(context.input.content)
-      for (let i = 0; i < count; i++) {
-        if (intervalMs > 0) yield* Effect.sleep(intervalMs)
-        yield* context.emit(String(process.hrtime.bigint()))
-      }
-    })
+      const tick = Effect.sync(() => TurnOutput.line(String(process.hrtime.bigint())))
+      return Stream.repeatEffect(intervalMs > 0 ? Effect.zipRight(Effect.sleep(intervalMs), tick) : tick).pipe(
+        Stream.take(count)
+      )
+    }))
 }

@@ -1,7 +1,8 @@
 /** The `echo` engine: after `delayMs`, one `worker` entry equal to the input. */
 import * as Effect from "effect/Effect"
+import * as Stream from "effect/Stream"
 
-import type { WorkerEngine } from "./WorkerEngine.js"
+import { TurnOutput, type WorkerEngine } from "./WorkerEngine.js"
 
 export interface EchoOptions {
   readonly delayMs?: number
@@ -12,7 +13,7 @@ export const makeEchoEngine = (options: EchoOptions = {}): WorkerEngine => {
   return {
     name: "echo",
     run: delayMs === 0
-      ? (context) => Effect.succeed([context.input.content])
-      : (context) => Effect.as(Effect.sleep(delayMs), [context.input.content])
+      ? (context) => Stream.succeed(TurnOutput.line(context.input.content))
+      : (context) => Stream.fromEffect(Effect.as(Effect.sleep(delayMs), TurnOutput.line(context.input.content)))
   }
 }

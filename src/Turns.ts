@@ -16,7 +16,7 @@ import type { InputKind, TranscriptEntry, Turn, TurnOutcome, Worker, WorkerStatu
 import * as Metrics from "./Metrics.js"
 import { MAX_PAGE } from "./RuntimeOptions.js"
 import type { QueuedRef, RuntimeStoreService, StoreError } from "./RuntimeStore.js"
-import { failureReason, type TurnContext, TurnFailed, type WorkerEngine } from "./WorkerEngine.js"
+import { failureReason, forEachChunkInFiber, type TurnContext, TurnFailed, type WorkerEngine } from "./WorkerEngine.js"
 import type { OutputBuffer, Slot, WorkerTable } from "./WorkerTable.js"
 
 /** How often an interrupt is sent again to a turn that has not ended yet. */
@@ -256,15 +256,24 @@ export const makeTurns = (
       () => Effect.void
     )
 
-  const run = (slot: Slot, engine: WorkerEngine, context: TurnContext) =>
-    engine.run(context).pipe(
+  const run = (slot: Slot, engine: WorkerEngine, context: TurnContext) => {
+    const write = emit(slot, context.turn)
+    // Each Line through `emit` (batched commits, backpressure); deltas are not recorded.
+    return forEachChunkInFiber(
+      engine.run(context),
+      (outputs) =>
+        Effect.forEach(outputs, (output) => output._tag === "Line" ? write(output.content) : Effect.void, {
+          discard: true
+        })
+    ).pipe(
       Effect.matchCauseEffect({
-        onSuccess: (outputs) => finish(slot, context.turn, outputs ?? [], undefined),
+        onSuccess: () => finish(slot, context.turn, [], undefined),
         // Interruption is recorded by whoever interrupted.
         onFailure: (cause) =>
           Cause.isInterruptedOnly(cause) ? Effect.void : finish(slot, context.turn, [], turnFailureOf(cause))
       })
     )
+  }
 
   /** Forks the fiber of the turn `slot.worker.turn`, just committed. Under the lock. */
   const start = (slot: Slot, engine: WorkerEngine, input: TurnInput) =>
@@ -276,7 +285,6 @@ export const makeTurns = (
         profile,
         turn,
         input,
-        emit: emit(slot, turn),
         transcript: transcriptOf(slot)
       }
       // A daemon: the turn outlives the request that started it. Forked from

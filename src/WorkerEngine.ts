@@ -1,10 +1,14 @@
 /**
  * What a turn does. An engine is chosen per profile by the operator, never by
  * an API caller. `RuntimeLive` owns the Worker's state; an engine only runs the
- * turn it is handed and reports output through `emit` or its result.
+ * turn it is handed, as a stream of its output.
  */
-import type * as Effect from "effect/Effect"
+import type * as Chunk from "effect/Chunk"
+import * as Data from "effect/Data"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
+import * as Stream from "effect/Stream"
 
 import type { InputKind, TranscriptEntry } from "./Domain.js"
 
@@ -30,15 +34,30 @@ export interface TurnContext {
   readonly profile: string
   readonly turn: number
   readonly input: { readonly content: string; readonly kind: InputKind }
-  /**
-   * Queues one `worker` entry. Entries are committed in order, in batches
-   * (the lines queued when a commit starts go in one commit); the turn's end
-   * commits whatever is still queued. It waits only when many are queued, and
-   * interrupts the turn once the turn is no longer current (cancelled, stopped).
-   */
-  readonly emit: (content: string) => Effect.Effect<void, TurnFailed>
   /** Every entry of the Worker's transcript so far, the new input included. */
   readonly transcript: Effect.Effect<ReadonlyArray<TranscriptEntry>, TurnFailed>
+}
+
+/**
+ * What a turn's stream yields: a `Line` is one `worker` entry of the
+ * transcript; a `Delta` is a piece of model text as it arrives, not recorded
+ * (the runtime ignores deltas for now).
+ */
+export type TurnOutput = Data.TaggedEnum<{
+  readonly Line: { readonly content: string }
+  readonly Delta: { readonly text: string }
+}>
+
+const { $is, $match } = Data.taggedEnum<TurnOutput>()
+
+/** `TurnOutput.line("…")`, `TurnOutput.delta("…")`, and `$is` / `$match` to tell them apart. */
+export const TurnOutput = {
+  /** One `worker` entry. */
+  line: (content: string): TurnOutput => ({ _tag: "Line", content }),
+  /** A piece of model text, not recorded. */
+  delta: (text: string): TurnOutput => ({ _tag: "Delta", text }),
+  $is,
+  $match
 }
 
 export interface WorkerEngine {
@@ -49,13 +68,48 @@ export interface WorkerEngine {
   /** False when a turn cannot be cancelled (it can still be stopped). */
   readonly cancellable?: boolean
   /**
-   * Runs one turn. It must be interruptible: cancel, stop and shutdown
-   * interrupt it and expect every resource (child processes included) to be
-   * released when the interruption completes. Lines it returns are recorded as
-   * `worker` entries together with the end of the turn, in one commit.
+   * Runs one turn: a stream of its output, which the runtime runs once. The
+   * turn ends when the stream does: completed when it ends, failed when it
+   * fails with a `TurnFailed` (or dies).
+   *
+   * Each `Line` becomes a `worker` entry. Lines are committed in order, in
+   * batches (the lines taken when a commit starts go in one commit), so they
+   * are visible while the turn runs; the turn's end commits whatever is left
+   * in the same commit as its `runtime` entry. Backpressure: the stream is
+   * pulled only as fast as its lines are taken, which pauses while many wait
+   * for a commit. A turn that is no longer current (cancelled, stopped) is
+   * interrupted at its next line.
+   *
+   * The stream must be interruptible: cancel, stop and shutdown interrupt it
+   * and expect every resource (child processes included) to be released when
+   * the interruption completes. Acquire them in the stream's scope (e.g.
+   * `Stream.unwrapScoped`, `Stream.acquireRelease`) so that they are released
+   * however it ends.
    */
-  readonly run: (context: TurnContext) => Effect.Effect<ReadonlyArray<string> | void, TurnFailed>
+  readonly run: (context: TurnContext) => Stream.Stream<TurnOutput, TurnFailed>
 }
 
 /** Engines keyed by profile name. */
 export type Profiles = Readonly<Record<string, WorkerEngine>>
+
+/**
+ * Runs a turn's stream in the calling fiber (the turn's), handing each chunk
+ * to `f` before the next is pulled. Not `Stream.runForEachChunk`: `Stream.run*`
+ * runs the stream in a child fiber that its caller interrupts only once. An
+ * interrupt that arrives while a finalizer runs can be lost (Effect 3: a
+ * later-registered `Effect.addFinalizer` restores the fiber's FiberRefs), and
+ * a stream that then goes on (e.g. waits) could never be interrupted again;
+ * here every interrupt sent to the turn's fiber reaches the stream.
+ */
+export const forEachChunkInFiber = <A, E, R, E2, R2>(
+  stream: Stream.Stream<A, E, R>,
+  f: (chunk: Chunk.Chunk<A>) => Effect.Effect<void, E2, R2>
+): Effect.Effect<void, E | E2, R | R2> =>
+  Effect.scoped(Effect.flatMap(Stream.toPull(stream), (pull) => {
+    const loop: Effect.Effect<void, E | E2, R | R2> = Effect.matchEffect(pull, {
+      // None: the stream has ended.
+      onFailure: Option.match({ onNone: () => Effect.void, onSome: Effect.fail }),
+      onSuccess: (chunk) => Effect.zipRight(f(chunk), Effect.suspend(() => loop))
+    })
+    return loop
+  }))

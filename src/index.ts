@@ -40,4 +40,11 @@ export {
   type TranscriptRange
 } from "./RuntimeStore.js"
 export { VERSION } from "./version.js"
-export { failureReason, type Profiles, type TurnContext, TurnFailed, type WorkerEngine } from "./WorkerEngine.js"
+export {
+  failureReason,
+  type Profiles,
+  type TurnContext,
+  TurnFailed,
+  TurnOutput,
+  type WorkerEngine
+} from "./WorkerEngine.js"

@@ -10,7 +10,7 @@ import { join } from "node:path"
 
 import * as NodeContext from "@effect/platform-node/NodeContext"
 import { describe, expect, it } from "@effect/vitest"
-import { Context, Effect, Exit, Layer, Scope } from "effect"
+import { Chunk, Context, Effect, Either, Exit, Layer, Scope, Stream } from "effect"
 
 import {
   InvalidInput,
@@ -23,6 +23,7 @@ import {
 } from "../src/index.js"
 import { DEFAULT_KILL_GRACE_MS } from "../src/node/ProcessEngine.js"
 import { buildEngines, type ProcessProfile, type ProfileConfigs, ProfilesError } from "../src/node/Profiles.js"
+import { type OutputLimits, stdoutLines } from "../src/node/StdoutLines.js"
 import { eventuallyLive } from "./support/eventually.js"
 
 const NODE = process.execPath
@@ -131,6 +132,83 @@ grandchild.stdout.once("data", () => console.log("pids " + process.pid + " " + g
 setInterval(() => {}, 1000);`
 
 const SLEEPER = `console.log("pids " + process.pid); setInterval(() => {}, 1000);`
+
+const bytes = (text: string) => new TextEncoder().encode(text)
+
+const NO_LIMITS: OutputLimits = { maxBytes: Number.MAX_SAFE_INTEGER, maxEntries: Number.MAX_SAFE_INTEGER }
+
+/** What `stdoutLines` yields for stdout read as these chunks, then `failed: ...` if it fails. */
+const linesOf = (reads: ReadonlyArray<string | Uint8Array>, limits: OutputLimits = NO_LIMITS) =>
+  Stream.fromChunks(...reads.map((read) => Chunk.of(typeof read === "string" ? bytes(read) : read))).pipe(
+    (stdout) => stdoutLines(stdout, limits),
+    Stream.either,
+    Stream.runCollect,
+    Effect.map(Chunk.map(Either.match({ onLeft: (failure) => `failed: ${failure.message}`, onRight: (line) => line })))
+  )
+
+// The process engine's splitting of stdout, one read at a time: exact lines across read boundaries, in time
+// linear in the output, within the limits.
+describe("stdout lines", () => {
+  it.effect("splits at newlines across reads and multi-byte characters, and keeps the rest for the end", () =>
+    Effect.gen(function*() {
+      const text = bytes("one\ntw\u00f6\n\nthr\u{1F600}e\r\nlast")
+      // One byte at a time: every boundary, inside characters too.
+      const reads = Array.from(text, (_, i) => text.subarray(i, i + 1))
+      expect(Chunk.toReadonlyArray(yield* linesOf(reads))).toEqual(["one", "tw\u00f6", "thr\u{1F600}e", "last"])
+    }))
+
+  it.effect("takes \\r\\n split between reads as one newline, and keeps a lone \\r", () =>
+    Effect.gen(function*() {
+      expect(Chunk.toReadonlyArray(yield* linesOf(["a\r", "\nb\rc\r", "\r\n\r", "\n", "last\r"]))).toEqual([
+        "a",
+        "b\rc\r",
+        "last"
+      ])
+    }))
+
+  it.effect("takes 64 MiB without a newline in 64 KiB reads (quadratic joining would not finish)", () =>
+    Effect.gen(function*() {
+      const read = new Uint8Array(64 * 1024).fill(0x78)
+      const lines = yield* linesOf([...Array.from({ length: 1024 }, () => read), "\n"])
+      expect(lines.length).toBe(1)
+      expect(Chunk.unsafeHead(lines)).toHaveLength(64 * 1024 * 1024)
+    }))
+
+  it.effect("past maxBytes: the lines complete within it, not the partial line at the cut, then the failure", () =>
+    Effect.gen(function*() {
+      const tooLarge = (max: number) => `failed: output exceeded maxOutputBytes (${max} bytes); the process was stopped`
+      const cut = (reads: ReadonlyArray<string>, maxBytes: number) =>
+        Effect.map(linesOf(reads, { ...NO_LIMITS, maxBytes }), Chunk.toReadonlyArray)
+      expect(yield* cut(["aa\nbb", "b\ncc"], 8)).toEqual(["aa", "bbb", tooLarge(8)])
+      // The partial line began in an earlier read.
+      expect(yield* cut(["aa\nbbbb", "bbbbb\n"], 9)).toEqual(["aa", tooLarge(9)])
+      expect(yield* cut(["aa\n", "bb\n"], 3)).toEqual(["aa", tooLarge(3)])
+      // Cut between \r and \n: that line is not complete.
+      expect(yield* cut(["aa\r\n"], 3)).toEqual([tooLarge(3)])
+      // Cut inside a character.
+      expect(yield* cut(["a\n\u00f6\n"], 3)).toEqual(["a", tooLarge(3)])
+      // Exactly the limit is within it.
+      expect(yield* cut(["aa\n", "bb"], 5)).toEqual(["aa", "bb"])
+    }))
+
+  it.effect("past maxEntries: that many lines, then the failure; and it stops reading when it fails", () =>
+    Effect.gen(function*() {
+      const tooMany = "failed: output exceeded maxOutputEntries (2 entries); the process was stopped"
+      expect(Chunk.toReadonlyArray(yield* linesOf(["a\nb\n\nc\nd\n"], { ...NO_LIMITS, maxEntries: 2 }))).toEqual([
+        "a",
+        "b",
+        tooMany
+      ])
+      expect(Chunk.toReadonlyArray(yield* linesOf(["a\n\n", "b"], { ...NO_LIMITS, maxEntries: 2 }))).toEqual(["a", "b"])
+      let reads = 0
+      const stdout = Stream.fromChunks(...["x\n", "y\n", "z\n", "w\n"].map((read) => Chunk.of(bytes(read)))).pipe(
+        Stream.tap(() => Effect.sync(() => reads++))
+      )
+      const lines = yield* stdoutLines(stdout, { maxBytes: 4, maxEntries: 10 }).pipe(Stream.either, Stream.runCollect)
+      expect(lines.length).toBe(3)
+      expect(reads).toBe(3)
+    }))
+})
 
 describe("process engine", () => {
   describe("output", () => {

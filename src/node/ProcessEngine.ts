@@ -17,29 +17,21 @@ import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as ExecutionStrategy from "effect/ExecutionStrategy"
+import * as Fiber from "effect/Fiber"
 import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 
 import type { TranscriptEntry } from "../Domain.js"
 import * as Metrics from "../Metrics.js"
-import { type TurnContext, TurnFailed, type WorkerEngine } from "../WorkerEngine.js"
+import { type TurnContext, TurnFailed, TurnOutput, type WorkerEngine } from "../WorkerEngine.js"
 import type { ProcessProfile } from "./Profiles.js"
+import { stdoutLines } from "./StdoutLines.js"
 
 export const DEFAULT_MAX_OUTPUT_BYTES = 1024 * 1024
 export const DEFAULT_MAX_OUTPUT_ENTRIES = 10_000
 export const DEFAULT_KILL_GRACE_MS = 2000
 const STDERR_TAIL_BYTES = 4096
 const POLL_MS = 20
-/**
- * The longest a turn's ingest of its output runs before it lets the event
- * loop serve I/O. Effect's scheduler runs ready fibers for thousands of
- * rounds between two timer turns, so a child printing a million lines a
- * second would otherwise hold requests of every other Worker for hundreds
- * of milliseconds at a time.
- */
-const INGEST_SLICE_MS = 0.5
-/** Lines recorded between two looks at the clock. */
-const LINES_PER_CHECK = 64
 /** How long to wait for the kernel after SIGKILL, which cannot be ignored. */
 const AFTER_KILL_MS = 2000
 /** The only variables of the runtime's own environment a child sees. */
@@ -162,95 +154,6 @@ const stdinOf = (profile: Omit<ProcessProfile, "engine">, context: TurnContext) 
     ? Effect.map(context.transcript, (entries) => new TextEncoder().encode(entries.map(jsonLine).join("")))
     : Effect.succeed(new TextEncoder().encode(context.input.content))
 
-/**
- * Splits a byte stream into lines in time linear in its size, with or without
- * newlines: the unterminated rest is kept as pieces, joined once its line ends.
- */
-export const makeLineSplitter = () => {
-  const decoder = new TextDecoder()
-  let rest: Array<string> = []
-  const lines = (text: string): Array<string> => {
-    const out: Array<string> = []
-    let start = 0
-    for (let newline = text.indexOf("\n"); newline >= 0; newline = text.indexOf("\n", start)) {
-      const piece = text.slice(start, newline)
-      out.push(rest.length === 0 ? piece : rest.join("") + piece)
-      rest = []
-      start = newline + 1
-    }
-    if (start < text.length) rest.push(text.slice(start))
-    return out
-  }
-  return {
-    /** The lines `bytes` completes. */
-    push: (bytes: Uint8Array): Array<string> => lines(decoder.decode(bytes, { stream: true })),
-    /** What is left at the end: the last line without a newline, if any. */
-    end: (): Array<string> => {
-      const last = rest.join("") + decoder.decode()
-      rest = []
-      return last === "" ? [] : [last]
-    }
-  }
-}
-
-/** Resumes after the event loop has polled for I/O once (`setImmediate` runs after the poll phase). */
-const yieldToIo: Effect.Effect<void> = Effect.async<void>((resume) => {
-  const handle = setImmediate(() => resume(Effect.void))
-  return Effect.sync(() => clearImmediate(handle))
-})
-
-interface OutputLimits {
-  readonly maxBytes: number
-  readonly maxEntries: number
-}
-
-/**
- * Records each complete line as it arrives and the unterminated rest at the
- * end. Past `maxBytes` it records the lines complete within the limit and
- * fails, the partial line at the cut not recorded; past `maxEntries` it
- * records that many and fails.
- */
-const recordLines = (stdout: Stream.Stream<Uint8Array, PlatformError>, limits: OutputLimits, context: TurnContext) =>
-  Effect.suspend(() => {
-    const splitter = makeLineSplitter()
-    let seen = 0
-    let recorded = 0
-    let sliceStart = performance.now()
-    /** Yields to I/O once this slice of ingest has run long enough. */
-    const pace = Effect.suspend(() => {
-      if (performance.now() - sliceStart < INGEST_SLICE_MS) return Effect.void
-      return Effect.zipRight(yieldToIo, Effect.sync(() => (sliceStart = performance.now())))
-    })
-    const tooMany = new TurnFailed({
-      message: `output exceeded maxOutputEntries (${limits.maxEntries} entries); the process was stopped`
-    })
-    const tooLarge = new TurnFailed({
-      message: `output exceeded maxOutputBytes (${limits.maxBytes} bytes); the process was stopped`
-    })
-    const record = (lines: ReadonlyArray<string>) =>
-      Effect.gen(function*() {
-        for (const raw of lines) {
-          const line = raw.endsWith("\r") ? raw.slice(0, -1) : raw
-          if (line === "") continue
-          if (recorded === limits.maxEntries) return yield* tooMany
-          recorded++
-          yield* context.emit(line)
-          if (recorded % LINES_PER_CHECK === 0) yield* pace
-        }
-        yield* pace
-      })
-    return stdout.pipe(
-      Stream.mapError((error) => new TurnFailed({ message: `could not read stdout: ${error.message}` })),
-      Stream.runForEach((bytes) => {
-        const room = limits.maxBytes - seen
-        seen += bytes.length
-        const lines = splitter.push(bytes.length <= room ? bytes : bytes.subarray(0, room))
-        return bytes.length <= room ? record(lines) : Effect.zipRight(record(lines), Effect.fail(tooLarge))
-      }),
-      Effect.zipRight(Effect.suspend(() => record(splitter.end())))
-    )
-  })
-
 const stderrTail = (stderr: Stream.Stream<Uint8Array, PlatformError>) =>
   stderr.pipe(
     Stream.runFold(new Uint8Array(0), (tail, chunk) => {
@@ -293,8 +196,8 @@ const runTurn = (
   graceMs: number,
   runAs: RunAs | undefined,
   context: TurnContext
-) =>
-  Effect.gen(function*() {
+): Stream.Stream<TurnOutput, TurnFailed, CommandExecutor.CommandExecutor> =>
+  Stream.unwrapScoped(Effect.gen(function*() {
     const input = yield* stdinOf(profile, context)
     const scope = yield* Effect.scope
     // Forked before the process starts so that it closes after the process is
@@ -316,17 +219,27 @@ const runTurn = (
     )
     // A child that never reads stdin is fine: EPIPE is ignored.
     yield* Effect.forkIn(Effect.ignore(Stream.run(Stream.succeed(input), child.stdin)), stdinScope)
-    const [, stderr, exit] = yield* Effect.all([
-      recordLines(child.stdout, {
-        maxBytes: profile.maxOutputBytes ?? DEFAULT_MAX_OUTPUT_BYTES,
-        maxEntries: profile.maxOutputEntries ?? DEFAULT_MAX_OUTPUT_ENTRIES
-      }, context),
-      stderrTail(child.stderr),
-      // Leftovers of the group would hold stdout open: the turn ends with its command.
-      Effect.tap(Effect.either(child.exitCode), () => terminateGroup(child.pid, graceMs))
-    ], { concurrency: "unbounded" })
-    return yield* outcome(exit, stderr)
-  }).pipe(Effect.scoped)
+    const stderr = yield* Effect.forkIn(stderrTail(child.stderr), scope)
+    // Leftovers of the group would hold stdout open: the turn ends with its command.
+    const exit = yield* Effect.forkIn(
+      Effect.tap(Effect.either(child.exitCode), () => terminateGroup(child.pid, graceMs)),
+      scope
+    )
+    const stdout = Stream.mapError(
+      child.stdout,
+      (error) => new TurnFailed({ message: `could not read stdout: ${error.message}` })
+    )
+    return stdoutLines(stdout, {
+      maxBytes: profile.maxOutputBytes ?? DEFAULT_MAX_OUTPUT_BYTES,
+      maxEntries: profile.maxOutputEntries ?? DEFAULT_MAX_OUTPUT_ENTRIES
+    }).pipe(
+      Stream.map(TurnOutput.line),
+      // Once stdout is done: the exit decides how the turn ends.
+      Stream.concat(Stream.execute(
+        Effect.flatMap(Effect.zip(Fiber.join(stderr), Fiber.join(exit)), ([tail, code]) => outcome(code, tail))
+      ))
+    )
+  }))
 
 /** The engine of one `process` profile; it runs its children with the `CommandExecutor` in context now. */
 export const makeProcessEngine = (
@@ -341,12 +254,16 @@ export const makeProcessEngine = (
       name: "process",
       run: (context) => {
         const turn = runTurn(profile, graceMs, options.runAs, context).pipe(
-          Effect.provideService(CommandExecutor.CommandExecutor, executor)
+          Stream.provideService(CommandExecutor.CommandExecutor, executor)
         )
-        return timeoutMs === undefined ? turn : Effect.timeoutFail(turn, {
-          duration: timeoutMs,
-          onTimeout: () => new TurnFailed({ message: `timed out after ${timeoutMs} ms; the process was stopped` })
-        })
+        // Whatever the turn is doing then (reading, waiting for room): it is interrupted, its process stopped.
+        return timeoutMs === undefined ? turn : Stream.interruptWhen(
+          turn,
+          Effect.zipRight(
+            Effect.sleep(timeoutMs),
+            Effect.fail(new TurnFailed({ message: `timed out after ${timeoutMs} ms; the process was stopped` }))
+          )
+        )
       }
     }
   })

@@ -1,7 +1,7 @@
 /** Engines the behavioural suite configures, one per behaviour it needs to provoke. */
-import { Cause, Effect, FiberRef } from "effect"
+import { Cause, Effect, FiberRef, Stream } from "effect"
 
-import { makeEchoEngine, type Profiles, TurnFailed } from "../../src/index.js"
+import { makeEchoEngine, type Profiles, TurnFailed, TurnOutput } from "../../src/index.js"
 
 export const SLOW_MS = 1000
 
@@ -22,23 +22,22 @@ export const suiteProfiles: Profiles = {
   chatty: {
     name: "chatty",
     run: (context) =>
-      Effect.gen(function*() {
-        yield* context.emit(`one:${context.input.content}`)
-        yield* context.emit(`two:${context.input.kind}`)
-        return [`three:${context.turn}`]
-      })
+      Stream.make(`one:${context.input.content}`, `two:${context.input.kind}`, `three:${context.turn}`).pipe(
+        Stream.map(TurnOutput.line)
+      )
   },
   failing: {
     name: "failing",
-    run: (context) => Effect.zipRight(context.emit("partial"), Effect.fail(new TurnFailed({ message: "boom" })))
+    run: () =>
+      Stream.concat(Stream.succeed(TurnOutput.line("partial")), Stream.fail(new TurnFailed({ message: "boom" })))
   },
   fatal: {
     name: "fatal",
-    run: () => Effect.fail(new TurnFailed({ message: "cannot continue", fatal: true }))
+    run: () => Stream.fail(new TurnFailed({ message: "cannot continue", fatal: true }))
   },
   defect: {
     name: "defect",
-    run: () => Effect.die(new Error("engine bug"))
+    run: () => Stream.die(new Error("engine bug"))
   },
   userOnly: { ...makeEchoEngine(), name: "user-only", kinds: ["user"] },
   uncancellable: { ...makeEchoEngine({ delayMs: SLOW_MS }), name: "uncancellable", cancellable: false },
@@ -48,37 +47,38 @@ export const suiteProfiles: Profiles = {
     // kind. Two finalizers, as a child process has: an interrupt that arrives
     // while the second one runs is lost by Effect (see RuntimeLive's turns).
     name: "racy",
-    run: (context) =>
-      Effect.gen(function*() {
+    run: () =>
+      Stream.unwrapScoped(Effect.gen(function*() {
         yield* Effect.addFinalizer(() => Effect.sleep(Math.floor(Math.random() * 4)))
         yield* Effect.addFinalizer(() => Effect.void)
         const lines = Math.floor(Math.random() * 30)
-        for (let i = 0; i < lines; i++) {
-          yield* context.emit(`line ${i}`)
-          if (i % 5 === 0) yield* Effect.sleep(1)
-        }
-        if (Math.random() < 0.3) return yield* new TurnFailed({ message: "output over the limit" })
-        return [`done after ${lines}`]
-      }).pipe(Effect.scoped)
+        const output = Stream.range(0, lines - 1).pipe(
+          Stream.mapEffect((i) => Effect.as(i % 5 === 0 ? Effect.sleep(1) : Effect.void, TurnOutput.line(`line ${i}`)))
+        )
+        return Stream.concat(
+          output,
+          Math.random() < 0.3
+            ? Stream.fail(new TurnFailed({ message: "output over the limit" }))
+            : Stream.succeed(TurnOutput.line(`done after ${lines}`))
+        )
+      }))
   },
   lines: {
     // Emits as many lines as the input says, yielding now and then: a turn
     // whose output arrives while followers subscribe.
     name: "lines",
-    run: (context) =>
-      Effect.gen(function*() {
-        const count = Number(context.input.content)
-        for (let i = 1; i <= count; i++) {
-          yield* context.emit(`line ${i}`)
-          if (i % 7 === 0) yield* Effect.yieldNow()
-        }
-      })
+    run: (context) => {
+      const count = Number(context.input.content)
+      return Stream.iterate(1, (i) => i + 1).pipe(
+        Stream.takeWhile((i) => i <= count),
+        Stream.mapEffect((i) => Effect.as(i % 7 === 0 ? Effect.yieldNow() : Effect.void, TurnOutput.line(`line ${i}`)))
+      )
+    }
   },
   lagging: { ...makeEchoEngine({ delayMs: 150 }), name: "lagging" },
   big: {
     name: "big",
-    run: (context) =>
-      Effect.forEach([1, 2, 3, 4, 5], (i) => context.emit(String(i).repeat(1.5 * 1024 * 1024)), { discard: true })
+    run: () => Stream.make(1, 2, 3, 4, 5).pipe(Stream.map((i) => TurnOutput.line(String(i).repeat(1.5 * 1024 * 1024))))
   },
   forgetful: {
     // Releases after failing until it has been sent an interrupt, then waits
@@ -87,12 +87,12 @@ export const suiteProfiles: Profiles = {
     // one sent after it ends the turn.
     name: "forgetful",
     run: () =>
-      Effect.gen(function*() {
+      Stream.unwrapScoped(Effect.gen(function*() {
         yield* Effect.addFinalizer(() =>
           Effect.zipRight(Effect.sync(() => forgetfulReleases.begun++), untilInterruptSent)
         )
         yield* Effect.addFinalizer(() => Effect.void)
-        return yield* new TurnFailed({ message: "gave up" })
-      }).pipe(Effect.scoped, Effect.catchAll(() => Effect.never))
+        return Stream.fail(new TurnFailed({ message: "gave up" }))
+      })).pipe(Stream.catchAll(() => Stream.never))
   }
 }
