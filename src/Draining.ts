@@ -7,60 +7,59 @@
 import * as Effect from "effect/Effect"
 import { Unavailable } from "./Errors.js"
 import { RETRY_AFTER_MS } from "./RuntimeOptions.js"
-import type { Slot, WorkerTable } from "./WorkerTable.js"
 
 /** The refusal of new work while draining; clients may retry elsewhere or after the restart. */
 export const drainingError = (graceMs: number) =>
   new Unavailable({ message: "the runtime is draining", retryAfterMs: Math.max(graceMs, RETRY_AFTER_MS) })
 
-export interface Draining {
-  readonly active: () => boolean
-  readonly error: () => Unavailable
+export interface Draining<W> {
+  /** The refusal of new work, while draining. */
+  readonly refusal: () => Unavailable | undefined
   /**
-   * Runs `effect`, which may start a turn on `slot`, counting it as in
+   * Runs `effect`, which may start a turn on `worker`, counting it as in
    * flight meanwhile: its input commit may still be in progress when
    * draining begins, and the wait must not miss a turn that starts after.
    */
-  readonly starting: <A, E>(slot: Slot, effect: Effect.Effect<A, E>) => Effect.Effect<A, E>
+  readonly starting: <A, E>(worker: W, effect: Effect.Effect<A, E>) => Effect.Effect<A, E>
   /** Workers with a turn in flight or starting. */
-  readonly busySlots: () => ReadonlyArray<Slot>
+  readonly inFlight: () => ReadonlyArray<W>
   /** To be called whenever a Worker's status changes. */
   readonly notify: () => void
   /** Marks the Runtime draining and waits, at most the grace period, for the turns in flight to end. */
   readonly begin: Effect.Effect<void>
 }
 
-export const makeDraining = (graceMs: number, table: () => WorkerTable): Effect.Effect<Draining> =>
+export const makeDraining = <W>(
+  graceMs: number,
+  /** Workers with a turn in flight. */
+  busy: () => ReadonlyArray<W>
+): Effect.Effect<Draining<W>> =>
   Effect.gen(function*() {
-    let active = false
-    const startingSlots = new Set<Slot>()
+    let refusal: Unavailable | undefined
+    const startingWorkers = new Set<W>()
     const turnsDone = yield* Effect.makeLatch(false)
-    const noTurnsLeft = () => table().count("busy") === 0 && startingSlots.size === 0
+    const inFlight = () => [...startingWorkers, ...busy().filter((worker) => !startingWorkers.has(worker))]
     const notify = () => {
-      if (active && noTurnsLeft()) turnsDone.unsafeOpen()
+      if (refusal !== undefined && startingWorkers.size === 0 && busy().length === 0) turnsDone.unsafeOpen()
     }
 
     return {
-      active: () => active,
-      error: () => drainingError(graceMs),
-      starting: (slot, effect) =>
+      refusal: () => refusal,
+      starting: (worker, effect) =>
         Effect.suspend(() => {
-          startingSlots.add(slot)
+          startingWorkers.add(worker)
           return Effect.ensuring(
             effect,
             Effect.sync(() => {
-              startingSlots.delete(slot)
+              startingWorkers.delete(worker)
               notify()
             })
           )
         }),
-      busySlots: () => [
-        ...startingSlots,
-        ...Array.from(table().slots()).filter((slot) => slot.worker.status === "busy" && !startingSlots.has(slot))
-      ],
+      inFlight,
       notify,
       begin: Effect.suspend(() => {
-        active = true
+        refusal = drainingError(graceMs)
         if (graceMs <= 0) return Effect.void
         notify()
         // Drain also runs as a scope finalizer, which is uninterruptible: the

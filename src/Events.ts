@@ -9,11 +9,17 @@
 import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
+import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import type { Worker, WorkerEvent } from "./Domain.js"
 import type { Unavailable } from "./Errors.js"
+import type { Listener } from "./Followers.js"
 import { asUnavailable, type RuntimeStoreService } from "./RuntimeStore.js"
-import type { Listener, Slot, WorkerTable } from "./WorkerTable.js"
+
+/** What a follower reads of the Worker's actor: the Worker as it is now. */
+export interface Followed {
+  readonly worker: Worker
+}
 
 /** Entries read from the store per step of a catch-up, and their content's UTF-8 bytes at most (one entry at least). */
 const CATCH_UP_PAGE = 256
@@ -28,17 +34,19 @@ const isTerminal = (worker: Worker) => worker.status === "stopped" || worker.sta
  */
 export const followWorker = <E>(
   store: RuntimeStoreService,
-  table: WorkerTable,
-  /** The Worker and `after`, checked: resolved when the stream starts. */
-  resolve: Effect.Effect<{ readonly slot: Slot; readonly after: number }, E>
+  /**
+   * Registers the follower (released with the stream's scope), reads the
+   * Worker in the same synchronous step (`snapshot`), and resolves `after`,
+   * checked: run when the stream starts.
+   */
+  open: Effect.Effect<
+    { readonly actor: Followed; readonly listener: Listener; readonly snapshot: Worker; readonly after: number },
+    E,
+    Scope.Scope
+  >
 ): Stream.Stream<WorkerEvent, Unavailable | E> =>
   Stream.unwrapScoped(Effect.gen(function*() {
-    const { after, slot } = yield* resolve
-    const listener: Listener = yield* Effect.acquireRelease(
-      Effect.sync(() => table.listen(slot)),
-      (listener) => Effect.sync(() => table.unlisten(slot, listener))
-    )
-    const snapshot = slot.worker
+    const { actor, after, listener, snapshot } = yield* open
     let delivered = after
     // Entries up to this seq are read from the store before anything live.
     let catchUpTo = snapshot.lastSeq
@@ -47,7 +55,7 @@ export const followWorker = <E>(
     let done = false
 
     const fromStore = Effect.gen(function*() {
-      const entries = yield* store.transcript(slot.worker.id, {
+      const entries = yield* store.transcript(snapshot.id, {
         after: delivered,
         limit: Math.min(CATCH_UP_PAGE, catchUpTo - delivered),
         maxBytes: CATCH_UP_BYTES
@@ -66,8 +74,8 @@ export const followWorker = <E>(
         if (listener.overflowed) {
           // It fell behind: catch up from the store to where the Worker is now.
           listener.overflowed = false
-          catchUpTo = slot.worker.lastSeq
-          pendingWorker = slot.worker
+          catchUpTo = actor.worker.lastSeq
+          pendingWorker = actor.worker
           return []
         }
         if (listener.events.length === 0) {

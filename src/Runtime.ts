@@ -38,9 +38,9 @@ export interface RuntimeService {
   /**
    * What this Runtime is and how it is doing: id, display name, version,
    * status (`running` or `draining`), store kind, configured profiles, Worker
-   * counts by status and limits. Read from memory.
+   * counts by status (counted by the store) and limits.
    *
-   * - `Unavailable`: embedded, never; over HTTP, the Runtime cannot be reached.
+   * - `Unavailable`: the store could not be read; over HTTP, the Runtime cannot be reached.
    */
   readonly info: Effect.Effect<RuntimeInfo, Unavailable>
   /**
@@ -56,10 +56,11 @@ export interface RuntimeService {
    */
   readonly list: (query: ListQuery) => Effect.Effect<WorkerList, InvalidInput | Unavailable>
   /**
-   * The Worker as it is now. Read from memory; works while draining.
+   * The Worker as it is now: its actor's state when it is active, else the
+   * store's (a read that activates nothing). Works while draining.
    *
    * - `UnknownWorker`: no Worker with this id in this Runtime.
-   * - `Unavailable`: embedded, never; over HTTP, the Runtime cannot be reached.
+   * - `Unavailable`: the store could not be read; over HTTP, the Runtime cannot be reached.
    */
   readonly get: (workerId: WorkerId) => Effect.Effect<Worker, UnknownWorker | Unavailable>
   /**

@@ -1,6 +1,14 @@
 /** The control a Runtime gives the process that hosts it (not a Backend's concern). */
 import * as Context from "effect/Context"
 import type * as Effect from "effect/Effect"
+import type { CreateWorker, Worker } from "./Domain.js"
+import type { InvalidInput, Unavailable } from "./Errors.js"
+
+/** What a create did: made `worker`, or (`created: false`) found it made by an earlier create with its key. */
+export interface CreateResult {
+  readonly worker: Worker
+  readonly created: boolean
+}
 
 export interface RuntimeControlService {
   /**
@@ -12,6 +20,10 @@ export interface RuntimeControlService {
   readonly drain: Effect.Effect<{ readonly turnsInterrupted: number }>
   /** Turns in flight now (for the process's own logs; read from memory). */
   readonly turnsInFlight: Effect.Effect<number>
+  /** Workers held in memory now (active: a turn, a queue, a follower, or recently used); the rest are only stored. */
+  readonly activeWorkers: Effect.Effect<number>
+  /** `Runtime.create`, saying whether it made the Worker (HTTP answers 201) or replayed a key (200). */
+  readonly create: (request: CreateWorker) => Effect.Effect<CreateResult, InvalidInput | Unavailable>
 }
 
 export class RuntimeControl extends Context.Tag("worker-runtime/RuntimeControl")<

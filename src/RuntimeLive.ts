@@ -1,71 +1,62 @@
 /**
- * `RuntimeLive`: the one place Worker semantics live. HTTP handlers, the
- * client and the CLI translate and delegate to what is built here.
- *
- * Every change to a Worker happens under that Worker's lock and is committed
- * to the store before it becomes visible in memory and to followers
- * (`WorkerTable`); a turn is a fiber, and every change of turns one commit
- * (`Turns`); `Draining` knows when no turn is left; `Events` follows a
- * Worker. The contract is docs/rest.md; docs/architecture.md shows how the
- * pieces fit.
+ * `RuntimeLive`: the Runtime over a store. Worker semantics live in
+ * `Worker.ts` (`decide`) and `WorkerActor.ts` (which applies its plans);
+ * `WorkerHost.ts` finds or activates a Worker's actor. The methods here
+ * validate, then delegate: HTTP handlers, the client and the CLI translate
+ * and delegate to what is built here. The contract is docs/rest.md;
+ * docs/architecture.md shows how the pieces fit.
  */
 import * as Context from "effect/Context"
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
+import type * as Fiber from "effect/Fiber"
 import * as FiberId from "effect/FiberId"
 import * as Layer from "effect/Layer"
 import type * as Scope from "effect/Scope"
-import { admitInput, refuseCancel } from "./Admission.js"
 import {
-  type CancelResult,
   type CreateWorker,
-  type InputAccepted,
   type Metadata,
   RuntimeId,
   type RuntimeInfo,
   type StopRequest,
-  type Turn,
   type Worker,
   WorkerId
 } from "./Domain.js"
-import { makeDraining } from "./Draining.js"
+import { type Draining, makeDraining } from "./Draining.js"
 import { makeEchoEngine } from "./EchoEngine.js"
-import { Busy, InvalidInput, Unavailable, UnknownWorker, Unsupported } from "./Errors.js"
+import { InvalidInput, Unavailable, type UnknownWorker } from "./Errors.js"
 import { followWorker } from "./Events.js"
 import { makeClockId, makeClockIdGenerator } from "./Ids.js"
+import { interruptUntilDone } from "./Interrupt.js"
 import { MemoryStoreLive } from "./MemoryStore.js"
 import { startRetention } from "./Retention.js"
 import { Runtime, type RuntimeService } from "./Runtime.js"
-import { RuntimeControl, type RuntimeControlService } from "./RuntimeControl.js"
+import { type CreateResult, RuntimeControl, type RuntimeControlService } from "./RuntimeControl.js"
 import {
   DEFAULT_MAX_INPUT_BYTES,
   DEFAULT_MAX_QUEUED_BYTES,
   DEFAULT_MAX_QUEUED_INPUTS,
   DEFAULT_MAX_WORKERS,
   DEFAULT_PAGE,
+  DEFAULT_PASSIVATE_AFTER_MS,
   MAX_PAGE,
   RETRY_AFTER_MS,
   type RuntimeOptions
 } from "./RuntimeOptions.js"
-import { asUnavailable, RuntimeStore, type StoreError } from "./RuntimeStore.js"
+import { asUnavailable, RuntimeStore, StoreError } from "./RuntimeStore.js"
 import { traced } from "./Tracing.js"
-import { ending, makeTurns, notEnding, nowIso, type TransitionResult } from "./Turns.js"
 import { cancelOf, exceedsBytes, followableAfter, reasonOf, utf8Length, validate } from "./Validation.js"
 import { VERSION } from "./version.js"
+import { decideCancel, decideDelete, decideInput, decideInterrupt, decideResume, decideStop } from "./Worker.js"
+import { nowIso, type WorkerActor } from "./WorkerActor.js"
 import type { Profiles, WorkerEngine } from "./WorkerEngine.js"
-import { makeWorkerTable, type Slot, type WorkerTable } from "./WorkerTable.js"
+import { makeWorkerGauges } from "./WorkerGauges.js"
+import { makeWorkerHost, unknownWorker, type WorkerHost } from "./WorkerHost.js"
 
 const defaultProfiles: Profiles = { default: makeEchoEngine() }
 const EMPTY_METADATA: Worker["metadata"] = {}
 /** A transcript page stops before its entries' content would pass this (docs/rest.md). */
 export const MAX_PAGE_BYTES = 4 * 1024 * 1024
-
-// Workers a create returned because its idempotency key was known: the HTTP
-// layer answers those 200 instead of 201.
-const replayedCreates = new WeakSet<Worker>()
-
-/** True when `create` returned this Worker for a key it already knew (it made no new one). */
-export const wasCreatedBefore = (worker: Worker): boolean => replayedCreates.has(worker)
 
 const sameMetadata = (a: Metadata, b: Metadata) => {
   const keys = Object.keys(a)
@@ -89,8 +80,6 @@ export const makeRuntime = (
       Object.hasOwn(profiles, name) ? profiles[name] : undefined
     const maxWorkers = options.maxWorkers ?? DEFAULT_MAX_WORKERS
     const maxInputBytes = options.maxInputBytes ?? DEFAULT_MAX_INPUT_BYTES
-    const maxQueued = options.maxQueuedInputs ?? DEFAULT_MAX_QUEUED_INPUTS
-    const maxQueuedBytes = options.maxQueuedBytes ?? DEFAULT_MAX_QUEUED_BYTES
     const maxPage = Math.min(options.maxPage ?? MAX_PAGE, MAX_PAGE)
     const defaultPage = Math.min(DEFAULT_PAGE, maxPage)
     const displayName = options.displayName ?? null
@@ -98,44 +87,61 @@ export const makeRuntime = (
     const freshId = yield* makeClockId
     const runtimeId = RuntimeId.make(yield* store.runtimeId(options.runtimeId, () => freshId))
     const startedAt = yield* nowIso
-    const draining = yield* makeDraining(options.shutdownGraceMs ?? 0, () => table)
     const tracing = options.tracing === true
-    const table: WorkerTable = makeWorkerTable(store, runtimeId, () => draining.notify(), tracing)
-    const turns = makeTurns(store, table, runtimeId, () => !draining.active(), tracing)
-    // Idempotency keys of the Workers held, and creates with a key in progress
-    // (in this process; the store's unique key decides between processes).
-    const keys = new Map<string, Slot>()
-    const keysInFlight = new Map<string, Deferred.Deferred<Worker, InvalidInput | Unavailable>>()
+    const ids = yield* makeClockIdGenerator(yield* store.lastWorkerId)
+    // Counted by the store's index, then moved by every change made here.
+    const gauges = makeWorkerGauges(runtimeId, yield* store.counts)
+    let streamsClosed = false
+    const busyActors = (): ReadonlyArray<WorkerActor> =>
+      Array.from(host.active()).filter((actor) => actor.worker.status === "busy")
+    const draining: Draining<WorkerActor> = yield* makeDraining<WorkerActor>(options.shutdownGraceMs ?? 0, busyActors)
+    const fibers = new Set<Fiber.RuntimeFiber<void>>()
+    const host: WorkerHost = yield* makeWorkerHost(
+      {
+        store,
+        runtimeId,
+        maxQueued: options.maxQueuedInputs ?? DEFAULT_MAX_QUEUED_INPUTS,
+        maxQueuedBytes: options.maxQueuedBytes ?? DEFAULT_MAX_QUEUED_BYTES,
+        tracing,
+        draining: draining.refusal,
+        statusChanged: (from, to) => {
+          gauges.move(from, to)
+          draining.notify()
+        },
+        fibers,
+        countStreams: gauges.countStreams,
+        streamsClosed: () => streamsClosed
+      },
+      engineOf,
+      options.passivateAfterMs ?? DEFAULT_PASSIVATE_AFTER_MS
+    )
 
-    // Load, then repair: a turn in flight when the process died is recorded as
-    // interrupted and its Worker freed. A store that cannot record this fails
+    // Repair: a turn in flight when the process died is recorded as
+    // interrupted and its Worker freed, found by the store's index of busy
+    // Workers (nothing else is loaded). A store that cannot record this fails
     // the start: better no Runtime than one that shows Workers busy forever.
-    const loaded = yield* store.loadWorkers
-    const ids = yield* makeClockIdGenerator(loaded.length > 0 ? loaded[loaded.length - 1]!.worker.id : undefined)
-    let repaired = 0
-    for (const stored of loaded) {
-      const slot = table.add(stored.worker, engineOf(stored.worker.profile), stored)
-      if (stored.idempotencyKey !== undefined) keys.set(stored.idempotencyKey, slot)
-      if (stored.worker.status !== "busy") continue
-      repaired++
-      const record = yield* store.turn(stored.worker.id, stored.worker.turn)
-      if (record !== undefined) slot.latest = { record, ended: Effect.unsafeMakeLatch(false) }
-      yield* turns.transition(slot, {
-        end: { outcome: "interrupted", reason: "interrupted by restart" },
-        status: "idle"
-      })
+    const busy = yield* store.busyWorkers
+    for (const workerId of busy) {
+      yield* host.use(
+        workerId,
+        (actor) => actor.run(decideInterrupt, { _tag: "Interrupt", reason: "interrupted by restart" })
+      ).pipe(Effect.catchTag("UnknownWorker", () => Effect.void))
     }
-    if (repaired > 0) {
+    if (busy.length > 0) {
       yield* Effect.logInfo("Workers repaired at start: their turn was in flight when the runtime stopped").pipe(
-        Effect.annotateLogs({ workers: repaired })
+        Effect.annotateLogs({ workers: busy.length })
       )
     }
     // Inputs queued before the restart run now, in order.
-    for (const slot of table.slots()) {
-      if (slot.worker.status === "idle" && slot.queue.length > 0) {
-        yield* turns.transition(slot, { status: "idle", next: "queued" })
-      }
+    for (const workerId of yield* store.queuedWorkers) {
+      yield* host.use(workerId, (actor) => actor.run(decideResume, { _tag: "Resume" })).pipe(
+        Effect.catchTag("UnknownWorker", () => Effect.void)
+      )
     }
+
+    // Idempotency keys with a create in progress (in this process; the
+    // store's unique key decides between processes).
+    const keysInFlight = new Map<string, Deferred.Deferred<CreateResult, InvalidInput | Unavailable>>()
     // Creates whose insert is in progress: they count against the capacity.
     let reserved = 0
 
@@ -147,13 +153,28 @@ export const makeRuntime = (
         : Effect.fail(new Unavailable({ message: `store failure: ${failure}`, retryAfterMs: RETRY_AFTER_MS }))
     })
 
-    /** A Worker deleted while its caller waited for the lock. */
-    const gone = (slot: Slot) =>
-      Effect.fail(
-        new UnknownWorker({
-          workerId: slot.worker.id,
-          message: `There is no Worker ${JSON.stringify(slot.worker.id)}.`
-        })
+    /** The Worker as it is: its actor's, if active, else the store's. */
+    const lookup = (workerId: WorkerId) =>
+      Effect.suspend(() => {
+        if (host.deleting(workerId)) return Effect.fail(unknownWorker(workerId))
+        const actor = host.peek(workerId)
+        if (actor !== undefined && !actor.deleted) return Effect.succeed(actor.worker)
+        return Effect.flatMap(
+          asUnavailable(store.getWorker(workerId)),
+          (stored) => stored === undefined ? Effect.fail(unknownWorker(workerId)) : Effect.succeed(stored.worker)
+        )
+      })
+
+    /** Runs `f` with the Worker's actor; a store failure answers `Unavailable`. */
+    const withActor = <A, E, R>(
+      workerId: WorkerId,
+      f: (actor: WorkerActor) => Effect.Effect<A, E | StoreError, R>
+    ): Effect.Effect<A, Exclude<E, StoreError> | UnknownWorker | Unavailable, R> =>
+      host.use(workerId, f).pipe(
+        Effect.catchIf(
+          (error): error is StoreError => error instanceof StoreError,
+          (error) => asUnavailable(Effect.fail(error))
+        )
       )
 
     // Effect.fnUntraced defines each generator once: an `Effect.gen(function*…)`
@@ -161,9 +182,10 @@ export const makeRuntime = (
     // of their prototypes that grows with how many were made between two full
     // collections and never shrinks (docs/benchmarks.md, reclaim).
     const createNew = Effect.fnUntraced(
-      function*(request: CreateWorker, engine: WorkerEngine, key: string | undefined) {
-        if (draining.active()) return yield* draining.error()
-        if (table.size() - table.count("stopped") + reserved >= maxWorkers) {
+      function*(request: CreateWorker, key: string | undefined) {
+        const refusal = draining.refusal()
+        if (refusal !== undefined) return yield* refusal
+        if (gauges.notStopped() + reserved >= maxWorkers) {
           return yield* new Unavailable({
             message: `at capacity: ${maxWorkers} Workers not stopped`,
             retryAfterMs: RETRY_AFTER_MS
@@ -188,15 +210,14 @@ export const makeRuntime = (
         }
         return yield* store.insertWorker(worker, key).pipe(
           asUnavailable,
-          Effect.flatMap((result) => {
+          Effect.flatMap((result): Effect.Effect<CreateResult, InvalidInput> => {
             if (result.created || key === undefined) {
-              const slot = table.add(worker, engine, { idempotencyKey: key })
-              if (key !== undefined) keys.set(key, slot)
-              return Effect.succeed(worker)
+              gauges.move(undefined, "idle")
+              return Effect.succeed({ worker, created: true })
             }
             // The store's unique key decided: another create (another process,
-            // sharing the database) took it first. Its Worker, as it is now.
-            return replay(request, table.find(result.existing.id)?.worker ?? result.existing, key)
+            // sharing the database) took it first.
+            return replay(request, result.existing, key)
           }),
           Effect.ensuring(Effect.sync(() => reserved--))
         )
@@ -206,12 +227,7 @@ export const makeRuntime = (
     /** The Worker a known key made, if the request is the same; `InvalidInput` if not. */
     const replay = (request: CreateWorker, worker: Worker, key: string) =>
       (request.profile ?? "default") === worker.profile && sameMetadata(request.metadata ?? {}, worker.metadata)
-        ? Effect.sync(() => {
-          // A copy: the Worker the first create returned is the same object, and is not a replay.
-          const replayed = { ...worker }
-          replayedCreates.add(replayed)
-          return replayed
-        })
+        ? Effect.succeed<CreateResult>({ worker, created: false })
         : Effect.fail(
           new InvalidInput({
             message: `The idempotency key ${
@@ -220,23 +236,63 @@ export const makeRuntime = (
           })
         )
 
+    const create = Effect.fnUntraced(function*(request: CreateWorker) {
+      const valid = yield* validate.create(request)
+      const profile = valid.profile ?? "default"
+      if (engineOf(profile) === undefined) {
+        return yield* new InvalidInput({
+          message: `unknown profile ${JSON.stringify(profile)}; configured: ${profileNames.join(", ")}`
+        })
+      }
+      const key = valid.idempotencyKey
+      // Making a Worker cannot be interrupted (a caller that goes away
+      // never leaves it half made); waiting for another create can.
+      if (key === undefined) return yield* Effect.uninterruptible(createNew(valid, undefined))
+      const inFlight = keysInFlight.get(key)
+      if (inFlight !== undefined) return yield* replay(valid, (yield* Deferred.await(inFlight)).worker, key)
+      const known = yield* asUnavailable(store.workerByKey(key))
+      if (known !== undefined) return yield* replay(valid, known, key)
+      const raced = keysInFlight.get(key)
+      if (raced !== undefined) return yield* replay(valid, (yield* Deferred.await(raced)).worker, key)
+      // The first create with this key makes the Worker; concurrent ones wait for it.
+      return yield* Effect.uninterruptible(Effect.suspend(() => {
+        const done = Deferred.unsafeMake<CreateResult, InvalidInput | Unavailable>(FiberId.none)
+        keysInFlight.set(key, done)
+        return createNew(valid, key).pipe(
+          Effect.exit,
+          Effect.tap((exit) => Deferred.done(done, exit)),
+          Effect.ensuring(Effect.sync(() => keysInFlight.delete(key))),
+          Effect.flatten
+        )
+      }))
+    })
+
+    const stop = (workerId: WorkerId, request?: StopRequest) =>
+      Effect.flatMap(
+        reasonOf(request),
+        (reason) => withActor(workerId, (actor) => actor.run(decideStop, { _tag: "Stop", reason }))
+      )
+
+    const deleteWorker = (workerId: WorkerId) =>
+      withActor(workerId, (actor) => actor.run(decideDelete, { _tag: "Delete" }))
+
     const runtime: RuntimeService = {
       info: Effect.zipRight(
         storeLost,
-        Effect.sync((): RuntimeInfo => ({
+        Effect.map(asUnavailable(store.counts), (counts): RuntimeInfo => ({
           runtimeId,
           displayName,
           version: VERSION,
-          status: draining.active() ? "draining" : "running",
+          status: draining.refusal() === undefined ? "running" : "draining",
           store: store.kind,
           startedAt,
           profiles: profileNames,
           workers: {
-            total: table.size(),
-            idle: table.count("idle"),
-            busy: table.count("busy"),
-            stopped: table.count("stopped"),
-            failed: table.count("failed")
+            total: counts.idle + counts.busy + counts.stopped + counts.failed,
+            idle: counts.idle,
+            busy: counts.busy,
+            stopped: counts.stopped,
+            failed: counts.failed
           },
           limits: { maxWorkers, maxInputBytes, maxTranscriptPage: maxPage }
         }))
@@ -249,178 +305,65 @@ export const makeRuntime = (
           const workers = yield* asUnavailable(store.listWorkers({ after, limit: limit + 1, status, metadata }))
           const page = workers.length > limit ? workers.slice(0, limit) : workers
           const nextAfter = workers.length > limit ? page[page.length - 1]!.id : null
-          // Memory is as new as the store or newer; a Worker being deleted is gone already.
-          const current = page.flatMap((worker) => {
-            const slot = table.find(worker.id)
-            return slot === undefined ? [] : [slot.worker]
-          })
-          return { workers: current, nextAfter }
+          // A Worker being deleted is gone already.
+          return { workers: page.filter((worker) => !host.deleting(worker.id)), nextAfter }
         }),
 
-      get: (workerId) => Effect.map(table.lookup(workerId), (slot) => slot.worker),
+      get: lookup,
 
-      create: Effect.fnUntraced(
-        function*(request: CreateWorker) {
-          const valid = yield* validate.create(request)
-          const profile = valid.profile ?? "default"
-          const engine = engineOf(profile)
-          if (engine === undefined) {
-            return yield* new InvalidInput({
-              message: `unknown profile ${JSON.stringify(profile)}; configured: ${profileNames.join(", ")}`
-            })
-          }
-          const key = valid.idempotencyKey
-          // Making a Worker cannot be interrupted (a caller that goes away
-          // never leaves it half made); waiting for another create can.
-          if (key === undefined) return yield* Effect.uninterruptible(createNew(valid, engine, undefined))
-          const known = keys.get(key)
-          if (known !== undefined) return yield* replay(valid, known.worker, key)
-          const inFlight = keysInFlight.get(key)
-          if (inFlight !== undefined) return yield* replay(valid, yield* Deferred.await(inFlight), key)
-          // The first create with this key makes the Worker; concurrent ones wait for it.
-          return yield* Effect.uninterruptible(Effect.suspend(() => {
-            const done = Deferred.unsafeMake<Worker, InvalidInput | Unavailable>(FiberId.none)
-            keysInFlight.set(key, done)
-            return createNew(valid, engine, key).pipe(
-              Effect.exit,
-              Effect.tap((exit) => Deferred.done(done, exit)),
-              Effect.ensuring(Effect.sync(() => keysInFlight.delete(key))),
-              Effect.flatten
-            )
-          }))
-        }
-      ),
+      create: (request) => Effect.map(create(request), (result) => result.worker),
 
       input: (workerId, input) =>
         Effect.gen(function*() {
           const { content, ifBusy = "reject", kind = "user" } = yield* validate.input(input)
-          const slot = yield* table.lookup(workerId)
-          if (exceedsBytes(content, maxInputBytes)) {
-            return yield* new InvalidInput({ message: `content exceeds ${maxInputBytes} UTF-8 bytes` })
-          }
-          if (draining.active()) return yield* draining.error()
-          if (ifBusy === "reject") yield* admitInput(slot.worker, slot.engine, kind)
-          return yield* turns.ending(
-            slot,
-            draining.starting(
-              slot,
-              Effect.gen(function*() {
-                if (slot.deleted) return yield* gone(slot)
-                // Checked again under the lock: this is the one place a turn starts.
-                if (draining.active()) return yield* draining.error()
-                const busy = slot.worker.status === "busy"
-                yield* admitInput(
-                  { ...slot.worker, status: busy && ifBusy !== "reject" ? "idle" : slot.worker.status },
-                  slot.engine,
-                  kind
-                )
-                if (busy && ifBusy === "enqueue") {
-                  if (slot.queue.length >= maxQueued) {
-                    return yield* new Busy({
-                      workerId,
-                      turn: slot.worker.turn,
-                      message: `Worker ${workerId} has ${maxQueued} inputs queued already`
-                    })
-                  }
-                  const bytes = utf8Length(content)
-                  const queuedBytes = slot.queue.reduce((sum, input) => sum + input.bytes, 0)
-                  if (queuedBytes + bytes > maxQueuedBytes) {
-                    return yield* new Busy({
-                      workerId,
-                      turn: slot.worker.turn,
-                      message: `Worker ${workerId} has ${queuedBytes} bytes of input queued; at most ${maxQueuedBytes}`
-                    })
-                  }
-                  const at = yield* nowIso
-                  const last = slot.queue[slot.queue.length - 1]
-                  const id = (last?.id ?? slot.worker.lastSeq) + 1
-                  const worker = yield* asUnavailable(table.commit(slot, {
-                    worker: { ...slot.worker, queued: slot.queue.length + 1, updatedAt: at },
-                    entries: [],
-                    enqueue: { id, content, kind, at }
-                  }))
-                  // Memory keeps its place and size; the content is the store's.
-                  slot.queue = [...slot.queue, { id, kind, at, bytes }]
-                  return notEnding<InputAccepted>({ worker, queued: true, position: slot.queue.length })
-                }
-                const [result, ended] = yield* asUnavailable(turns.transition(slot, {
-                  ...(busy ? { end: { outcome: "cancelled", reason: "interrupted by new input" } } : {}),
-                  status: "busy",
-                  next: { content, kind }
-                }))
-                return ending<InputAccepted>(accepted(result), ended)
-              })
-            )
-          )
+          const tooLarge = exceedsBytes(content, maxInputBytes)
+            ? Effect.fail(new InvalidInput({ message: `content exceeds ${maxInputBytes} UTF-8 bytes` }))
+            : Effect.void
+          return yield* withActor(workerId, (actor) =>
+            Effect.zipRight(
+              tooLarge,
+              draining.starting(
+                actor,
+                actor.run(decideInput, { _tag: "Input", content, kind, ifBusy, bytes: utf8Length(content) })
+              )
+            ))
         }),
 
       cancel: (workerId, request) =>
-        Effect.gen(function*() {
-          const { clearQueue, reason } = yield* cancelOf(request)
-          const slot = yield* table.lookup(workerId)
-          const refusal = refuseCancel(slot.worker, slot.engine)
-          if (refusal !== undefined) return yield* refusal
-          return yield* turns.ending(
-            slot,
-            Effect.gen(function*() {
-              if (slot.deleted) return yield* gone(slot)
-              const refusal = refuseCancel(slot.worker, slot.engine)
-              if (refusal !== undefined) return yield* refusal
-              if (slot.worker.status !== "busy") {
-                if (!clearQueue || slot.queue.length === 0) {
-                  return notEnding<CancelResult>({ worker: slot.worker, cancelled: false })
-                }
-              }
-              const busy = slot.worker.status === "busy"
-              const [{ worker }, ended] = yield* asUnavailable(turns.transition(slot, {
-                ...(busy ? { end: { outcome: "cancelled", reason } } : {}),
-                status: "idle",
-                dropQueue: clearQueue,
-                next: clearQueue ? undefined : "queued"
-              }))
-              return ending<CancelResult>({ worker, cancelled: busy }, ended)
-            })
-          )
-        }),
+        Effect.flatMap(
+          cancelOf(request),
+          ({ clearQueue, reason }) =>
+            withActor(workerId, (actor) => actor.run(decideCancel, { _tag: "Cancel", reason, clearQueue }))
+        ),
 
-      stop: Effect.fnUntraced(function*(workerId: WorkerId, request?: StopRequest) {
-        const reason = yield* reasonOf(request)
-        const slot = yield* table.lookup(workerId)
-        return yield* turns.ending(slot, stopLocked(slot, reason))
-      }),
+      stop,
 
       transcript: (workerId, query) =>
         Effect.gen(function*() {
           const { after = 0, limit = defaultPage } = yield* validate.transcript(query)
           if (limit > maxPage) return yield* new InvalidInput({ message: `limit must be at most ${maxPage}` })
-          const slot = yield* table.lookup(workerId)
+          const worker = yield* lookup(workerId)
           const entries = yield* asUnavailable(
             store.transcript(workerId, { after, limit, maxBytes: MAX_PAGE_BYTES })
           )
           const last = entries[entries.length - 1]
-          // The store may be a commit ahead of memory, never behind.
-          const lastSeq = Math.max(slot.worker.lastSeq, last?.seq ?? 0)
+          // The store may be a commit ahead of what was read, never behind.
+          const lastSeq = Math.max(worker.lastSeq, last?.seq ?? 0)
           return { workerId, entries, nextAfter: last !== undefined && last.seq < lastSeq ? last.seq : null, lastSeq }
         }),
 
       turn: (workerId, turn, query) =>
         Effect.gen(function*() {
           const { waitMs = 0 } = yield* validate.turn(query ?? {})
-          const slot = yield* table.lookup(workerId)
-          if (!Number.isInteger(turn) || turn < 1 || turn > slot.worker.turn) {
+          const worker = yield* lookup(workerId)
+          if (!Number.isInteger(turn) || turn < 1 || turn > worker.turn) {
             return yield* new InvalidInput({
-              message: `Worker ${workerId} has no turn ${turn}; its turns are 1 to ${slot.worker.turn}.`
+              message: `Worker ${workerId} has no turn ${turn}; its turns are 1 to ${worker.turn}.`
             })
           }
-          const latest = slot.latest
-          if (latest !== undefined && latest.record.turn === turn) {
-            if (latest.record.status === "running" && waitMs > 0) {
-              yield* Effect.timeoutOption(latest.ended.await, waitMs)
-            }
-            const record: Turn = latest.record
-            // A running turn's last entry is the Worker's.
-            return record.status === "running" ? { ...record, lastSeq: slot.worker.lastSeq } : record
-          }
+          const actor = host.peek(workerId)
+          const latest = actor === undefined ? undefined : yield* actor.latestTurn(turn, waitMs)
+          if (latest !== undefined) return latest
           const stored = yield* asUnavailable(store.turn(workerId, turn))
           if (stored === undefined) {
             return yield* new Unavailable({
@@ -434,76 +377,33 @@ export const makeRuntime = (
       events: (workerId, query) =>
         followWorker(
           store,
-          table,
           Effect.gen(function*() {
             const { after = 0 } = yield* validate.events(query ?? {})
-            const slot = yield* table.lookup(workerId)
-            return { slot, after: yield* followableAfter(after, slot.worker) }
+            const followed = yield* withActor(workerId, (actor) =>
+              Effect.acquireRelease(
+                // Registered and read in one synchronous step: no commit falls between.
+                Effect.sync(() => ({ actor, listener: actor.listen(), snapshot: actor.worker })),
+                ({ listener }) => Effect.sync(() => actor.unlisten(listener))
+              ))
+            return { ...followed, after: yield* followableAfter(after, followed.snapshot) }
           })
         ),
 
-      delete: Effect.fnUntraced(function*(workerId: WorkerId) {
-        const slot = yield* table.lookup(workerId)
-        yield* table.locked(slot, deleteLocked(slot))
-      })
+      delete: deleteWorker
     }
 
-    const accepted = (result: TransitionResult): InputAccepted =>
-      result.started === undefined
-        ? { worker: result.worker, queued: false }
-        : { worker: result.worker, queued: false, entry: result.started }
-
-    const stopLocked = Effect.fnUntraced(function*(slot: Slot, reason: string | undefined) {
-      if (slot.deleted) return yield* gone(slot)
-      if (slot.worker.status === "stopped") return notEnding(slot.worker)
-      const [{ worker }, ended] = yield* asUnavailable(turns.transition(slot, {
-        end: { outcome: "stopped", reason },
-        status: "stopped",
-        patch: { stopReason: reason ?? "stopped" },
-        dropQueue: true
-      }))
-      return ending(worker, ended)
-    })
-
-    const deleteLocked = Effect.fnUntraced(function*(slot: Slot) {
-      if (slot.deleted) return yield* gone(slot)
-      const { id, status } = slot.worker
-      if (status !== "stopped" && status !== "failed") {
-        return yield* new Unsupported({
-          operation: "delete",
-          workerId: id,
-          message: `Worker ${id} is ${status}; stop it first`
-        })
-      }
-      // Gone for callers at once: the store deletes a long transcript in
-      // batches, and nobody should read it half deleted meanwhile. A delete
-      // the store could not finish is finished by deleting again after a
-      // restart (the Worker then shows up again, still stopped).
-      table.remove(slot)
-      if (slot.idempotencyKey !== undefined) keys.delete(slot.idempotencyKey)
-      yield* asUnavailable(store.deleteWorker(id))
-    })
-
-    if (options.retainStoppedMs !== undefined) yield* startRetention(table, options.retainStoppedMs, deleteLocked)
+    if (options.retainStoppedMs !== undefined) yield* startRetention(store, options.retainStoppedMs, deleteWorker)
 
     // --- shutdown ----------------------------------------------------------------
 
     const interruptInFlight = Effect.suspend(() =>
       Effect.forEach(
-        draining.busySlots(),
-        (slot) =>
-          // The lock waits out a turn that is still starting.
-          turns.ending(
-            slot,
-            Effect.suspend(() =>
-              slot.worker.status === "busy"
-                ? turns.transition(slot, {
-                  end: { outcome: "interrupted", reason: "the runtime shut down" },
-                  status: "idle"
-                })
-                : Effect.succeed(notEnding<TransitionResult | undefined>(undefined))
-            )
-          ).pipe(Effect.catchAll((error) => Effect.logError("could not record an interrupted turn", error))),
+        draining.inFlight(),
+        // The actor's lock waits out a turn that is still starting.
+        (actor) =>
+          actor.run(decideInterrupt, { _tag: "Interrupt", reason: "the runtime shut down" }).pipe(
+            Effect.catchAll((error) => Effect.logError("could not record an interrupted turn", error))
+          ),
         { concurrency: "unbounded", discard: true }
       )
     )
@@ -511,17 +411,18 @@ export const makeRuntime = (
     const drain = yield* Effect.cached(
       Effect.gen(function*() {
         yield* draining.begin
-        const interrupted = draining.busySlots().length
+        const interrupted = draining.inFlight().length
         yield* interruptInFlight
         // Turns already ended by cancel or stop may still be releasing (a child being killed).
-        yield* turns.interruptAll
+        yield* Effect.forEach(Array.from(fibers), interruptUntilDone, { concurrency: "unbounded", discard: true })
         if (!store.durable) {
-          const dropped = Array.from(table.slots()).reduce((sum, slot) => sum + slot.queue.length, 0)
+          const dropped = Array.from(host.active()).reduce((sum, actor) => sum + actor.state.queue.length, 0)
           if (dropped > 0) {
             yield* Effect.logWarning(`${dropped} queued inputs dropped: the ${store.kind} store keeps nothing`)
           }
         }
-        table.endStreams()
+        streamsClosed = true
+        for (const actor of host.active()) actor.endStreams()
         return { turnsInterrupted: interrupted }
       })
     )
@@ -529,7 +430,13 @@ export const makeRuntime = (
 
     return {
       runtime: tracing ? traced(runtime) : runtime,
-      control: { drain, turnsInFlight: Effect.sync(() => draining.busySlots().length) }
+      control: {
+        drain,
+        turnsInFlight: Effect.sync(() => draining.inFlight().length),
+        activeWorkers: Effect.sync(() => host.size()),
+        // The same span as `Runtime.create`: the HTTP layer creates through here.
+        create: tracing ? (request) => Effect.withSpan(create(request), "Runtime.create") : create
+      }
     }
   })
 

@@ -15,6 +15,8 @@ export const DEFAULT_MAX_QUEUED_INPUTS = 100
 export const DEFAULT_MAX_QUEUED_BYTES = 16 * 1024 * 1024
 /** What `Unavailable.retryAfterMs` suggests when nothing better is known. */
 export const RETRY_AFTER_MS = 1000
+/** How long an active Worker with nothing to do stays in memory. */
+export const DEFAULT_PASSIVATE_AFTER_MS = 60_000
 
 /** Options of `RuntimeLive` and `RuntimeFromStore`; every one may be left out. */
 export interface RuntimeOptions {
@@ -63,6 +65,12 @@ export interface RuntimeOptions {
    * background; absent (the default): never delete on its own.
    */
   readonly retainStoppedMs?: number | undefined
+  /**
+   * How long a Worker with no turn, no queued input and no follower stays in
+   * memory before it is passivated (its memory returned; the store holds it).
+   * Default 60 s.
+   */
+  readonly passivateAfterMs?: number | undefined
   /**
    * Spans for every Runtime method, store commit and turn, for the tracer in
    * context (e.g. OTLP from `@effect/opentelemetry`). Off by default: then

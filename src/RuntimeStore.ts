@@ -27,7 +27,10 @@ export const asUnavailable = <A, R>(effect: Effect.Effect<A, StoreError, R>): Ef
 
 /** An input accepted under `ifBusy: enqueue`, waiting for its turn. */
 export interface QueuedInput {
-  /** Increasing per Worker: the queue's order. */
+  /**
+   * Increasing along the Worker's queue (the queue's order) and unique among
+   * its queued inputs; an id dropped from the queue may be given again.
+   */
   readonly id: number
   readonly content: string
   readonly kind: InputKind
@@ -53,6 +56,9 @@ export interface StoredWorker {
   /** Its queued inputs, in order (without their content). */
   readonly queue: ReadonlyArray<QueuedRef>
 }
+
+/** Workers by status, as the store counts them. */
+export type WorkerCounts = Readonly<Record<WorkerStatus, number>>
 
 /** What `insertWorker` did: stored the Worker, or found its key taken by `existing` (as stored). */
 export type InsertResult =
@@ -101,8 +107,29 @@ export interface RuntimeStoreService {
    * stored one fails.
    */
   readonly runtimeId: (requested: string | undefined, generate: () => string) => Effect.Effect<string, StoreError>
-  /** Every Worker, sorted by id, with its key and queue; called once at start. */
+  /**
+   * Every Worker, sorted by id, with its key and queue: O(Workers), for
+   * tools and tests. The Runtime never calls it (it activates one Worker at
+   * a time with `getWorker`).
+   */
   readonly loadWorkers: Effect.Effect<ReadonlyArray<StoredWorker>, StoreError>
+  /** One Worker with its key and queue (what activating it loads), if stored: O(log Workers + its queue). */
+  readonly getWorker: (workerId: WorkerId) => Effect.Effect<StoredWorker | undefined, StoreError>
+  /** The Worker an idempotency key made, if any: O(log Workers). */
+  readonly workerByKey: (idempotencyKey: string) => Effect.Effect<Worker | undefined, StoreError>
+  /** Ids of the Workers stored `busy` (a turn in flight), sorted: an index read, O(busy). */
+  readonly busyWorkers: Effect.Effect<ReadonlyArray<WorkerId>, StoreError>
+  /** Ids of the Workers with queued inputs, sorted: O(queued inputs). */
+  readonly queuedWorkers: Effect.Effect<ReadonlyArray<WorkerId>, StoreError>
+  /** How many Workers are stored in each status: O(1), whatever the number of Workers. */
+  readonly counts: Effect.Effect<WorkerCounts, StoreError>
+  /** The greatest Worker id stored (ids sort by creation), if any: O(log Workers). */
+  readonly lastWorkerId: Effect.Effect<string | undefined, StoreError>
+  /**
+   * Ids of `stopped` or `failed` Workers last updated before `before` (an ISO
+   * time), oldest first, at most `limit`: an index read, O(limit).
+   */
+  readonly expired: (before: string, limit: number) => Effect.Effect<ReadonlyArray<WorkerId>, StoreError>
   /**
    * Stores a new Worker, or, when its idempotency key is taken, nothing: the
    * key is unique in the store (insert-or-return-existing), so two creates

@@ -16,7 +16,7 @@ export {
 } from "./Ids.js"
 export { makeMemoryStore, MemoryStoreLive } from "./MemoryStore.js"
 export { Runtime, type RuntimeService } from "./Runtime.js"
-export { RuntimeControl, type RuntimeControlService } from "./RuntimeControl.js"
+export { type CreateResult, RuntimeControl, type RuntimeControlService } from "./RuntimeControl.js"
 export { makeRuntime, RuntimeFromStore, RuntimeLive } from "./RuntimeLive.js"
 export {
   DEFAULT_MAX_INPUT_BYTES,

@@ -108,6 +108,7 @@ const rawOptions = (overrides: Partial<RawOptions> = {}): RawOptions => ({
   maxStreams: 512,
   logFormat: "pretty",
   retainStopped: Option.none(),
+  passivateAfter: "60s",
   shutdownGraceMs: 0,
   logLevel: "info",
   ...overrides

@@ -5,8 +5,14 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Fiber, Layer, TestClock } from "effect"
 
-import { makeMemoryStore, Runtime, RuntimeFromStore, RuntimeStore, type RuntimeStoreService } from "../src/index.js"
-import { wasCreatedBefore } from "../src/RuntimeLive.js"
+import {
+  makeMemoryStore,
+  Runtime,
+  RuntimeControl,
+  RuntimeFromStore,
+  RuntimeStore,
+  type RuntimeStoreService
+} from "../src/index.js"
 import { eventually, settle, waitForSleeps } from "./support/eventually.js"
 
 /** The memory store, whose inserts take a second (on the TestClock). */
@@ -25,17 +31,17 @@ const withSlowInserts = Effect.provide(
 describe("create with an idempotency key", () => {
   it.effect("of 20 racing creates with one key, exactly one made the Worker; the others are replays", () =>
     Effect.gen(function*() {
-      const rt = yield* Runtime
+      const control = yield* RuntimeControl
       const racing = yield* Effect.fork(
-        Effect.forEach(Array.from({ length: 20 }), () => rt.create({ idempotencyKey: "race" }), {
+        Effect.forEach(Array.from({ length: 20 }), () => control.create({ idempotencyKey: "race" }), {
           concurrency: "unbounded"
         })
       )
       yield* waitForSleeps(1)
       yield* TestClock.adjust(1000)
-      const workers = yield* Fiber.join(racing)
-      expect(new Set(workers.map((worker) => worker.id)).size).toBe(1)
-      expect(workers.filter((worker) => !wasCreatedBefore(worker))).toHaveLength(1)
+      const results = yield* Fiber.join(racing)
+      expect(new Set(results.map(({ worker }) => worker.id)).size).toBe(1)
+      expect(results.filter(({ created }) => created)).toHaveLength(1)
     }).pipe(withSlowInserts))
 })
 

@@ -14,7 +14,7 @@ import { CancelRequest, CreateWorker, type ListQuery, StopRequest, Worker, Worke
 import { drainingError } from "../Draining.js"
 import { InvalidInput, Unavailable } from "../Errors.js"
 import { Runtime } from "../Runtime.js"
-import { wasCreatedBefore } from "../RuntimeLive.js"
+import { RuntimeControl } from "../RuntimeControl.js"
 import { RETRY_AFTER_MS } from "../RuntimeOptions.js"
 import { followableAfter } from "../Validation.js"
 import { Authorization, type ListParams, RuntimeApi } from "./Api.js"
@@ -113,65 +113,74 @@ export interface WorkersHandlersOptions {
 }
 
 export const WorkersHandlers = ({ maxBodyBytes, maxStreams, pingMs }: WorkersHandlersOptions) =>
-  HttpApiBuilder.group(RuntimeApi, "workers", (handlers) =>
-    Effect.map(Runtime, (runtime) => {
-      // One count per server (the layer is built once per server).
-      const heldRequests = makeHeldRequests(maxStreams)
-      /**
-       * A slot for this request: released by the request's scope, which
-       * closes once the answer (a streamed body too) is written or the client
-       * is gone, even when the body never started; and, for a stream, by
-       * its body as soon as that ends.
-       */
-      const holdSlot = Effect.acquireRelease(heldRequests.hold, (release) => release)
-      return handlers
-        .handle("list", ({ urlParams }) => decoded(runtime.list(listQuery(urlParams))))
-        .handleRaw("create", ({ headers }) =>
-          decodedBody(CreateWorker, { maxBodyBytes, what: "create request" }).pipe(
-            Effect.flatMap((request) => withHeaderKey(request, headers["idempotency-key"])),
-            Effect.flatMap(runtime.create),
-            // A create replayed by its idempotency key made nothing new: 200, not 201.
-            Effect.map((worker): Worker | HttpServerResponse.HttpServerResponse =>
-              wasCreatedBefore(worker) ? HttpServerResponse.unsafeJson(encodeWorker(worker), { status: 200 }) : worker
-            )
-          ))
-        .handle("get", ({ path }) => decoded(runtime.get(path.workerId)))
-        .handleRaw("input", ({ path }) =>
-          Effect.flatMap(
-            decodedBody(WorkerInput, { maxBodyBytes, what: "input" }),
-            (input) => runtime.input(path.workerId, input)
-          ))
-        .handleRaw("cancel", ({ path }) =>
-          Effect.flatMap(
-            decodedOptionalBody(CancelRequest, { maxBodyBytes, what: "cancel request" }),
-            (request) => runtime.cancel(path.workerId, request)
-          ))
-        .handleRaw("stop", ({ path }) =>
-          Effect.flatMap(
-            decodedOptionalBody(StopRequest, { maxBodyBytes, what: "stop request" }),
-            (request) => runtime.stop(path.workerId, request)
-          ))
-        .handle("transcript", ({ path, urlParams }) => decoded(runtime.transcript(path.workerId, urlParams)))
-        .handle("turn", ({ path, urlParams }) =>
-          decoded(Effect.gen(function*() {
-            if ((urlParams.waitMs ?? 0) === 0) return yield* runtime.turn(path.workerId, path.turn, urlParams)
-            // Only a wait for a running turn is held: an ended turn is answered at once, never refused.
-            const now = yield* runtime.turn(path.workerId, path.turn, { waitMs: 0 })
-            if (now.status !== "running") return now
-            return yield* Effect.scoped(
-              Effect.zipRight(holdSlot, runtime.turn(path.workerId, path.turn, urlParams))
-            )
-          })))
-        .handle("events", ({ headers, path, urlParams }) =>
-          decoded(Effect.gen(function*() {
-            const after = yield* lastEventId(headers["last-event-id"], urlParams.after)
-            // Errors before the stream starts are ordinary JSON answers.
-            yield* followableAfter(after, yield* runtime.get(path.workerId))
-            const release = yield* holdSlot
-            return releasingBody(eventStreamResponse(runtime.events(path.workerId, { after }), pingMs), release)
-          })))
-        .handle("delete", ({ path }) => decoded(runtime.delete(path.workerId)))
-    }))
+  HttpApiBuilder.group(
+    RuntimeApi,
+    "workers",
+    (handlers) =>
+      Effect.map(Effect.zip(Runtime, Effect.serviceOption(RuntimeControl)), ([runtime, control]) => {
+        // Says whether a create made the Worker; a Runtime without control (a
+        // proxy) can only say it did.
+        const create = control._tag === "Some"
+          ? control.value.create
+          : (request: CreateWorker) => Effect.map(runtime.create(request), (worker) => ({ worker, created: true }))
+        // One count per server (the layer is built once per server).
+        const heldRequests = makeHeldRequests(maxStreams)
+        /**
+         * A slot for this request: released by the request's scope, which
+         * closes once the answer (a streamed body too) is written or the client
+         * is gone, even when the body never started; and, for a stream, by
+         * its body as soon as that ends.
+         */
+        const holdSlot = Effect.acquireRelease(heldRequests.hold, (release) => release)
+        return handlers
+          .handle("list", ({ urlParams }) => decoded(runtime.list(listQuery(urlParams))))
+          .handleRaw("create", ({ headers }) =>
+            decodedBody(CreateWorker, { maxBodyBytes, what: "create request" }).pipe(
+              Effect.flatMap((request) => withHeaderKey(request, headers["idempotency-key"])),
+              Effect.flatMap(create),
+              // A create replayed by its idempotency key made nothing new: 200, not 201.
+              Effect.map(({ created, worker }): Worker | HttpServerResponse.HttpServerResponse =>
+                created ? worker : HttpServerResponse.unsafeJson(encodeWorker(worker), { status: 200 })
+              )
+            ))
+          .handle("get", ({ path }) => decoded(runtime.get(path.workerId)))
+          .handleRaw("input", ({ path }) =>
+            Effect.flatMap(
+              decodedBody(WorkerInput, { maxBodyBytes, what: "input" }),
+              (input) => runtime.input(path.workerId, input)
+            ))
+          .handleRaw("cancel", ({ path }) =>
+            Effect.flatMap(
+              decodedOptionalBody(CancelRequest, { maxBodyBytes, what: "cancel request" }),
+              (request) => runtime.cancel(path.workerId, request)
+            ))
+          .handleRaw("stop", ({ path }) =>
+            Effect.flatMap(
+              decodedOptionalBody(StopRequest, { maxBodyBytes, what: "stop request" }),
+              (request) => runtime.stop(path.workerId, request)
+            ))
+          .handle("transcript", ({ path, urlParams }) => decoded(runtime.transcript(path.workerId, urlParams)))
+          .handle("turn", ({ path, urlParams }) =>
+            decoded(Effect.gen(function*() {
+              if ((urlParams.waitMs ?? 0) === 0) return yield* runtime.turn(path.workerId, path.turn, urlParams)
+              // Only a wait for a running turn is held: an ended turn is answered at once, never refused.
+              const now = yield* runtime.turn(path.workerId, path.turn, { waitMs: 0 })
+              if (now.status !== "running") return now
+              return yield* Effect.scoped(
+                Effect.zipRight(holdSlot, runtime.turn(path.workerId, path.turn, urlParams))
+              )
+            })))
+          .handle("events", ({ headers, path, urlParams }) =>
+            decoded(Effect.gen(function*() {
+              const after = yield* lastEventId(headers["last-event-id"], urlParams.after)
+              // Errors before the stream starts are ordinary JSON answers.
+              yield* followableAfter(after, yield* runtime.get(path.workerId))
+              const release = yield* holdSlot
+              return releasingBody(eventStreamResponse(runtime.events(path.workerId, { after }), pingMs), release)
+            })))
+          .handle("delete", ({ path }) => decoded(runtime.delete(path.workerId)))
+      })
+  )
 
 /** `Last-Event-ID`, when sent, takes the place of `after`. */
 const lastEventId = (header: string | undefined, after: number | undefined) => {

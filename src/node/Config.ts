@@ -59,6 +59,8 @@ export interface RuntimeConfig {
   readonly tracing: Option.Option<{ readonly endpoint: string; readonly serviceName: string | undefined }>
   /** Delete Workers stopped or failed longer ago than this (ms); none: never. */
   readonly retainStoppedMs: Option.Option<number>
+  /** How long a Worker with nothing to do stays in memory (ms). */
+  readonly passivateAfterMs: number
   /** Host names allowed besides loopback names and the bound address; `*` for any. */
   readonly allowedHosts: ReadonlyArray<string>
 }
@@ -246,7 +248,7 @@ export const options = {
       "WORKER_RUNTIME_MAX_CONNECTIONS",
       Config.integer,
       DEFAULT_MAX_CONNECTIONS,
-      "Connections open at once; one more is answered 503 and closed. Keep it below ulimit -n."
+      "Connections open at once (below ulimit -n); one more is answered 503 and closed."
     )
   ),
   maxStreams: Options.integer("max-streams").pipe(
@@ -271,6 +273,14 @@ export const options = {
       Config.string,
       "Delete Workers stopped or failed longer ago than this, e.g. 7d, 12h, 30m.",
       "kept forever"
+    )
+  ),
+  passivateAfter: Options.text("passivate-after").pipe(
+    withEnvOrDefault(
+      "WORKER_RUNTIME_PASSIVATE_AFTER",
+      Config.string,
+      "60s",
+      "An idle Worker (no turn, queue or follower) leaves memory after this, e.g. 60s."
     )
   ),
   shutdownGraceMs: Options.integer("shutdown-grace-ms").pipe(
@@ -423,6 +433,7 @@ export const resolveConfig = (raw: RawOptions): Effect.Effect<RuntimeConfig, Sta
       retainStoppedMs: Option.isSome(raw.retainStopped)
         ? Option.some(Duration.toMillis(yield* parseDuration("retain-stopped", raw.retainStopped.value)))
         : Option.none(),
+      passivateAfterMs: Duration.toMillis(yield* parseDuration("passivate-after", raw.passivateAfter)),
       allowedHosts
     }
   })

@@ -81,7 +81,8 @@ export const RuntimeFromConfigLive = (config: RuntimeConfig) =>
         tracing: Option.isSome(config.tracing),
         maxQueuedInputs: config.maxQueuedInputs,
         maxQueuedBytes: config.maxQueuedBytes,
-        retainStoppedMs: Option.getOrUndefined(config.retainStoppedMs)
+        retainStoppedMs: Option.getOrUndefined(config.retainStoppedMs),
+        passivateAfterMs: config.passivateAfterMs
       }).pipe(
         Layer.mapError((error) => new StartupError({ message: error.message })),
         Layer.provide(storeLayer(config.store))
