@@ -8,9 +8,9 @@ import * as HttpBody from "@effect/platform/HttpBody"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import * as Schema from "effect/Schema"
+import type * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
-import { CancelRequest, CreateWorker, type ListQuery, StopRequest, Worker, WorkerInput } from "../Domain.js"
+import { CancelRequest, CreateWorker, type ListQuery, StopRequest, type Worker, WorkerInput } from "../Domain.js"
 import { drainingError } from "../Draining.js"
 import { InvalidInput, Unavailable } from "../Errors.js"
 import { Runtime } from "../Runtime.js"
@@ -21,6 +21,7 @@ import { Authorization, type ListParams, RuntimeApi } from "./Api.js"
 import { type BodyOptions, jsonBody, optionalJsonBody } from "./Body.js"
 import { eventStreamResponse } from "./EventStream.js"
 import { markHandled } from "./Handled.js"
+import { jsonResponse, transcriptPageJson, workerJson } from "./Snapshots.js"
 
 /**
  * Path, query and headers are decoded before a handler runs, the answer is
@@ -140,10 +141,14 @@ export const WorkersHandlers = ({ maxBodyBytes, maxStreams, pingMs }: WorkersHan
               Effect.flatMap(create),
               // A create replayed by its idempotency key made nothing new: 200, not 201.
               Effect.map(({ created, worker }): Worker | HttpServerResponse.HttpServerResponse =>
-                created ? worker : HttpServerResponse.unsafeJson(encodeWorker(worker), { status: 200 })
+                created ? worker : jsonResponse(workerJson(worker))
               )
             ))
-          .handle("get", ({ path }) => decoded(runtime.get(path.workerId)))
+          // Encoded once per Worker value (Snapshots.ts), not by the success schema on every read.
+          .handleRaw(
+            "get",
+            ({ path }) => Effect.map(decoded(runtime.get(path.workerId)), (worker) => jsonResponse(workerJson(worker)))
+          )
           .handleRaw("input", ({ path }) =>
             Effect.flatMap(
               decodedBody(WorkerInput, { maxBodyBytes, what: "input" }),
@@ -159,7 +164,11 @@ export const WorkersHandlers = ({ maxBodyBytes, maxStreams, pingMs }: WorkersHan
               decodedOptionalBody(StopRequest, { maxBodyBytes, what: "stop request" }),
               (request) => runtime.stop(path.workerId, request)
             ))
-          .handle("transcript", ({ path, urlParams }) => decoded(runtime.transcript(path.workerId, urlParams)))
+          .handleRaw("transcript", ({ path, urlParams }) =>
+            Effect.map(
+              decoded(runtime.transcript(path.workerId, urlParams)),
+              (page) => jsonResponse(transcriptPageJson(page))
+            ))
           .handle("turn", ({ path, urlParams }) =>
             decoded(Effect.gen(function*() {
               if ((urlParams.waitMs ?? 0) === 0) return yield* runtime.turn(path.workerId, path.turn, urlParams)
@@ -189,8 +198,6 @@ const lastEventId = (header: string | undefined, after: number | undefined) => {
     ? Effect.succeed(Number(header.trim()))
     : Effect.fail(new InvalidInput({ message: "Invalid request: Last-Event-ID must be a plain decimal integer." }))
 }
-
-const encodeWorker = Schema.encodeSync(Worker)
 
 export const HealthHandlers = HttpApiBuilder.group(
   RuntimeApi,

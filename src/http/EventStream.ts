@@ -14,15 +14,12 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import type * as Fiber from "effect/Fiber"
 import * as Option from "effect/Option"
-import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
-import { TranscriptEntry, Worker, type WorkerEvent } from "../Domain.js"
+import type { WorkerEvent } from "../Domain.js"
+import { entryJson, workerJson } from "./Snapshots.js"
 
 export const DEFAULT_PING_MS = 15_000
 export const RETRY_MS = 1000
-
-const encodeWorker = Schema.encodeSync(Worker)
-const encodeEntry = Schema.encodeSync(TranscriptEntry)
 
 /**
  * One event as an SSE frame, written by `@effect/experimental`'s encoder: a
@@ -32,12 +29,12 @@ const encodeEntry = Schema.encodeSync(TranscriptEntry)
 export const frameOf = (event: WorkerEvent): string =>
   Sse.encoder.write(
     event.type === "worker"
-      ? { _tag: "Event", event: "worker", id: undefined, data: JSON.stringify(encodeWorker(event.worker)) }
+      ? { _tag: "Event", event: "worker", id: undefined, data: workerJson(event.worker) }
       : {
         _tag: "Event",
         event: "entry",
         id: String(event.entry.seq),
-        data: JSON.stringify(encodeEntry(event.entry))
+        data: entryJson(event.entry)
       }
   )
 
