@@ -33,7 +33,7 @@ export default defineConfig({
       },
       {
         extends: true,
-        test: { name: "e2e", include: e2e, globalSetup: ["test/globalSetup.ts"] }
+        test: { name: "e2e", include: e2e, globalSetup: ["test/globalSetup.ts", "test/postgresSetup.ts"] }
       }
     ]
   }
