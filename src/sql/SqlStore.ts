@@ -1,0 +1,718 @@
+/**
+ * The durable `RuntimeStore` over `@effect/sql`, for every SQL database it
+ * runs on (SQLite, PostgreSQL): rows, statements, the writer and the reads.
+ * What differs between databases (opening one, its schema, its errors) is
+ * the dialect's (src/sqlite, src/postgres); the few statements that differ
+ * in text are chosen by `sql.onDialectOrElse`.
+ *
+ * Each `commit` is one transaction, committed before it returns; all writes
+ * go through one writer fiber (group commit), and deleting a Worker is a
+ * series of bounded transactions, so that a large delete never holds up
+ * other Workers' commits for long. docs/durability.md explains the choices.
+ */
+import * as SqlClient from "@effect/sql/SqlClient"
+import type { Row } from "@effect/sql/SqlConnection"
+import type { SqlError } from "@effect/sql/SqlError"
+import * as Effect from "effect/Effect"
+import type { ParseError } from "effect/ParseResult"
+import * as Predicate from "effect/Predicate"
+import * as Schema from "effect/Schema"
+import type * as Scope from "effect/Scope"
+
+import {
+  InputKind,
+  Metadata,
+  RuntimeId,
+  TranscriptEntry,
+  Turn,
+  TurnOutcome,
+  type Worker,
+  WorkerId,
+  WorkerStatus
+} from "../Domain.js"
+import {
+  type Change,
+  type InsertResult,
+  type ListWorkersQuery,
+  type QueuedRef,
+  type RuntimeStoreService,
+  type StoredWorker,
+  StoreError,
+  type WorkerCounts
+} from "../RuntimeStore.js"
+import { makeGroupCommit } from "./GroupCommit.js"
+
+/** Commits that may share one transaction. */
+const GROUP_COMMIT_MAX = 256
+
+/** The databases the store runs on; `sql.onDialectOrElse` tells them apart. */
+export type Dialect = "sqlite" | "pg"
+
+export const dialectOf = (sql: SqlClient.SqlClient): Dialect =>
+  sql.onDialectOrElse({ pg: (): Dialect => "pg", orElse: (): Dialect => "sqlite" })
+
+/** `?` placeholders as PostgreSQL's `$1, $2, …`; the statements have no `?` elsewhere. */
+const numbered = (text: string): string => {
+  let n = 0
+  return text.replace(/\?/g, () => `$${++n}`)
+}
+
+// --- rows ---------------------------------------------------------------------
+
+const WorkerRow = Schema.Struct({
+  id: WorkerId,
+  runtime_id: RuntimeId,
+  profile: Schema.String,
+  status: WorkerStatus,
+  created_at: Schema.String,
+  updated_at: Schema.String,
+  turn: Schema.Int,
+  last_seq: Schema.Int,
+  metadata: Schema.parseJson(Metadata),
+  queued: Schema.Int,
+  stop_reason: Schema.NullOr(Schema.String)
+})
+
+/** A `workers` row as the Domain's `Worker`: no `stopReason` key at all when there is none. */
+const workerOfRow = (row: typeof WorkerRow.Type): Worker => ({
+  id: row.id,
+  runtimeId: row.runtime_id,
+  profile: row.profile,
+  status: row.status,
+  createdAt: row.created_at,
+  updatedAt: row.updated_at,
+  turn: row.turn,
+  lastSeq: row.last_seq,
+  metadata: row.metadata,
+  queued: row.queued,
+  ...(row.stop_reason === null ? {} : { stopReason: row.stop_reason })
+})
+
+/**
+ * A Worker's column values in `WORKER_COLUMNS` order, for the fixed INSERT
+ * and UPDATE statements (the one hand-written mapping the other way).
+ */
+const workerValues = (worker: Worker): Array<string | number | null> => [
+  worker.id,
+  worker.runtimeId,
+  worker.profile,
+  worker.status,
+  worker.createdAt,
+  worker.updatedAt,
+  worker.turn,
+  worker.lastSeq,
+  JSON.stringify(worker.metadata),
+  worker.queued,
+  worker.stopReason ?? null
+]
+
+/** What only `loadWorkers` reads: the row and the key the Worker was created with. */
+const StoredWorkerRow = Schema.Struct({ ...WorkerRow.fields, idempotency_key: Schema.NullOr(Schema.String) })
+
+/** An `entries` row: the Domain's entry with `outcome` NULL where the entry has none. */
+const EntryRow = Schema.Struct({ ...TranscriptEntry.fields, outcome: Schema.NullOr(TurnOutcome) })
+
+/** No `outcome` key at all when there is none (`exactOptionalPropertyTypes`), as the memory store keeps entries. */
+const entryOfRow = ({ outcome, ...entry }: typeof EntryRow.Type): TranscriptEntry =>
+  outcome === null ? entry : { ...entry, outcome }
+
+const TurnRow = Schema.Struct({
+  worker_id: WorkerId,
+  turn: Turn.fields.turn,
+  status: Turn.fields.status,
+  input_seq: Turn.fields.inputSeq,
+  last_seq: Turn.fields.lastSeq,
+  started_at: Turn.fields.startedAt,
+  ended_at: Turn.fields.endedAt,
+  reason: Turn.fields.reason
+})
+
+const turnOfRow = (row: typeof TurnRow.Type): Turn => ({
+  workerId: row.worker_id,
+  turn: row.turn,
+  status: row.status,
+  inputSeq: row.input_seq,
+  lastSeq: row.last_seq,
+  startedAt: row.started_at,
+  endedAt: row.ended_at,
+  reason: row.reason
+})
+
+/** A turn's column values in `UPSERT_TURN` order; filed under the Worker of the change that carries it. */
+const turnValues = (workerId: string, turn: Turn): Array<string | number | null> => [
+  workerId,
+  turn.turn,
+  turn.status,
+  turn.inputSeq,
+  turn.lastSeq,
+  turn.startedAt,
+  turn.endedAt,
+  turn.reason
+]
+
+const QueuedRow = Schema.Struct({
+  worker_id: Schema.String,
+  id: Schema.Int,
+  kind: InputKind,
+  at: Schema.String,
+  bytes: Schema.Int
+})
+
+/** One Worker's queued input: a `QueuedRef` as it is. */
+const QueueRow = Schema.Struct({ id: Schema.Int, kind: InputKind, at: Schema.String, bytes: Schema.Int })
+
+const CountRow = Schema.Struct({ status: WorkerStatus, count: Schema.Int })
+
+/** `worker_counts` as a record; a status without a row (none should lack one) counts 0. */
+const countsOfRows = (rows: ReadonlyArray<typeof CountRow.Type>): WorkerCounts => {
+  const counts = { idle: 0, busy: 0, stopped: 0, failed: 0 }
+  for (const { count, status } of rows) counts[status] = count
+  return counts
+}
+
+const decodeWorkerRows = Schema.decodeUnknown(Schema.Array(WorkerRow))
+const decodeWorkers = (rows: unknown) => Effect.map(decodeWorkerRows(rows), (decoded) => decoded.map(workerOfRow))
+const decodeStoredWorkers = Schema.decodeUnknown(Schema.Array(StoredWorkerRow))
+const decodeEntryRows = Schema.decodeUnknown(Schema.Array(EntryRow))
+const decodeEntries = (rows: unknown) => Effect.map(decodeEntryRows(rows), (decoded) => decoded.map(entryOfRow))
+const decodeTurns = Schema.decodeUnknown(Schema.Array(TurnRow))
+const decodeQueued = Schema.decodeUnknown(Schema.Array(QueuedRow))
+const decodeQueue = Schema.decodeUnknown(Schema.Array(QueueRow))
+const decodeCounts = Schema.decodeUnknown(Schema.Array(CountRow))
+const decodeIdRows = Schema.decodeUnknown(Schema.Array(Schema.Struct({ id: WorkerId })))
+const decodeIds = (rows: unknown) => Effect.map(decodeIdRows(rows), (decoded) => decoded.map((row) => row.id))
+/** An aggregate's one row, NULL over no rows. */
+const decodeMaybeValue = Schema.decodeUnknown(Schema.Tuple(Schema.Struct({ value: Schema.NullOr(Schema.String) })))
+const decodeValues = Schema.decodeUnknown(Schema.Array(Schema.Struct({ value: Schema.String })))
+/** Rows a write changed: better-sqlite3 reports `changes`, pg `rowCount`. */
+const decodeSqliteRun = Schema.decodeUnknown(Schema.Struct({ changes: Schema.Number }))
+const decodePgRun = Schema.decodeUnknown(Schema.Struct({ rowCount: Schema.NullOr(Schema.Number) }))
+const changesOf = (dialect: Dialect, raw: unknown): Effect.Effect<number, ParseError> =>
+  dialect === "pg"
+    ? Effect.map(decodePgRun(raw), (result) => result.rowCount ?? 0)
+    : Effect.map(decodeSqliteRun(raw), (result) => result.changes)
+
+const WORKER_COLUMNS =
+  "id, runtime_id, profile, status, created_at, updated_at, turn, last_seq, metadata, queued, stop_reason"
+/** `WORKER_COLUMNS` of the `workers` table aliased `w`, for the joins of metadata-filtered lists. */
+const W_WORKER_COLUMNS = WORKER_COLUMNS.split(", ").map((column) => `w.${column}`).join(", ")
+const ENTRY_COLUMNS = "seq, at, role, content, turn, outcome"
+const TURN_COLUMNS = "worker_id, turn, status, input_seq, last_seq, started_at, ended_at, reason"
+/** Rows per INSERT: 7 parameters each stays far below SQLite's 32766-parameter limit (PostgreSQL's: 65535). */
+const ENTRIES_PER_INSERT = 500
+/**
+ * Rows per transaction when a Worker's transcript and turns are deleted: a
+ * few milliseconds of writing, so that commits of other Workers queued
+ * behind one wait about as long as behind a large commit.
+ */
+const DELETE_BATCH = 5000
+
+const CREATED: InsertResult = { created: true }
+const keyTakenBy = (existing: Worker): InsertResult => ({ created: false, existing })
+
+// A taken idempotency key inserts nothing (the store's unique key decides); a taken id still fails.
+const INSERT_WORKER = `INSERT INTO workers (${WORKER_COLUMNS}, idempotency_key) VALUES (${
+  WORKER_COLUMNS.replace(/[a-z_]+/g, "?")
+}, ?) ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING`
+// Columns as in WORKER_COLUMNS, with `id = ?` moved from the front to the WHERE.
+// The idempotency key is written once, by the INSERT.
+const UPDATE_WORKER = `UPDATE workers SET ${
+  WORKER_COLUMNS.split(", ").slice(1).map((column) => `${column} = ?`).join(", ")
+} WHERE id = ?`
+// Metadata is fixed at create: its pairs are indexed with the INSERT and
+// removed with the Worker, found through its JSON (by key, no scan).
+const INSERT_METADATA = "INSERT INTO worker_metadata (key, value, worker_id) SELECT key, value, ? FROM json_each(?)"
+const DELETE_METADATA = `DELETE FROM worker_metadata WHERE worker_id = ?
+  AND (key, value) IN (SELECT key, value FROM json_each((SELECT metadata FROM workers WHERE id = ?)))`
+// PostgreSQL: the JSON text as jsonb; the parameters typed, as nothing around them says their type.
+const PG_INSERT_METADATA =
+  "INSERT INTO worker_metadata (key, value, worker_id) SELECT key, value, $1::text FROM jsonb_each_text($2::jsonb)"
+const PG_DELETE_METADATA = `DELETE FROM worker_metadata WHERE worker_id = $1
+  AND (key, value) IN (SELECT key, value FROM jsonb_each_text((SELECT metadata::jsonb FROM workers WHERE id = $2)))`
+// A turn's start inserts its record, its end replaces it.
+const UPSERT_TURN = `INSERT INTO turns (${TURN_COLUMNS}) VALUES (${TURN_COLUMNS.replace(/[a-z_]+/g, "?")})
+  ON CONFLICT (worker_id, turn) DO UPDATE SET ${
+  TURN_COLUMNS.split(", ").slice(2).map((column) => `${column} = excluded.${column}`).join(", ")
+}`
+const INSERT_QUEUED = "INSERT INTO queued_inputs (worker_id, id, content, kind, at) VALUES (?, ?, ?, ?, ?)"
+const DELETE_QUEUED = "DELETE FROM queued_inputs WHERE worker_id = ? AND id = ?"
+// The first DELETE_BATCH rows of the Worker, by key: a range of the primary key.
+const DELETE_ENTRIES_BATCH = `DELETE FROM entries WHERE worker_id = ? AND seq IN
+  (SELECT seq FROM entries WHERE worker_id = ? ORDER BY seq LIMIT ${DELETE_BATCH})`
+const DELETE_TURNS_BATCH = `DELETE FROM turns WHERE worker_id = ? AND turn IN
+  (SELECT turn FROM turns WHERE worker_id = ? ORDER BY turn LIMIT ${DELETE_BATCH})`
+// The last transaction of a delete: the rest of the Worker.
+const DELETE_QUEUE = "DELETE FROM queued_inputs WHERE worker_id = ?"
+const DELETE_TURNS = "DELETE FROM turns WHERE worker_id = ?"
+const DELETE_ENTRIES = "DELETE FROM entries WHERE worker_id = ?"
+const DELETE_WORKER = "DELETE FROM workers WHERE id = ?"
+
+/** The fixed write statements in the dialect's text, built once per store. */
+const writeStatements = (dialect: Dialect) => {
+  const text = dialect === "pg" ? numbered : (statement: string) => statement
+  return {
+    insertWorker: text(INSERT_WORKER),
+    updateWorker: text(UPDATE_WORKER),
+    insertMetadata: dialect === "pg" ? PG_INSERT_METADATA : INSERT_METADATA,
+    deleteMetadata: dialect === "pg" ? PG_DELETE_METADATA : DELETE_METADATA,
+    upsertTurn: text(UPSERT_TURN),
+    insertQueued: text(INSERT_QUEUED),
+    deleteQueued: text(DELETE_QUEUED),
+    deleteEntriesBatch: text(DELETE_ENTRIES_BATCH),
+    deleteTurnsBatch: text(DELETE_TURNS_BATCH),
+    deleteQueue: text(DELETE_QUEUE),
+    deleteTurns: text(DELETE_TURNS),
+    deleteEntries: text(DELETE_ENTRIES),
+    deleteWorker: text(DELETE_WORKER),
+    insertEntries: (rows: number) => insertEntriesSql(dialect, rows)
+  }
+}
+
+/** What the store's writer fiber does; a batch of them is one transaction. */
+type Write =
+  | { readonly _tag: "Insert"; readonly worker: Worker; readonly idempotencyKey: string | undefined }
+  | { readonly _tag: "Commit"; readonly change: Change }
+  /** One bounded step of a delete (DELETE_BATCH rows). */
+  | { readonly _tag: "DeleteEntries"; readonly workerId: string }
+  | { readonly _tag: "DeleteTurns"; readonly workerId: string }
+  /** The last step of a delete: everything else of the Worker. */
+  | { readonly _tag: "DeleteWorker"; readonly workerId: string }
+
+/** What a failed write was doing, for its `StoreError`. */
+const operationOf = (write: Write): string => {
+  switch (write._tag) {
+    case "Insert":
+      return `inserting Worker ${write.worker.id}`
+    case "Commit":
+      return `committing to Worker ${write.change.worker.id}`
+    default:
+      return `deleting Worker ${write.workerId}`
+  }
+}
+
+/** The multi-row INSERT for `rows` entries; one string per size, so statements are reused. */
+const insertEntriesSql = (dialect: Dialect, rows: number): string => {
+  const shape = `${dialect}:${rows}`
+  let cached = insertEntriesCache.get(shape)
+  if (cached === undefined) {
+    cached = `INSERT INTO entries (worker_id, ${ENTRY_COLUMNS}) VALUES ${
+      Array.from({ length: rows }, () => "(?, ?, ?, ?, ?, ?, ?)").join(", ")
+    }`
+    if (dialect === "pg") cached = numbered(cached)
+    insertEntriesCache.set(shape, cached)
+  }
+  return cached
+}
+const insertEntriesCache = new Map<string, string>()
+
+/**
+ * The SELECT of a list page filtered by `pairs` metadata pairs (and maybe a
+ * status). The first pair drives: the page is a range of the
+ * `worker_metadata` primary key from (key, value, cursor), in id order; each
+ * Worker found is looked up by id and each further pair is one key lookup.
+ * `CROSS JOIN` keeps SQLite from starting at `workers` instead; PostgreSQL
+ * has no `CROSS JOIN … ON` and plans the join by its statistics.
+ */
+const listByMetadataSql = (dialect: Dialect, pairs: number, byStatus: boolean): string => {
+  const shape = `${dialect}:${pairs}:${byStatus}`
+  let cached = listByMetadataCache.get(shape)
+  if (cached === undefined) {
+    const more = Array.from({ length: pairs - 1 }, (_, i) => {
+      const m = `m${i + 2}`
+      return ` AND EXISTS (SELECT 1 FROM worker_metadata AS ${m}
+        WHERE ${m}.key = ? AND ${m}.value = ? AND ${m}.worker_id = m.worker_id)`
+    })
+    cached = `SELECT ${W_WORKER_COLUMNS} FROM worker_metadata AS m ${
+      dialect === "pg" ? "JOIN" : "CROSS JOIN"
+    } workers AS w ON w.id = m.worker_id
+      WHERE m.key = ? AND m.value = ? AND m.worker_id > ?${byStatus ? " AND w.status = ?" : ""}${more.join("")}
+      ORDER BY m.worker_id LIMIT ?`
+    if (dialect === "pg") cached = numbered(cached)
+    listByMetadataCache.set(shape, cached)
+  }
+  return cached
+}
+const listByMetadataCache = new Map<string, string>()
+
+/**
+ * The store's read statements, apart so that tests can `EXPLAIN QUERY PLAN`
+ * exactly what the store runs.
+ */
+export const readStatements = (sql: SqlClient.SqlClient) => {
+  const dialect = dialectOf(sql)
+  // A text's UTF-8 bytes without reading it: SQLite from the value's header, PostgreSQL from the datum's.
+  const bytes = sql.literal(dialect === "pg" ? "octet_length(content)" : "length(CAST(content AS BLOB))")
+  return {
+    allWorkers: () => sql`SELECT ${sql.literal(WORKER_COLUMNS)}, idempotency_key FROM workers ORDER BY id`,
+    workerByKey: (key: string) =>
+      sql`SELECT ${sql.literal(WORKER_COLUMNS)} FROM workers WHERE idempotency_key = ${key}`,
+    workerById: (workerId: string) =>
+      sql`SELECT ${sql.literal(WORKER_COLUMNS)}, idempotency_key FROM workers WHERE id = ${workerId}`,
+    queueOf: (workerId: string) =>
+      sql`SELECT id, kind, at, ${bytes} AS bytes FROM queued_inputs
+        WHERE worker_id = ${workerId} ORDER BY id`,
+    // Covered by workers_status_id: ids only, in its order.
+    busyWorkers: () => sql`SELECT id FROM workers WHERE status = 'busy' ORDER BY id`,
+    // In primary-key order, so DISTINCT needs no sort.
+    queuedWorkers: () => sql`SELECT DISTINCT worker_id AS id FROM queued_inputs ORDER BY worker_id`,
+    // Four rows, kept by triggers (migration 3).
+    counts: () => sql`SELECT status, count FROM worker_counts`,
+    // The primary key's last entry.
+    lastWorkerId: () => sql`SELECT max(id) AS value FROM workers`,
+    // The WHERE term of the partial index workers_ended, as written there, so
+    // that this is a range of it from the oldest; LIMIT -1 would mean none.
+    expired: (before: string, limit: number) =>
+      sql`SELECT id FROM workers WHERE status IN ('stopped', 'failed') AND updated_at < ${before}
+        ORDER BY updated_at, id LIMIT ${Math.max(0, limit)}`,
+    // Sizes only: a queued input's content stays on disk until its turn starts.
+    allQueued: () => sql`SELECT worker_id, id, kind, at, ${bytes} AS bytes FROM queued_inputs ORDER BY worker_id, id`,
+    queuedContent: (workerId: string, id: number) =>
+      sql`SELECT content AS value FROM queued_inputs WHERE worker_id = ${workerId} AND id = ${id}`,
+    // `id > ''` holds for every id, so one statement shape serves the first page too.
+    listWorkers: ({ after = "", limit, metadata, status }: ListWorkersQuery) => {
+      const pairs = Object.entries(metadata ?? {})
+      const first = pairs[0]
+      if (first !== undefined) {
+        // In the order of the statement's placeholders.
+        const params: Array<string | number> = [first[0], first[1], after]
+        if (status !== undefined) params.push(status)
+        for (const [key, value] of pairs.slice(1)) params.push(key, value)
+        params.push(limit)
+        return sql.unsafe<Row>(listByMetadataSql(dialect, pairs.length, status !== undefined), params)
+      }
+      return status === undefined
+        ? sql`SELECT ${sql.literal(WORKER_COLUMNS)} FROM workers WHERE id > ${after} ORDER BY id LIMIT ${limit}`
+        : sql`SELECT ${sql.literal(WORKER_COLUMNS)} FROM workers
+            WHERE status = ${status} AND id > ${after} ORDER BY id LIMIT ${limit}`
+    },
+    transcript: (workerId: string, after: number, limit: number) =>
+      sql`SELECT ${sql.literal(ENTRY_COLUMNS)} FROM entries
+        WHERE worker_id = ${workerId} AND seq > ${after} ORDER BY seq LIMIT ${limit}`,
+    // Sizes without the contents: SQLite reads a value's length from its header.
+    contentSizes: (workerId: string, after: number, limit: number) =>
+      sql`SELECT ${bytes} AS bytes FROM entries
+        WHERE worker_id = ${workerId} AND seq > ${after} ORDER BY seq LIMIT ${limit}`,
+    turn: (workerId: string, turn: number) =>
+      sql`SELECT ${sql.literal(TURN_COLUMNS)} FROM turns WHERE worker_id = ${workerId} AND turn = ${turn}`,
+    // Whether a delete has batches left: one row, or none.
+    anyEntry: (workerId: string) => sql`SELECT seq FROM entries WHERE worker_id = ${workerId} LIMIT 1`,
+    anyTurn: (workerId: string) => sql`SELECT turn FROM turns WHERE worker_id = ${workerId} LIMIT 1`
+  }
+}
+
+const decodeSizes = Schema.decodeUnknown(Schema.Array(Schema.Struct({ bytes: Schema.Int })))
+
+/** How many rows of `sizes` fit in `maxBytes`, at least one. */
+const fitting = (sizes: ReadonlyArray<{ readonly bytes: number }>, maxBytes: number): number => {
+  let total = 0
+  for (let i = 0; i < sizes.length; i++) {
+    total += sizes[i]!.bytes
+    if (total > maxBytes) return Math.max(1, i)
+  }
+  return sizes.length
+}
+
+/** What a dialect tells the shared store about its database. */
+export interface SqlStoreOptions {
+  /** `RuntimeInfo.store`: `sqlite`, `postgres`. */
+  readonly kind: string
+  /** How messages name the store, e.g. `SQLite store /var/lib/runtime.db`. */
+  readonly label: string
+  /** What else a runtime with another id may be started on: `file`, `database`. */
+  readonly place: string
+  /** A database error's own message, found under the `SqlError` / `ParseError` wrappers. */
+  readonly errorMessage: (error: unknown) => string
+  /** Runs before each write transaction; failing it fails the writes (e.g. the file is gone). */
+  readonly beforeWrite?: Effect.Effect<void, StoreError> | undefined
+  /** Runs after each write transaction, before the writes are answered. */
+  readonly afterWrite?: Effect.Effect<void, StoreError> | undefined
+  /** Why the store can no longer be used, if it cannot. */
+  readonly failure?: (() => string | undefined) | undefined
+}
+
+/**
+ * The store over the `SqlClient` in context, whose schema the dialect has
+ * brought up to date. Commits run on the store's own writer fiber (group
+ * commit): never call `commit` inside a transaction of the same client,
+ * which would wait on itself.
+ */
+export const makeSqlStore = (
+  options: SqlStoreOptions
+): Effect.Effect<RuntimeStoreService, never, SqlClient.SqlClient | Scope.Scope> =>
+  Effect.gen(function*() {
+    const { label } = options
+    const sql = yield* SqlClient.SqlClient
+    const dialect = dialectOf(sql)
+    const reads = readStatements(sql)
+    const writes = writeStatements(dialect)
+
+    const failed = (operation: string) => (error: unknown) =>
+      new StoreError({ message: `${label}: ${operation} failed: ${options.errorMessage(error)}`, cause: error })
+
+    // SQLite only: PostgreSQL ends a transaction whose COMMIT fails. Holds the
+    // connection while it runs, so it cannot end another fiber's transaction.
+    const rollbackIfOpen = dialect === "sqlite"
+      ? Effect.scoped(
+        Effect.flatMap(sql.reserve, (connection) => connection.executeUnprepared("ROLLBACK", [], undefined))
+      ).pipe(Effect.ignore)
+      : Effect.void
+
+    /**
+     * Every failure as a `StoreError`. `withTransaction` turns a failed COMMIT
+     * into a defect and leaves the transaction open (a deferred constraint, a
+     * full disk); closing it keeps the next commit from failing too.
+     */
+    const asStoreError = (operation: string) => <A>(effect: Effect.Effect<A, SqlError | ParseError | StoreError>) =>
+      effect.pipe(
+        Effect.catchTags({ SqlError: failed(operation), ParseError: failed(operation) }),
+        Effect.catchAllDefect((defect) =>
+          Predicate.isTagged(defect, "SqlError")
+            ? Effect.zipRight(rollbackIfOpen, Effect.fail(failed(operation)(defect)))
+            : Effect.die(defect)
+        )
+      )
+
+    // Fixed SQL with positional parameters: the statement is prepared once and
+    // nothing is compiled or schema-encoded per commit. The commit path runs
+    // once or twice per input, and JS work between statements measurably
+    // slows even the native COMMIT (docs/benchmarks.md).
+    const updateWorker = (worker: Worker) =>
+      Effect.gen(function*() {
+        const changes = yield* changesOf(
+          dialect,
+          yield* sql.unsafe(writes.updateWorker, [...workerValues(worker).slice(1), worker.id]).raw
+        )
+        if (changes === 0) {
+          return yield* new StoreError({ message: `${label}: no Worker ${worker.id} to commit to` })
+        }
+      })
+
+    const insertEntries = (workerId: string, entries: ReadonlyArray<TranscriptEntry>) =>
+      Effect.forEach(
+        chunks(entries, ENTRIES_PER_INSERT),
+        (chunk) => {
+          const params: Array<string | number | null> = []
+          for (const entry of chunk) {
+            params.push(workerId, entry.seq, entry.at, entry.role, entry.content, entry.turn, entry.outcome ?? null)
+          }
+          return sql.unsafe(writes.insertEntries(chunk.length), params)
+        },
+        { discard: true }
+      )
+
+    /** A change's rows; beyond the Worker and its entries, each kind of row only when the change has one. */
+    const commitChange = ({ dequeue, enqueue, entries, turns, worker }: Change) =>
+      Effect.gen(function*() {
+        yield* updateWorker(worker)
+        if (entries.length > 0) yield* insertEntries(worker.id, entries)
+        for (const turn of turns ?? []) yield* sql.unsafe(writes.upsertTurn, turnValues(worker.id, turn))
+        // Removed before one is added, as the memory store filters then appends.
+        for (const id of dequeue ?? []) yield* sql.unsafe(writes.deleteQueued, [worker.id, id])
+        if (enqueue !== undefined) {
+          yield* sql.unsafe(writes.insertQueued, [worker.id, enqueue.id, enqueue.content, enqueue.kind, enqueue.at])
+        }
+      })
+
+    /** The last step of a delete: everything the batches did not take, and the row last. */
+    const deleteRest = (workerId: string) =>
+      Effect.gen(function*() {
+        // First: it finds the metadata pairs through the Worker row.
+        yield* sql.unsafe(writes.deleteMetadata, [workerId, workerId])
+        yield* sql.unsafe(writes.deleteQueue, [workerId])
+        // What the batches left: what a commit added meanwhile, if anything.
+        yield* sql.unsafe(writes.deleteTurns, [workerId])
+        yield* sql.unsafe(writes.deleteEntries, [workerId])
+        yield* sql.unsafe(writes.deleteWorker, [workerId])
+      })
+
+    const insertWorker = (worker: Worker, idempotencyKey: string | undefined) =>
+      Effect.gen(function*() {
+        const inserted = yield* changesOf(
+          dialect,
+          yield* sql.unsafe(writes.insertWorker, [...workerValues(worker), idempotencyKey ?? null]).raw
+        )
+        if (inserted > 0) yield* sql.unsafe(writes.insertMetadata, [worker.id, JSON.stringify(worker.metadata)])
+      })
+
+    const writeOne = (write: Write): Effect.Effect<unknown, SqlError | ParseError | StoreError> => {
+      switch (write._tag) {
+        case "Insert":
+          return insertWorker(write.worker, write.idempotencyKey)
+        case "Commit":
+          return commitChange(write.change)
+        case "DeleteEntries":
+          return sql.unsafe(writes.deleteEntriesBatch, [write.workerId, write.workerId])
+        case "DeleteTurns":
+          return sql.unsafe(writes.deleteTurnsBatch, [write.workerId, write.workerId])
+        case "DeleteWorker":
+          return deleteRest(write.workerId)
+      }
+    }
+
+    const runtimeId = (requested: string | undefined, generate: () => string) =>
+      sql.withTransaction(Effect.gen(function*() {
+        const rows = yield* decodeValues(yield* sql`SELECT value FROM meta WHERE key = 'runtime_id'`)
+        const stored = rows[0]?.value
+        if (stored === undefined) {
+          const id = requested ?? generate()
+          yield* sql`INSERT INTO meta (key, value) VALUES ('runtime_id', ${id})`
+          return id
+        }
+        if (requested !== undefined && requested !== stored) {
+          return yield* new StoreError({
+            message: `the ${label} belongs to runtime ${JSON.stringify(stored)}, ` +
+              `but runtime id ${JSON.stringify(requested)} was requested (--runtime-id / WORKER_RUNTIME_ID); ` +
+              `start without one, with ${JSON.stringify(stored)}, or on another ${options.place}`
+          })
+        }
+        return stored
+      }))
+
+    const beforeWrite = options.beforeWrite ?? Effect.void
+    const afterWrite = options.afterWrite ?? Effect.void
+
+    // Every write (inserts, commits, the steps of a delete) goes through this
+    // one writer, so that a long delete is a series of short transactions
+    // that the commits of other Workers interleave with.
+    const writer = yield* makeGroupCommit(
+      (batch: ReadonlyArray<Write>) =>
+        // Each commit's rows go in one transaction; concurrent commits may share it.
+        Effect.zipRight(
+          beforeWrite,
+          asStoreError(batch.length === 1 ? operationOf(batch[0]!) : `committing ${batch.length} changes`)(
+            sql.withTransaction(Effect.forEach(batch, writeOne, { discard: true }))
+          )
+        ).pipe(Effect.zipLeft(afterWrite)),
+      GROUP_COMMIT_MAX
+    )
+
+    /** Whether `read` (one of `anyEntry`, `anyTurn`) finds a row. */
+    const remains = (read: Effect.Effect<ReadonlyArray<unknown>, SqlError>, workerId: string) =>
+      asStoreError(`deleting Worker ${workerId}`)(Effect.map(read, (rows) => rows.length > 0))
+
+    /**
+     * A Worker's transcript and turns can be millions of rows: deleting them
+     * in one transaction would hold the writer, and every other Worker's
+     * commit, for seconds. So they go DELETE_BATCH rows per transaction, each
+     * queued behind the commits waiting at that moment; then the rest (the
+     * row, its metadata pairs, queue and key, and whatever a late commit
+     * added) in one last transaction. Until then the Worker is still stored,
+     * its transcript shrinking from the start: a delete that fails half-way
+     * (or a crash) leaves it so, and deleting it again finishes.
+     */
+    const deleteWorker = (workerId: string) =>
+      Effect.gen(function*() {
+        while (yield* remains(reads.anyEntry(workerId), workerId)) {
+          yield* writer.write({ _tag: "DeleteEntries", workerId })
+        }
+        while (yield* remains(reads.anyTurn(workerId), workerId)) {
+          yield* writer.write({ _tag: "DeleteTurns", workerId })
+        }
+        yield* writer.write({ _tag: "DeleteWorker", workerId })
+      })
+
+    const store: RuntimeStoreService = {
+      kind: options.kind,
+      durable: true,
+      runtimeId: (requested, generate) => asStoreError("reading the runtime id")(runtimeId(requested, generate)),
+      loadWorkers: asStoreError("loading Workers")(
+        Effect.gen(function*() {
+          const rows = yield* decodeStoredWorkers(yield* reads.allWorkers())
+          // Every queue in one read, in (worker_id, id) order: the primary key's.
+          const queues = new Map<string, Array<QueuedRef>>()
+          for (const { worker_id, ...input } of yield* decodeQueued(yield* reads.allQueued())) {
+            let queue = queues.get(worker_id)
+            if (queue === undefined) {
+              queue = []
+              queues.set(worker_id, queue)
+            }
+            queue.push(input)
+          }
+          return rows.map((row): StoredWorker => ({
+            worker: workerOfRow(row),
+            idempotencyKey: row.idempotency_key ?? undefined,
+            queue: queues.get(row.id) ?? []
+          }))
+        })
+      ),
+      getWorker: (workerId) =>
+        asStoreError(`reading Worker ${workerId}`)(
+          // One read transaction: the row and its queue as of the same commit.
+          sql.withTransaction(Effect.gen(function*() {
+            // PostgreSQL's default (read committed) takes a snapshot per statement.
+            if (dialect === "pg") yield* sql`SET TRANSACTION ISOLATION LEVEL REPEATABLE READ`
+            const row = (yield* decodeStoredWorkers(yield* reads.workerById(workerId)))[0]
+            if (row === undefined) return undefined
+            const stored: StoredWorker = {
+              worker: workerOfRow(row),
+              idempotencyKey: row.idempotency_key ?? undefined,
+              queue: yield* decodeQueue(yield* reads.queueOf(workerId))
+            }
+            return stored
+          }))
+        ),
+      workerByKey: (idempotencyKey) =>
+        asStoreError(`reading idempotency key ${idempotencyKey}`)(
+          Effect.map(Effect.flatMap(reads.workerByKey(idempotencyKey), decodeWorkers), (rows) => rows[0])
+        ),
+      busyWorkers: asStoreError("listing busy Workers")(Effect.flatMap(reads.busyWorkers(), decodeIds)),
+      queuedWorkers: asStoreError("listing Workers with queued inputs")(
+        Effect.flatMap(reads.queuedWorkers(), decodeIds)
+      ),
+      counts: asStoreError("counting Workers")(
+        Effect.map(Effect.flatMap(reads.counts(), decodeCounts), countsOfRows)
+      ),
+      lastWorkerId: asStoreError("reading the last Worker id")(
+        Effect.map(Effect.flatMap(reads.lastWorkerId(), decodeMaybeValue), ([{ value }]) => value ?? undefined)
+      ),
+      expired: (before, limit) =>
+        asStoreError("listing expired Workers")(Effect.flatMap(reads.expired(before, limit), decodeIds)),
+      failure: options.failure ?? (() => undefined),
+      insertWorker: (worker, idempotencyKey) =>
+        Effect.gen(function*() {
+          yield* writer.write({ _tag: "Insert", worker, idempotencyKey })
+          if (idempotencyKey === undefined) return CREATED
+          // Committed: the row holding the key is this Worker's, or the one that took it first.
+          const rows = yield* asStoreError(`reading idempotency key ${idempotencyKey}`)(
+            Effect.flatMap(reads.workerByKey(idempotencyKey), decodeWorkers)
+          )
+          const holder = rows[0]
+          if (holder === undefined) {
+            return yield* new StoreError({ message: `${label}: Worker ${worker.id} was not stored` })
+          }
+          return holder.id === worker.id ? CREATED : keyTakenBy(holder)
+        }),
+      commit: (change) => writer.write({ _tag: "Commit", change }),
+      queuedContent: (workerId, id) =>
+        asStoreError(`reading queued input ${id} of Worker ${workerId}`)(
+          Effect.flatMap(Effect.flatMap(reads.queuedContent(workerId, id), decodeValues), (rows) =>
+            rows[0] === undefined
+              ? Effect.fail(new StoreError({ message: `no queued input ${id} of Worker ${workerId}` }))
+              : Effect.succeed(rows[0].value))
+        ),
+      transcript: (workerId, { after, limit, maxBytes }) =>
+        asStoreError(`reading the transcript of Worker ${workerId}`)(
+          Effect.gen(function*() {
+            const count = maxBytes === undefined
+              ? limit
+              : fitting(yield* decodeSizes(yield* reads.contentSizes(workerId, after, limit)), maxBytes)
+            return yield* decodeEntries(yield* reads.transcript(workerId, after, count))
+          })
+        ),
+      turn: (workerId, turn) =>
+        asStoreError(`reading turn ${turn} of Worker ${workerId}`)(
+          Effect.map(Effect.flatMap(reads.turn(workerId, turn), decodeTurns), (rows) => {
+            const row = rows[0]
+            return row === undefined ? undefined : turnOfRow(row)
+          })
+        ),
+      listWorkers: (query) => asStoreError("listing Workers")(Effect.flatMap(reads.listWorkers(query), decodeWorkers)),
+      deleteWorker
+    }
+    return store
+  })
+const chunks = <A>(items: ReadonlyArray<A>, size: number): Array<ReadonlyArray<A>> => {
+  const out: Array<ReadonlyArray<A>> = []
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size))
+  return out
+}
