@@ -22,8 +22,14 @@ const Announce = Layer.effectDiscard(
 
 const Server = Announce.pipe(
   Layer.provide(
-    RuntimeHttpServerLive().pipe(
-      Layer.provideMerge(NodeHttpServer.layer(createRuntimeHttpServer, { host: "127.0.0.1", port: 0 }))
+    // The bench holds up to 10,000 streams: past the defaults (--max-streams, --max-connections).
+    RuntimeHttpServerLive({ maxStreams: 100_000 }).pipe(
+      Layer.provideMerge(
+        NodeHttpServer.layer(() => createRuntimeHttpServer({ maxConnections: 100_000 }), {
+          host: "127.0.0.1",
+          port: 0
+        })
+      )
     )
   ),
   Layer.provide(RuntimeLive({ profiles: { default: makeEchoEngine(), ticker: tickerEngine }, maxWorkers: 100_000 })),
