@@ -16,12 +16,13 @@ import * as FiberRef from "effect/FiberRef"
 import * as Layer from "effect/Layer"
 import * as Logger from "effect/Logger"
 import * as LogLevel from "effect/LogLevel"
-import { stripVTControlCharacters } from "node:util"
 
 import { VERSION } from "../version.js"
+import { runClient } from "./CliMain.js"
 import { LOG_LEVEL_HELP, logLevelFromEnv, logLevelName, options, resolveConfig, StartupError } from "./Config.js"
 import { flagHelp, renderHelp } from "./Help.js"
 import { NodeRuntimeLive } from "./NodeRuntime.js"
+import { withPlainConsole } from "./PlainConsole.js"
 
 const NAME = "worker-runtime"
 const DESCRIPTION = "Hosts long-lived Workers behind a REST command API. Backends only: browsers are refused."
@@ -146,45 +147,32 @@ const arrange = (
   return Either.right({ builtIns, rest })
 }
 
-/** Text for `stream` as it should appear there: without ANSI styles unless it is a terminal (and NO_COLOR is unset). */
-const plainUnlessTerminal = (stream: NodeJS.WriteStream) => (args: ReadonlyArray<unknown>) =>
-  stream.isTTY && !process.env["NO_COLOR"]
-    ? args
-    : args.map((arg) => (typeof arg === "string" ? stripVTControlCharacters(arg) : arg))
-
-/** The console @effect/cli prints help and errors to, without colour codes when they go to a pipe or a file. */
-const withPlainConsole = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
-  Effect.consoleWith((console) => {
-    const toStdout = plainUnlessTerminal(process.stdout)
-    const toStderr = plainUnlessTerminal(process.stderr)
-    return Effect.withConsole(effect, {
-      ...console,
-      log: (...args) => console.log(...toStdout(args)),
-      info: (...args) => console.info(...toStdout(args)),
-      debug: (...args) => console.debug(...toStdout(args)),
-      error: (...args) => console.error(...toStderr(args)),
-      warn: (...args) => console.warn(...toStderr(args))
-    })
+/** Serves with `given`, the flags after the bin's name (and after `serve`). */
+const serve = (given: ReadonlyArray<string>) =>
+  Effect.gen(function*() {
+    const [runtime = "node", script = NAME] = process.argv
+    const args = arrange(given)
+    if (Either.isLeft(args)) {
+      yield* Console.error(`${NAME}: ${args.left}`)
+      return yield* new StartupError({ message: args.left })
+    }
+    const { builtIns, rest } = args.right
+    // --help is answered here, compactly (Help.ts); the other built-in flags by @effect/cli.
+    if (builtIns.some((arg) => arg === "--help" || arg === "-h")) return yield* Console.log(help())
+    // A bad WORKER_RUNTIME_LOG_LEVEL fails in the handler, so that --help and --version still work.
+    const level = yield* Effect.orElseSucceed(logLevelFromEnv, () => LogLevel.Info)
+    yield* cli([runtime, script, ...builtIns, ...rest]).pipe(Logger.withMinimumLogLevel(level))
   })
 
-const main = Effect.gen(function*() {
-  const [runtime = "node", script = NAME, ...given] = process.argv
-  const args = arrange(given)
-  if (Either.isLeft(args)) {
-    yield* Console.error(`${NAME}: ${args.left}`)
-    return yield* new StartupError({ message: args.left })
-  }
-  const { builtIns, rest } = args.right
-  // --help is answered here, compactly (Help.ts); the other built-in flags by @effect/cli.
-  if (builtIns.some((arg) => arg === "--help" || arg === "-h")) return yield* Console.log(help())
-  // A bad WORKER_RUNTIME_LOG_LEVEL fails in the handler, so that --help and --version still work.
-  const level = yield* Effect.orElseSucceed(logLevelFromEnv, () => LogLevel.Info)
-  yield* cli([runtime, script, ...builtIns, ...rest]).pipe(Logger.withMinimumLogLevel(level))
-})
-
-main.pipe(
-  withPlainConsole,
-  Effect.provide(NodeContext.layer),
-  // The process picks its own logger (--log-format): runMain installs none.
-  NodeRuntime.runMain({ disableErrorReporting: true, disablePrettyLogger: true })
-)
+const [first, ...after] = process.argv.slice(2)
+// A first argument that is not a flag names a subcommand (docs/cli.md): the server takes flags only.
+if (first !== undefined && !first.startsWith("-") && first !== "serve") {
+  runClient(first, after)
+} else {
+  serve(first === "serve" ? after : process.argv.slice(2)).pipe(
+    withPlainConsole,
+    Effect.provide(NodeContext.layer),
+    // The process picks its own logger (--log-format): runMain installs none.
+    NodeRuntime.runMain({ disableErrorReporting: true, disablePrettyLogger: true })
+  )
+}
