@@ -33,6 +33,8 @@ export class StartupError extends Schema.TaggedError<StartupError>()("StartupErr
 export type StoreSpec =
   | { readonly _tag: "memory" }
   | { readonly _tag: "sqlite"; readonly filename: string }
+  /** The URL as given: the store checks it, and masks its password wherever it shows it. */
+  | { readonly _tag: "postgres"; readonly url: string }
 
 export interface RuntimeConfig {
   readonly host: string
@@ -182,7 +184,7 @@ export const options = {
       "WORKER_RUNTIME_STORE",
       Config.string,
       "memory",
-      "Where Workers and transcripts are kept: memory (lost at exit) or sqlite:<path>."
+      "Where Workers and transcripts are kept: memory (lost at exit), sqlite:<path> or postgres://user@host/db."
     )
   ),
   tokenFile: Options.text("token-file").pipe(
@@ -308,8 +310,11 @@ export const parseStore = (spec: string): Effect.Effect<StoreSpec, StartupError>
   if (spec.startsWith("sqlite:") && spec.length > "sqlite:".length) {
     return Effect.succeed({ _tag: "sqlite", filename: spec.slice("sqlite:".length) })
   }
+  if (/^postgres(ql)?:\/\//i.test(spec)) return Effect.succeed({ _tag: "postgres", url: spec })
   return Effect.fail(
-    new StartupError({ message: `--store must be "memory" or "sqlite:<path>", got ${JSON.stringify(spec)}` })
+    new StartupError({
+      message: `--store must be "memory", "sqlite:<path>" or "postgres://…", got ${JSON.stringify(spec)}`
+    })
   )
 }
 

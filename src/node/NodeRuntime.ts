@@ -48,13 +48,45 @@ const sqliteStore = (filename: string): Layer.Layer<RuntimeStore, StartupError> 
     )
   )
 
+/**
+ * The PostgreSQL store, likewise imported only when asked for. Its messages
+ * show the URL with the password masked.
+ */
+const postgresStore = (url: string): Layer.Layer<RuntimeStore, StartupError> =>
+  Layer.unwrapEffect(
+    Effect.tryPromise({
+      try: () => import("../postgres/PostgresStore.js"),
+      catch: (error) =>
+        new StartupError({
+          message: `--store postgres: needs @effect/sql, @effect/sql-pg and pg installed (${
+            error instanceof Error ? error.message : String(error)
+          })`
+        })
+    }).pipe(
+      Effect.map(({ PostgresStoreLive }) =>
+        PostgresStoreLive({ url }).pipe(Layer.mapError((error) => new StartupError({ message: error.message })))
+      )
+    )
+  )
+
+const storeOf = (spec: StoreSpec): Layer.Layer<RuntimeStore, StartupError> => {
+  switch (spec._tag) {
+    case "memory":
+      return MemoryStoreLive()
+    case "sqlite":
+      return sqliteStore(spec.filename)
+    case "postgres":
+      return postgresStore(spec.url)
+  }
+}
+
 /** The configured store; its close is logged (its finalizer runs after the store's own). */
 const storeLayer = (spec: StoreSpec): Layer.Layer<RuntimeStore, StartupError> =>
   Layer.scoped(
     RuntimeStore,
     Effect.gen(function*() {
       yield* Effect.addFinalizer(() => Effect.logInfo("store closed").pipe(Effect.annotateLogs({ store: spec._tag })))
-      const context = yield* Layer.build(spec._tag === "memory" ? MemoryStoreLive() : sqliteStore(spec.filename))
+      const context = yield* Layer.build(storeOf(spec))
       return Context.get(context, RuntimeStore)
     })
   )

@@ -224,11 +224,17 @@ const UPDATE_WORKER = `UPDATE workers SET ${
 const INSERT_METADATA = "INSERT INTO worker_metadata (key, value, worker_id) SELECT key, value, ? FROM json_each(?)"
 const DELETE_METADATA = `DELETE FROM worker_metadata WHERE worker_id = ?
   AND (key, value) IN (SELECT key, value FROM json_each((SELECT metadata FROM workers WHERE id = ?)))`
-// PostgreSQL: the JSON text as jsonb; the parameters typed, as nothing around them says their type.
-const PG_INSERT_METADATA =
-  "INSERT INTO worker_metadata (key, value, worker_id) SELECT key, value, $1::text FROM jsonb_each_text($2::jsonb)"
-const PG_DELETE_METADATA = `DELETE FROM worker_metadata WHERE worker_id = $1
-  AND (key, value) IN (SELECT key, value FROM jsonb_each_text((SELECT metadata::jsonb FROM workers WHERE id = $2)))`
+// PostgreSQL's text holds no U+0000, which metadata may contain: the pairs
+// go in escaped (`indexText`), computed here rather than from the JSON, and
+// leave by the Worker's id (an index of its own, src/postgres/Migrations.ts).
+const PG_INSERT_METADATA = `INSERT INTO worker_metadata (key, value, worker_id)
+  SELECT key, value, $1::text FROM unnest($2::text[], $3::text[]) AS pair (key, value)`
+const PG_DELETE_METADATA = "DELETE FROM worker_metadata WHERE worker_id = $1"
+
+/** A metadata key or value as `worker_metadata` holds it: as it is, or on PostgreSQL with `\` and U+0000 escaped. */
+const indexText = (dialect: Dialect) => (text: string): string =>
+  dialect === "pg" ? text.replaceAll("\\", "\\\\").replaceAll("\u0000", "\\0") : text
+
 // A turn's start inserts its record, its end replaces it.
 const UPSERT_TURN = `INSERT INTO turns (${TURN_COLUMNS}) VALUES (${TURN_COLUMNS.replace(/[a-z_]+/g, "?")})
   ON CONFLICT (worker_id, turn) DO UPDATE SET ${
@@ -374,9 +380,10 @@ export const readStatements = (sql: SqlClient.SqlClient) => {
       const first = pairs[0]
       if (first !== undefined) {
         // In the order of the statement's placeholders.
-        const params: Array<string | number> = [first[0], first[1], after]
+        const text = indexText(dialect)
+        const params: Array<string | number> = [text(first[0]), text(first[1]), after]
         if (status !== undefined) params.push(status)
-        for (const [key, value] of pairs.slice(1)) params.push(key, value)
+        for (const [key, value] of pairs.slice(1)) params.push(text(key), text(value))
         params.push(limit)
         return sql.unsafe<Row>(listByMetadataSql(dialect, pairs.length, status !== undefined), params)
       }
@@ -517,7 +524,7 @@ export const makeSqlStore = (
     const deleteRest = (workerId: string) =>
       Effect.gen(function*() {
         // First: it finds the metadata pairs through the Worker row.
-        yield* sql.unsafe(writes.deleteMetadata, [workerId, workerId])
+        yield* sql.unsafe(writes.deleteMetadata, dialect === "pg" ? [workerId] : [workerId, workerId])
         yield* sql.unsafe(writes.deleteQueue, [workerId])
         // What the batches left: what a commit added meanwhile, if anything.
         yield* sql.unsafe(writes.deleteTurns, [workerId])
@@ -531,7 +538,18 @@ export const makeSqlStore = (
           dialect,
           yield* sql.unsafe(writes.insertWorker, [...workerValues(worker), idempotencyKey ?? null]).raw
         )
-        if (inserted > 0) yield* sql.unsafe(writes.insertMetadata, [worker.id, JSON.stringify(worker.metadata)])
+        if (inserted === 0) return
+        if (dialect === "pg") {
+          const pairs = Object.entries(worker.metadata)
+          const text = indexText(dialect)
+          yield* sql.unsafe(writes.insertMetadata, [
+            worker.id,
+            pairs.map(([key]) => text(key)),
+            pairs.map(([, value]) => text(value))
+          ])
+        } else {
+          yield* sql.unsafe(writes.insertMetadata, [worker.id, JSON.stringify(worker.metadata)])
+        }
       })
 
     const writeOne = (write: Write): Effect.Effect<unknown, SqlError | ParseError | StoreError> => {

@@ -245,8 +245,12 @@ export const followSuite = (label: string, make: MakeRuntimeLayer) =>
               Effect.fork(
                 Effect.zipRight(
                   Effect.sleep(Math.floor(Math.random() * 40)),
-                  collect(worker.id, i % 3 === 0 ? Math.floor(Math.random() * 50) : 0)
-                ).pipe(Effect.map((events) => [i, events] as const))
+                  // From an entry that exists already, however fast the store commits.
+                  Effect.flatMap(runtime.get(worker.id), ({ lastSeq }) =>
+                    collect(worker.id, i % 3 === 0 ? Math.floor(Math.random() * Math.min(50, lastSeq + 1)) : 0))
+                ).pipe(Effect.map((events) =>
+                  [i, events] as const
+                ))
               ),
             { concurrency: "unbounded" }
           )

@@ -637,7 +637,7 @@ export const runtimeSuite = (label: string, make: MakeRuntimeLayer) =>
             workers: { total: 2, idle: 1, busy: 1, stopped: 0, failed: 0 },
             limits: { maxWorkers: 10_000, maxInputBytes: 1024 * 1024, maxTranscriptPage: 1000 }
           })
-          expect(["memory", "sqlite"]).toContain(info.store)
+          expect(["memory", "sqlite", "postgres"]).toContain(info.store)
           expect(typeof info.version).toBe("string")
           expect(Number.isNaN(Date.parse(info.startedAt))).toBe(false)
         }).pipe(withRuntime({ runtimeId: "rt-suite", displayName: "Suite" })))

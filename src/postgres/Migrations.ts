@@ -1,0 +1,125 @@
+/**
+ * The PostgreSQL store's schema, as `@effect/sql` migrations: the tables of
+ * the SQLite store (src/sqlite/Migrations.ts) as they are at its version 3,
+ * in one migration. Applied migrations are recorded in
+ * `effect_sql_migrations`, so that table's highest id is the schema
+ * version; add a migration, never edit one that has shipped.
+ *
+ * Keys and the columns compared or ordered with them are `COLLATE "C"`:
+ * byte order, as SQLite and the memory store sort, whatever the database's
+ * locale (docs/durability.md).
+ */
+import * as Migrator from "@effect/sql/Migrator"
+import * as SqlClient from "@effect/sql/SqlClient"
+import type { SqlError } from "@effect/sql/SqlError"
+import * as Effect from "effect/Effect"
+
+/** The table `@effect/sql`'s Migrator keeps; its presence marks a schema as ours. */
+export const MIGRATIONS_TABLE = "effect_sql_migrations"
+
+const createTables = Effect.gen(function*() {
+  const sql = yield* SqlClient.SqlClient
+  yield* sql`CREATE TABLE meta (
+    key TEXT COLLATE "C" PRIMARY KEY,
+    value TEXT NOT NULL
+  )`
+  yield* sql`CREATE TABLE workers (
+    id TEXT COLLATE "C" PRIMARY KEY,
+    runtime_id TEXT NOT NULL,
+    profile TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('idle', 'busy', 'stopped', 'failed')),
+    created_at TEXT NOT NULL,
+    updated_at TEXT COLLATE "C" NOT NULL,
+    turn INTEGER NOT NULL,
+    last_seq INTEGER NOT NULL,
+    metadata TEXT NOT NULL,
+    queued INTEGER NOT NULL DEFAULT 0,
+    stop_reason TEXT,
+    idempotency_key TEXT COLLATE "C"
+  )`
+  // A status-filtered list page walks this index from the cursor: O(limit).
+  yield* sql`CREATE INDEX workers_status_id ON workers (status, id)`
+  // Partial: most Workers have no key, and NULLs need no uniqueness.
+  yield* sql`CREATE UNIQUE INDEX workers_idempotency_key ON workers (idempotency_key)
+    WHERE idempotency_key IS NOT NULL`
+  // Ended Workers by last update, then id: `expired` is one range read from the oldest.
+  yield* sql`CREATE INDEX workers_ended ON workers (updated_at, id) WHERE status IN ('stopped', 'failed')`
+  yield* sql`CREATE TABLE entries (
+    worker_id TEXT COLLATE "C" NOT NULL,
+    seq INTEGER NOT NULL,
+    at TEXT NOT NULL,
+    role TEXT NOT NULL CHECK (role IN ('user', 'system', 'worker', 'runtime')),
+    content TEXT NOT NULL,
+    turn INTEGER NOT NULL,
+    outcome TEXT CHECK (outcome IS NULL OR outcome IN ('completed', 'failed', 'cancelled', 'interrupted', 'stopped')),
+    PRIMARY KEY (worker_id, seq)
+  )`
+  yield* sql`CREATE TABLE turns (
+    worker_id TEXT COLLATE "C" NOT NULL,
+    turn INTEGER NOT NULL,
+    status TEXT NOT NULL
+      CHECK (status IN ('running', 'completed', 'failed', 'cancelled', 'interrupted', 'stopped')),
+    input_seq INTEGER NOT NULL,
+    last_seq INTEGER NOT NULL,
+    started_at TEXT NOT NULL,
+    ended_at TEXT,
+    reason TEXT,
+    PRIMARY KEY (worker_id, turn)
+  )`
+  yield* sql`CREATE TABLE queued_inputs (
+    worker_id TEXT COLLATE "C" NOT NULL,
+    id INTEGER NOT NULL,
+    content TEXT NOT NULL,
+    kind TEXT NOT NULL CHECK (kind IN ('user', 'system')),
+    at TEXT NOT NULL,
+    PRIMARY KEY (worker_id, id)
+  )`
+  // Every (key, value) pair of every Worker, by pair then id: a
+  // metadata-filtered list page is one range read from the cursor.
+  yield* sql`CREATE TABLE worker_metadata (
+    key TEXT COLLATE "C" NOT NULL,
+    value TEXT COLLATE "C" NOT NULL,
+    worker_id TEXT COLLATE "C" NOT NULL,
+    PRIMARY KEY (key, value, worker_id)
+  )`
+  // A Worker's pairs, to delete them with it.
+  yield* sql`CREATE INDEX worker_metadata_worker ON worker_metadata (worker_id)`
+  // Worker counts by status, one row per status, kept by the trigger below
+  // in the transaction of each insert, status change and delete: `counts` is O(1).
+  yield* sql`CREATE TABLE worker_counts (
+    status TEXT PRIMARY KEY CHECK (status IN ('idle', 'busy', 'stopped', 'failed')),
+    count INTEGER NOT NULL
+  )`
+  yield* sql`INSERT INTO worker_counts (status, count) VALUES ('idle', 0), ('busy', 0), ('stopped', 0), ('failed', 0)`
+  yield* sql.unsafe(`CREATE FUNCTION worker_counts_change() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+      IF TG_OP IN ('UPDATE', 'DELETE') THEN
+        UPDATE worker_counts SET count = count - 1 WHERE status = OLD.status;
+      END IF;
+      IF TG_OP IN ('INSERT', 'UPDATE') THEN
+        UPDATE worker_counts SET count = count + 1 WHERE status = NEW.status;
+      END IF;
+      RETURN NULL;
+    END
+  $$`)
+  yield* sql`CREATE TRIGGER worker_counts_insert_delete AFTER INSERT OR DELETE ON workers
+    FOR EACH ROW EXECUTE FUNCTION worker_counts_change()`
+  // Every commit sets status, most to the same value: only a change counts.
+  yield* sql`CREATE TRIGGER worker_counts_update AFTER UPDATE OF status ON workers
+    FOR EACH ROW WHEN (OLD.status IS DISTINCT FROM NEW.status) EXECUTE FUNCTION worker_counts_change()`
+})
+
+/** By id; the Migrator runs those above the schema's version, in order. */
+export const migrations: Readonly<Record<string, Effect.Effect<void, SqlError, SqlClient.SqlClient>>> = {
+  "1_create_tables": createTables
+}
+
+/** The highest migration id this version knows: a schema above it was written by a newer version. */
+export const SCHEMA_VERSION = 1
+
+/** Brings the schema up to date, in one transaction (the Migrator locks its table meanwhile). */
+export const runMigrations: Effect.Effect<
+  ReadonlyArray<readonly [id: number, name: string]>,
+  Migrator.MigrationError | SqlError,
+  SqlClient.SqlClient
+> = Migrator.make({})({ loader: Migrator.fromRecord(migrations), table: MIGRATIONS_TABLE })

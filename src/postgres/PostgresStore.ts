@@ -1,0 +1,366 @@
+/**
+ * The durable `RuntimeStore` on a PostgreSQL database: connecting (a pool
+ * with bounded waits), the checks at start, the schema, and the one-runtime
+ * lock; the store itself is src/sql/SqlStore.ts. Each `commit` is one
+ * transaction, committed (and so flushed by the server) before it returns.
+ * docs/durability.md explains the choices.
+ */
+import { hostname } from "node:os"
+
+import * as PgClient from "@effect/sql-pg/PgClient"
+import * as SqlClient from "@effect/sql/SqlClient"
+import * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Predicate from "effect/Predicate"
+import * as Schedule from "effect/Schedule"
+import * as Schema from "effect/Schema"
+import type * as Scope from "effect/Scope"
+import * as Pg from "pg"
+
+import { RuntimeStore, type RuntimeStoreService, StoreError } from "../RuntimeStore.js"
+import { makeSqlStore } from "../sql/SqlStore.js"
+import { MIGRATIONS_TABLE, runMigrations, SCHEMA_VERSION } from "./Migrations.js"
+
+/** The read statements, for tests that check their query plans. */
+export { readStatements } from "../sql/SqlStore.js"
+
+/** The oldest server the store runs on. */
+const MIN_SERVER_VERSION = 14
+/** The first key of the one-runtime advisory lock ("WRKR"); the second is the database and schema's hash. */
+const LOCK_CLASS = 0x57524b52
+/** How often a lost lock connection is retried. */
+const RELOCK_MS = 1000
+
+export interface PostgresStoreOptions {
+  /** `postgres://user:password@host:port/database` (or `postgresql://`); the password may come from `PGPASSWORD`. */
+  readonly url: string
+  /** Connections in the pool (default 20), besides the one holding the lock. */
+  readonly poolSize?: number | undefined
+  /**
+   * How long to wait for a connection (default 10 s): at start for the
+   * server to answer at all, later for a connection from the pool.
+   */
+  readonly connectTimeoutMs?: number | undefined
+  /** How long one statement may take before it fails (default 30 s): a hung server does not hang requests. */
+  readonly queryTimeoutMs?: number | undefined
+}
+
+// --- the URL ------------------------------------------------------------------
+
+/** The URL with its password, if any, as `***`: what messages and logs show. */
+export const maskUrl = (url: string): string => url.replace(/^([a-z]+:\/\/[^:@/]*:)[^@/]*@/i, "$1***@")
+
+const parseUrl = (url: string): Effect.Effect<URL, StoreError> =>
+  Effect.gen(function*() {
+    const masked = maskUrl(url)
+    const malformed = (why: string) => new StoreError({ message: `cannot open the PostgreSQL store ${masked}: ${why}` })
+    const parsed = yield* Effect.try({
+      try: () => new URL(url),
+      catch: () => malformed("not a URL (postgres://user[:password]@host[:port]/database)")
+    })
+    if (parsed.protocol !== "postgres:" && parsed.protocol !== "postgresql:") {
+      return yield* malformed("the URL must start with postgres:// or postgresql://")
+    }
+    if (parsed.hostname === "") return yield* malformed("the URL names no host")
+    if (parsed.pathname.length <= 1) return yield* malformed("the URL names no database (…/database)")
+    return parsed
+  })
+
+// --- errors -------------------------------------------------------------------
+
+const messageOf = (error: unknown): string =>
+  Predicate.hasProperty(error, "message") && Predicate.isString(error.message) ? error.message : String(error)
+
+/** pg's error and its code (SQLSTATE, or the socket's `ECONNREFUSED` …), found under the `SqlError` wrappers. */
+const nativeError = (error: unknown): { readonly code: string | undefined; readonly message: string } => {
+  let current: unknown = error
+  for (let depth = 0; depth < 5 && Predicate.isObject(current); depth++) {
+    const code = Predicate.hasProperty(current, "code") ? current.code : undefined
+    if (Predicate.isString(code)) return { code, message: messageOf(current) }
+    current = Predicate.hasProperty(current, "cause") ? current.cause : undefined
+  }
+  // The innermost message: pg's own, not a wrapper's.
+  current = error
+  let message = messageOf(error)
+  for (let depth = 0; depth < 5 && Predicate.hasProperty(current, "cause") && current.cause !== undefined; depth++) {
+    current = current.cause
+    message = messageOf(current)
+  }
+  return { code: undefined, message }
+}
+
+const storeMessage = (error: unknown): string => {
+  const { code, message } = nativeError(error)
+  return code === undefined ? message : `${message} (${code})`
+}
+
+/** SQLSTATEs of a server that is there but refuses this configuration: waiting will not help. */
+const FATAL_AT_START: Record<string, (url: URL) => string> = {
+  "28P01": (url) => `wrong password for user ${JSON.stringify(decodeURIComponent(url.username))}`,
+  "28000": (url) => `user ${JSON.stringify(decodeURIComponent(url.username))} may not connect (pg_hba.conf)`,
+  "3D000": (url) => `database ${JSON.stringify(decodeURIComponent(url.pathname.slice(1)))} does not exist`
+}
+
+class StartFailure extends Schema.TaggedError<StartFailure>()("StartFailure", {
+  message: Schema.String,
+  /** Whether waiting may help: the server is not there (yet). */
+  retry: Schema.Boolean
+}) {}
+
+// --- the lock -------------------------------------------------------------------
+
+const LOCK_KEY = `hashtext(current_database() || '/' || coalesce(current_schema(), ''))`
+
+const decodeLocked = Schema.decodeUnknown(
+  Schema.Struct({ rows: Schema.Tuple(Schema.Struct({ locked: Schema.Boolean })) })
+)
+const decodeHolder = Schema.decodeUnknown(Schema.Struct({
+  rows: Schema.Array(Schema.Struct({
+    application_name: Schema.NullOr(Schema.String),
+    client_addr: Schema.NullOr(Schema.String),
+    pid: Schema.Number
+  }))
+}))
+const decodeRuntimeId = Schema.decodeUnknown(Schema.Struct({
+  rows: Schema.Array(Schema.Struct({ value: Schema.String }))
+}))
+
+/** Who holds the lock, as the second runtime's start failure names it. */
+const describeHolder = (client: Pg.Client) =>
+  Effect.gen(function*() {
+    const holder = yield* decodeHolder(
+      yield* Effect.promise(() =>
+        client.query(
+          `SELECT a.application_name, host(a.client_addr) AS client_addr, a.pid FROM pg_locks AS l
+           JOIN pg_stat_activity AS a ON a.pid = l.pid
+           WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2
+             AND l.classid = ${LOCK_CLASS}::oid AND l.objid = (${LOCK_KEY})::oid`
+        )
+      )
+    )
+    const stored = yield* decodeRuntimeId(
+      yield* Effect.promise(() =>
+        client.query(
+          `SELECT value FROM meta WHERE key = 'runtime_id' AND to_regclass('meta') IS NOT NULL`
+        ).catch(() => ({ rows: [] }))
+      )
+    )
+    const runtime = stored.rows[0] === undefined ? "another runtime" : `runtime ${JSON.stringify(stored.rows[0].value)}`
+    const row = holder.rows[0]
+    if (row === undefined) return runtime
+    const where = row.application_name?.startsWith("worker-runtime ") === true
+      ? row.application_name.slice("worker-runtime ".length)
+      : `server pid ${row.pid}`
+    return `${runtime} (${where}${row.client_addr === null ? "" : `, connected from ${row.client_addr}`})`
+  }).pipe(Effect.orElseSucceed(() => "another runtime"))
+
+/** This process, as other runtimes see it in `pg_stat_activity` (at most 63 bytes). */
+const applicationName = (): string => `worker-runtime on host ${hostname()} pid ${process.pid}`.slice(0, 63)
+
+// --- the store --------------------------------------------------------------------
+
+const decodeVersion = Schema.decodeUnknown(
+  Schema.Tuple(Schema.Struct({ version: Schema.NumberFromString }))
+)
+const decodeTables = Schema.decodeUnknown(Schema.Array(Schema.Struct({ name: Schema.String })))
+const decodeMaxMigration = Schema.decodeUnknown(Schema.Tuple(Schema.Struct({ version: Schema.NullOr(Schema.Number) })))
+
+/** Refuses a schema of some other program, and one that a newer version of the runtime wrote. */
+const checkSchema = (sql: SqlClient.SqlClient) =>
+  Effect.gen(function*() {
+    const tables = (yield* decodeTables(
+      yield* sql`SELECT table_name AS name FROM information_schema.tables
+                 WHERE table_schema = current_schema() ORDER BY table_name`
+    )).map((row) => row.name)
+    if (tables.length > 0 && !tables.includes(MIGRATIONS_TABLE)) {
+      return yield* Effect.fail(
+        `its schema holds tables of something else (${tables.join(", ")}), not a worker-runtime store; ` +
+          `use another database (or schema)`
+      )
+    }
+    if (tables.length === 0) return
+    const [{ version }] = yield* decodeMaxMigration(
+      yield* sql`SELECT max(migration_id) AS version FROM ${sql(MIGRATIONS_TABLE)}`
+    )
+    if (version !== null && version > SCHEMA_VERSION) {
+      return yield* Effect.fail(
+        `its schema is version ${version}, written by a newer worker-runtime; this one knows up to ${SCHEMA_VERSION}. ` +
+          `Run the newer version, or restore a backup of the database`
+      )
+    }
+  })
+
+/**
+ * The PostgreSQL store on `options.url`, with its own pool. Fails with a
+ * `StoreError` of one line (password masked) when the database cannot be
+ * used: malformed URL, no server within `connectTimeoutMs`, wrong
+ * credentials, no such database, a server older than 14, a schema of
+ * something else or of a newer version, another runtime holding it.
+ */
+export const PostgresStoreLive = (options: PostgresStoreOptions): Layer.Layer<RuntimeStore, StoreError> =>
+  Layer.scoped(RuntimeStore, makePostgresStore(options))
+
+export const makePostgresStore = (
+  options: PostgresStoreOptions
+): Effect.Effect<RuntimeStoreService, StoreError, Scope.Scope> =>
+  Effect.gen(function*() {
+    const url = yield* parseUrl(options.url)
+    const masked = maskUrl(options.url)
+    const label = `PostgreSQL store ${masked}`
+    const openError = (why: string, cause?: unknown) =>
+      new StoreError({ message: `cannot open the ${label}: ${why}`, cause })
+    const connectTimeoutMs = options.connectTimeoutMs ?? 10_000
+    const config: Pg.PoolConfig = {
+      connectionString: options.url,
+      max: options.poolSize ?? 20,
+      connectionTimeoutMillis: connectTimeoutMs,
+      idleTimeoutMillis: 30_000,
+      query_timeout: options.queryTimeoutMs ?? 30_000,
+      keepAlive: true,
+      application_name: applicationName()
+    }
+    const pool = yield* Effect.acquireRelease(
+      Effect.sync(() => {
+        const created = new Pg.Pool(config)
+        // An idle connection the server closed (a restart): the pool drops it; nothing to do.
+        created.on("error", () => {})
+        return created
+      }),
+      (created) => Effect.promise(() => created.end().catch(() => undefined))
+    )
+
+    // The server: there within connectTimeoutMs, accepting these credentials, new enough.
+    const probe = Effect.tryPromise({
+      try: () => pool.query("SELECT current_setting('server_version_num') AS version"),
+      catch: (error) => {
+        const { code, message } = nativeError(error)
+        const fatal = code === undefined ? undefined : FATAL_AT_START[code]
+        return fatal === undefined
+          ? new StartFailure({ message: `no PostgreSQL server answers at ${url.host} (${message})`, retry: true })
+          : new StartFailure({ message: fatal(url), retry: false })
+      }
+    })
+    const { rows } = yield* probe.pipe(
+      Effect.retry({
+        while: (failure) => failure.retry,
+        schedule: Schedule.spaced(Duration.millis(250)).pipe(
+          Schedule.upTo(Duration.millis(connectTimeoutMs))
+        )
+      }),
+      // Real time, also under a test clock: this waits for a server.
+      Effect.withClock(Clock.make()),
+      Effect.mapError((failure) => openError(failure.message))
+    )
+    const [{ version }] = yield* Effect.mapError(
+      decodeVersion(rows),
+      (error) => openError(`cannot read the server's version (${error.message})`)
+    )
+    if (version < MIN_SERVER_VERSION * 10_000) {
+      return yield* openError(
+        `the server is PostgreSQL ${Math.floor(version / 10_000)}; the store needs ${MIN_SERVER_VERSION} or newer`
+      )
+    }
+
+    // One runtime per database (and schema): a session lock on a connection of
+    // its own, held until the store closes or the connection is lost.
+    let lockClient: Pg.Client | undefined
+    let lockHeld = false
+    let lockTaken: string | undefined
+    const takeLock = Effect.gen(function*() {
+      const client = new Pg.Client({ ...config, query_timeout: config.query_timeout })
+      client.on("error", () => {
+        lockHeld = false
+      })
+      client.on("end", () => {
+        lockHeld = false
+      })
+      yield* Effect.tryPromise({ try: () => client.connect(), catch: (error) => storeMessage(error) })
+      const locked = yield* Effect.tryPromise({
+        try: () => client.query(`SELECT pg_try_advisory_lock(${LOCK_CLASS}, ${LOCK_KEY}) AS locked`),
+        catch: (error) => storeMessage(error)
+      }).pipe(
+        Effect.flatMap((result) => Effect.mapError(decodeLocked(result), (error) => error.message)),
+        Effect.tapError(() => Effect.promise(() => client.end().catch(() => undefined)))
+      )
+      if (!locked.rows[0].locked) {
+        const holder = yield* describeHolder(client)
+        yield* Effect.promise(() => client.end().catch(() => undefined))
+        return { _tag: "Taken" as const, holder }
+      }
+      lockClient = client
+      lockHeld = true
+      return { _tag: "Held" as const }
+    })
+    const first = yield* Effect.mapError(takeLock, (why) => openError(`cannot take its lock (${why})`))
+    if (first._tag === "Taken") {
+      return yield* openError(
+        `it is in use by ${first.holder}; one runtime per database outside cluster mode. ` +
+          `Stop that runtime first, or use another database`
+      )
+    }
+    yield* Effect.addFinalizer(() =>
+      Effect.promise(() => lockClient?.end().catch(() => undefined) ?? Promise.resolve())
+    )
+    // The lock connection lost (the server restarted): taken again once the
+    // server is back; meanwhile writes fail, as they would anyway.
+    yield* Effect.forkScoped(
+      Effect.repeat(
+        Effect.suspend(() => {
+          if (lockHeld || lockTaken !== undefined) return Effect.void
+          return Effect.gen(function*() {
+            const old = lockClient
+            lockClient = undefined
+            if (old !== undefined) yield* Effect.promise(() => old.end().catch(() => undefined))
+            const again = yield* Effect.either(takeLock)
+            if (again._tag === "Left") return
+            if (again.right._tag === "Taken") {
+              lockTaken = `the ${label} was taken by ${again.right.holder} while its connection was lost; ` +
+                `nothing more can be stored. Stop this runtime`
+              yield* Effect.logError(lockTaken)
+            } else {
+              yield* Effect.logInfo(`the ${label} is locked again`)
+            }
+          })
+        }),
+        Schedule.spaced(Duration.millis(RELOCK_MS))
+      ).pipe(Effect.withClock(Clock.make()))
+    )
+
+    const client = yield* Layer.build(PgClient.layerFromPool({
+      acquire: Effect.succeed(pool),
+      applicationName: config.application_name
+    })).pipe(Effect.mapError((error) => openError(storeMessage(error), error)))
+    const sql = Context.get(client, SqlClient.SqlClient)
+    yield* Effect.gen(function*() {
+      yield* checkSchema(sql)
+      yield* runMigrations
+    }).pipe(
+      Effect.provide(client),
+      Effect.catchAll((error) =>
+        Effect.fail(openError(Predicate.isString(error) ? error : storeMessage(error), error))
+      ),
+      // The Migrator turns a failing migration into a defect.
+      Effect.catchAllDefect((defect) => Effect.fail(openError(storeMessage(defect), defect)))
+    )
+    yield* Effect.logInfo(`opened the ${label}`)
+
+    return yield* makeSqlStore({
+      kind: "postgres",
+      label,
+      place: "database",
+      errorMessage: storeMessage,
+      beforeWrite: Effect.suspend(() =>
+        lockTaken !== undefined
+          ? Effect.fail(new StoreError({ message: lockTaken }))
+          : lockHeld
+          ? Effect.void
+          : Effect.fail(
+            new StoreError({ message: `${label}: the server is unreachable (its lock is being taken again)` })
+          )
+      ),
+      failure: () => lockTaken
+    }).pipe(Effect.provide(client))
+  })

@@ -1,0 +1,194 @@
+/**
+ * The PostgreSQL store on a real server (test/postgresSetup.ts starts one):
+ * the store contract and the behavioural suites, each test place a schema of
+ * its own; then what only a server can do wrong: configurations that cannot
+ * work, a second runtime, the server going away and coming back, and query
+ * plans that stay O(limit).
+ */
+import * as PgClient from "@effect/sql-pg/PgClient"
+import * as SqlClient from "@effect/sql/SqlClient"
+import { describe, expect, inject, it } from "@effect/vitest"
+import { Context, Effect, Exit, Layer, Redacted, Scope } from "effect"
+import { hostname } from "node:os"
+
+import * as Pg from "pg"
+
+import { RuntimeFromStore, RuntimeStore, StoreError } from "../src/index.js"
+import { PostgresStoreLive, type PostgresStoreOptions } from "../src/postgres/index.js"
+import { makePostgresStore, readStatements } from "../src/postgres/PostgresStore.js"
+import { busySuite } from "./support/busySuite.js"
+import { followSuite } from "./support/followSuite.js"
+import { lifecycleSuite } from "./support/lifecycleSuite.js"
+import { runtimeSuite } from "./support/runtimeSuite.js"
+import { storeSuite, wid, worker } from "./support/storeSuite.js"
+
+const serverUrl = inject("postgresUrl")
+
+let places = 0
+/** A URL whose connections work in a schema of their own; the schema is created when first opened. */
+const freshUrl = () => {
+  const url = new URL(serverUrl)
+  url.searchParams.set("options", `-c search_path=place_${process.pid}_${++places}`)
+  return url.toString()
+}
+
+const withAdmin = <A>(f: (client: Pg.Client) => Promise<A>): Promise<A> => {
+  const client = new Pg.Client({ connectionString: serverUrl })
+  return client.connect().then(() => f(client)).finally(() => client.end())
+}
+
+const schemaOf = (url: string) => new URL(url).searchParams.get("options")?.split("=")[1] ?? "public"
+
+/** The store on `url`, its schema created first. */
+const storeOn = (url: string, options: Omit<PostgresStoreOptions, "url"> = {}) =>
+  Layer.unwrapEffect(
+    Effect.promise(() => withAdmin((admin) => admin.query(`CREATE SCHEMA IF NOT EXISTS ${schemaOf(url)}`))).pipe(
+      Effect.as(PostgresStoreLive({ url, ...options }))
+    )
+  )
+
+storeSuite("postgres store", () => {
+  const url = freshUrl()
+  return () => storeOn(url)
+})
+
+runtimeSuite(
+  "Runtime (embedded, postgres store)",
+  (options) => RuntimeFromStore(options).pipe(Layer.provide(storeOn(freshUrl())))
+)
+
+followSuite(
+  "Following (embedded, postgres store)",
+  (options) => RuntimeFromStore(options).pipe(Layer.provide(storeOn(freshUrl())))
+)
+
+busySuite(
+  "Busy policy (embedded, postgres store)",
+  (options) => RuntimeFromStore(options).pipe(Layer.provide(storeOn(freshUrl())))
+)
+
+lifecycleSuite(
+  "Lifecycle (embedded, postgres store)",
+  (options) => RuntimeFromStore(options).pipe(Layer.provide(storeOn(freshUrl()))),
+  { asyncStore: true }
+)
+
+// --- query plans ---------------------------------------------------------------
+
+describe("postgres store: reads are index reads", () => {
+  it.scoped("no read scans workers, entries or turns, or sorts", () =>
+    Effect.gen(function*() {
+      const url = freshUrl()
+      yield* Effect.promise(() => withAdmin((admin) => admin.query(`CREATE SCHEMA ${schemaOf(url)}`)))
+      const store = yield* makePostgresStore({ url })
+      for (let i = 0; i < 200; i++) {
+        const status = (["idle", "busy", "stopped", "failed"] as const)[i % 4]!
+        yield* store.insertWorker(
+          worker(`w${String(i).padStart(3, "0")}`, {
+            status,
+            metadata: { team: `t${i % 5}` },
+            updatedAt: `2026-01-01T00:${String(i % 60).padStart(2, "0")}:00.000Z`,
+            ...(status === "stopped" ? { stopReason: "x" } : {})
+          }),
+          i % 3 === 0 ? `key-${i}` : undefined
+        )
+      }
+      const context = yield* Layer.build(PgClient.layer({ url: redacted(url) }))
+      const sql = Context.get(context, SqlClient.SqlClient)
+      // Many idle Workers, so that walking the primary key for another status costs what it would.
+      yield* sql`INSERT INTO workers (id, runtime_id, profile, status, created_at, updated_at, turn, last_seq, metadata)
+        SELECT 'x' || lpad(g::text, 5, '0'), 'rt', 'default', 'idle', '2026', '2026', 0, 0, '{}'
+        FROM generate_series(1, 5000) AS g`
+      yield* sql`ANALYZE`
+      // Sequential scans, bitmaps and sorts are what the planner picks for
+      // tables this small whatever the indexes; forbidding them shows which
+      // index each read can use, and a Sort left means no index gives the order.
+      const reads = readStatements(sql)
+      const plan = (statement: ReturnType<typeof reads.allWorkers>) => {
+        const [text, params] = statement.compile()
+        return sql.withTransaction(Effect.gen(function*() {
+          yield* sql`SET LOCAL enable_seqscan = off`
+          yield* sql`SET LOCAL enable_bitmapscan = off`
+          yield* sql`SET LOCAL enable_sort = off`
+          const rows = yield* sql.unsafe<{ "QUERY PLAN": string }>(`EXPLAIN ${text}`, params)
+          return rows.map((row) => row["QUERY PLAN"]).join("\n")
+        }))
+      }
+      const indexOnly = (text: string) => {
+        expect(text).not.toMatch(/Seq Scan/)
+        expect(text).not.toMatch(/^\s*(->\s*)?Sort\b/m)
+      }
+      expect(yield* plan(reads.transcript("w", 10, 100))).toMatch(/Index Scan using entries_pkey/)
+      expect(yield* plan(reads.contentSizes("w", 10, 100))).toMatch(/Index Scan using entries_pkey/)
+      expect(yield* plan(reads.turn("w", 3))).toMatch(/Index Scan using turns_pkey/)
+      expect(yield* plan(reads.workerById("w"))).toMatch(/Index Scan using workers_pkey/)
+      expect(yield* plan(reads.workerByKey("k"))).toMatch(/using workers_idempotency_key/)
+      expect(yield* plan(reads.listWorkers({ limit: 100 }))).toMatch(/Index Scan using workers_pkey/)
+      expect(yield* plan(reads.listWorkers({ limit: 100, status: "failed" }))).toMatch(
+        /using workers_status_id/
+      )
+      expect(yield* plan(reads.listWorkers({ limit: 100, metadata: { team: "t1" }, after: "w010" }))).toMatch(
+        /using worker_metadata_pkey/
+      )
+      expect(yield* plan(reads.busyWorkers())).toMatch(/using workers_status_id/)
+      expect(yield* plan(reads.lastWorkerId())).toMatch(/Index Only Scan Backward using workers_pkey/)
+      expect(yield* plan(reads.expired("2026-01-02T00:00:00.000Z", 100))).toMatch(/using workers_ended/)
+      expect(yield* plan(reads.queueOf("w"))).toMatch(/using queued_inputs_pkey/)
+      expect(yield* plan(reads.anyEntry("w"))).toMatch(/using entries_pkey/)
+      expect(yield* plan(reads.anyTurn("w"))).toMatch(/using turns_pkey/)
+      for (
+        const statement of [
+          reads.transcript("w", 10, 100),
+          reads.turn("w", 3),
+          reads.workerById("w"),
+          reads.workerByKey("k"),
+          reads.listWorkers({ limit: 100 }),
+          reads.listWorkers({ limit: 100, status: "idle", after: "x" }),
+          reads.listWorkers({ limit: 100, metadata: { team: "t1", other: "y" }, status: "busy", after: "x" }),
+          reads.busyWorkers(),
+          reads.lastWorkerId(),
+          reads.expired("x", 1)
+        ]
+      ) indexOnly(yield* plan(statement))
+      // the counts: four rows of their own table, kept by the trigger
+      expect(yield* plan(reads.counts())).toMatch(/worker_counts/)
+      expect(yield* plan(reads.counts())).not.toMatch(/workers/)
+      expect(yield* store.counts).toEqual({ idle: 5050, busy: 50, stopped: 50, failed: 50 })
+      expect(yield* store.lastWorkerId).toBe("x05000")
+      expect((yield* store.listWorkers({ limit: 3, metadata: { team: "t1" } })).map((w) => w.id)).toEqual([
+        "w001",
+        "w006",
+        "w011"
+      ])
+      yield* store.deleteWorker(wid("w001"))
+      expect(yield* store.counts).toEqual({ idle: 5050, busy: 49, stopped: 50, failed: 50 })
+    }))
+})
+
+/** A URL as `PgClient.layer` takes it. */
+const redacted = (url: string) => Redacted.make(url)
+
+// --- one runtime per database ----------------------------------------------------
+
+describe("postgres store: one runtime per database", () => {
+  it.effect("a second store on the same database fails at start, naming the first's runtime and host", () =>
+    Effect.gen(function*() {
+      const url = freshUrl()
+      const scope = yield* Scope.make()
+      const context = yield* Layer.buildWithScope(storeOn(url), scope)
+      const first = Context.get(context, RuntimeStore)
+      expect(first.kind).toBe("postgres")
+      yield* first.runtimeId("rt-first", () => "x")
+      const error = yield* Effect.flip(Effect.scoped(Layer.build(storeOn(url))))
+      expect(error).toBeInstanceOf(StoreError)
+      expect(error.message).toContain("in use by runtime \"rt-first\"")
+      expect(error.message).toContain(`host ${hostname()}`)
+      expect(error.message).not.toContain("\n")
+      // another schema is another store
+      yield* Effect.scoped(Layer.build(storeOn(freshUrl())))
+      // closing the first releases the lock
+      yield* Scope.close(scope, Exit.void)
+      const again = yield* Effect.scoped(Effect.map(Layer.build(storeOn(url)), (ctx) => Context.get(ctx, RuntimeStore)))
+      expect(again.kind).toBe("postgres")
+    }))
+})
