@@ -5,14 +5,18 @@
 #                                     initdb is missing) and prints its URL
 #   scripts/postgres.sh url [DIR]     prints the URL of the running one
 #   scripts/postgres.sh stop [DIR]    stops it and removes DIR
+#   scripts/postgres.sh halt [DIR]    stops it, keeping its data (the outage tests)
+#   scripts/postgres.sh resume [DIR]  starts a halted one again, on the same port
 #
 # DIR defaults to $PG_TEST_DIR or /tmp/worker-runtime-pg; the port to
-# $PG_TEST_PORT or 55432. Trust authentication on 127.0.0.1 only: a test server.
+# $PG_TEST_PORT or 55432. Trust authentication on 127.0.0.1 only (a test
+# server), but for the role `password_user`, which must give its password
+# (the wrong-credentials test).
 set -euo pipefail
 
 cmd="${1:-}"
 dir="${2:-${PG_TEST_DIR:-/tmp/worker-runtime-pg}}"
-port="${PG_TEST_PORT:-55432}"
+port="${PG_TEST_PORT:-$(cat "$dir/port" 2>/dev/null || echo 55432)}"
 data="$dir/data"
 # initdb and postgres refuse to run as root.
 user="${PG_TEST_USER:-postgres}"
@@ -33,6 +37,12 @@ as_user() {
 
 url() { echo "postgres://$user@127.0.0.1:$port/postgres"; }
 
+server_start() {
+  as_user "$(find_bin pg_ctl)" -w -t 60 -D "$data" -l "$dir/server.log" \
+    -o "-c listen_addresses=127.0.0.1 -c port=$port -c unix_socket_directories=$dir -c max_connections=400" \
+    start >/dev/null || { cat "$dir/server.log" >&2; exit 1; }
+}
+
 case "$cmd" in
   start)
     if ! find_bin initdb >/dev/null; then
@@ -52,14 +62,23 @@ case "$cmd" in
     [ "$(id -u)" = "0" ] && chown "$user" "$dir"
     as_user "$initdb" -D "$data" --auth=trust --username="$user" --encoding=UTF8 --locale=C.UTF-8 >"$dir/initdb.log" 2>&1 ||
       { cat "$dir/initdb.log" >&2; exit 1; }
+    # First match wins: this role alone must give a password.
+    { echo "host all password_user 127.0.0.1/32 scram-sha-256"; cat "$data/pg_hba.conf"; } >"$data/pg_hba.new"
+    mv "$data/pg_hba.new" "$data/pg_hba.conf"
+    [ "$(id -u)" = "0" ] && chown "$user" "$data/pg_hba.conf"
+    echo "$port" >"$dir/port"
     # fsync stays on: the tests check durability, and it costs little here.
-    as_user "$pg_ctl" -w -t 60 -D "$data" -l "$dir/server.log" \
-      -o "-c listen_addresses=127.0.0.1 -c port=$port -c unix_socket_directories=$dir -c max_connections=400" \
-      start >/dev/null || { cat "$dir/server.log" >&2; exit 1; }
+    server_start
     url
     ;;
   url)
     url
+    ;;
+  halt)
+    as_user "$(find_bin pg_ctl)" -w -D "$data" -m fast stop >/dev/null
+    ;;
+  resume)
+    as_user "$(find_bin pg_ctl)" -D "$data" status >/dev/null 2>&1 || server_start
     ;;
   stop)
     if [ -d "$data" ]; then
@@ -69,7 +88,7 @@ case "$cmd" in
     rm -rf "$dir"
     ;;
   *)
-    echo "usage: scripts/postgres.sh start|url|stop [DIR]" >&2
+    echo "usage: scripts/postgres.sh start|url|stop|halt|resume [DIR]" >&2
     exit 2
     ;;
 esac

@@ -9,16 +9,22 @@ import * as PgClient from "@effect/sql-pg/PgClient"
 import * as SqlClient from "@effect/sql/SqlClient"
 import { describe, expect, inject, it } from "@effect/vitest"
 import { Context, Effect, Exit, Layer, Redacted, Scope } from "effect"
+import { execFileSync } from "node:child_process"
+import { createServer } from "node:net"
 import { hostname } from "node:os"
+import { join } from "node:path"
 
 import * as Pg from "pg"
 
-import { RuntimeFromStore, RuntimeStore, StoreError } from "../src/index.js"
+import { Runtime, RuntimeFromStore, RuntimeStore, StoreError, Unavailable } from "../src/index.js"
 import { PostgresStoreLive, type PostgresStoreOptions } from "../src/postgres/index.js"
 import { makePostgresStore, readStatements } from "../src/postgres/PostgresStore.js"
 import { busySuite } from "./support/busySuite.js"
+import { suiteProfiles } from "./support/engines.js"
+import { eventuallyLive } from "./support/eventually.js"
 import { followSuite } from "./support/followSuite.js"
 import { lifecycleSuite } from "./support/lifecycleSuite.js"
+import { projectRoot } from "./support/packed.js"
 import { runtimeSuite } from "./support/runtimeSuite.js"
 import { storeSuite, wid, worker } from "./support/storeSuite.js"
 
@@ -191,4 +197,165 @@ describe("postgres store: one runtime per database", () => {
       const again = yield* Effect.scoped(Effect.map(Layer.build(storeOn(url)), (ctx) => Context.get(ctx, RuntimeStore)))
       expect(again.kind).toBe("postgres")
     }))
+})
+
+// --- configurations that cannot work ------------------------------------------------
+
+/** Why opening the store fails (the test fails if it opens). */
+const openFailure = (options: PostgresStoreOptions) =>
+  Effect.flip(Effect.scoped(Layer.build(PostgresStoreLive(options))))
+
+/** One line, no stack trace, the password never shown. */
+const readable = (error: StoreError, secret?: string) => {
+  expect(error).toBeInstanceOf(StoreError)
+  expect(error.message).not.toContain("\n")
+  expect(error.message).not.toMatch(/\bat .*:\d+:\d+/)
+  if (secret !== undefined) expect(error.message).not.toContain(secret)
+}
+
+describe("postgres store: start failures are one readable line", () => {
+  const server = new URL(serverUrl)
+  const withUrl = (patch: (url: URL) => void) => {
+    const url = new URL(serverUrl)
+    patch(url)
+    return url.toString()
+  }
+
+  it.live("a malformed URL, an unreachable server, wrong credentials, a missing database", () =>
+    Effect.gen(function*() {
+      const malformed = yield* openFailure({ url: "postgres://user:s3cret@[nope/db" })
+      readable(malformed, "s3cret")
+      expect(malformed.message).toContain("not a URL")
+      expect(malformed.message).toContain("postgres://user:***@")
+      readable(yield* openFailure({ url: "postgres://127.0.0.1:5432" }))
+
+      const started = performance.now()
+      const unreachable = yield* openFailure({
+        url: `postgres://someone:s3cret@127.0.0.1:${yield* Effect.promise(unusedPort)}/db`,
+        connectTimeoutMs: 1500
+      })
+      readable(unreachable, "s3cret")
+      expect(unreachable.message).toContain("no PostgreSQL server answers at 127.0.0.1:")
+      expect(unreachable.message).toContain("someone:***@")
+      // it waited for the server, boundedly
+      expect(performance.now() - started).toBeGreaterThan(1000)
+      expect(performance.now() - started).toBeLessThan(10_000)
+
+      yield* Effect.promise(() =>
+        withAdmin((admin) => admin.query("CREATE ROLE password_user LOGIN PASSWORD 'right-one'"))
+      )
+      const wrong = yield* openFailure({
+        url: withUrl((url) => {
+          url.username = "password_user"
+          url.password = "wrong-one"
+        })
+      })
+      readable(wrong, "wrong-one")
+      expect(wrong.message).toContain("wrong password for user \"password_user\"")
+      // PGPASSWORD is used when the URL has none
+      yield* Effect.promise(() =>
+        withAdmin((admin) => admin.query("CREATE SCHEMA password_place AUTHORIZATION password_user"))
+      )
+      const fromEnv = yield* Effect.acquireUseRelease(
+        Effect.sync(() => {
+          process.env["PGPASSWORD"] = "right-one"
+        }),
+        () =>
+          Effect.scoped(Effect.map(
+            Layer.build(PostgresStoreLive({
+              url: withUrl((url) => {
+                url.username = "password_user"
+                url.searchParams.set("options", "-c search_path=password_place")
+              })
+            })),
+            (built) => Context.get(built, RuntimeStore).kind
+          )),
+        () => Effect.sync(() => delete process.env["PGPASSWORD"])
+      )
+      expect(fromEnv).toBe("postgres")
+
+      const missing = yield* openFailure({ url: withUrl((url) => (url.pathname = "/no_such_database")) })
+      readable(missing)
+      expect(missing.message).toContain("database \"no_such_database\" does not exist")
+      expect(server.host).not.toBe("")
+    }))
+
+  it.live("a schema of something else, and one a newer version wrote", () =>
+    Effect.gen(function*() {
+      const foreign = freshUrl()
+      yield* Effect.promise(() =>
+        withAdmin(async (admin) => {
+          await admin.query(`CREATE SCHEMA ${schemaOf(foreign)}`)
+          await admin.query(`CREATE TABLE ${schemaOf(foreign)}.invoices (id int)`)
+        })
+      )
+      const other = yield* Effect.flip(Effect.scoped(Layer.build(storeOn(foreign))))
+      readable(other)
+      expect(other.message).toContain("tables of something else (invoices)")
+
+      const newer = freshUrl()
+      yield* Effect.scoped(Layer.build(storeOn(newer)))
+      yield* Effect.promise(() =>
+        withAdmin((admin) =>
+          admin.query(`INSERT INTO ${schemaOf(newer)}.effect_sql_migrations (migration_id, name) VALUES (99, 'future')`)
+        )
+      )
+      const tooNew = yield* Effect.flip(Effect.scoped(Layer.build(storeOn(newer))))
+      readable(tooNew)
+      expect(tooNew.message).toContain("schema is version 99, written by a newer worker-runtime")
+    }))
+})
+
+/** A port nothing listens on. */
+const unusedPort = () =>
+  new Promise<number>((resolve) => {
+    const probe = createServer()
+    probe.listen(0, "127.0.0.1", () => {
+      const address = probe.address()
+      probe.close(() => resolve(typeof address === "object" && address !== null ? address.port : 1))
+    })
+  })
+
+// --- the server going away ------------------------------------------------------------
+// Last in the file: it stops the one server the file shares.
+
+const script = join(projectRoot, "scripts", "postgres.sh")
+const server = (command: "halt" | "resume") =>
+  Effect.try(() => execFileSync("bash", [script, command, inject("postgresDir")], { stdio: "inherit" }))
+
+describe("postgres store: the server stopped and started under a running runtime", () => {
+  it.live("answers Unavailable meanwhile, and serves again without a restart", () =>
+    Effect.gen(function*() {
+      const scope = yield* Scope.make()
+      const context = yield* Layer.buildWithScope(
+        RuntimeFromStore({ profiles: suiteProfiles }).pipe(Layer.provide(storeOn(freshUrl()))),
+        scope
+      )
+      const runtime = Context.get(context, Runtime)
+      const before = yield* runtime.create({})
+      yield* runtime.input(before.id, { content: "hello" })
+      yield* eventuallyLive(runtime.get(before.id), (w) => w.status === "idle", "the first turn ended")
+
+      yield* server("halt")
+      const refused = yield* Effect.flip(runtime.create({}))
+      expect(refused).toBeInstanceOf(Unavailable)
+      expect(refused.message).toContain("store failure")
+      expect(refused instanceof Unavailable && refused.retryAfterMs !== undefined && refused.retryAfterMs > 0).toBe(
+        true
+      )
+      // info (what /readyz answers from) fails too: not ready
+      expect(yield* Effect.flip(runtime.info)).toBeInstanceOf(Unavailable)
+
+      yield* server("resume")
+      const after = yield* eventuallyLive(
+        Effect.either(runtime.create({})),
+        (result) => result._tag === "Right",
+        "a create once the server is back"
+      )
+      expect(after._tag).toBe("Right")
+      yield* runtime.input(before.id, { content: "again" })
+      yield* eventuallyLive(runtime.get(before.id), (w) => w.status === "idle" && w.turn === 2, "the second turn ended")
+      expect((yield* runtime.info).workers.total).toBe(2)
+      yield* Scope.close(scope, Exit.void)
+    }).pipe(Effect.ensuring(Effect.ignore(server("resume")))))
 })
