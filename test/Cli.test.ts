@@ -209,6 +209,29 @@ describe("worker-runtime subcommands", () => {
       expect(transcript.stdout).toBe("user: wait\n")
     }))
 
+  it.scopedLive("takes the token from --token-file or WORKER_RUNTIME_TOKEN, and the first of several URLs", () =>
+    Effect.gen(function*() {
+      const tokenFile = join(scratch(), "token")
+      writeFileSync(tokenFile, "cli-secret-token-0123456789\n")
+      chmodSync(tokenFile, 0o600)
+      const bin = yield* startBin(["--token-file", tokenFile])
+      const env = cliEnv(bin.url)
+      const withFile = yield* runCli(["info", "--token-file", tokenFile], env)
+      expect(withFile).toMatchObject({ code: 0, stderr: "" })
+      const fromEnv = yield* runCli(["list"], cliEnv(bin.url, { WORKER_RUNTIME_TOKEN: "cli-secret-token-0123456789" }))
+      expect(fromEnv).toMatchObject({ code: 0, stderr: "" })
+      // Nothing listens on port 1: only the first URL is used.
+      const several = yield* runCli(["info", "--url", `${bin.url},http://127.0.0.1:1`, "--token-file", tokenFile], env)
+      expect(several.code).toBe(0)
+      const without = yield* runCli(["info"], env)
+      expect(without.code).toBe(3)
+      expect(without.stderr).toMatch(/^RuntimeMisconfigured: [^\n]*401[^\n]*\n$/)
+      expect(without.stderr).not.toContain("cli-secret")
+      const unreadable = yield* runCli(["info", "--token-file", join(scratch(), "missing")], env)
+      expect(unreadable.code).toBe(2)
+      expect(unreadable.stderr).toMatch(/^worker-runtime: cannot read --token-file /)
+    }))
+
   it.scopedLive.skipIf(!hasScript)(
     "in a terminal: roles in colour on stdout, a spinner on stderr",
     () =>

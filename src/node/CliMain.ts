@@ -70,7 +70,8 @@ const runSubcommand = (subcommand: Subcommand, args: ReadonlyArray<string>) =>
       Effect.zipRight(Ref.get(code)),
       Effect.catchAll((error) =>
         ValidationError.isValidationError(error)
-          ? Effect.succeed(EXIT.usage) // @effect/cli printed why
+          // @effect/cli printed why; where to read more is ours to say.
+          ? Effect.as(Console.error(`${NAME} ${subcommand.name} --help shows its usage.`), EXIT.usage)
           : error._tag === "CliUsageError"
           ? Effect.as(Console.error(`${NAME}: ${error.message}`), EXIT.usage)
           : Effect.as(Console.error(oneLine(error._tag, error.message)), EXIT.error)
