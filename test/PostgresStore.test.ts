@@ -19,6 +19,7 @@ import * as Pg from "pg"
 import { Runtime, RuntimeFromStore, RuntimeStore, StoreError, Unavailable } from "../src/index.js"
 import { PostgresStoreLive, type PostgresStoreOptions } from "../src/postgres/index.js"
 import { makePostgresStore, readStatements } from "../src/postgres/PostgresStore.js"
+import { runBin, startBin } from "./support/bin.js"
 import { busySuite } from "./support/busySuite.js"
 import { suiteProfiles } from "./support/engines.js"
 import { eventuallyLive } from "./support/eventually.js"
@@ -316,6 +317,47 @@ const unusedPort = () =>
     })
   })
 
+// --- through the bin ---------------------------------------------------------------------
+
+/** A fresh place's URL with a password in it (the test server trusts 127.0.0.1, so any password passes). */
+const withPassword = (url: string) => {
+  const parsed = new URL(url)
+  parsed.password = "hunter2"
+  return parsed.toString()
+}
+
+const createSchema = (url: string) =>
+  Effect.promise(() => withAdmin((admin) => admin.query(`CREATE SCHEMA IF NOT EXISTS ${schemaOf(url)}`)))
+
+describe("postgres store: the bin", () => {
+  it.scopedLive("--store postgres://…: reports the store, masks the password, refuses a second runtime and bad URLs", () =>
+    Effect.gen(function*() {
+      const url = withPassword(freshUrl())
+      yield* createSchema(url)
+      const bin = yield* startBin(["--store", url])
+      const info = yield* Effect.promise(() => fetch(`${bin.url}/v1/runtime`).then((res) => res.json()))
+      expect(info).toMatchObject({ store: "postgres", status: "running" })
+      expect((yield* Effect.promise(() => fetch(`${bin.url}/readyz`))).status).toBe(200)
+
+      const second = yield* runBin(["--store", url, "--port", "0"])
+      expect(second.code).toBe(1)
+      expect(second.output).toContain("in use by runtime")
+      expect(second.output).toContain(":***@")
+      for (const output of [second.output, bin.output()]) {
+        expect(output).not.toContain("hunter2")
+        expect(output).not.toMatch(/\n\s+at /)
+      }
+
+      const malformed = yield* runBin(["--store", "postgres://someone:hunter2@[nope/db"])
+      expect(malformed.code).toBe(1)
+      expect(malformed.output).toContain("someone:***@")
+      expect(malformed.output).not.toContain("hunter2")
+      // one line says why (the store's close is logged besides), no stack trace
+      expect(malformed.output.split("\n").filter((line) => line.startsWith("worker-runtime:"))).toHaveLength(1)
+      expect(malformed.output).not.toMatch(/\n\s+at /)
+    }))
+})
+
 // --- the server going away ------------------------------------------------------------
 // Last in the file: it stops the one server the file shares.
 
@@ -357,5 +399,35 @@ describe("postgres store: the server stopped and started under a running runtime
       yield* eventuallyLive(runtime.get(before.id), (w) => w.status === "idle" && w.turn === 2, "the second turn ended")
       expect((yield* runtime.info).workers.total).toBe(2)
       yield* Scope.close(scope, Exit.void)
+    }).pipe(Effect.ensuring(Effect.ignore(server("resume")))))
+
+  it.scopedLive("over HTTP: 503 with Retry-After and /readyz 503 meanwhile, 2xx once it is back", () =>
+    Effect.gen(function*() {
+      const url = freshUrl()
+      yield* createSchema(url)
+      const bin = yield* startBin(["--store", url])
+      const create = () =>
+        fetch(`${bin.url}/v1/workers`, {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: "{}"
+        })
+      const readyz = () => fetch(`${bin.url}/readyz`).then((res) => res.status)
+      expect((yield* Effect.promise(create)).status).toBe(201)
+
+      yield* server("halt")
+      const refused = yield* Effect.promise(create)
+      expect(refused.status).toBe(503)
+      expect(Number(refused.headers.get("retry-after"))).toBeGreaterThan(0)
+      expect(yield* Effect.promise(readyz)).toBe(503)
+      yield* eventuallyLive(
+        Effect.sync(bin.output),
+        (output) => /ERROR.*store failure/.test(output),
+        "the store failure logged"
+      )
+
+      yield* server("resume")
+      yield* eventuallyLive(Effect.promise(readyz), (status) => status === 200, "/readyz 200 once the server is back")
+      expect((yield* Effect.promise(create)).status).toBe(201)
     }).pipe(Effect.ensuring(Effect.ignore(server("resume")))))
 })

@@ -361,6 +361,8 @@ export const makePostgresStore = (
             new StoreError({ message: `${label}: the server is unreachable (its lock is being taken again)` })
           )
       ),
-      failure: () => lockTaken
+      // Also while the lock is being taken again: not ready until writes can succeed.
+      failure: () =>
+        lockTaken ?? (lockHeld ? undefined : `${label}: the server is unreachable (its lock is being taken again)`)
     }).pipe(Effect.provide(client))
   })
