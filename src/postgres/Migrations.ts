@@ -7,7 +7,8 @@
  *
  * Keys and the columns compared or ordered with them are `COLLATE "C"`:
  * byte order, as SQLite and the memory store sort, whatever the database's
- * locale (docs/durability.md).
+ * locale (docs/durability.md). Text anyone may write (contents, reasons) is
+ * `bytea` holding UTF-8: PostgreSQL's text cannot hold U+0000.
  */
 import * as Migrator from "@effect/sql/Migrator"
 import * as SqlClient from "@effect/sql/SqlClient"
@@ -34,7 +35,7 @@ const createTables = Effect.gen(function*() {
     last_seq INTEGER NOT NULL,
     metadata TEXT NOT NULL,
     queued INTEGER NOT NULL DEFAULT 0,
-    stop_reason TEXT,
+    stop_reason BYTEA,
     idempotency_key TEXT COLLATE "C"
   )`
   // A status-filtered list page walks this index from the cursor: O(limit).
@@ -49,7 +50,7 @@ const createTables = Effect.gen(function*() {
     seq INTEGER NOT NULL,
     at TEXT NOT NULL,
     role TEXT NOT NULL CHECK (role IN ('user', 'system', 'worker', 'runtime')),
-    content TEXT NOT NULL,
+    content BYTEA NOT NULL,
     turn INTEGER NOT NULL,
     outcome TEXT CHECK (outcome IS NULL OR outcome IN ('completed', 'failed', 'cancelled', 'interrupted', 'stopped')),
     PRIMARY KEY (worker_id, seq)
@@ -63,13 +64,13 @@ const createTables = Effect.gen(function*() {
     last_seq INTEGER NOT NULL,
     started_at TEXT NOT NULL,
     ended_at TEXT,
-    reason TEXT,
+    reason BYTEA,
     PRIMARY KEY (worker_id, turn)
   )`
   yield* sql`CREATE TABLE queued_inputs (
     worker_id TEXT COLLATE "C" NOT NULL,
     id INTEGER NOT NULL,
-    content TEXT NOT NULL,
+    content BYTEA NOT NULL,
     kind TEXT NOT NULL CHECK (kind IN ('user', 'system')),
     at TEXT NOT NULL,
     PRIMARY KEY (worker_id, id)

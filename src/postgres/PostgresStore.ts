@@ -157,6 +157,14 @@ const describeHolder = (client: Pg.Client) =>
     return `${runtime} (${where}${row.client_addr === null ? "" : `, connected from ${row.client_addr}`})`
   }).pipe(Effect.orElseSucceed(() => "another runtime"))
 
+const BYTEA_OID = 17
+
+/** pg's parsers, but `bytea` (text format `\x` + hex) as a UTF-8 string. */
+const typeParser: Pg.CustomTypesConfig["getTypeParser"] = (oid: number, format?: "text" | "binary") =>
+  oid === BYTEA_OID
+    ? (value: string) => Buffer.from(value.slice(2), "hex").toString("utf8")
+    : Pg.types.getTypeParser(oid, format ?? "text")
+
 /** This process, as other runtimes see it in `pg_stat_activity` (at most 63 bytes). */
 const applicationName = (): string => `worker-runtime on host ${hostname()} pid ${process.pid}`.slice(0, 63)
 
@@ -214,6 +222,8 @@ export const makePostgresStore = (
       new StoreError({ message: `cannot open the ${label}: ${why}`, cause })
     const connectTimeoutMs = options.connectTimeoutMs ?? 10_000
     const config: Pg.PoolConfig = {
+      // `bytea` (contents, reasons: src/postgres/Migrations.ts) read back as the UTF-8 text it holds.
+      types: { getTypeParser: typeParser },
       connectionString: options.url,
       max: options.poolSize ?? 20,
       connectionTimeoutMillis: connectTimeoutMs,

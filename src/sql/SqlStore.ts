@@ -45,6 +45,18 @@ import { makeGroupCommit } from "./GroupCommit.js"
 /** Commits that may share one transaction. */
 const GROUP_COMMIT_MAX = 256
 
+/** A statement parameter. */
+type Param = string | number | null | Uint8Array
+
+/**
+ * Text anyone may write (contents, reasons) as a parameter: as it is on
+ * SQLite; UTF-8 bytes (`bytea`) on PostgreSQL, whose text cannot hold U+0000.
+ * PostgreSQL's pool reads `bytea` back as text (src/postgres/PostgresStore.ts).
+ */
+type FreeText = (text: string) => string | Uint8Array
+const freeText = (dialect: Dialect): FreeText =>
+  dialect === "pg" ? (text) => new TextEncoder().encode(text) : (text) => text
+
 /** The databases the store runs on; `sql.onDialectOrElse` tells them apart. */
 export type Dialect = "sqlite" | "pg"
 
@@ -92,7 +104,7 @@ const workerOfRow = (row: typeof WorkerRow.Type): Worker => ({
  * A Worker's column values in `WORKER_COLUMNS` order, for the fixed INSERT
  * and UPDATE statements (the one hand-written mapping the other way).
  */
-const workerValues = (worker: Worker): Array<string | number | null> => [
+const workerValues = (worker: Worker, text: FreeText): Array<Param> => [
   worker.id,
   worker.runtimeId,
   worker.profile,
@@ -103,7 +115,7 @@ const workerValues = (worker: Worker): Array<string | number | null> => [
   worker.lastSeq,
   JSON.stringify(worker.metadata),
   worker.queued,
-  worker.stopReason ?? null
+  worker.stopReason === undefined ? null : text(worker.stopReason)
 ]
 
 /** What only `loadWorkers` reads: the row and the key the Worker was created with. */
@@ -139,7 +151,7 @@ const turnOfRow = (row: typeof TurnRow.Type): Turn => ({
 })
 
 /** A turn's column values in `UPSERT_TURN` order; filed under the Worker of the change that carries it. */
-const turnValues = (workerId: string, turn: Turn): Array<string | number | null> => [
+const turnValues = (workerId: string, turn: Turn, text: FreeText): Array<Param> => [
   workerId,
   turn.turn,
   turn.status,
@@ -147,7 +159,7 @@ const turnValues = (workerId: string, turn: Turn): Array<string | number | null>
   turn.lastSeq,
   turn.startedAt,
   turn.endedAt,
-  turn.reason
+  turn.reason === null ? null : text(turn.reason)
 ]
 
 const QueuedRow = Schema.Struct({
@@ -452,6 +464,7 @@ export const makeSqlStore = (
     const dialect = dialectOf(sql)
     const reads = readStatements(sql)
     const writes = writeStatements(dialect)
+    const text = freeText(dialect)
 
     const failed = (operation: string) => (error: unknown) =>
       new StoreError({ message: `${label}: ${operation} failed: ${options.errorMessage(error)}`, cause: error })
@@ -487,7 +500,7 @@ export const makeSqlStore = (
       Effect.gen(function*() {
         const changes = yield* changesOf(
           dialect,
-          yield* sql.unsafe(writes.updateWorker, [...workerValues(worker).slice(1), worker.id]).raw
+          yield* sql.unsafe(writes.updateWorker, [...workerValues(worker, text).slice(1), worker.id]).raw
         )
         if (changes === 0) {
           return yield* new StoreError({ message: `${label}: no Worker ${worker.id} to commit to` })
@@ -498,9 +511,17 @@ export const makeSqlStore = (
       Effect.forEach(
         chunks(entries, ENTRIES_PER_INSERT),
         (chunk) => {
-          const params: Array<string | number | null> = []
+          const params: Array<Param> = []
           for (const entry of chunk) {
-            params.push(workerId, entry.seq, entry.at, entry.role, entry.content, entry.turn, entry.outcome ?? null)
+            params.push(
+              workerId,
+              entry.seq,
+              entry.at,
+              entry.role,
+              text(entry.content),
+              entry.turn,
+              entry.outcome ?? null
+            )
           }
           return sql.unsafe(writes.insertEntries(chunk.length), params)
         },
@@ -512,11 +533,17 @@ export const makeSqlStore = (
       Effect.gen(function*() {
         yield* updateWorker(worker)
         if (entries.length > 0) yield* insertEntries(worker.id, entries)
-        for (const turn of turns ?? []) yield* sql.unsafe(writes.upsertTurn, turnValues(worker.id, turn))
+        for (const turn of turns ?? []) yield* sql.unsafe(writes.upsertTurn, turnValues(worker.id, turn, text))
         // Removed before one is added, as the memory store filters then appends.
         for (const id of dequeue ?? []) yield* sql.unsafe(writes.deleteQueued, [worker.id, id])
         if (enqueue !== undefined) {
-          yield* sql.unsafe(writes.insertQueued, [worker.id, enqueue.id, enqueue.content, enqueue.kind, enqueue.at])
+          yield* sql.unsafe(writes.insertQueued, [
+            worker.id,
+            enqueue.id,
+            text(enqueue.content),
+            enqueue.kind,
+            enqueue.at
+          ])
         }
       })
 
@@ -536,7 +563,7 @@ export const makeSqlStore = (
       Effect.gen(function*() {
         const inserted = yield* changesOf(
           dialect,
-          yield* sql.unsafe(writes.insertWorker, [...workerValues(worker), idempotencyKey ?? null]).raw
+          yield* sql.unsafe(writes.insertWorker, [...workerValues(worker, text), idempotencyKey ?? null]).raw
         )
         if (inserted === 0) return
         if (dialect === "pg") {
@@ -703,10 +730,13 @@ export const makeSqlStore = (
       commit: (change) => writer.write({ _tag: "Commit", change }),
       queuedContent: (workerId, id) =>
         asStoreError(`reading queued input ${id} of Worker ${workerId}`)(
-          Effect.flatMap(Effect.flatMap(reads.queuedContent(workerId, id), decodeValues), (rows) =>
-            rows[0] === undefined
-              ? Effect.fail(new StoreError({ message: `no queued input ${id} of Worker ${workerId}` }))
-              : Effect.succeed(rows[0].value))
+          Effect.flatMap(
+            Effect.flatMap(reads.queuedContent(workerId, id), decodeValues),
+            (rows) =>
+              rows[0] === undefined
+                ? Effect.fail(new StoreError({ message: `no queued input ${id} of Worker ${workerId}` }))
+                : Effect.succeed(rows[0].value)
+          )
         ),
       transcript: (workerId, { after, limit, maxBytes }) =>
         asStoreError(`reading the transcript of Worker ${workerId}`)(

@@ -667,6 +667,30 @@ export const storeSuite = (label: string, makePlace: MakeStorePlace) =>
           yield* store.deleteWorker(wid("a"))
           expect(yield* store.expired(day(10), 3)).toEqual(["f", "d", "b"])
         }).pipe((effect) => withStore(makePlace(), effect)))
+
+      it.effect("keeps any text as it was given: U+0000, backslashes, emoji in contents, queued contents and reasons", () =>
+        Effect.gen(function*() {
+          const store = yield* RuntimeStore
+          const odd = "a\u0000b \\0 \\\\ \u{1F600} é\n"
+          const bytes = new TextEncoder().encode(odd).length
+          yield* store.insertWorker(worker("a"), undefined)
+          yield* store.commit({
+            worker: worker("a", { lastSeq: 2, turn: 1, queued: 1, status: "stopped", stopReason: odd }),
+            entries: [entry(1, { content: odd, role: "user" }), entry(2, { content: odd, role: "runtime" })],
+            turns: [
+              turnRecord("a", 1, { status: "cancelled", lastSeq: 2, endedAt: "2026-01-01T00:00:02.000Z", reason: odd })
+            ],
+            enqueue: { ...queuedInput(1), content: odd }
+          })
+          const stored = yield* store.getWorker(wid("a"))
+          expect(stored?.worker.stopReason).toBe(odd)
+          expect(stored?.queue.map((ref) => ref.bytes)).toEqual([bytes])
+          expect((yield* store.transcript(wid("a"), { after: 0, limit: 10 })).map((e) => e.content)).toEqual([odd, odd])
+          // the byte limit counts UTF-8 bytes of the content as given
+          expect(yield* store.transcript(wid("a"), { after: 0, limit: 10, maxBytes: bytes })).toHaveLength(1)
+          expect((yield* store.turn(wid("a"), 1))?.reason).toBe(odd)
+          expect(yield* store.queuedContent(wid("a"), 1)).toBe(odd)
+        }).pipe((effect) => withStore(makePlace(), effect)))
     })
 
     describe("lifecycle over the store", () => {
