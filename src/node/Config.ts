@@ -17,6 +17,7 @@ import * as Schema from "effect/Schema"
 import { allowsAnyHost } from "../http/Hosts.js"
 import { DEFAULT_MAX_STREAMS } from "../http/Server.js"
 import { isLoopbackBindHost } from "../Loopback.js"
+import { maskUrl, urlProblem } from "../postgres/Url.js"
 import {
   DEFAULT_MAX_INPUT_BYTES,
   DEFAULT_MAX_QUEUED_BYTES,
@@ -184,7 +185,7 @@ export const options = {
       "WORKER_RUNTIME_STORE",
       Config.string,
       "memory",
-      "Where Workers and transcripts are kept: memory (lost at exit), sqlite:<path> or postgres://user@host/db."
+      "Where Workers and transcripts are kept: memory, sqlite:<path> or postgres://…"
     )
   ),
   tokenFile: Options.text("token-file").pipe(
@@ -310,7 +311,12 @@ export const parseStore = (spec: string): Effect.Effect<StoreSpec, StartupError>
   if (spec.startsWith("sqlite:") && spec.length > "sqlite:".length) {
     return Effect.succeed({ _tag: "sqlite", filename: spec.slice("sqlite:".length) })
   }
-  if (/^postgres(ql)?:\/\//i.test(spec)) return Effect.succeed({ _tag: "postgres", url: spec })
+  if (/^postgres(ql)?:\/\//i.test(spec)) {
+    const problem = urlProblem(spec)
+    return problem === undefined
+      ? Effect.succeed({ _tag: "postgres", url: spec })
+      : Effect.fail(new StartupError({ message: `--store ${maskUrl(spec)}: ${problem}` }))
+  }
   return Effect.fail(
     new StartupError({
       message: `--store must be "memory", "sqlite:<path>" or "postgres://…", got ${JSON.stringify(spec)}`

@@ -23,9 +23,11 @@ import * as Pg from "pg"
 import { RuntimeStore, type RuntimeStoreService, StoreError } from "../RuntimeStore.js"
 import { makeSqlStore } from "../sql/SqlStore.js"
 import { MIGRATIONS_TABLE, runMigrations, SCHEMA_VERSION } from "./Migrations.js"
+import { maskUrl, urlProblem } from "./Url.js"
 
 /** The read statements, for tests that check their query plans. */
 export { readStatements } from "../sql/SqlStore.js"
+export { maskUrl } from "./Url.js"
 
 /** The oldest server the store runs on. */
 const MIN_SERVER_VERSION = 14
@@ -50,24 +52,12 @@ export interface PostgresStoreOptions {
 
 // --- the URL ------------------------------------------------------------------
 
-/** The URL with its password, if any, as `***`: what messages and logs show. */
-export const maskUrl = (url: string): string => url.replace(/^([a-z]+:\/\/[^:@/]*:)[^@/]*@/i, "$1***@")
-
-const parseUrl = (url: string): Effect.Effect<URL, StoreError> =>
-  Effect.gen(function*() {
-    const masked = maskUrl(url)
-    const malformed = (why: string) => new StoreError({ message: `cannot open the PostgreSQL store ${masked}: ${why}` })
-    const parsed = yield* Effect.try({
-      try: () => new URL(url),
-      catch: () => malformed("not a URL (postgres://user[:password]@host[:port]/database)")
-    })
-    if (parsed.protocol !== "postgres:" && parsed.protocol !== "postgresql:") {
-      return yield* malformed("the URL must start with postgres:// or postgresql://")
-    }
-    if (parsed.hostname === "") return yield* malformed("the URL names no host")
-    if (parsed.pathname.length <= 1) return yield* malformed("the URL names no database (…/database)")
-    return parsed
-  })
+const parseUrl = (url: string): Effect.Effect<URL, StoreError> => {
+  const problem = urlProblem(url)
+  return problem === undefined
+    ? Effect.succeed(new URL(url))
+    : Effect.fail(new StoreError({ message: `cannot open the PostgreSQL store ${maskUrl(url)}: ${problem}` }))
+}
 
 // --- errors -------------------------------------------------------------------
 
