@@ -192,7 +192,7 @@ export const options = {
     withEnvOrNone(
       "WORKER_RUNTIME_TOKEN_FILE",
       Config.string,
-      "File holding the bearer token requests must carry.",
+      "The bearer token's file.",
       "WORKER_RUNTIME_TOKEN, else none (loopback only)"
     )
   ),
@@ -225,8 +225,7 @@ export const options = {
       "WORKER_RUNTIME_ALLOWED_HOSTS",
       Config.string,
       "",
-      "Host header names accepted besides loopback and the bound address, comma-separated; " +
-        "* for any (needs a token).",
+      "Host names accepted besides loopback's, comma-separated; * for any (needs a token).",
       "none"
     )
   ),
@@ -243,7 +242,7 @@ export const options = {
       "WORKER_RUNTIME_MAX_QUEUED_BYTES",
       Config.integer,
       DEFAULT_MAX_QUEUED_BYTES,
-      "Content of the inputs that may wait per Worker under ifBusy: enqueue, in UTF-8 bytes."
+      "Content of the inputs that may wait per Worker, in UTF-8 bytes."
     )
   ),
   maxConnections: Options.integer("max-connections").pipe(

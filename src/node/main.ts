@@ -18,7 +18,7 @@ import * as Logger from "effect/Logger"
 import * as LogLevel from "effect/LogLevel"
 
 import { VERSION } from "../version.js"
-import { runClient } from "./CliMain.js"
+import { runClient, subcommandNames } from "./CliMain.js"
 import { LOG_LEVEL_HELP, logLevelFromEnv, logLevelName, options, resolveConfig, StartupError } from "./Config.js"
 import { flagHelp, renderHelp } from "./Help.js"
 import { NodeRuntimeLive } from "./NodeRuntime.js"
@@ -26,6 +26,8 @@ import { withPlainConsole } from "./PlainConsole.js"
 
 const NAME = "worker-runtime"
 const DESCRIPTION = "Hosts long-lived Workers behind a REST command API. Backends only: browsers are refused."
+/** The subcommands that drive a running runtime (docs/cli.md), named under the server's own flags. */
+const COMMANDS_HELP = `${subcommandNames.join(", ")}; each with --help.`
 
 const command = Command.make(NAME, options, (flags) =>
   Effect.gen(function*() {
@@ -62,7 +64,10 @@ const help = (): string =>
         flags: flagHelp(Options.getHelp(builtIns)).filter(({ heading }) => heading !== "--wizard")
       }
     ],
-    notes: [{ title: "LOG LEVEL", text: LOG_LEVEL_HELP }]
+    notes: [
+      { title: "LOG LEVEL", text: LOG_LEVEL_HELP },
+      { title: "COMMANDS", text: COMMANDS_HELP }
+    ]
   })
 
 interface Flag {
