@@ -127,7 +127,7 @@ const noPlan = <A>(state: WorkerState, result: A): Plan<A> => ({
 })
 
 /** "what" or "what: reason". */
-export const withReason = (what: string, reason: string | undefined) =>
+const withReason = (what: string, reason: string | undefined) =>
   reason === undefined || reason === "" ? what : `${what}: ${reason}`
 
 const plural = (count: number, what: string) => `${count} ${what}${count === 1 ? "" : "s"}`

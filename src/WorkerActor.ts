@@ -43,7 +43,7 @@ const OUTPUT_HIGH_WATER = 4096
 export const nowIso = Effect.map(Clock.currentTimeMillis, (ms) => new Date(ms).toISOString())
 
 /** The `TurnFailed` a failed turn records: the engine's own, or a defect described. */
-export const turnFailureOf = (cause: Cause.Cause<TurnFailed>): TurnFailed => {
+const turnFailureOf = (cause: Cause.Cause<TurnFailed>): TurnFailed => {
   const failure = Cause.failureOption(cause)
   if (failure._tag === "Some") return failure.value
   return new TurnFailed({ message: `engine defect: ${Cause.pretty(cause).split("\n")[0]}` })
@@ -257,11 +257,7 @@ export class WorkerActor {
       let ended: Fiber.RuntimeFiber<void> | undefined
       if (before.status === "busy" && (after.status !== "busy" || after.turn !== before.turn)) {
         ended = plan.endsTurn ? this.fiber : undefined
-        this.fiber = undefined
-        // Output the ended turn queued after this commit read its lines is dropped with it.
-        this.output = undefined
-        this.ended?.unsafeOpen()
-        this.ended = undefined
+        this.turnOver()
         const closed = plan.closed
         if (closed !== undefined && closed.endedAt !== null) {
           const outcome = [Metrics.label("outcome", closed.status)]
@@ -429,16 +425,22 @@ export class WorkerActor {
     )
   }
 
+  /** The running turn is over: its fiber is no longer this Worker's, its waiters are told. */
+  private turnOver(): void {
+    this.fiber = undefined
+    // Output the ended turn queued after its end was decided is dropped with it.
+    this.output = undefined
+    this.ended?.unsafeOpen()
+    this.ended = undefined
+  }
+
   /** Shows the Worker idle without a commit (the store refused the end of its turn). */
   private free(): void {
     if (this.deleted || this.state.worker.status !== "busy") return
     const before = this.state.worker
     const worker: Worker = { ...before, status: "idle" }
     this.state = { ...this.state, worker }
-    this.fiber = undefined
-    this.output = undefined
-    this.ended?.unsafeOpen()
-    this.ended = undefined
+    this.turnOver()
     this.env.statusChanged(before.status, "idle")
     publish(this.listeners, [{ type: "worker", worker }])
   }
