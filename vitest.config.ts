@@ -15,6 +15,7 @@ const e2e = [
   "test/Operability.test.ts",
   "test/Readme.test.ts",
   "test/ProcessEngine.test.ts",
+  "test/PostgresCrash.test.ts",
   "test/PostgresStore.test.ts",
   "test/Reliability.test.ts",
   "test/SqliteStore.test.ts"
