@@ -1,7 +1,7 @@
 /** The control a Runtime gives the process that hosts it (not a Backend's concern). */
 import * as Context from "effect/Context"
 import type * as Effect from "effect/Effect"
-import type { CreateWorker, Worker } from "./Domain.js"
+import type { CreateWorker, Worker, WorkerId } from "./Domain.js"
 import type { InvalidInput, Unavailable } from "./Errors.js"
 
 /** What a create did: made `worker`, or (`created: false`) found it made by an earlier create with its key. */
@@ -24,6 +24,13 @@ export interface RuntimeControlService {
   readonly activeWorkers: Effect.Effect<number>
   /** `Runtime.create`, saying whether it made the Worker (HTTP answers 201) or replayed a key (200). */
   readonly create: (request: CreateWorker) => Effect.Effect<CreateResult, InvalidInput | Unavailable>
+  /**
+   * What `Runtime.get` answers now, when it can answer without waiting: the
+   * Worker of an active actor (held in memory). Undefined when it would read
+   * the store, or does more than read (tracing on: its span). Lets the HTTP
+   * server answer the hottest read without a fiber (src/http/FastLane.ts).
+   */
+  readonly peek?: ((workerId: WorkerId) => Worker | undefined) | undefined
 }
 
 export class RuntimeControl extends Context.Tag("worker-runtime/RuntimeControl")<

@@ -153,12 +153,19 @@ export const makeRuntime = (
         : Effect.fail(new Unavailable({ message: `store failure: ${failure}`, retryAfterMs: RETRY_AFTER_MS }))
     })
 
+    /** The Worker of an active actor, as it is now; undefined when the store must be read. */
+    const peek = (workerId: WorkerId): Worker | undefined => {
+      if (host.deleting(workerId)) return undefined
+      const actor = host.peek(workerId)
+      return actor !== undefined && !actor.deleted ? actor.worker : undefined
+    }
+
     /** The Worker as it is: its actor's, if active, else the store's. */
     const lookup = (workerId: WorkerId) =>
       Effect.suspend(() => {
+        const active = peek(workerId)
+        if (active !== undefined) return Effect.succeed(active)
         if (host.deleting(workerId)) return Effect.fail(unknownWorker(workerId))
-        const actor = host.peek(workerId)
-        if (actor !== undefined && !actor.deleted) return Effect.succeed(actor.worker)
         return Effect.flatMap(
           asUnavailable(store.getWorker(workerId)),
           (stored) => stored === undefined ? Effect.fail(unknownWorker(workerId)) : Effect.succeed(stored.worker)
@@ -435,7 +442,8 @@ export const makeRuntime = (
         turnsInFlight: Effect.sync(() => draining.inFlight().length),
         activeWorkers: Effect.sync(() => host.size()),
         // The same span as `Runtime.create`: the HTTP layer creates through here.
-        create: tracing ? (request) => Effect.withSpan(create(request), "Runtime.create") : create
+        create: tracing ? (request) => Effect.withSpan(create(request), "Runtime.create") : create,
+        peek: tracing ? undefined : peek
       }
     }
   })

@@ -55,14 +55,10 @@ export const bearerOf = (header: string | undefined): string =>
 export const tokenMatches = (given: string, token: Redacted.Redacted<string>): boolean =>
   given !== "" && constantTimeEquals(given, Redacted.value(token))
 
-const pathOf = (url: string) => {
+export const pathOf = (url: string) => {
   const query = url.indexOf("?")
   return query === -1 ? url : url.slice(0, query)
 }
-
-const isBrowser = (headers: Readonly<Record<string, string | undefined>>) =>
-  headers["origin"] !== undefined || headers["sec-fetch-site"] !== undefined ||
-  headers["sec-fetch-dest"] !== undefined
 
 /** `Retry-After` in whole seconds, at least 1. */
 export const retryAfterSeconds = (error: Unavailable) =>
@@ -87,6 +83,47 @@ const unauthorized = () =>
 
 const routeNotFound = (method: string, path: string) =>
   answer(new RouteNotFound({ message: `There is no route for ${method} ${path}.`, method, path }), 404)
+
+/** What a request needs for the guard's checks: its path (no query), its headers, and its count of Host headers if known. */
+export interface GuardView {
+  readonly path: string
+  readonly header: (name: string) => string | undefined
+  readonly hostHeaders: number | undefined
+}
+
+/** Why the guard refuses a request, in docs/rest.md's order of precedence. */
+export type Refusal =
+  | { readonly _tag: "HostHeaders"; readonly count: number }
+  | { readonly _tag: "Host" }
+  | { readonly _tag: "Browser" }
+  | { readonly _tag: "Token" }
+  | { readonly _tag: "TrailingSlash" }
+
+/**
+ * The guard's checks as a plain function: undefined when the request goes
+ * on to routing. The Effect guard answers each refusal; the fast lane
+ * (FastLane.ts) answers only what this lets through.
+ */
+export const makeRefusalOf = (
+  options: Pick<GuardOptions, "token" | "hosts">
+): (view: GuardView) => Refusal | undefined => {
+  const token = Option.getOrUndefined(options.token)
+  return ({ header, hostHeaders, path }) => {
+    // Node keeps the first of several Host headers: the check would read one, a proxy another.
+    if (hostHeaders !== undefined && hostHeaders > 1) return { _tag: "HostHeaders", count: hostHeaders }
+    if (!hostAllowed(options.hosts, header("host"))) return { _tag: "Host" }
+    if (
+      header("origin") !== undefined || header("sec-fetch-site") !== undefined ||
+      header("sec-fetch-dest") !== undefined
+    ) return { _tag: "Browser" }
+    if (token !== undefined && !PUBLIC_PATHS.has(path) && !tokenMatches(bearerOf(header("authorization")), token)) {
+      return { _tag: "Token" }
+    }
+    // Paths are exact: the router would take "/healthz/" for "/healthz".
+    if (path.length > 1 && path.endsWith("/")) return { _tag: "TrailingSlash" }
+    return undefined
+  }
+}
 
 export const makeGuard = (options: GuardOptions) => {
   const bodyLimit = Option.some(options.maxBodyBytes)
@@ -147,42 +184,46 @@ export const makeGuard = (options: GuardOptions) => {
     )
   }
 
+  const refusalOf = makeRefusalOf(options)
+
   return (app: HttpApp.Default): HttpApp.Default<InvalidInput> =>
     Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
       const headers = request.headers
-      // Node keeps the first of several Host headers: the check would read one, a proxy another.
-      const hosts = hostHeaderCount(request.source)
-      if (hosts !== undefined && hosts > 1) {
-        return Effect.fail(
-          new InvalidInput({ message: `The request has ${hosts} Host headers; it must have exactly one.` })
-        )
-      }
-      if (!hostAllowed(options.hosts, headers["host"])) {
-        return answer(
-          new Forbidden({
-            message: `The Host ${JSON.stringify(headers["host"] ?? "")} is not allowed; see --allowed-hosts.`
-          }),
-          403
-        )
-      }
-      if (isBrowser(headers)) {
-        return answer(
-          new Forbidden({ message: "Browsers cannot reach a Runtime; call it from your Backend." }),
-          403
-        )
-      }
       const path = pathOf(request.url)
-      if (
-        Option.isSome(options.token) && !PUBLIC_PATHS.has(path) &&
-        !tokenMatches(bearerOf(headers["authorization"]), options.token.value)
-      ) {
-        return unauthorized()
+      const refusal = refusalOf({
+        path,
+        header: (name) => headers[name],
+        hostHeaders: hostHeaderCount(request.source)
+      })
+      if (refusal === undefined) {
+        return app.pipe(
+          HttpIncomingMessage.withMaxBodySize(bodyLimit),
+          Effect.catchAllCause(translate(request))
+        )
       }
-      // Paths are exact: the router would take "/healthz/" for "/healthz".
-      if (path.length > 1 && path.endsWith("/")) return routeNotFound(request.method, path)
-      return app.pipe(
-        HttpIncomingMessage.withMaxBodySize(bodyLimit),
-        Effect.catchAllCause(translate(request))
-      )
+      switch (refusal._tag) {
+        case "HostHeaders":
+          return Effect.fail(
+            new InvalidInput({
+              message: `The request has ${refusal.count} Host headers; it must have exactly one.`
+            })
+          )
+        case "Host":
+          return answer(
+            new Forbidden({
+              message: `The Host ${JSON.stringify(headers["host"] ?? "")} is not allowed; see --allowed-hosts.`
+            }),
+            403
+          )
+        case "Browser":
+          return answer(
+            new Forbidden({ message: "Browsers cannot reach a Runtime; call it from your Backend." }),
+            403
+          )
+        case "Token":
+          return unauthorized()
+        case "TrailingSlash":
+          return routeNotFound(request.method, path)
+      }
     })
 }

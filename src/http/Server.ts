@@ -22,12 +22,14 @@ import * as Option from "effect/Option"
 import type * as Redacted from "effect/Redacted"
 import * as Metrics from "../Metrics.js"
 import { type Runtime } from "../Runtime.js"
+import { RuntimeControl } from "../RuntimeControl.js"
 import { DEFAULT_MAX_INPUT_BYTES } from "../RuntimeOptions.js"
 import { headerAttributes, withoutQuery } from "../Tracing.js"
 import { RuntimeApi } from "./Api.js"
 import { AuthorizationLive, HealthHandlers, RuntimeHandlers, WorkersHandlers } from "./ApiLive.js"
 import { DEFAULT_PING_MS } from "./EventStream.js"
-import { makeGuard } from "./Guard.js"
+import { FastLaneSlot, makeWorkerLane } from "./FastLane.js"
+import { makeGuard, makeRefusalOf } from "./Guard.js"
 import { allowsAnyHost, makeHostPolicy } from "./Hosts.js"
 import { makeRoutes, type Routes, workerIdOf } from "./Routes.js"
 
@@ -134,53 +136,88 @@ const labelSets = () => {
 }
 
 /**
- * Per request: the latency and count metrics, and at debug level (decided
- * once, when the server is built) one log line with method, route, status,
- * duration and Worker (never the token, never content); with tracing, inside
- * the request's span. One clock read at each end.
+ * The latency and count metrics of one answer: the same label set, as the
+ * same array, per method, route and status.
  */
-const observeRequests = (routes: Routes, tracing: boolean, debug: boolean) => {
+const makeRecord = () => {
   const counted = labelSets()
   const timed = labelSets()
-  return (app: HttpApp.Default): HttpApp.Default =>
-    Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
-      const started = performance.now()
-      const path = withoutQuery(request.url)
-      const route = routes.templateOf(request.method, path)
-      const observed = Effect.flatMap(app, (response) => {
-        const ms = performance.now() - started
-        const { method } = request
-        const { status } = response
-        Metrics.requests.unsafeUpdate(
-          1,
-          counted(`${method} ${status} ${route}`, () => [
-            Metrics.label("route", route),
-            Metrics.label("method", method),
-            Metrics.label("status", String(status))
-          ])
-        )
-        Metrics.requestDuration.unsafeUpdate(
-          ms / 1000,
-          timed(`${method} ${route}`, () => [Metrics.label("route", route), Metrics.label("method", method)])
-        )
-        if (!debug) return Effect.succeed(response)
-        const workerId = workerIdOf(path)
-        return Effect.as(
-          Effect.logDebug("request").pipe(
-            Effect.annotateLogs({
-              method,
-              route,
-              status,
-              durationMs: Math.round(ms * 1e3) / 1e3,
-              ...(workerId === undefined ? {} : { workerId: decodeURIComponent(workerId) })
-            })
-          ),
-          response
-        )
-      })
-      return tracing ? requestSpan(request, path, route)(observed) : observed
-    })
+  return (method: string, route: string, status: number, ms: number) => {
+    Metrics.requests.unsafeUpdate(
+      1,
+      counted(`${method} ${status} ${route}`, () => [
+        Metrics.label("route", route),
+        Metrics.label("method", method),
+        Metrics.label("status", String(status))
+      ])
+    )
+    Metrics.requestDuration.unsafeUpdate(
+      ms / 1000,
+      timed(`${method} ${route}`, () => [Metrics.label("route", route), Metrics.label("method", method)])
+    )
+  }
 }
+
+/**
+ * Per request: the latency and count metrics (`record`), and at debug level
+ * (decided once, when the server is built) one log line with method, route,
+ * status, duration and Worker (never the token, never content); with
+ * tracing, inside the request's span. One clock read at each end.
+ */
+const observeRequests = (
+  routes: Routes,
+  record: ReturnType<typeof makeRecord>,
+  tracing: boolean,
+  debug: boolean
+) =>
+(app: HttpApp.Default): HttpApp.Default =>
+  Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
+    const started = performance.now()
+    const path = withoutQuery(request.url)
+    const route = routes.templateOf(request.method, path)
+    const observed = Effect.flatMap(app, (response) => {
+      const ms = performance.now() - started
+      const { method } = request
+      const { status } = response
+      record(method, route, status, ms)
+      if (!debug) return Effect.succeed(response)
+      const workerId = workerIdOf(path)
+      return Effect.as(
+        Effect.logDebug("request").pipe(
+          Effect.annotateLogs({
+            method,
+            route,
+            status,
+            durationMs: Math.round(ms * 1e3) / 1e3,
+            ...(workerId === undefined ? {} : { workerId: decodeURIComponent(workerId) })
+          })
+        ),
+        response
+      )
+    })
+    return tracing ? requestSpan(request, path, route)(observed) : observed
+  })
+
+/**
+ * Installs the fast lane (FastLane.ts) where the server takes one, for as
+ * long as the layer lives; not with tracing or debug logs, which need the
+ * request's fiber, nor over a Runtime that cannot answer a read at once.
+ */
+const installLane = (options: {
+  readonly refusalOf: ReturnType<typeof makeRefusalOf>
+  readonly record: ReturnType<typeof makeRecord>
+  readonly observed: boolean
+}) =>
+  Effect.gen(function*() {
+    const slot = yield* Effect.serviceOption(FastLaneSlot)
+    const control = yield* Effect.serviceOption(RuntimeControl)
+    const peek = Option.flatMapNullable(control, (control) => control.peek)
+    if (options.observed || Option.isNone(slot) || Option.isNone(peek)) return
+    const lane = makeWorkerLane({ refusalOf: options.refusalOf, peek: peek.value, record: options.record })
+    if (lane === undefined) return
+    const uninstall = slot.value.install(lane)
+    yield* Effect.addFinalizer(() => Effect.sync(uninstall))
+  })
 
 /** Serves `RuntimeApi` on the `HttpServer` in context. */
 export const RuntimeHttpServerLive = (
@@ -197,7 +234,7 @@ export const RuntimeHttpServerLive = (
     return Layer.die(new Error(`maxStreams must be an integer >= 1, got ${maxStreams}`))
   }
   const maxBodyBytes = bodyLimitFor(options.maxInputBytes ?? DEFAULT_MAX_INPUT_BYTES)
-  return Layer.unwrapEffect(
+  return Layer.unwrapScoped(
     Effect.gen(function*() {
       const server = yield* HttpServer.HttpServer
       const bound = server.address._tag === "TcpAddress" ? server.address.hostname : undefined
@@ -214,12 +251,13 @@ export const RuntimeHttpServerLive = (
         { method: "GET", path: OPENAPI_PATH },
         ...(metrics === undefined ? [] : [{ method: "GET", path: METRICS_PATH }])
       ])
-      const guard = makeGuard({
+      const guardOptions = {
         token,
         maxBodyBytes,
         hosts: makeHostPolicy(allowedHosts, bound),
         methodsOf: routes.methodsOf
-      })
+      }
+      const guard = makeGuard(guardOptions)
       const metricsRoute = metrics === undefined
         ? Layer.empty
         : HttpApiBuilder.Router.use((router) =>
@@ -230,7 +268,10 @@ export const RuntimeHttpServerLive = (
           )
         )
       const debug = LogLevel.lessThanEqual(yield* FiberRef.get(FiberRef.currentMinimumLogLevel), LogLevel.Debug)
-      return HttpApiBuilder.serve(observeRequests(routes, options.tracing === true, debug)).pipe(
+      const tracing = options.tracing === true
+      const record = makeRecord()
+      yield* installLane({ refusalOf: makeRefusalOf(guardOptions), record, observed: tracing || debug })
+      return HttpApiBuilder.serve(observeRequests(routes, record, tracing, debug)).pipe(
         // The platform's request span is never made: `requestSpan` is ours.
         HttpMiddleware.withTracerDisabledWhen(() => true),
         Layer.provide(HttpApiBuilder.middlewareOpenApi({ path: OPENAPI_PATH })),

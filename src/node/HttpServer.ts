@@ -17,9 +17,17 @@
  * every `connectionsCheckingInterval`. They bound receiving a request only,
  * so open event streams and long polls are not cut (docs/operations.md).
  */
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http"
+import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
+import type * as ServeError from "@effect/platform/HttpServerError"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import { EventEmitter } from "node:events"
+import { IncomingMessage, Server, ServerResponse } from "node:http"
+import type { ListenOptions } from "node:net"
 import type { Socket } from "node:net"
 import type { Duplex } from "node:stream"
+import { type FastLane, FastLaneSlot } from "../http/FastLane.js"
+import { hostHeaderCount } from "../http/Hosts.js"
 import { RETRY_AFTER_MS } from "../RuntimeOptions.js"
 
 const errorResponse = (status: number, reason: string, message: string): string => {
@@ -87,12 +95,70 @@ const overCapacity = (() => {
   }\r\nretry-after: ${Math.max(1, Math.ceil(RETRY_AFTER_MS / 1000))}\r\nconnection: close\r\n\r\n${body}`
 })()
 
-export const createRuntimeHttpServer = (limits: ServerLimits = {}): Server => {
-  const server = createServer({
+/** Whether a request announces a body. */
+const hasBody = (request: IncomingMessage) => {
+  const length = request.headers["content-length"]
+  return (length !== undefined && length !== "0") || request.headers["transfer-encoding"] !== undefined
+}
+
+/** Answers `request` from `lane` if it takes it, with the headers the platform writes for a JSON body. */
+const answerFromLane = (lane: FastLane, request: IncomingMessage, response: ServerResponse): boolean => {
+  const answer = lane({
+    method: request.method ?? "",
+    url: request.url ?? "",
+    header: (name) => {
+      const value = request.headers[name]
+      return typeof value === "string" ? value : undefined
+    },
+    hostHeaders: hostHeaderCount(request),
+    hasBody: hasBody(request)
+  })
+  if (answer === undefined) return false
+  response.writeHead(answer.status, {
+    "content-type": answer.contentType,
+    "content-length": String(Buffer.byteLength(answer.body))
+  })
+  response.end(answer.body)
+  return true
+}
+
+/**
+ * A Node server that takes a fast lane (src/http/FastLane.ts): a request
+ * event goes to the lane first, and to the platform's handler only when the
+ * lane leaves it.
+ */
+export class RuntimeHttpServer extends Server {
+  #lane: FastLane | undefined = undefined
+
+  /** Takes `lane`; gives back its removal. */
+  installLane(lane: FastLane): () => void {
+    this.#lane = lane
+    return () => {
+      if (this.#lane === lane) this.#lane = undefined
+    }
+  }
+
+  override emit(event: string | symbol, ...args: Array<unknown>): boolean {
+    const lane = this.#lane
+    if (event === "request" && lane !== undefined) {
+      const [request, response] = args
+      if (
+        request instanceof IncomingMessage && response instanceof ServerResponse &&
+        answerFromLane(lane, request, response)
+      ) return true
+    }
+    // Server's own `emit` is typed per event; the emitter's takes any.
+    return EventEmitter.prototype.emit.call(this, event, ...args)
+  }
+}
+
+export const createRuntimeHttpServer = (limits: ServerLimits = {}): RuntimeHttpServer => {
+  const server = new RuntimeHttpServer({
     headersTimeout: limits.headersTimeoutMs ?? DEFAULT_HEADERS_TIMEOUT_MS,
     requestTimeout: limits.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS,
     connectionsCheckingInterval: limits.checkEveryMs ?? 1000
-  }).on("clientError", onClientError).on("request", notServing)
+  })
+  server.on("clientError", onClientError).on("request", notServing)
   // Node's own maxConnections resets the connections past it; these get an answer.
   const maxConnections = limits.maxConnections ?? DEFAULT_MAX_CONNECTIONS
   let open = 0
@@ -115,3 +181,19 @@ export const createRuntimeHttpServer = (limits: ServerLimits = {}): Server => {
   })
   return server
 }
+
+/**
+ * `NodeHttpServer.layer` over `createRuntimeHttpServer(limits)`, with the
+ * slot the HTTP layer installs its fast lane in.
+ */
+export const RuntimeNodeHttpServerLive = (
+  limits: ServerLimits,
+  listen: ListenOptions
+): Layer.Layer<Layer.Layer.Success<ReturnType<typeof NodeHttpServer.layer>> | FastLaneSlot, ServeError.ServeError> =>
+  Layer.unwrapEffect(Effect.sync(() => {
+    const server = createRuntimeHttpServer(limits)
+    return Layer.merge(
+      NodeHttpServer.layer(() => server, listen),
+      Layer.succeed(FastLaneSlot, { install: (lane) => server.installLane(lane) })
+    )
+  }))

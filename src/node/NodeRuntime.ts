@@ -7,7 +7,6 @@
  */
 import * as NodeCommandExecutor from "@effect/platform-node/NodeCommandExecutor"
 import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
-import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import * as HttpServer from "@effect/platform/HttpServer"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
@@ -23,7 +22,7 @@ import { RuntimeControl } from "../RuntimeControl.js"
 import { RuntimeFromStore } from "../RuntimeLive.js"
 import { RuntimeStore } from "../RuntimeStore.js"
 import { type RuntimeConfig, StartupError, type StoreSpec } from "./Config.js"
-import { createRuntimeHttpServer } from "./HttpServer.js"
+import { RuntimeNodeHttpServerLive } from "./HttpServer.js"
 import type { Prometheus, TracingConfig } from "./Observability.js"
 import { buildEngines, DEFAULT_PROFILES, loadProfilesFile } from "./Profiles.js"
 
@@ -204,7 +203,7 @@ export const NodeRuntimeLive = (config: RuntimeConfig): Layer.Layer<never, Start
       }))
   ).pipe(
     Layer.provideMerge(
-      NodeHttpServer.layer(() => createRuntimeHttpServer({ maxConnections: config.maxConnections }), {
+      RuntimeNodeHttpServerLive({ maxConnections: config.maxConnections }, {
         host: config.host,
         port: config.port
       }).pipe(

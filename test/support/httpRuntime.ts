@@ -1,12 +1,11 @@
 /** A real server on port 0 over `RuntimeLive`, and the derived client talking to it. */
-import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
 import * as HttpServer from "@effect/platform/HttpServer"
 import { Effect, Layer, Redacted } from "effect"
 
 import { RuntimeHttpClientLive, type RuntimeHttpOptions, RuntimeHttpServerLive } from "../../src/http/index.js"
 import { RuntimeLive, type RuntimeOptions } from "../../src/index.js"
-import { createRuntimeHttpServer } from "../../src/node/index.js"
+import { RuntimeNodeHttpServerLive } from "../../src/node/index.js"
 
 export const serverUrl = (address: HttpServer.Address) =>
   address._tag === "TcpAddress" ? `http://127.0.0.1:${address.port}` : `http://unix:${address.path}`
@@ -21,7 +20,7 @@ export const httpServer = (options: RuntimeOptions = {}, token?: string, server:
     ...server,
     token: token === undefined ? undefined : Redacted.make(token)
   }).pipe(
-    Layer.provideMerge(NodeHttpServer.layer(createRuntimeHttpServer, { port: 0, host: "127.0.0.1" })),
+    Layer.provideMerge(RuntimeNodeHttpServerLive({}, { port: 0, host: "127.0.0.1" })),
     Layer.provideMerge(RuntimeLive(options))
   )
 

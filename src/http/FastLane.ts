@@ -1,0 +1,107 @@
+/**
+ * A lane below the fiber for the hottest read: `GET /v1/workers/{workerId}`
+ * of a Worker held in memory. It is derived from the API's definition (the
+ * endpoint's method, path template and path schema), the guard's checks as a
+ * plain function and the Worker's cached JSON, and it answers only what
+ * HttpApi would answer 200 with the same bytes (test/FastLane.test.ts holds
+ * both side by side). Everything else (a refusal, a query, a body, a percent
+ * in the path, a Worker only in the store) falls through to HttpApi as if
+ * the lane were not there. docs/benchmarks.md has what it saves.
+ */
+import * as HttpApi from "@effect/platform/HttpApi"
+import * as Context from "effect/Context"
+import * as Option from "effect/Option"
+import * as Schema from "effect/Schema"
+import { type Worker, WorkerId } from "../Domain.js"
+import { RuntimeApi } from "./Api.js"
+import type { GuardView, Refusal } from "./Guard.js"
+import { workerJson } from "./Snapshots.js"
+
+/** What the lane reads of a request. */
+export interface LaneRequest extends Omit<GuardView, "path"> {
+  readonly method: string
+  /** The request target as sent: path and query. */
+  readonly url: string
+  /** Whether it announces a body (`Content-Length` other than 0, or `Transfer-Encoding`). */
+  readonly hasBody: boolean
+}
+
+/** A whole answer: the server writes it with `Content-Type` and `Content-Length`, as the platform does. */
+export interface LaneAnswer {
+  readonly status: number
+  readonly contentType: string
+  readonly body: string
+}
+
+/** Answers a request, or undefined to leave it to HttpApi. */
+export type FastLane = (request: LaneRequest) => LaneAnswer | undefined
+
+/**
+ * Where a server that can take a lane (src/node/HttpServer.ts) takes it:
+ * `install` gives back its removal. Without this service in context the
+ * HTTP layer serves everything through HttpApi.
+ */
+export class FastLaneSlot extends Context.Tag("worker-runtime/http/FastLaneSlot")<FastLaneSlot, {
+  readonly install: (lane: FastLane) => () => void
+}>() {}
+
+/** The `get` endpoint of the `workers` group, as the API defines it. */
+const getEndpoint = (() => {
+  let found:
+    | { readonly method: string; readonly segments: ReadonlyArray<string>; readonly template: string }
+    | undefined
+  HttpApi.reflect(RuntimeApi, {
+    onGroup: () => {},
+    onEndpoint: ({ endpoint, group }) => {
+      if (group.identifier === "workers" && endpoint.name === "get") {
+        const segments = endpoint.path.split("/")
+        found = {
+          method: endpoint.method,
+          segments,
+          template: segments.map((s) => (s.startsWith(":") ? `{${s.slice(1)}}` : s)).join("/")
+        }
+      }
+    }
+  })
+  return found
+})()
+
+/** The path parameter, by the schema the API decodes it with. */
+const decodeWorkerId = Schema.decodeOption(WorkerId)
+
+export interface WorkerLaneOptions {
+  readonly refusalOf: (view: GuardView) => Refusal | undefined
+  /** `RuntimeControl.peek`: the Worker when `Runtime.get` would answer it without waiting. */
+  readonly peek: (workerId: WorkerId) => Worker | undefined
+  /** Counts the answer as the request metrics do (method, route template, status, milliseconds). */
+  readonly record: (method: string, route: string, status: number, ms: number) => void
+}
+
+/** The lane for `GET /v1/workers/{workerId}`; undefined if the API has no such endpoint. */
+export const makeWorkerLane = (options: WorkerLaneOptions): FastLane | undefined => {
+  const endpoint = getEndpoint
+  if (endpoint === undefined) return undefined
+  const { method, segments, template } = endpoint
+  const param = segments.findIndex((segment) => segment.startsWith(":"))
+  const prefix = `${segments.slice(0, param).join("/")}/`
+  // Only a template whose one parameter ends it: `/v1/workers/:workerId`.
+  if (param !== segments.length - 1) return undefined
+  return (request) => {
+    const started = performance.now()
+    const { url } = request
+    if (request.method !== method || request.hasBody || !url.startsWith(prefix)) return undefined
+    const id = url.slice(prefix.length)
+    // A query, a further segment, or an escape: the router's business.
+    if (id === "" || id.includes("/") || id.includes("?") || id.includes("%") || id.includes("#")) return undefined
+    if (options.refusalOf({ path: url, header: request.header, hostHeaders: request.hostHeaders }) !== undefined) {
+      return undefined
+    }
+    const workerId = decodeWorkerId(id)
+    if (Option.isNone(workerId)) return undefined
+    const worker = options.peek(workerId.value)
+    if (worker === undefined) return undefined
+    const body = workerJson(worker)
+    options.record(method, template, 200, performance.now() - started)
+    return { status: 200, contentType: "application/json", body }
+  }
+}

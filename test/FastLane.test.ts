@@ -1,0 +1,200 @@
+/**
+ * The fast lane (src/http/FastLane.ts) answers what HttpApi would, byte for
+ * byte: every request here is sent twice on one server, with the lane and
+ * without it, and the two answers (all but their `Date`) must be equal. The
+ * lane must also really answer the hot read, and count it in the metrics.
+ */
+import * as HttpServer from "@effect/platform/HttpServer"
+import { describe, expect, it, layer } from "@effect/vitest"
+import { Effect, Layer, Metric, Redacted } from "effect"
+
+import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
+import type { FastLane } from "../src/http/FastLane.js"
+import { FastLaneSlot } from "../src/http/FastLane.js"
+import { RuntimeHttpServerLive } from "../src/http/index.js"
+import { makeMemoryStore, Runtime, RuntimeControl, RuntimeFromStore, RuntimeStore } from "../src/index.js"
+import * as Metrics from "../src/Metrics.js"
+import { createRuntimeHttpServer } from "../src/node/index.js"
+import { suiteProfiles } from "./support/engines.js"
+import { eventuallyLive } from "./support/eventually.js"
+import { serverUrl } from "./support/httpRuntime.js"
+import { rawSocket } from "./support/raw.js"
+
+const TOKEN = "lane-token"
+
+/**
+ * The server with a lane the test can take out and put back: the slot hands
+ * the HTTP layer's lane to the real server, and keeps it, with a count of
+ * the requests it answered.
+ */
+const makeLaneSwitch = () => {
+  const server = createRuntimeHttpServer()
+  let lane: FastLane | undefined = undefined
+  let uninstall: (() => void) | undefined = undefined
+  let answered = 0
+  const counting = (inner: FastLane): FastLane => (request) => {
+    const answer = inner(request)
+    if (answer !== undefined) answered++
+    return answer
+  }
+  return {
+    layer: Layer.merge(
+      NodeHttpServer.layer(() => server, { port: 0, host: "127.0.0.1" }),
+      Layer.succeed(FastLaneSlot, {
+        install: (installed) => {
+          lane = counting(installed)
+          uninstall = server.installLane(lane)
+          return () => uninstall?.()
+        }
+      })
+    ),
+    off: () => uninstall?.(),
+    on: () => {
+      if (lane !== undefined) uninstall = server.installLane(lane)
+    },
+    installed: () => lane !== undefined,
+    answered: () => answered
+  }
+}
+
+const lanes = makeLaneSwitch()
+
+const TestLayer = RuntimeHttpServerLive({ token: Redacted.make(TOKEN) }).pipe(
+  Layer.provideMerge(lanes.layer),
+  Layer.provideMerge(
+    RuntimeFromStore({ profiles: suiteProfiles, passivateAfterMs: 60_000 }).pipe(
+      Layer.provide(Layer.sync(RuntimeStore, makeMemoryStore))
+    )
+  )
+)
+
+const request = (method: string, path: string, headers: ReadonlyArray<string>, body = "") =>
+  [
+    `${method} ${path} HTTP/1.1`,
+    ...headers,
+    ...(body === "" ? [] : [`Content-Length: ${Buffer.byteLength(body)}`]),
+    "Connection: close",
+    "",
+    body
+  ].join("\r\n")
+
+/** The answer without its `Date` header, which differs from one second to the next. */
+const withoutDate = (answer: string) => answer.replace(/^date: .*\r\n/im, "")
+
+const both = (base: string, raw: string) =>
+  Effect.gen(function*() {
+    lanes.off()
+    const before = lanes.answered()
+    const viaApi = withoutDate(yield* rawSocket(base, raw))
+    lanes.on()
+    const viaLane = withoutDate(yield* rawSocket(base, raw))
+    return { viaApi, viaLane, laneAnswered: lanes.answered() > before }
+  })
+
+const bearer = `Authorization: Bearer ${TOKEN}`
+const host = "Host: 127.0.0.1"
+
+layer(TestLayer, { excludeTestServices: true })("fast lane", (it) => {
+  it.effect("answers GET of a Worker in memory with HttpApi's bytes, and leaves every other request to it", () =>
+    Effect.gen(function*() {
+      expect(lanes.installed()).toBe(true)
+      const runtime = yield* Runtime
+      const base = serverUrl((yield* HttpServer.HttpServer).address)
+      const active = yield* runtime.create({ metadata: { team: "ünïcode \"quoted\"" } })
+      // An input brings it into memory; its turn leaves it there, idle.
+      yield* runtime.input(active.id, { content: "hello" })
+      yield* eventuallyLive(runtime.get(active.id), (worker) => worker.status === "idle", "the turn ended")
+      const stored = yield* runtime.create({})
+      const stopped = yield* runtime.create({})
+      yield* runtime.input(stopped.id, { content: "x" })
+      yield* runtime.stop(stopped.id)
+
+      const path = `/v1/workers/${active.id}`
+      const hot = yield* both(base, request("GET", path, [host, bearer]))
+      expect(hot.viaLane).toBe(hot.viaApi)
+      expect(hot.viaApi).toMatch(/^HTTP\/1\.1 200 OK\r\n/)
+      expect(hot.laneAnswered).toBe(true)
+      const stoppedAnswer = yield* both(base, request("GET", `/v1/workers/${stopped.id}`, [host, bearer]))
+      expect(stoppedAnswer.viaLane).toBe(stoppedAnswer.viaApi)
+
+      // Each of these is HttpApi's to answer: the lane leaves it, and the bytes are the same.
+      const others: ReadonlyArray<readonly [string, string, RegExp]> = [
+        ["no token", request("GET", path, [host]), /^HTTP\/1\.1 401 /],
+        ["a wrong token", request("GET", path, [host, "Authorization: Bearer nope"]), /^HTTP\/1\.1 401 /],
+        ["another Host", request("GET", path, ["Host: evil.example", bearer]), /^HTTP\/1\.1 403 /],
+        ["two Hosts", request("GET", path, [host, host, bearer]), /^HTTP\/1\.1 400 /],
+        ["a browser", request("GET", path, [host, bearer, "Origin: http://127.0.0.1"]), /^HTTP\/1\.1 403 /],
+        ["Sec-Fetch-Site", request("GET", path, [host, bearer, "Sec-Fetch-Site: same-origin"]), /^HTTP\/1\.1 403 /],
+        ["a trailing slash", request("GET", `${path}/`, [host, bearer]), /^HTTP\/1\.1 404 /],
+        ["an unknown Worker", request("GET", "/v1/workers/nope", [host, bearer]), /^HTTP\/1\.1 404 /],
+        ["a Worker only in the store", request("GET", `/v1/workers/${stored.id}`, [host, bearer]), /^HTTP\/1\.1 200 /],
+        ["a query", request("GET", `${path}?x=1`, [host, bearer]), /^HTTP\/1\.1 200 /],
+        ["an escaped id", request("GET", `/v1/workers/%${active.id}`, [host, bearer]), /^HTTP\/1\.1 404 /],
+        ["HEAD", request("HEAD", path, [host, bearer]), /^HTTP\/1\.1 /],
+        ["POST", request("POST", path, [host, bearer]), /^HTTP\/1\.1 405 /],
+        ["a body", request("GET", path, [host, bearer, "Content-Type: application/json"], "{}"), /^HTTP\/1\.1 /],
+        ["the transcript", request("GET", `${path}/transcript`, [host, bearer]), /^HTTP\/1\.1 200 /]
+      ]
+      for (const [what, raw, status] of others) {
+        const answers = yield* both(base, raw)
+        expect(answers.viaLane, what).toBe(answers.viaApi)
+        expect(answers.viaApi, what).toMatch(status)
+        expect(answers.laneAnswered, what).toBe(false)
+      }
+      const control = yield* RuntimeControl
+      expect(control.peek?.(stored.id)).toBeUndefined()
+    }))
+
+  it.effect("counts what it answers in the request metrics, as HttpApi does", () =>
+    Effect.gen(function*() {
+      const runtime = yield* Runtime
+      const base = serverUrl((yield* HttpServer.HttpServer).address)
+      const worker = yield* runtime.create({})
+      yield* runtime.input(worker.id, { content: "hello" })
+      yield* eventuallyLive(runtime.get(worker.id), (w) => w.status === "idle", "the turn ended")
+      const counter = Metrics.requests.pipe(Metric.taggedWithLabels([
+        Metrics.label("route", "/v1/workers/{workerId}"),
+        Metrics.label("method", "GET"),
+        Metrics.label("status", "200")
+      ]))
+      const before = (yield* Metric.value(counter)).count
+      const answeredBefore = lanes.answered()
+      for (let i = 0; i < 5; i++) yield* rawSocket(base, request("GET", `/v1/workers/${worker.id}`, [host, bearer]))
+      expect(lanes.answered() - answeredBefore).toBe(5)
+      expect((yield* Metric.value(counter)).count - before).toBe(5)
+    }))
+})
+
+describe("fast lane: not taken", () => {
+  let installs = 0
+  // Each build gets layers of its own: a layer built once is reused by reference.
+  const slot = () =>
+    Layer.succeed(FastLaneSlot, {
+      install: () => {
+        installs++
+        return () => {}
+      }
+    })
+  const runtime = () =>
+    RuntimeFromStore({ profiles: suiteProfiles }).pipe(Layer.provide(Layer.sync(RuntimeStore, makeMemoryStore)))
+  const listen = () => NodeHttpServer.layer(createRuntimeHttpServer, { port: 0, host: "127.0.0.1" })
+  const installsWith = (
+    options: Parameters<typeof RuntimeHttpServerLive>[0],
+    below: Layer.Layer<Runtime | RuntimeControl | FastLaneSlot, unknown>
+  ) =>
+    Effect.gen(function*() {
+      const before = installs
+      yield* Layer.build(RuntimeHttpServerLive(options).pipe(Layer.provide(Layer.merge(below, listen()))))
+      return installs - before
+    })
+
+  it.scoped("with a slot and a Runtime that can peek, the lane is installed", () =>
+    Effect.gen(function*() {
+      expect(yield* installsWith({}, Layer.merge(slot(), runtime()))).toBe(1)
+    }))
+
+  it.scoped("with tracing, not", () =>
+    Effect.gen(function*() {
+      expect(yield* installsWith({ tracing: true }, Layer.merge(slot(), runtime()))).toBe(0)
+    }))
+})
