@@ -16,6 +16,7 @@ const e2e = [
   "test/Readme.test.ts",
   "test/ProcessEngine.test.ts",
   "test/PostgresCrash.test.ts",
+  "test/PostgresOutage.test.ts",
   "test/PostgresStore.test.ts",
   "test/Reliability.test.ts",
   "test/SqliteStore.test.ts"

@@ -231,6 +231,8 @@ describe("the worker-runtime bin", () => {
         [["--profiles", badProfile], {}, /broken/],
         [["--token-file", join(dir, "no-token")], {}, /no-token/],
         [["--max-workers", "0"], {}, /max-workers/],
+        [["--store-pool-size", "1"], {}, /--store-pool-size must be an integer >= 2, got 1/],
+        [[], { WORKER_RUNTIME_STORE_POOL_SIZE: "many" }, /WORKER_RUNTIME_STORE_POOL_SIZE/],
         [["--allowed-hosts", "*"], {}, /needs a token/],
         [[], { WORKER_RUNTIME_ALLOWED_HOSTS: "a.example,*" }, /needs a token/],
         [["--host", "app.localhost"], {}, /without a token/],

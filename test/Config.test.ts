@@ -3,13 +3,16 @@
  * for listening and for Host names (one definition, `src/Loopback.ts`), and
  * `--allowed-hosts *` refused at start without a token.
  */
+import * as CliConfig from "@effect/cli/CliConfig"
+import * as Options from "@effect/cli/Options"
+import * as NodeContext from "@effect/platform-node/NodeContext"
 import * as FileSystem from "@effect/platform/FileSystem"
 import { describe, expect, it } from "@effect/vitest"
 import { ConfigProvider, Duration, Effect, Either, Option } from "effect"
 
 import { hostAllowed, makeHostPolicy } from "../src/http/Hosts.js"
 import { isLoopbackBindHost, isLoopbackHostName } from "../src/Loopback.js"
-import { isLoopback, parseDuration, type RawOptions, resolveConfig, StartupError } from "../src/node/Config.js"
+import { isLoopback, options, parseDuration, type RawOptions, resolveConfig, StartupError } from "../src/node/Config.js"
 
 const DURATION_ERROR = /^--retain-stopped must be a duration such as 7d, 12h, 30m, 45s or 500ms, got /
 
@@ -97,6 +100,7 @@ const rawOptions = (overrides: Partial<RawOptions> = {}): RawOptions => ({
   runtimeId: Option.none(),
   displayName: Option.none(),
   store: "memory",
+  storePoolSize: 20,
   tokenFile: Option.none(),
   profiles: Option.none(),
   maxWorkers: 10,
@@ -150,5 +154,32 @@ describe("resolveConfig", () => {
       expect(config.retainStoppedMs).toEqual(Option.some(12 * 3_600_000))
       const error = yield* Effect.flip(resolve({ retainStopped: Option.some("12 hours") }))
       expect(error.message).toMatch(DURATION_ERROR)
+    }))
+
+  it.effect("takes --store-pool-size of 2 or more (one connection is the lock's), refuses less in one line", () =>
+    Effect.gen(function*() {
+      expect((yield* resolve({ storePoolSize: 3 })).storePoolSize).toBe(3)
+      expect((yield* resolve({ storePoolSize: 2 })).storePoolSize).toBe(2)
+      for (const storePoolSize of [1, 0, -5]) {
+        const error = yield* Effect.flip(resolve({ storePoolSize }))
+        expect(error, String(storePoolSize)).toBeInstanceOf(StartupError)
+        expect(error.message).toBe(`--store-pool-size must be an integer >= 2, got ${storePoolSize}`)
+      }
+    }))
+
+  it.effect("reads --store-pool-size from the flag, else WORKER_RUNTIME_STORE_POOL_SIZE, else 20", () =>
+    Effect.gen(function*() {
+      const parse = (args: ReadonlyArray<string>, env: Record<string, string> = {}) =>
+        Options.processCommandLine(options.storePoolSize, [...args], CliConfig.defaultConfig).pipe(
+          Effect.map(([, , value]) => value),
+          Effect.provide(NodeContext.layer),
+          Effect.withConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(env))))
+        )
+      expect(yield* parse([])).toBe(20)
+      expect(yield* parse(["--store-pool-size", "5"])).toBe(5)
+      expect(yield* parse([], { WORKER_RUNTIME_STORE_POOL_SIZE: "7" })).toBe(7)
+      expect(yield* parse(["--store-pool-size", "5"], { WORKER_RUNTIME_STORE_POOL_SIZE: "7" })).toBe(5)
+      expect(Either.isLeft(yield* Effect.either(parse(["--store-pool-size", "many"])))).toBe(true)
+      expect(Either.isLeft(yield* Effect.either(parse([], { WORKER_RUNTIME_STORE_POOL_SIZE: "many" })))).toBe(true)
     }))
 })

@@ -8,43 +8,37 @@
 import * as PgClient from "@effect/sql-pg/PgClient"
 import * as SqlClient from "@effect/sql/SqlClient"
 import { describe, expect, inject, it } from "@effect/vitest"
-import { Context, Effect, Exit, Layer, Redacted, Scope } from "effect"
-import { execFileSync } from "node:child_process"
+import { Context, Effect, Exit, Fiber, Layer, Redacted, Scope } from "effect"
 import { createServer } from "node:net"
 import { hostname } from "node:os"
-import { join } from "node:path"
 
-import * as Pg from "pg"
+import type * as Pg from "pg"
 
 import { Runtime, RuntimeFromStore, RuntimeStore, StoreError, Unavailable } from "../src/index.js"
 import { PostgresStoreLive, type PostgresStoreOptions } from "../src/postgres/index.js"
 import { makePostgresStore, readStatements } from "../src/postgres/PostgresStore.js"
-import { runBin, startBin } from "./support/bin.js"
+import { exitOf, runBin, startBin } from "./support/bin.js"
 import { busySuite } from "./support/busySuite.js"
 import { suiteProfiles } from "./support/engines.js"
 import { eventuallyLive } from "./support/eventually.js"
 import { followSuite } from "./support/followSuite.js"
 import { lifecycleSuite } from "./support/lifecycleSuite.js"
-import { projectRoot } from "./support/packed.js"
+import {
+  createSchema,
+  freshUrl as freshUrlOn,
+  pgScript,
+  pgScriptAsync,
+  schemaOf,
+  withClient
+} from "./support/postgres.js"
+import { raw } from "./support/raw.js"
 import { runtimeSuite } from "./support/runtimeSuite.js"
 import { storeSuite, wid, worker } from "./support/storeSuite.js"
 
 const serverUrl = inject("postgresUrl")
 
-let places = 0
-/** A URL whose connections work in a schema of their own; the schema is created when first opened. */
-const freshUrl = () => {
-  const url = new URL(serverUrl)
-  url.searchParams.set("options", `-c search_path=place_${process.pid}_${++places}`)
-  return url.toString()
-}
-
-const withAdmin = <A>(f: (client: Pg.Client) => Promise<A>): Promise<A> => {
-  const client = new Pg.Client({ connectionString: serverUrl })
-  return client.connect().then(() => f(client)).finally(() => client.end())
-}
-
-const schemaOf = (url: string) => new URL(url).searchParams.get("options")?.split("=")[1] ?? "public"
+const freshUrl = () => freshUrlOn(serverUrl)
+const withAdmin = <A>(f: (client: Pg.Client) => Promise<A>): Promise<A> => withClient(serverUrl, f)
 
 /** The store on `url`, its schema created first. */
 const storeOn = (url: string, options: Omit<PostgresStoreOptions, "url"> = {}) =>
@@ -326,9 +320,6 @@ const withPassword = (url: string) => {
   return parsed.toString()
 }
 
-const createSchema = (url: string) =>
-  Effect.promise(() => withAdmin((admin) => admin.query(`CREATE SCHEMA IF NOT EXISTS ${schemaOf(url)}`)))
-
 describe("postgres store: the bin", () => {
   it.scopedLive("--store postgres://…: reports the store, masks the password, refuses a second runtime and bad URLs", () =>
     Effect.gen(function*() {
@@ -356,14 +347,73 @@ describe("postgres store: the bin", () => {
       expect(malformed.output.split("\n").filter((line) => line.startsWith("worker-runtime:"))).toHaveLength(1)
       expect(malformed.output).not.toMatch(/\n\s+at /)
     }))
+
+  it.scopedLive("--store-pool-size 3: at most 3 connections however many requests wait, and every one answered", () =>
+    Effect.gen(function*() {
+      const url = freshUrl()
+      yield* createSchema(url)
+      const bin = yield* startBin(["--store", url, "--store-pool-size", "3"])
+      // The runtime's connections, by the name it gives them (src/postgres/PostgresStore.ts).
+      const name = `worker-runtime on host ${hostname()} pid ${bin.child.pid}`.slice(0, 63)
+      const connections = Effect.promise(() =>
+        withAdmin((admin) =>
+          admin.query<{ n: number }>("SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = $1", [
+            name
+          ])
+        )
+      ).pipe(Effect.map((result) => result.rows[0]?.n ?? 0))
+      const workers = yield* Effect.forEach(
+        Array.from({ length: 8 }),
+        () =>
+          Effect.map(raw(bin.url, "/v1/workers", { method: "POST", body: {} }), (r) => (r.json as { id: string }).id),
+        { concurrency: 4 }
+      )
+      const statuses = new Set<number>()
+      let stop = false
+      // Reads and writes, 48 at a time: far more than 2 statement connections can serve at once.
+      const load = yield* Effect.fork(Effect.forEach(
+        Array.from({ length: 48 }, (_, i) => i),
+        (i) =>
+          Effect.gen(function*() {
+            const id = workers[i % workers.length]!
+            while (!stop) {
+              const response = i % 3 === 0
+                ? yield* raw(bin.url, `/v1/workers/${id}/input`, {
+                  method: "POST",
+                  body: { content: `c${i}`, ifBusy: "enqueue" }
+                })
+                : i % 3 === 1
+                ? yield* raw(bin.url, `/v1/workers/${id}/transcript?limit=100`)
+                : yield* raw(bin.url, "/v1/workers?limit=100")
+              statuses.add(response.status)
+            }
+          }),
+        { concurrency: "unbounded", discard: true }
+      ))
+      let most = 0
+      let samples = 0
+      // Sampled while the load runs: it reaches the limit, and 50 samples later it has never passed it.
+      yield* eventuallyLive(
+        connections,
+        (count) => {
+          most = Math.max(most, count)
+          if (most >= 3) samples++
+          return samples >= 50
+        },
+        "50 samples of the connections once the pool is full",
+        { everyMs: 5 }
+      )
+      stop = true
+      yield* Fiber.join(load)
+      expect(most).toBe(3)
+      expect([...statuses].filter((status) => status >= 300)).toEqual([])
+    }))
 })
 
 // --- the server going away ------------------------------------------------------------
 // Last in the file: it stops the one server the file shares.
 
-const script = join(projectRoot, "scripts", "postgres.sh")
-const server = (command: "halt" | "resume") =>
-  Effect.try(() => execFileSync("bash", [script, command, inject("postgresDir")], { stdio: "inherit" }))
+const server = (command: "halt" | "resume") => pgScript(command, inject("postgresDir"))
 
 describe("postgres store: the server stopped and started under a running runtime", () => {
   it.live("answers Unavailable meanwhile, and serves again without a restart", () =>
@@ -429,5 +479,88 @@ describe("postgres store: the server stopped and started under a running runtime
       yield* server("resume")
       yield* eventuallyLive(Effect.promise(readyz), (status) => status === 200, "/readyz 200 once the server is back")
       expect((yield* Effect.promise(create)).status).toBe(201)
+    }).pipe(Effect.ensuring(Effect.ignore(server("resume")))))
+
+  it.scopedLive("under load: 503 with Retry-After meanwhile, never a 500, every 2xx kept, serving again unrestarted", () =>
+    Effect.gen(function*() {
+      const url = freshUrl()
+      yield* createSchema(url)
+      const bin = yield* startBin(["--store", url])
+      const workers = yield* Effect.forEach(
+        Array.from({ length: 8 }),
+        () =>
+          Effect.map(raw(bin.url, "/v1/workers", { method: "POST", body: {} }), (r) => (r.json as { id: string }).id),
+        { concurrency: 4 }
+      )
+      const created = [...workers]
+      const acknowledged: Array<{ readonly workerId: string; readonly entry: { readonly seq: number } }> = []
+      const statuses = new Map<number, number>()
+      let withoutRetryAfter = 0
+      let stop = false
+      const record = (status: number, headers: Headers) => {
+        statuses.set(status, (statuses.get(status) ?? 0) + 1)
+        if (status === 503 && !(Number(headers.get("retry-after")) > 0)) withoutRetryAfter++
+        // What a Backend does with a 503: come back later (here: soon).
+        return status === 503 ? Effect.sleep("20 millis") : Effect.void
+      }
+      const inputs = Effect.forEach(workers, (workerId) =>
+        Effect.gen(function*() {
+          for (let round = 0; !stop; round++) {
+            const response = yield* raw(bin.url, `/v1/workers/${workerId}/input`, {
+              method: "POST",
+              body: { content: `${workerId} ${round}` }
+            })
+            if (response.status === 202) {
+              acknowledged.push({ workerId, entry: (response.json as { entry: { seq: number } }).entry })
+            }
+            yield* record(response.status, response.headers)
+          }
+        }), { concurrency: "unbounded", discard: true })
+      const creates = Effect.gen(function*() {
+        while (!stop) {
+          const response = yield* raw(bin.url, "/v1/workers", { method: "POST", body: {} })
+          if (response.status === 201) created.push((response.json as { id: string }).id)
+          yield* record(response.status, response.headers)
+        }
+      })
+      const load = yield* Effect.fork(Effect.all([inputs, creates], { concurrency: "unbounded", discard: true }))
+      const count = (status: number) => Effect.sync(() => statuses.get(status) ?? 0)
+      yield* eventuallyLive(Effect.sync(() => acknowledged.length), (n) => n >= 100, "100 inputs acknowledged")
+
+      yield* pgScriptAsync("halt", inject("postgresDir"))
+      yield* eventuallyLive(count(503), (n) => n >= 20, "20 answers 503 while the server is down")
+      expect((yield* raw(bin.url, "/readyz")).status).toBe(503)
+      yield* pgScriptAsync("resume", inject("postgresDir"))
+      const before = acknowledged.length
+      yield* eventuallyLive(
+        Effect.sync(() => acknowledged.length),
+        (n) => n >= before + 100,
+        "100 more inputs acknowledged once the server is back"
+      )
+      stop = true
+      yield* Fiber.join(load)
+
+      expect([...statuses.keys()].filter((status) => status >= 500 && status !== 503)).toEqual([])
+      expect([...statuses.keys()].filter((status) => ![201, 202, 409, 503].includes(status))).toEqual([])
+      expect(withoutRetryAfter).toBe(0)
+      expect((yield* raw(bin.url, "/readyz")).status).toBe(200)
+
+      // Every 2xx is in the store: read by a new process.
+      bin.child.kill("SIGTERM")
+      expect(yield* exitOf(bin)).toBe(0)
+      const next = yield* startBin(["--store", url])
+      const listed = (yield* raw(next.url, "/v1/workers?limit=1000")).json as { workers: Array<{ id: string }> }
+      expect(listed.workers.map((worker) => worker.id).sort()).toEqual([...created].sort())
+      const transcripts = new Map<string, Array<{ seq: number }>>()
+      for (const workerId of workers) {
+        const page = (yield* raw(next.url, `/v1/workers/${workerId}/transcript?limit=1000`)).json as {
+          entries: Array<{ seq: number }>
+        }
+        expect(page.entries.map((entry) => entry.seq)).toEqual(page.entries.map((_, i) => i + 1))
+        transcripts.set(workerId, page.entries)
+      }
+      for (const { entry, workerId } of acknowledged) {
+        expect(transcripts.get(workerId)?.[entry.seq - 1], `${workerId} seq ${entry.seq}`).toEqual(entry)
+      }
     }).pipe(Effect.ensuring(Effect.ignore(server("resume")))))
 })

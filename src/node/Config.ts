@@ -26,6 +26,13 @@ import {
 } from "../RuntimeOptions.js"
 import { DEFAULT_MAX_CONNECTIONS } from "./HttpServer.js"
 
+/**
+ * `--store-pool-size`: the connections a runtime opens to PostgreSQL, one of
+ * which holds its lock (docs/configuration.md); the rest run statements.
+ */
+export const DEFAULT_STORE_POOL_SIZE = 20
+const MIN_STORE_POOL_SIZE = 2
+
 /** The process cannot start as configured; the message says why. */
 export class StartupError extends Schema.TaggedError<StartupError>()("StartupError", {
   message: Schema.String
@@ -43,6 +50,8 @@ export interface RuntimeConfig {
   readonly runtimeId: Option.Option<string>
   readonly displayName: Option.Option<string>
   readonly store: StoreSpec
+  /** Connections a PostgreSQL store opens at most, its lock's included. */
+  readonly storePoolSize: number
   readonly token: Option.Option<Redacted.Redacted<string>>
   readonly profilesPath: Option.Option<string>
   readonly logLevel: LogLevel.LogLevel
@@ -162,7 +171,7 @@ export const options = {
     )
   ),
   port: Options.integer("port").pipe(
-    withEnvOrDefault("WORKER_RUNTIME_PORT", Config.integer, 8787, "Port to listen on, 0 for any free one.")
+    withEnvOrDefault("WORKER_RUNTIME_PORT", Config.integer, 8787, "Port to listen on (0: any).")
   ),
   runtimeId: Options.text("runtime-id").pipe(
     withEnvOrNone(
@@ -176,8 +185,8 @@ export const options = {
     withEnvOrNone(
       "WORKER_RUNTIME_NAME",
       Config.string,
-      "Human-readable name reported in /v1/runtime.",
-      "none (displayName is null)"
+      "Name in /v1/runtime.",
+      "none"
     )
   ),
   store: Options.text("store").pipe(
@@ -186,6 +195,14 @@ export const options = {
       Config.string,
       "memory",
       "Where Workers and transcripts are kept: memory, sqlite:<path> or postgres://…"
+    )
+  ),
+  storePoolSize: Options.integer("store-pool-size").pipe(
+    withEnvOrDefault(
+      "WORKER_RUNTIME_STORE_POOL_SIZE",
+      Config.integer,
+      DEFAULT_STORE_POOL_SIZE,
+      "PostgreSQL only: connections opened at most, one of them holding the lock."
     )
   ),
   tokenFile: Options.text("token-file").pipe(
@@ -428,6 +445,7 @@ export const resolveConfig = (raw: RawOptions): Effect.Effect<RuntimeConfig, Sta
       runtimeId: Option.filter(raw.runtimeId, (id) => id !== ""),
       displayName: raw.displayName,
       store,
+      storePoolSize: yield* integerAtLeast("store-pool-size", raw.storePoolSize, MIN_STORE_POOL_SIZE),
       token,
       profilesPath: raw.profiles,
       logLevel: logLevels[raw.logLevel],

@@ -51,7 +51,7 @@ const sqliteStore = (filename: string): Layer.Layer<RuntimeStore, StartupError> 
  * The PostgreSQL store, likewise imported only when asked for. Its messages
  * show the URL with the password masked.
  */
-const postgresStore = (url: string): Layer.Layer<RuntimeStore, StartupError> =>
+const postgresStore = (url: string, poolSize: number): Layer.Layer<RuntimeStore, StartupError> =>
   Layer.unwrapEffect(
     Effect.tryPromise({
       try: () => import("../postgres/PostgresStore.js"),
@@ -63,29 +63,31 @@ const postgresStore = (url: string): Layer.Layer<RuntimeStore, StartupError> =>
         })
     }).pipe(
       Effect.map(({ PostgresStoreLive }) =>
-        PostgresStoreLive({ url }).pipe(Layer.mapError((error) => new StartupError({ message: error.message })))
+        PostgresStoreLive({ url, poolSize }).pipe(
+          Layer.mapError((error) => new StartupError({ message: error.message }))
+        )
       )
     )
   )
 
-const storeOf = (spec: StoreSpec): Layer.Layer<RuntimeStore, StartupError> => {
+const storeOf = (spec: StoreSpec, poolSize: number): Layer.Layer<RuntimeStore, StartupError> => {
   switch (spec._tag) {
     case "memory":
       return MemoryStoreLive()
     case "sqlite":
       return sqliteStore(spec.filename)
     case "postgres":
-      return postgresStore(spec.url)
+      return postgresStore(spec.url, poolSize)
   }
 }
 
 /** The configured store; its close is logged (its finalizer runs after the store's own). */
-const storeLayer = (spec: StoreSpec): Layer.Layer<RuntimeStore, StartupError> =>
+const storeLayer = (spec: StoreSpec, poolSize: number): Layer.Layer<RuntimeStore, StartupError> =>
   Layer.scoped(
     RuntimeStore,
     Effect.gen(function*() {
       yield* Effect.addFinalizer(() => Effect.logInfo("store closed").pipe(Effect.annotateLogs({ store: spec._tag })))
-      const context = yield* Layer.build(storeOf(spec))
+      const context = yield* Layer.build(storeOf(spec, poolSize))
       return Context.get(context, RuntimeStore)
     })
   )
@@ -116,7 +118,7 @@ export const RuntimeFromConfigLive = (config: RuntimeConfig) =>
         passivateAfterMs: config.passivateAfterMs
       }).pipe(
         Layer.mapError((error) => new StartupError({ message: error.message })),
-        Layer.provide(storeLayer(config.store))
+        Layer.provide(storeLayer(config.store, config.storePoolSize))
       )
     })
   ).pipe(Layer.provide([NodeFileSystem.layer, NodeCommandExecutor.layer.pipe(Layer.provide(NodeFileSystem.layer))]))

@@ -33,20 +33,38 @@ export { maskUrl } from "./Url.js"
 const MIN_SERVER_VERSION = 14
 /** The first key of the one-runtime advisory lock ("WRKR"); the second is the database and schema's hash. */
 const LOCK_CLASS = 0x57524b52
+/** Connections opened at most by default, the lock's included (`--store-pool-size`). */
+const DEFAULT_POOL_SIZE = 20
 /** How often a lost lock connection is retried. */
 const RELOCK_MS = 1000
+/**
+ * How often the lock's connection asks the server whether it answers, and
+ * how long it waits: a hung server (stopped, out of memory, a network that
+ * drops packets) is noticed within their sum, well inside the 30 s in which
+ * /readyz must say so (docs/operations.md).
+ */
+const PING_EVERY_MS = 3000
+const PING_TIMEOUT_MS = 10_000
 
 export interface PostgresStoreOptions {
   /** `postgres://user:password@host:port/database` (or `postgresql://`); the password may come from `PGPASSWORD`. */
   readonly url: string
-  /** Connections in the pool (default 20), besides the one holding the lock. */
+  /**
+   * Connections the store opens at most (default 20, at least 2): one holds
+   * the lock, the others run statements.
+   */
   readonly poolSize?: number | undefined
   /**
    * How long to wait for a connection (default 10 s): at start for the
    * server to answer at all, later for a connection from the pool.
    */
   readonly connectTimeoutMs?: number | undefined
-  /** How long one statement may take before it fails (default 30 s): a hung server does not hang requests. */
+  /**
+   * How long one statement may take before it fails (default 10 s): a
+   * transaction's first statement and its rollback, or the wait for a
+   * connection and a statement, stay under a client's 30 s, so that a hung
+   * server answers requests 503 rather than hanging them.
+   */
   readonly queryTimeoutMs?: number | undefined
 }
 
@@ -158,6 +176,32 @@ const typeParser: Pg.CustomTypesConfig["getTypeParser"] = (oid: number, format?:
 /** This process, as other runtimes see it in `pg_stat_activity` (at most 63 bytes). */
 const applicationName = (): string => `worker-runtime on host ${hostname()} pid ${process.pid}`.slice(0, 63)
 
+/**
+ * A pool that refuses connections at once while `refusal` says why: the
+ * statements of a store whose server hangs fail now, not after their timeout.
+ */
+class GuardedPool extends Pg.Pool {
+  constructor(config: Pg.PoolConfig, private readonly refusal: () => string | undefined) {
+    super(config)
+  }
+  override connect(): Promise<Pg.PoolClient>
+  override connect(
+    callback: (error: Error | undefined, client: Pg.PoolClient | undefined, done: (release?: unknown) => void) => void
+  ): void
+  override connect(
+    callback?: (error: Error | undefined, client: Pg.PoolClient | undefined, done: (release?: unknown) => void) => void
+  ): Promise<Pg.PoolClient> | void {
+    const refused = this.refusal()
+    if (refused !== undefined) {
+      const error = new Error(refused)
+      if (callback === undefined) return Promise.reject(error)
+      process.nextTick(() => callback(error, undefined, () => {}))
+      return
+    }
+    return callback === undefined ? super.connect() : super.connect(callback)
+  }
+}
+
 // --- the store --------------------------------------------------------------------
 
 const decodeVersion = Schema.decodeUnknown(
@@ -215,16 +259,22 @@ export const makePostgresStore = (
       // `bytea` (contents, reasons: src/postgres/Migrations.ts) read back as the UTF-8 text it holds.
       types: { getTypeParser: typeParser },
       connectionString: options.url,
-      max: options.poolSize ?? 20,
+      // One connection of the size is the lock's (below).
+      max: Math.max(1, (options.poolSize ?? DEFAULT_POOL_SIZE) - 1),
       connectionTimeoutMillis: connectTimeoutMs,
       idleTimeoutMillis: 30_000,
-      query_timeout: options.queryTimeoutMs ?? 30_000,
+      query_timeout: options.queryTimeoutMs ?? 10_000,
       keepAlive: true,
       application_name: applicationName()
     }
+    // Why the server cannot be used now (it does not answer), if it cannot.
+    let unreachable: string | undefined
     const pool = yield* Effect.acquireRelease(
       Effect.sync(() => {
-        const created = new Pg.Pool(config)
+        const created = new GuardedPool(
+          config,
+          () => (unreachable === undefined ? undefined : "the server does not answer")
+        )
         // An idle connection the server closed (a restart): the pool drops it; nothing to do.
         created.on("error", () => {})
         return created
@@ -292,6 +342,8 @@ export const makePostgresStore = (
       }
       lockClient = client
       lockHeld = true
+      // A connection just made and locked: the server answers.
+      unreachable = undefined
       return { _tag: "Held" as const }
     })
     const first = yield* Effect.mapError(takeLock, (why) => openError(`cannot take its lock (${why})`))
@@ -328,6 +380,34 @@ export const makePostgresStore = (
         Schedule.spaced(Duration.millis(RELOCK_MS))
       ).pipe(Effect.withClock(Clock.make()))
     )
+    // A server that hangs keeps its connections open: only asking notices it.
+    // Meanwhile statements fail at once instead of waiting out their timeout.
+    yield* Effect.forkScoped(
+      Effect.repeat(
+        Effect.suspend(() => {
+          const client = lockClient
+          if (!lockHeld || client === undefined) return Effect.void
+          return Effect.tryPromise({
+            try: () => client.query({ text: "SELECT 1", query_timeout: PING_TIMEOUT_MS }),
+            catch: (error) => storeMessage(error)
+          }).pipe(
+            Effect.matchEffect({
+              onFailure: (why) => {
+                if (unreachable !== undefined || client !== lockClient || !lockHeld) return Effect.void
+                unreachable = `${label}: the server does not answer (${why})`
+                return Effect.logError(unreachable)
+              },
+              onSuccess: () => {
+                if (unreachable === undefined) return Effect.void
+                unreachable = undefined
+                return Effect.logInfo(`the ${label} answers again`)
+              }
+            })
+          )
+        }),
+        Schedule.spaced(Duration.millis(PING_EVERY_MS))
+      ).pipe(Effect.withClock(Clock.make()))
+    )
 
     const client = yield* Layer.build(PgClient.layerFromPool({
       acquire: Effect.succeed(pool),
@@ -355,6 +435,8 @@ export const makePostgresStore = (
       beforeWrite: Effect.suspend(() =>
         lockTaken !== undefined
           ? Effect.fail(new StoreError({ message: lockTaken }))
+          : unreachable !== undefined
+          ? Effect.fail(new StoreError({ message: unreachable }))
           : lockHeld
           ? Effect.void
           : Effect.fail(
@@ -363,6 +445,7 @@ export const makePostgresStore = (
       ),
       // Also while the lock is being taken again: not ready until writes can succeed.
       failure: () =>
-        lockTaken ?? (lockHeld ? undefined : `${label}: the server is unreachable (its lock is being taken again)`)
+        lockTaken ?? unreachable ??
+          (lockHeld ? undefined : `${label}: the server is unreachable (its lock is being taken again)`)
     }).pipe(Effect.provide(client))
   })

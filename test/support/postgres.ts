@@ -5,7 +5,8 @@
  * restart one.
  */
 import { execFile, execFileSync } from "node:child_process"
-import { mkdtempSync } from "node:fs"
+import { mkdtempSync, readFileSync } from "node:fs"
+import { createServer } from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 
@@ -54,17 +55,35 @@ export const pgScriptAsync = (command: "halt" | "resume", dir: string) =>
     execFile("bash", [script, command, dir], (error) => resume(error === null ? Effect.void : Effect.fail(error)))
   })
 
+/** A loopback port nothing listens on now. */
+export const freePort = Effect.promise(() =>
+  new Promise<number>((resolve) => {
+    const server = createServer().listen(0, "127.0.0.1", () => {
+      const address = server.address()
+      server.close(() => resolve(typeof address === "object" && address !== null ? address.port : 0))
+    })
+  })
+)
+
 /**
- * A PostgreSQL server of the scope's own on `port`, stopped (and its
- * directory removed) when the scope closes: for tests that hang or restart
- * a server, which others must not share.
+ * A PostgreSQL server of the scope's own, stopped (and its directory
+ * removed) when the scope closes: for tests that hang or restart a server,
+ * which others must not share.
  */
-export const dedicatedServer = (port: number) =>
-  Effect.acquireRelease(
-    Effect.gen(function*() {
-      const dir = mkdtempSync(join(tmpdir(), "worker-runtime-pg-own-"))
-      const url = yield* pgScript("start", dir, port)
-      return { dir, url }
-    }),
-    ({ dir }) => Effect.ignore(pgScript("stop", dir))
-  )
+export const dedicatedServer = Effect.acquireRelease(
+  Effect.gen(function*() {
+    const dir = mkdtempSync(join(tmpdir(), "worker-runtime-pg-own-"))
+    const url = yield* pgScript("start", dir, yield* freePort)
+    return { dir, url }
+  }),
+  ({ dir }) => Effect.ignore(pgScript("stop", dir))
+)
+
+/** The server's processes: the postmaster (from its pid file) and its children, the backends among them. */
+export const serverPids = (dir: string) =>
+  Effect.try(() => {
+    const postmaster = Number(readFileSync(join(dir, "data", "postmaster.pid"), "utf8").split("\n")[0])
+    const children = execFileSync("ps", ["-o", "pid=", "--ppid", String(postmaster)]).toString()
+      .split("\n").map((line) => Number(line.trim())).filter((pid) => pid > 0)
+    return [postmaster, ...children]
+  })
