@@ -166,6 +166,15 @@ export const TurnStatus = Schema.Literal("running", "completed", "failed", "canc
   .annotations({ identifier: "TurnStatus", description: "running, or the turn's outcome" })
 export type TurnStatus = typeof TurnStatus.Type
 
+export const TokenUsage = Schema.Struct({
+  inputTokens: NonNegativeInt.annotations({ description: "Tokens the model read (the prompt)" }),
+  outputTokens: NonNegativeInt.annotations({ description: "Tokens the model wrote" })
+}).annotations({
+  identifier: "TokenUsage",
+  description: "Tokens a model turn used, as the model's server reported them"
+})
+export type TokenUsage = typeof TokenUsage.Type
+
 export const Turn = Schema.Struct({
   workerId: WorkerId,
   turn: PositiveInt.annotations({ description: "The turn's number, 1 for the first" }),
@@ -176,6 +185,10 @@ export const Turn = Schema.Struct({
   endedAt: Schema.NullOr(Timestamp).annotations({ description: "null while it runs" }),
   reason: Schema.NullOr(Schema.String).annotations({
     description: "Why it ended as it did (a failure, a cancel reason); null while it runs or when it completed"
+  }),
+  usage: Schema.NullOr(TokenUsage).annotations({
+    description: "The tokens a model engine reported for the turn; null while it runs, when the engine does not " +
+      "report them, or when the turn ended before the model's server said"
   })
 }).annotations({
   identifier: "Turn",
@@ -188,15 +201,25 @@ export const Turn = Schema.Struct({
     lastSeq: 3,
     startedAt: "2026-11-24T12:00:00.500Z",
     endedAt: "2026-11-24T12:00:01.000Z",
-    reason: null
+    reason: null,
+    usage: { inputTokens: 12, outputTokens: 30 }
   }]
 })
 export type Turn = typeof Turn.Type
 
 export const WorkerEvent = Schema.Union(
   Schema.Struct({ type: Schema.Literal("worker"), worker: Worker }),
-  Schema.Struct({ type: Schema.Literal("entry"), entry: TranscriptEntry })
-).annotations({ identifier: "WorkerEvent", description: "The Worker as it is now, or a new transcript entry" })
+  Schema.Struct({ type: Schema.Literal("entry"), entry: TranscriptEntry }),
+  Schema.Struct({
+    type: Schema.Literal("delta"),
+    turn: PositiveInt.annotations({ description: "The turn the text belongs to" }),
+    text: Schema.String.annotations({ description: "The next piece of the model's text" })
+  })
+).annotations({
+  identifier: "WorkerEvent",
+  description: "The Worker as it is now, a new transcript entry, or a piece of a model's text as it streams " +
+    "(live only: never stored, not replayed)"
+})
 export type WorkerEvent = typeof WorkerEvent.Type
 
 export const TranscriptPage = Schema.Struct({

@@ -4,7 +4,10 @@
  * reads the Worker, in the same synchronous step, so every commit after that
  * read reaches its buffer and every entry before it is in the store: no gap.
  * Entries it already emitted are skipped by seq: no duplicate. A follower that
- * falls behind its bounded buffer catches up from the store by seq.
+ * falls behind its bounded buffer catches up from the store by seq. Deltas
+ * (model text as it streams) are live only: a follower gets those published
+ * after it registered, and one that falls behind loses those it dropped (the
+ * turn's `worker` entry holds their text).
  */
 import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
@@ -93,6 +96,8 @@ export const followWorker = <E>(
           if (event.type === "entry") {
             if (event.entry.seq <= delivered) continue
             delivered = event.entry.seq
+            out.push(event)
+          } else if (event.type === "delta") {
             out.push(event)
           } else {
             out.push(event)

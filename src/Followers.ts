@@ -20,7 +20,7 @@ export const LIVE_BUFFER_CHARS = 1024 * 1024
 /** One follower of a Worker. */
 export interface Listener {
   readonly events: Array<WorkerEvent>
-  /** Entry content in `events`, in UTF-16 code units. */
+  /** Entry content and delta text in `events`, in UTF-16 code units. */
   chars: number
   /** It fell behind: the buffer was dropped; catch up from the store. */
   overflowed: boolean
@@ -42,7 +42,10 @@ export const makeListener = (): Listener => ({
 export const publish = (listeners: ReadonlySet<Listener> | undefined, events: ReadonlyArray<WorkerEvent>) => {
   if (listeners === undefined || events.length === 0) return
   let chars = 0
-  for (const event of events) if (event.type === "entry") chars += event.entry.content.length
+  for (const event of events) {
+    if (event.type === "entry") chars += event.entry.content.length
+    else if (event.type === "delta") chars += event.text.length
+  }
   for (const listener of listeners) {
     if (listener.overflowed) continue
     if (

@@ -30,6 +30,10 @@ export const storeCommitDuration = Metric.histogram(
   MetricBoundaries.exponential({ start: 0.0001, factor: 2, count: 18 }),
   "How long a store commit took, from the call to its answer"
 )
+export const modelTokens = Metric.counter("worker_runtime_model_tokens_total", {
+  description: "Tokens of model turns, by profile and direction (input, output), as the model's server reported them",
+  incremental: true
+})
 export const eventStreams = Metric.gauge("worker_runtime_event_streams", { description: "Open event streams" })
 export const childProcesses = Metric.gauge("worker_runtime_child_processes", {
   description: "Child processes of the process engine not yet gone"

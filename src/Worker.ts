@@ -11,6 +11,7 @@ import type {
   IfBusy,
   InputAccepted,
   InputKind,
+  TokenUsage,
   TranscriptEntry,
   Turn,
   TurnOutcome,
@@ -82,6 +83,8 @@ export interface Context {
   readonly maxQueuedBytes: number
   /** The running turn's output no commit took yet (it is recorded before the turn's end). */
   readonly pending: ReadonlyArray<string>
+  /** The tokens the running turn's engine reported so far, if it did (recorded on the turn when it ends). */
+  readonly usage?: TokenUsage | undefined
   /** The content of the queue's head, when the queue is not empty (a queued turn may start). */
   readonly headContent: string | undefined
 }
@@ -183,7 +186,8 @@ const transition = (state: WorkerState, change: Transition, context: Context) =>
         status: change.end.outcome,
         lastSeq: entry.seq,
         endedAt: at,
-        reason: change.end.reason ?? null
+        reason: change.end.reason ?? null,
+        usage: context.usage ?? state.latest.usage
       }
       turns.push(closed)
     }
@@ -218,7 +222,8 @@ const transition = (state: WorkerState, change: Transition, context: Context) =>
       lastSeq: started.seq,
       startedAt: at,
       endedAt: null,
-      reason: null
+      reason: null,
+      usage: null
     }
     turns.push(latest)
     worker = { ...current, ...patch, status: "busy", turn, lastSeq: seq, updatedAt: at, queued: queue.length }

@@ -15,7 +15,7 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import type * as Either from "effect/Either"
 import type * as Fiber from "effect/Fiber"
-import type { TranscriptEntry, Turn, Worker, WorkerStatus } from "./Domain.js"
+import type { TokenUsage, TranscriptEntry, Turn, Worker, WorkerEvent, WorkerStatus } from "./Domain.js"
 import type { Unavailable } from "./Errors.js"
 import { UnknownWorker } from "./Errors.js"
 import { endListener, type Listener, makeListener, publish } from "./Followers.js"
@@ -35,10 +35,24 @@ import {
   type TurnInput,
   type WorkerState
 } from "./Worker.js"
-import { failureReason, forEachChunkInFiber, type TurnContext, TurnFailed, type WorkerEngine } from "./WorkerEngine.js"
+import {
+  failureReason,
+  forEachChunkInFiber,
+  type TurnContext,
+  TurnFailed,
+  type TurnOutput,
+  type WorkerEngine
+} from "./WorkerEngine.js"
 
 /** Lines a turn may have waiting for a commit before the engine's stream is pulled again. */
 const OUTPUT_HIGH_WATER = 4096
+
+/** A model turn's tokens, by profile and direction. */
+const countTokens = (profile: string, usage: TokenUsage) => {
+  const by = Metrics.label("profile", profile)
+  Metrics.modelTokens.unsafeUpdate(usage.inputTokens, [by, Metrics.label("direction", "input")])
+  Metrics.modelTokens.unsafeUpdate(usage.outputTokens, [by, Metrics.label("direction", "output")])
+}
 
 export const nowIso = Effect.map(Clock.currentTimeMillis, (ms) => new Date(ms).toISOString())
 
@@ -73,10 +87,14 @@ export interface ActorEnv {
   readonly streamsClosed: () => boolean
 }
 
-/** Lines a turn emitted that are not committed yet. */
+/** Output a turn emitted that is not committed yet. */
 interface OutputBuffer {
   readonly turn: number
   readonly lines: Array<string>
+  /** Model text since the last line: one `worker` entry when a line comes or the turn ends. */
+  text: string
+  /** The tokens the engine reported last. */
+  usage: TokenUsage | undefined
   /** A commit of these lines is on its way. */
   flushing: boolean
   /** Open while there is room; the turn waits on it past the high-water mark. */
@@ -217,7 +235,12 @@ export class WorkerActor {
             maxQueued: this.env.maxQueued,
             maxQueuedBytes: this.env.maxQueuedBytes,
             // Read, not taken: a plan that ends the turn drops the buffer once committed.
-            pending: output !== undefined && output.turn === worker.turn ? output.lines : [],
+            pending: output === undefined || output.turn !== worker.turn
+              ? []
+              : output.text === ""
+              ? output.lines
+              : [...output.lines, output.text],
+            usage: output !== undefined && output.turn === worker.turn ? output.usage : undefined,
             headContent
           })
           return decided._tag === "Left" ? Effect.fail(decided.left) : this.apply(decided.right)
@@ -263,6 +286,7 @@ export class WorkerActor {
           const outcome = [Metrics.label("outcome", closed.status)]
           Metrics.turnsEnded.unsafeUpdate(1, outcome)
           Metrics.turnDuration.unsafeUpdate((Date.parse(closed.endedAt) - Date.parse(closed.startedAt)) / 1000, outcome)
+          if (closed.usage !== null) countTokens(after.profile, closed.usage)
         }
       }
       if (plan.starts === undefined) return Effect.succeed([plan.result, ended] as const)
@@ -289,11 +313,7 @@ export class WorkerActor {
         transcript: this.transcriptSoFar()
       }
       // In the turn's own fiber, so that every interrupt sent to it reaches the stream.
-      const turnRun = forEachChunkInFiber(engine.run(context), (chunk) => {
-        const lines: Array<string> = []
-        for (const out of Chunk.toReadonlyArray(chunk)) if (out._tag === "Line") lines.push(out.content)
-        return lines.length === 0 ? Effect.void : this.emit(turn, lines)
-      }).pipe(
+      const turnRun = forEachChunkInFiber(engine.run(context), (chunk) => this.take(turn, chunk)).pipe(
         Effect.matchCauseEffect({
           onSuccess: () => this.finish(turn, undefined),
           // Interruption is recorded by whoever interrupted.
@@ -331,20 +351,55 @@ export class WorkerActor {
   }
 
   /**
-   * Queues the turn's lines for a commit. Output is committed in batches:
-   * one commit at a time takes every line queued when it starts, so a flood
-   * costs few commits and cancel or stop waits for at most one of them. The
-   * engine's stream is pulled again only once there is room.
+   * One chunk of the turn's output: deltas go to followers at once and their
+   * text waits in the buffer (it is recorded with the next line, or with the
+   * turn's end however it ends); lines are queued for a commit.
    */
-  private emit(turn: number, lines: ReadonlyArray<string>): Effect.Effect<void, TurnFailed> {
+  private take(turn: number, chunk: Chunk.Chunk<TurnOutput>): Effect.Effect<void, TurnFailed> {
     return Effect.suspend(() => {
       // A turn that lost its Worker (cancelled, stopped) must not write.
       if (this.deleted || !isCurrent(this.state.worker, turn)) return Effect.interrupt
       let buffer = this.output
       if (buffer === undefined || buffer.turn !== turn) {
-        buffer = { turn, lines: [], flushing: false, room: Effect.unsafeMakeLatch(true), failure: undefined }
+        buffer = {
+          turn,
+          lines: [],
+          text: "",
+          usage: undefined,
+          flushing: false,
+          room: Effect.unsafeMakeLatch(true),
+          failure: undefined
+        }
         this.output = buffer
       }
+      const lines: Array<string> = []
+      const deltas: Array<WorkerEvent> = []
+      for (const out of Chunk.toReadonlyArray(chunk)) {
+        if (out._tag === "Line") {
+          if (buffer.text !== "") lines.push(buffer.text)
+          buffer.text = ""
+          lines.push(out.content)
+        } else if (out._tag === "Delta") {
+          if (out.text === "") continue
+          buffer.text += out.text
+          deltas.push({ type: "delta", turn, text: out.text })
+        } else {
+          buffer.usage = out.usage
+        }
+      }
+      publish(this.listeners, deltas)
+      return lines.length === 0 ? Effect.void : this.emit(buffer, lines)
+    })
+  }
+
+  /**
+   * Queues the turn's lines for a commit. Output is committed in batches:
+   * one commit at a time takes every line queued when it starts, so a flood
+   * costs few commits and cancel or stop waits for at most one of them. The
+   * engine's stream is pulled again only once there is room.
+   */
+  private emit(buffer: OutputBuffer, lines: ReadonlyArray<string>): Effect.Effect<void, TurnFailed> {
+    return Effect.suspend(() => {
       if (buffer.failure !== undefined) return Effect.fail(new TurnFailed({ message: buffer.failure }))
       for (const line of lines) buffer.lines.push(line)
       const full = buffer.lines.length >= OUTPUT_HIGH_WATER

@@ -10,7 +10,7 @@ import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
 
-import type { InputKind, TranscriptEntry } from "./Domain.js"
+import type { InputKind, TokenUsage, TranscriptEntry } from "./Domain.js"
 
 /**
  * A turn that could not complete. `message` says why, for the transcript and
@@ -40,12 +40,16 @@ export interface TurnContext {
 
 /**
  * What a turn's stream yields: a `Line` is one `worker` entry of the
- * transcript; a `Delta` is a piece of model text as it arrives, not recorded
- * (the runtime ignores deltas for now).
+ * transcript; a `Delta` is a piece of model text as it arrives: followers get
+ * it at once as a `delta` event, and the turn's deltas since its last line
+ * become one `worker` entry when a line comes or the turn ends, however it
+ * ends (text so far is kept on cancel, stop or failure); `Usage` is the
+ * tokens the turn used so far, recorded on its `Turn` (the last one counts).
  */
 export type TurnOutput = Data.TaggedEnum<{
   readonly Line: { readonly content: string }
   readonly Delta: { readonly text: string }
+  readonly Usage: { readonly usage: TokenUsage }
 }>
 
 const { $is, $match } = Data.taggedEnum<TurnOutput>()
@@ -54,8 +58,10 @@ const { $is, $match } = Data.taggedEnum<TurnOutput>()
 export const TurnOutput = {
   /** One `worker` entry. */
   line: (content: string): TurnOutput => ({ _tag: "Line", content }),
-  /** A piece of model text, not recorded. */
+  /** A piece of model text: live to followers, recorded with the rest of the text. */
   delta: (text: string): TurnOutput => ({ _tag: "Delta", text }),
+  /** The turn's token usage. */
+  usage: (usage: TokenUsage): TurnOutput => ({ _tag: "Usage", usage }),
   $is,
   $match
 }

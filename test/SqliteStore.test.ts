@@ -682,6 +682,18 @@ const writeVersion2File = (filename: string) =>
     yield* sql`INSERT INTO queued_inputs ${
       sql.insert({ worker_id: "w7", id: 1, content: "queued 1", kind: "user", at: at(1, 1) })
     }`
+    yield* sql`INSERT INTO turns ${
+      sql.insert({
+        worker_id: "w2",
+        turn: 1,
+        status: "running",
+        input_seq: 1,
+        last_seq: 1,
+        started_at: at(2, 0),
+        ended_at: null,
+        reason: null
+      })
+    }`
   }))
 
 describe("sqlite store: migrating a version-2 file", () => {
@@ -698,6 +710,8 @@ describe("sqlite store: migrating a version-2 file", () => {
         expect(yield* store.expired(at(9, 0), 10)).toEqual(["w6", "w4", "w3"])
         expect((yield* store.workerByKey("key-6"))?.id).toBe("w6")
         expect((yield* store.getWorker(wid("w7")))?.queue).toEqual([{ id: 1, kind: "user", at: at(1, 1), bytes: 8 }])
+        // v4: a turn written before usage was kept has none
+        expect(yield* store.turn(wid("w2"), 1)).toMatchObject({ status: "running", usage: null })
       })
       yield* Effect.provide(
         Effect.gen(function*() {
@@ -724,7 +738,7 @@ describe("sqlite store: migrating a version-2 file", () => {
             `SELECT migration_id FROM ${MIGRATIONS_TABLE} ORDER BY migration_id`
           )
       ))
-      expect(versions.map((row) => row.migration_id)).toEqual([1, 2, 3])
+      expect(versions.map((row) => row.migration_id)).toEqual([1, 2, 3, 4])
     }))
 })
 

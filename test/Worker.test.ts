@@ -513,7 +513,8 @@ const play = (sim: Sim, step: Step, index: number): void => {
       lastSeq: startedHere.seq,
       startedAt: context.at,
       endedAt: null,
-      reason: null
+      reason: null,
+      usage: null
     })
   }
   ok(
@@ -705,7 +706,8 @@ describe("decide, by example", () => {
         lastSeq: 3,
         startedAt: atOf(1),
         endedAt: at,
-        reason: "interrupted by new input"
+        reason: "interrupted by new input",
+        usage: null
       },
       {
         workerId: idleWorker.id,
@@ -715,7 +717,8 @@ describe("decide, by example", () => {
         lastSeq: 4,
         startedAt: at,
         endedAt: null,
-        reason: null
+        reason: null,
+        usage: null
       }
     ])
     expect(second.endsTurn).toBe(true)

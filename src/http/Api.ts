@@ -151,7 +151,8 @@ const turnNumber = HttpApiSchema.param(
 export const EventStream = HttpApiSchema.withEncoding(
   Schema.String.annotations({
     description: "Server-sent events: `retry: 1000`; `event: worker` + `data: <Worker>`; `id: <seq>` + " +
-      "`event: entry` + `data: <TranscriptEntry>`; `: ping` comments while idle",
+      "`event: entry` + `data: <TranscriptEntry>`; `event: delta` + `data: {\"turn\":n,\"text\":\"…\"}` " +
+      "(a model's text as it streams; no id, live only, not replayed); `: ping` comments while idle",
     examples: ["retry: 1000\n\nevent: worker\ndata: {...}\n\nid: 1\nevent: entry\ndata: {...}\n\n"]
   }),
   { kind: "Text", contentType: "text/event-stream" }

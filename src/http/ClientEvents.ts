@@ -4,8 +4,9 @@
  * embedded Runtime gives. A dropped connection, a 503 or a refused
  * connection is retried with backoff and `Last-Event-ID` = the last seq
  * delivered, so the stream survives a runtime restart (durable store) with no
- * gap and no duplicate. The retries are a budget: spent, the stream fails
- * with `Unavailable`.
+ * gap and no duplicate of entries; deltas sent while it was disconnected are
+ * missed (they are live only; the turn's entry holds their text). The retries
+ * are a budget: spent, the stream fails with `Unavailable`.
  */
 import { makeParser } from "@effect/experimental/Sse"
 import type * as HttpClient from "@effect/platform/HttpClient"
@@ -32,6 +33,9 @@ export interface ReconnectOptions {
 
 const decodeWorker = Schema.decodeUnknownEither(Schema.parseJson(Worker))
 const decodeEntry = Schema.decodeUnknownEither(Schema.parseJson(TranscriptEntry))
+const decodeDelta = Schema.decodeUnknownEither(
+  Schema.parseJson(Schema.Struct({ turn: Schema.Int.pipe(Schema.positive()), text: Schema.String }))
+)
 const decodeError = Schema.decodeUnknownEither(Schema.parseJson(Schema.Union(UnknownWorker, InvalidInput)))
 
 /** Worth another attempt: the runtime may be restarting. */
@@ -55,6 +59,10 @@ const parse = <E>(body: Stream.Stream<Uint8Array, E>): Stream.Stream<WorkerEvent
         const entry = decodeEntry(event.data)
         if (Either.isRight(entry)) parsed.push({ type: "entry", entry: entry.right })
         else broken = "an entry event that is not a TranscriptEntry"
+      } else if (event.event === "delta") {
+        const delta = decodeDelta(event.data)
+        if (Either.isRight(delta)) parsed.push({ type: "delta", ...delta.right })
+        else broken = "a delta event that is not a turn and a text"
       }
     })
     // The parser scans its buffer from the start for every line it takes
@@ -151,6 +159,8 @@ export const followOverHttp = (
                   if (isTerminal(event.worker) && delivered >= event.worker.lastSeq) ended = true
                   return true
                 }
+                // Live only: deltas from a gap between connections are not sent again.
+                if (event.type === "delta") return true
                 // Entries already delivered come again after a reconnect: skip them.
                 if (event.entry.seq <= delivered) return false
                 delivered = event.entry.seq

@@ -2,7 +2,7 @@
  * The events endpoint's body: a Worker's events as server-sent events
  * (docs/rest.md): `retry: 1000` first; `event: worker` frames without an id;
  * `id: <seq>` + `event: entry` frames, so that a client resumes with
- * `Last-Event-ID`; a `: ping` comment whenever the stream has been idle for
+ * `Last-Event-ID`; `event: delta` frames without an id (live only); a `: ping` comment whenever the stream has been idle for
  * `pingMs`. It ends when the Worker's stream ends (stopped, failed, deleted,
  * or the runtime drained); a failure after the start closes it.
  */
@@ -16,20 +16,22 @@ import type * as Fiber from "effect/Fiber"
 import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
 import type { WorkerEvent } from "../Domain.js"
-import { entryJson, workerJson } from "./Snapshots.js"
+import { deltaJson, entryJson, workerJson } from "./Snapshots.js"
 
 export const DEFAULT_PING_MS = 15_000
 export const RETRY_MS = 1000
 
 /**
  * One event as an SSE frame, written by `@effect/experimental`'s encoder: a
- * worker event without an id, an entry with its seq as id. JSON never holds
- * a raw newline, so `data` is one line.
+ * worker event and a delta without an id, an entry with its seq as id. JSON
+ * never holds a raw newline, so `data` is one line.
  */
 export const frameOf = (event: WorkerEvent): string =>
   Sse.encoder.write(
     event.type === "worker"
       ? { _tag: "Event", event: "worker", id: undefined, data: workerJson(event.worker) }
+      : event.type === "delta"
+      ? { _tag: "Event", event: "delta", id: undefined, data: deltaJson(event.turn, event.text) }
       : {
         _tag: "Event",
         event: "entry",

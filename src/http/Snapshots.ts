@@ -43,6 +43,9 @@ export const entryJson: (entry: TranscriptEntry) => string = identityCache((entr
   JSON.stringify(encodeEntry(entry))
 )
 
+/** A delta event's data as JSON: `{"turn":n,"text":"…"}` (sent once, so not cached). */
+export const deltaJson = (turn: number, text: string): string => `{"turn":${turn},"text":${JSON.stringify(text)}}`
+
 /** The page as JSON, as `TranscriptPage` encodes it (its fields in the schema's order), from its entries' JSON. */
 export const transcriptPageJson = (page: TranscriptPage): string =>
   `{"workerId":${JSON.stringify(page.workerId)},"entries":[${page.entries.map(entryJson).join(",")}],"nextAfter":${

@@ -61,6 +61,8 @@ export const followTurn = (workerId: WorkerId, accepted: InputAccepted, json: bo
             }
             return true
           }
+          // Printed whole, as its entry, when the turn ends.
+          if (event.type === "delta") return true
           const entry = event.entry
           if (entry.turn !== turn) return true
           if (!inputSkipped && (entry.role === "user" || entry.role === "system")) {

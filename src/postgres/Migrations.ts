@@ -110,13 +110,20 @@ const createTables = Effect.gen(function*() {
     FOR EACH ROW WHEN (OLD.status IS DISTINCT FROM NEW.status) EXECUTE FUNCTION worker_counts_change()`
 })
 
+/** The tokens a model turn used (both null when the engine reports none). */
+const turnUsage = Effect.gen(function*() {
+  const sql = yield* SqlClient.SqlClient
+  yield* sql`ALTER TABLE turns ADD COLUMN input_tokens INTEGER, ADD COLUMN output_tokens INTEGER`
+})
+
 /** By id; the Migrator runs those above the schema's version, in order. */
 export const migrations: Readonly<Record<string, Effect.Effect<void, SqlError, SqlClient.SqlClient>>> = {
-  "1_create_tables": createTables
+  "1_create_tables": createTables,
+  "2_turn_usage": turnUsage
 }
 
 /** The highest migration id this version knows: a schema above it was written by a newer version. */
-export const SCHEMA_VERSION = 1
+export const SCHEMA_VERSION = 2
 
 /** Brings the schema up to date, in one transaction (the Migrator locks its table meanwhile). */
 export const runMigrations: Effect.Effect<

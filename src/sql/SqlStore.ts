@@ -136,7 +136,9 @@ const TurnRow = Schema.Struct({
   last_seq: Turn.fields.lastSeq,
   started_at: Turn.fields.startedAt,
   ended_at: Turn.fields.endedAt,
-  reason: Turn.fields.reason
+  reason: Turn.fields.reason,
+  input_tokens: Schema.NullOr(Schema.Int),
+  output_tokens: Schema.NullOr(Schema.Int)
 })
 
 const turnOfRow = (row: typeof TurnRow.Type): Turn => ({
@@ -147,7 +149,11 @@ const turnOfRow = (row: typeof TurnRow.Type): Turn => ({
   lastSeq: row.last_seq,
   startedAt: row.started_at,
   endedAt: row.ended_at,
-  reason: row.reason
+  reason: row.reason,
+  // Both or neither: a turn's usage is written whole.
+  usage: row.input_tokens === null || row.output_tokens === null
+    ? null
+    : { inputTokens: row.input_tokens, outputTokens: row.output_tokens }
 })
 
 /** A turn's column values in `UPSERT_TURN` order; filed under the Worker of the change that carries it. */
@@ -159,7 +165,9 @@ const turnValues = (workerId: string, turn: Turn, text: FreeText): Array<Param> 
   turn.lastSeq,
   turn.startedAt,
   turn.endedAt,
-  turn.reason === null ? null : text(turn.reason)
+  turn.reason === null ? null : text(turn.reason),
+  turn.usage?.inputTokens ?? null,
+  turn.usage?.outputTokens ?? null
 ]
 
 const QueuedRow = Schema.Struct({
@@ -209,7 +217,8 @@ const WORKER_COLUMNS =
 /** `WORKER_COLUMNS` of the `workers` table aliased `w`, for the joins of metadata-filtered lists. */
 const W_WORKER_COLUMNS = WORKER_COLUMNS.split(", ").map((column) => `w.${column}`).join(", ")
 const ENTRY_COLUMNS = "seq, at, role, content, turn, outcome"
-const TURN_COLUMNS = "worker_id, turn, status, input_seq, last_seq, started_at, ended_at, reason"
+const TURN_COLUMNS =
+  "worker_id, turn, status, input_seq, last_seq, started_at, ended_at, reason, input_tokens, output_tokens"
 /** Rows per INSERT: 7 parameters each stays far below SQLite's 32766-parameter limit (PostgreSQL's: 65535). */
 const ENTRIES_PER_INSERT = 500
 /**

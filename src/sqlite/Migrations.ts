@@ -195,11 +195,19 @@ const v3 = Effect.gen(function*() {
   yield* sql`CREATE INDEX workers_ended ON workers (updated_at, id, status) WHERE status IN ('stopped', 'failed')`
 })
 
+/** Store v4: the tokens a model turn used (both null when the engine reports none). */
+const v4 = Effect.gen(function*() {
+  const sql = yield* SqlClient.SqlClient
+  yield* sql`ALTER TABLE turns ADD COLUMN input_tokens INTEGER`
+  yield* sql`ALTER TABLE turns ADD COLUMN output_tokens INTEGER`
+})
+
 /** By id; the Migrator runs those above the file's version, in order. Exported for tests that build old files. */
 export const migrations: Readonly<Record<string, Effect.Effect<void, SqlError, SqlClient.SqlClient>>> = {
   "1_create_tables": createTables,
   "2_v2": v2,
-  "3_counts_and_ended": v3
+  "3_counts_and_ended": v3,
+  "4_turn_usage": v4
 }
 
 /**

@@ -66,6 +66,7 @@ export const turnRecord = (workerId: string, turn: number, patch: Partial<Turn> 
   startedAt: "2026-01-01T00:00:01.000Z",
   endedAt: null,
   reason: null,
+  usage: null,
   ...patch
 })
 
@@ -185,7 +186,9 @@ export const storeSuite = (label: string, makePlace: MakeStorePlace) =>
             status: "cancelled",
             lastSeq: 2,
             endedAt: "2026-01-01T00:00:02.000Z",
-            reason: "changed my mind"
+            reason: "changed my mind",
+            // a model turn's tokens are kept with it
+            usage: { inputTokens: 1234, outputTokens: 0 }
           })
           yield* store.commit({
             worker: worker("a", { turn: 1, lastSeq: 2 }),
