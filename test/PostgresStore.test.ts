@@ -70,8 +70,7 @@ busySuite(
 
 lifecycleSuite(
   "Lifecycle (embedded, postgres store)",
-  (options) => RuntimeFromStore(options).pipe(Layer.provide(storeOn(freshUrl()))),
-  { asyncStore: true }
+  (options) => RuntimeFromStore(options).pipe(Layer.provide(storeOn(freshUrl())))
 )
 
 // --- query plans ---------------------------------------------------------------
