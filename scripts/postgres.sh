@@ -47,7 +47,9 @@ case "$cmd" in
   start)
     if ! find_bin initdb >/dev/null; then
       echo "postgres.sh: installing postgresql (initdb not found)" >&2
-      apt-get update >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y postgresql >&2
+      apt-get update >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y postgresql >&2 || true
+      find_bin initdb >/dev/null ||
+        { echo "postgres.sh: initdb still missing: install Debian's postgresql package (as root)" >&2; exit 1; }
     fi
     initdb="$(find_bin initdb)"
     pg_ctl="$(find_bin pg_ctl)"
