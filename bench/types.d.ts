@@ -26,7 +26,8 @@ declare module "autocannon" {
   }
 
   export interface Result {
-    readonly requests: Histogram
+    /** `total`: the requests answered in the run. */
+    readonly requests: Histogram & { readonly total: number }
     readonly latency: Histogram
     readonly errors: number
     readonly non2xx: number
