@@ -210,6 +210,7 @@ describe.each(providers)("$protocol, scripted", (provider) => {
       // The client's error carries the request's headers, the API key among them, unredacted:
       // an engine must build its own reason and never pass this value on.
       expect(JSON.stringify(error)).toContain(KEY)
+      expect(error.message).not.toContain(KEY)
       expect(yield* server.requests).toHaveLength(1)
       expect(deltasOf(yield* collect(provider, server)).join("")).toBe("after the wait")
     }))
@@ -295,6 +296,8 @@ describe.each(providers)("$protocol, scripted", (provider) => {
           expect(Option.map(error, (error) => error._tag)).toEqual(Option.some("HttpResponseError"))
           if (Option.isSome(error) && error.value._tag === "HttpResponseError") {
             expect([error.value.reason, error.value.response.status]).toEqual(["Decode", 200])
+            // Its body (and so its message) is the whole request written out, the API key among the headers.
+            expect(error.value.message).toContain(KEY)
           }
         })
     )
@@ -364,5 +367,21 @@ describe("the server itself", () => {
         retryAfter: null,
         body: JSON.parse(fixture("anthropic-error-429.json"))
       })
+    }))
+})
+
+describe("under the TestClock", () => {
+  const [openai] = providers
+  it.scoped("a gated reply and the close on interrupt need no clock (it.scoped)", () =>
+    Effect.gen(function*() {
+      if (openai === undefined) return
+      const server = yield* makeModelServer()
+      const gate = makeGate()
+      yield* server.script(reply("one two", { gate, ending: "hang" }))
+      const { fiber, nextDelta } = yield* follow(openai, server)
+      yield* Effect.sync(() => gate.release(1))
+      expect(yield* nextDelta).toBe("one")
+      yield* Fiber.interrupt(fiber)
+      expect((yield* server.awaitClosedEarly(1)).map((request) => request.outcome)).toEqual(["closed-early"])
     }))
 })

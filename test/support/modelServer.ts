@@ -4,7 +4,7 @@
  * Anthropic Messages streaming protocols, scripted per request, recording
  * every request and whether the client closed its connection early.
  *
- *   const server = yield* makeModelServer
+ *   const server = yield* makeModelServer()
  *   yield* server.script(httpError(429, { retryAfter: 1 }), reply("Hi there", { deltas: 2 }))
  *   … OpenAiClient.layer({ apiUrl: server.openAiUrl }) / AnthropicClient.layer({ apiUrl: server.anthropicUrl })
  *   yield* server.awaitClosedEarly(1)
@@ -12,7 +12,7 @@
 import { Context, Effect, Layer } from "effect"
 import type { Script } from "../../scripts/modelServer/Script.js"
 import { type ModelServerOptions, type RecordedRequest, startModelServer } from "../../scripts/modelServer/Server.js"
-import { type What, within } from "./eventually.js"
+import { HANG_MS, type What } from "./eventually.js"
 
 export {
   CANNED_TEXT,
@@ -39,7 +39,7 @@ export interface ModelServerService {
   /** Queues scripts for the next requests, in order; with none queued, the canned reply. */
   readonly script: (...scripts: ReadonlyArray<Script>) => Effect.Effect<void>
   readonly requests: Effect.Effect<ReadonlyArray<RecordedRequest>>
-  /** Waits until `check` holds on the recorded requests (a minute at most: only a hang reaches it). */
+  /** Waits until `check` holds on the recorded requests (a minute of real time at most: only a hang reaches it). */
   readonly awaitRequests: (
     check: (requests: ReadonlyArray<RecordedRequest>) => boolean,
     what: What
@@ -58,11 +58,27 @@ export const makeModelServer = (options: Omit<ModelServerOptions, "port" | "host
       Effect.promise(() => startModelServer(options)),
       (server) => Effect.promise(() => server.close())
     )
+    // The deadline is real time (a timer, not the Effect clock), so that it holds in TestClock tests too.
     const awaitRequests = (check: (requests: ReadonlyArray<RecordedRequest>) => boolean, what: What) =>
       Effect.async<ReadonlyArray<RecordedRequest>>((resume) => {
-        const cancel = server.when(check, () => resume(Effect.sync(server.requests)))
-        return Effect.sync(cancel)
-      }).pipe(within(what))
+        const timer = setTimeout(
+          () =>
+            resume(
+              Effect.dieMessage(
+                `never happened: ${typeof what === "string" ? what : what()} (within ${HANG_MS / 1000} s)`
+              )
+            ),
+          HANG_MS
+        )
+        const cancel = server.when(check, () => {
+          clearTimeout(timer)
+          resume(Effect.sync(server.requests))
+        })
+        return Effect.sync(() => {
+          clearTimeout(timer)
+          cancel()
+        })
+      })
     const earlyCloses = (requests: ReadonlyArray<RecordedRequest>) =>
       requests.filter((request) => request.outcome === "closed-early").length
     const service: ModelServerService = {
