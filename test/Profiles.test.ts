@@ -117,3 +117,62 @@ describe("profiles", () => {
       expect(engines["p"]!.name).toBe("process")
     }).pipe(Effect.provide(NodeContext.layer)))
 })
+
+describe("model profiles", () => {
+  const model = "gpt-4.1-mini"
+
+  it.effect("accept every option, and fail in one line naming the profile and the field", () =>
+    Effect.gen(function*() {
+      const full = {
+        engine: "openai",
+        model,
+        apiUrl: "http://127.0.0.1:9999/v1",
+        apiKeyEnv: "OPENAI_API_KEY",
+        instructions: "Be brief.",
+        maxOutputTokens: 1024,
+        temperature: 0.2,
+        timeoutMs: 120000,
+        maxRetries: 0
+      }
+      const profiles = yield* parseProfiles({ a: full, c: { engine: "anthropic", model: "claude-sonnet-4-5" } })
+      expect(profiles["a"]).toEqual(full)
+      expect(profiles["c"]).toEqual({ engine: "anthropic", model: "claude-sonnet-4-5" })
+      const bad: Array<readonly [unknown, string]> = [
+        [{ engine: "gemini", model }, "engine: \"gemini\" is not one of"],
+        [{ engine: "openai" }, "model"],
+        [{ engine: "anthropic", model: "" }, "model"],
+        [{ engine: "openai", model, apiUrl: "not a url" }, "apiUrl"],
+        [{ engine: "openai", model, apiUrl: "ftp://host/v1" }, "apiUrl"],
+        [{ engine: "openai", model, maxOutputTokens: -1 }, "maxOutputTokens"],
+        [{ engine: "anthropic", model, temperature: -0.5 }, "temperature"],
+        [{ engine: "openai", model, timeoutMs: -1 }, "timeoutMs"],
+        [{ engine: "anthropic", model, maxRetries: -1 }, "maxRetries"],
+        [{ engine: "openai", model, apiKeyEnv: "" }, "apiKeyEnv"],
+        [{ engine: "openai", model, apiKey: "sk-inline" }, "apiKey"]
+      ]
+      for (const [profile, detail] of bad) {
+        const error = yield* Effect.flip(parseProfiles({ good: { engine: "echo" }, bad: profile }))
+        expect(error.profile).toBe("bad")
+        expect(error.message).toContain("profile \"bad\"")
+        expect(error.message, error.message).toContain(detail)
+        expect(error.message).not.toContain("\n")
+      }
+    }))
+
+  it.effect("build their engines, loaded only now; a key variable that is unset fails naming it", () =>
+    Effect.gen(function*() {
+      const engines = yield* buildEngines({
+        gpt: { engine: "openai", model, apiKeyEnv: "TEST_MODEL_KEY" },
+        claude: { engine: "anthropic", model: "claude-sonnet-4-5" }
+      }, { env: { TEST_MODEL_KEY: "sk-x" } })
+      expect(engines["gpt"]!.name).toBe("openai")
+      expect(engines["claude"]!.name).toBe("anthropic")
+      for (const env of [{}, { TEST_MODEL_KEY: "" }]) {
+        const error = yield* Effect.flip(
+          buildEngines({ gpt: { engine: "openai", model, apiKeyEnv: "TEST_MODEL_KEY" } }, { env })
+        )
+        expect(error.profile).toBe("gpt")
+        expect(error.message).toBe("profile \"gpt\": apiKeyEnv: the variable TEST_MODEL_KEY is not set")
+      }
+    }).pipe(Effect.provide(NodeContext.layer)))
+})

@@ -8,6 +8,7 @@ import type * as CommandExecutor from "@effect/platform/CommandExecutor"
 import * as FileSystem from "@effect/platform/FileSystem"
 import * as Effect from "effect/Effect"
 import * as ParseResult from "effect/ParseResult"
+import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import { execFileSync } from "node:child_process"
 
@@ -77,7 +78,46 @@ export const ProcessProfile = Schema.Struct({
 ).annotations({ identifier: "ProcessProfile", ...strict })
 export type ProcessProfile = typeof ProcessProfile.Type
 
-export const ProfileConfig = Schema.Union(EchoProfile, ProcessProfile).annotations({ identifier: "ProfileConfig" })
+const HttpUrl = Schema.String.pipe(
+  Schema.filter((value) => {
+    try {
+      const url = new URL(value)
+      return url.protocol === "http:" || url.protocol === "https:" || "must be an http:// or https:// URL"
+    } catch {
+      return "must be an http:// or https:// URL"
+    }
+  })
+)
+
+/** A model profile's fields (docs/engines.md); the engine itself is loaded only when a profile uses it. */
+const modelFields = {
+  model: NonEmpty,
+  apiUrl: optional(HttpUrl),
+  /** The variable holding the key; it must be set when the runtime starts. */
+  apiKeyEnv: optional(
+    NonEmpty.pipe(
+      Schema.filter((name) => !name.includes("=") || `${JSON.stringify(name)} is not a valid variable name`)
+    )
+  ),
+  instructions: optional(Schema.String),
+  maxOutputTokens: optional(Schema.Int.pipe(Schema.positive())),
+  temperature: optional(Schema.Number.pipe(Schema.finite(), Schema.nonNegative())),
+  timeoutMs: optional(Schema.Int.pipe(Schema.between(1, MAX_TIMER_MS))),
+  maxRetries: optional(Schema.Int.pipe(Schema.nonNegative()))
+}
+
+export const OpenAiProfile = Schema.Struct({ engine: Schema.Literal("openai"), ...modelFields })
+  .annotations({ identifier: "OpenAiProfile", ...strict })
+export type OpenAiProfile = typeof OpenAiProfile.Type
+
+export const AnthropicProfile = Schema.Struct({ engine: Schema.Literal("anthropic"), ...modelFields })
+  .annotations({ identifier: "AnthropicProfile", ...strict })
+export type AnthropicProfile = typeof AnthropicProfile.Type
+
+export type ModelProfile = OpenAiProfile | AnthropicProfile
+
+export const ProfileConfig = Schema.Union(EchoProfile, ProcessProfile, OpenAiProfile, AnthropicProfile)
+  .annotations({ identifier: "ProfileConfig" })
 export type ProfileConfig = typeof ProfileConfig.Type
 
 export const ProfileName = Schema.String.pipe(Schema.pattern(/^[A-Za-z0-9._-]+$/)).annotations({
@@ -97,7 +137,34 @@ export class ProfilesError extends Schema.TaggedError<ProfilesError>()("Profiles
 /** What the Runtime serves when no profiles file is given. */
 export const DEFAULT_PROFILES: ProfileConfigs = { default: { engine: "echo" } }
 
-const decodeProfile = Schema.decodeUnknown(ProfileConfig, { errors: "all", onExcessProperty: "error" })
+const decodeWith = <A extends ProfileConfig, I>(schema: Schema.Schema<A, I>) => {
+  const decode = Schema.decodeUnknown(schema, { errors: "all", onExcessProperty: "error" })
+  return (value: unknown): Effect.Effect<ProfileConfig, string> => Effect.mapError(decode(value), describeIssues)
+}
+
+const ENGINES = {
+  echo: decodeWith(EchoProfile),
+  process: decodeWith(ProcessProfile),
+  openai: decodeWith(OpenAiProfile),
+  anthropic: decodeWith(AnthropicProfile)
+}
+const ENGINE_NAMES = Object.keys(ENGINES).map((name) => JSON.stringify(name)).join(", ")
+
+const isEngine = (name: unknown): name is keyof typeof ENGINES =>
+  typeof name === "string" && Object.prototype.hasOwnProperty.call(ENGINES, name)
+
+/** By its engine's schema, so that an error names the field at fault rather than every engine's. */
+const decodeProfile = (value: Readonly<Record<string, unknown>>): Effect.Effect<ProfileConfig, string> => {
+  const engine = value.engine
+  if (!isEngine(engine)) {
+    return Effect.fail(
+      engine === undefined
+        ? `engine: is missing (one of ${ENGINE_NAMES})`
+        : `engine: ${JSON.stringify(engine)} is not one of ${ENGINE_NAMES}`
+    )
+  }
+  return ENGINES[engine](value)
+}
 
 const describeIssues = (error: ParseResult.ParseError) =>
   ParseResult.ArrayFormatter.formatErrorSync(error)
@@ -126,12 +193,12 @@ export const parseProfiles = (json: unknown): Effect.Effect<ProfileConfigs, Prof
       if (!isRecord(value)) {
         return yield* new ProfilesError({
           profile: name,
-          message: `profile ${JSON.stringify(name)} must be an object with "engine": "echo" or "process"`
+          message: `profile ${JSON.stringify(name)} must be an object with "engine": one of ${ENGINE_NAMES}`
         })
       }
       const config = yield* decodeProfile(value).pipe(
-        Effect.mapError((error) =>
-          new ProfilesError({ profile: name, message: `profile ${JSON.stringify(name)}: ${describeIssues(error)}` })
+        Effect.mapError((issues) =>
+          new ProfilesError({ profile: name, message: `profile ${JSON.stringify(name)}: ${issues}` })
         )
       )
       checked.push([name, config])
@@ -201,23 +268,85 @@ const runAsOf = (name: string, config: ProcessProfile): Effect.Effect<RunAs | un
     return Effect.succeed({ uid, gid })
   })
 
+/** Where `buildEngines` reads the variables model profiles name (default: the process's environment). */
+export interface EngineOptions extends ProcessEngineOptions {
+  readonly env?: Readonly<Record<string, string | undefined>> | undefined
+}
+
+/**
+ * A model profile's engine. Its packages are imported only now, so that the
+ * runtime runs without them when no profile names a model engine.
+ */
+const modelEngineOf = (
+  name: string,
+  config: ModelProfile,
+  env: Readonly<Record<string, string | undefined>>
+): Effect.Effect<WorkerEngine, ProfilesError> =>
+  Effect.gen(function*() {
+    const fail = (message: string) =>
+      new ProfilesError({ profile: name, message: `profile ${JSON.stringify(name)}: ${message}` })
+    let apiKey: Redacted.Redacted | undefined
+    if (config.apiKeyEnv !== undefined) {
+      const value = env[config.apiKeyEnv]
+      if (value === undefined || value === "") {
+        return yield* fail(`apiKeyEnv: the variable ${config.apiKeyEnv} is not set`)
+      }
+      apiKey = Redacted.make(value)
+    }
+    const options = {
+      model: config.model,
+      apiUrl: config.apiUrl,
+      apiKey,
+      instructions: config.instructions,
+      maxOutputTokens: config.maxOutputTokens,
+      temperature: config.temperature,
+      timeoutMs: config.timeoutMs,
+      maxRetries: config.maxRetries
+    }
+    const packages = config.engine === "openai"
+      ? "@effect/ai and @effect/ai-openai"
+      : "@effect/ai and @effect/ai-anthropic"
+    const loaded = (error: unknown) =>
+      fail(
+        `engine: ${JSON.stringify(config.engine)} needs ${packages} installed (${
+          error instanceof Error ? error.message.split("\n")[0] : String(error)
+        })`
+      )
+    return config.engine === "openai"
+      ? yield* Effect.tryPromise({ try: () => import("../ai/OpenAiEngine.js"), catch: loaded }).pipe(
+        Effect.map(({ makeOpenAiEngine }) => makeOpenAiEngine(options))
+      )
+      : yield* Effect.tryPromise({ try: () => import("../ai/AnthropicEngine.js"), catch: loaded }).pipe(
+        Effect.map(({ makeAnthropicEngine }) => makeAnthropicEngine(options))
+      )
+  })
+
 /** The engine one profile describes. */
 const engineOf = (
   name: string,
   config: ProfileConfig,
-  options: ProcessEngineOptions
-): Effect.Effect<WorkerEngine, ProfilesError, CommandExecutor.CommandExecutor> =>
-  config.engine === "echo"
-    ? Effect.succeed(makeEchoEngine(config.delayMs === undefined ? {} : { delayMs: config.delayMs }))
-    : Effect.flatMap(runAsOf(name, config), (runAs) => makeProcessEngine(config, { ...options, runAs }))
+  options: EngineOptions
+): Effect.Effect<WorkerEngine, ProfilesError, CommandExecutor.CommandExecutor> => {
+  switch (config.engine) {
+    case "echo":
+      return Effect.succeed(makeEchoEngine(config.delayMs === undefined ? {} : { delayMs: config.delayMs }))
+    case "process":
+      return Effect.flatMap(runAsOf(name, config), (runAs) => makeProcessEngine(config, { ...options, runAs }))
+    case "openai":
+    case "anthropic":
+      return modelEngineOf(name, config, options.env ?? process.env)
+  }
+}
 
 /**
  * The engines `RuntimeLive` takes, one per profile. Fails when a profile's
- * `user` cannot be switched to (not root, or no such user or group).
+ * `user` cannot be switched to (not root, or no such user or group), when a
+ * model profile's key variable is unset, or when its engine's packages are
+ * not installed.
  */
 export const buildEngines = (
   profiles: ProfileConfigs,
-  options: ProcessEngineOptions = {}
+  options: EngineOptions = {}
 ): Effect.Effect<Profiles, ProfilesError, CommandExecutor.CommandExecutor> =>
   Effect.map(
     Effect.forEach(
