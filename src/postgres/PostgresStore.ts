@@ -388,9 +388,13 @@ export const makePostgresStore = (
           const client = lockClient
           if (!lockHeld || client === undefined) return Effect.void
           return Effect.tryPromise({
-            try: () => client.query({ text: "SELECT 1", query_timeout: PING_TIMEOUT_MS }),
+            try: () => client.query("SELECT 1"),
             catch: (error) => storeMessage(error)
           }).pipe(
+            Effect.timeoutFail({
+              duration: Duration.millis(PING_TIMEOUT_MS),
+              onTimeout: () => `no answer within ${PING_TIMEOUT_MS / 1000} s`
+            }),
             Effect.matchEffect({
               onFailure: (why) => {
                 if (unreachable !== undefined || client !== lockClient || !lockHeld) return Effect.void
