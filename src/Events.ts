@@ -31,24 +31,45 @@ const CATCH_UP_BYTES = 1024 * 1024
 const isTerminal = (worker: Worker) => worker.status === "stopped" || worker.status === "failed"
 
 /**
+ * A follower's next events: a chunk, or `None` at the end, or a failure
+ * (`Unavailable`: the store, during a catch-up). Each pull takes what is
+ * there, or waits for it.
+ */
+export type FollowPull = Effect.Effect<Chunk.Chunk<WorkerEvent>, Option.Option<Unavailable>>
+
+/** What registers a follower (released with the scope), reads the Worker in the same step and resolves `after`. */
+export type FollowOpen<E> = Effect.Effect<
+  { readonly actor: Followed; readonly listener: Listener; readonly snapshot: Worker; readonly after: number },
+  E,
+  Scope.Scope
+>
+
+/**
  * One `unwrapScoped` around one `repeatEffectChunkOption` (the snapshot is
  * its first pull): each stream stage is a channel executor per follower, and
  * an idle follower keeps all of them.
  */
 export const followWorker = <E>(
   store: RuntimeStoreService,
-  /**
-   * Registers the follower (released with the stream's scope), reads the
-   * Worker in the same synchronous step (`snapshot`), and resolves `after`,
-   * checked: run when the stream starts.
-   */
-  open: Effect.Effect<
-    { readonly actor: Followed; readonly listener: Listener; readonly snapshot: Worker; readonly after: number },
-    E,
-    Scope.Scope
-  >
+  open: FollowOpen<E>
 ): Stream.Stream<WorkerEvent, Unavailable | E> =>
-  Stream.unwrapScoped(Effect.gen(function*() {
+  Stream.unwrapScoped(Effect.map(openFollow(store, open), Stream.repeatEffectChunkOption))
+
+/**
+ * The follower as a pull, without a Stream around it: for a server that
+ * writes each chunk as it comes (the events endpoint), one fiber per pull
+ * and nothing else per follower. The follower is registered in the scope
+ * and unregistered when it closes.
+ */
+export const openFollow = <E>(
+  store: RuntimeStoreService,
+  /**
+   * Registers the follower (released with the scope), reads the Worker in
+   * the same synchronous step (`snapshot`), and resolves `after`, checked.
+   */
+  open: FollowOpen<E>
+): Effect.Effect<FollowPull, E, Scope.Scope> =>
+  Effect.gen(function*() {
     const { actor, after, listener, snapshot } = yield* open
     let delivered = after
     // Entries up to this seq are read from the store before anything live.
@@ -140,7 +161,7 @@ export const followWorker = <E>(
       )
       : step
     let first = true
-    const pull = Effect.suspend(() => {
+    const pull: FollowPull = Effect.suspend(() => {
       if (!first) return rest
       first = false
       return Effect.succeed(Option.some(Chunk.of<WorkerEvent>({ type: "worker", worker: snapshot })))
@@ -151,5 +172,5 @@ export const followWorker = <E>(
         onSome: (chunk) => Effect.succeed(chunk)
       }))
     )
-    return Stream.repeatEffectChunkOption(pull)
-  }))
+    return pull
+  })

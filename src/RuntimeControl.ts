@@ -1,8 +1,10 @@
 /** The control a Runtime gives the process that hosts it (not a Backend's concern). */
 import * as Context from "effect/Context"
 import type * as Effect from "effect/Effect"
-import type { CreateWorker, Worker, WorkerId } from "./Domain.js"
-import type { InvalidInput, Unavailable } from "./Errors.js"
+import type * as Scope from "effect/Scope"
+import type { CreateWorker, EventsQuery, Worker, WorkerId } from "./Domain.js"
+import type { InvalidInput, Unavailable, UnknownWorker } from "./Errors.js"
+import type { FollowPull } from "./Events.js"
 
 /** What a create did: made `worker`, or (`created: false`) found it made by an earlier create with its key. */
 export interface CreateResult {
@@ -31,6 +33,17 @@ export interface RuntimeControlService {
    * server answer the hottest read without a fiber (src/http/FastLane.ts).
    */
   readonly peek?: ((workerId: WorkerId) => Worker | undefined) | undefined
+  /**
+   * `Runtime.events` as a pull rather than a Stream (src/Events.ts), the
+   * follower registered in the scope: the events endpoint writes each chunk
+   * as it comes, with no stream stages kept per idle follower.
+   */
+  readonly follow?:
+    | ((
+      workerId: WorkerId,
+      query?: EventsQuery
+    ) => Effect.Effect<FollowPull, UnknownWorker | InvalidInput | Unavailable, Scope.Scope>)
+    | undefined
 }
 
 export class RuntimeControl extends Context.Tag("worker-runtime/RuntimeControl")<

@@ -15,6 +15,7 @@ import * as Layer from "effect/Layer"
 import type * as Scope from "effect/Scope"
 import {
   type CreateWorker,
+  type EventsQuery,
   type Metadata,
   RuntimeId,
   type RuntimeInfo,
@@ -25,7 +26,7 @@ import {
 import { type Draining, makeDraining } from "./Draining.js"
 import { makeEchoEngine } from "./EchoEngine.js"
 import { InvalidInput, Unavailable, type UnknownWorker } from "./Errors.js"
-import { followWorker } from "./Events.js"
+import { followWorker, openFollow } from "./Events.js"
 import { makeClockId, makeClockIdGenerator } from "./Ids.js"
 import { interruptUntilDone } from "./Interrupt.js"
 import { MemoryStoreLive } from "./MemoryStore.js"
@@ -170,6 +171,19 @@ export const makeRuntime = (
           asUnavailable(store.getWorker(workerId)),
           (stored) => stored === undefined ? Effect.fail(unknownWorker(workerId)) : Effect.succeed(stored.worker)
         )
+      })
+
+    /** Registers a follower of the Worker (released with the scope) and reads it in the same step; `after` checked. */
+    const follower = (workerId: WorkerId, query: EventsQuery | undefined) =>
+      Effect.gen(function*() {
+        const { after = 0 } = yield* validate.events(query ?? {})
+        const followed = yield* withActor(workerId, (actor) =>
+          Effect.acquireRelease(
+            // Registered and read in one synchronous step: no commit falls between.
+            Effect.sync(() => ({ actor, listener: actor.listen(), snapshot: actor.worker })),
+            ({ listener }) => Effect.sync(() => actor.unlisten(listener))
+          ))
+        return { ...followed, after: yield* followableAfter(after, followed.snapshot) }
       })
 
     /** Runs `f` with the Worker's actor; a store failure answers `Unavailable`. */
@@ -381,20 +395,7 @@ export const makeRuntime = (
           return stored
         }),
 
-      events: (workerId, query) =>
-        followWorker(
-          store,
-          Effect.gen(function*() {
-            const { after = 0 } = yield* validate.events(query ?? {})
-            const followed = yield* withActor(workerId, (actor) =>
-              Effect.acquireRelease(
-                // Registered and read in one synchronous step: no commit falls between.
-                Effect.sync(() => ({ actor, listener: actor.listen(), snapshot: actor.worker })),
-                ({ listener }) => Effect.sync(() => actor.unlisten(listener))
-              ))
-            return { ...followed, after: yield* followableAfter(after, followed.snapshot) }
-          })
-        ),
+      events: (workerId, query) => followWorker(store, follower(workerId, query)),
 
       delete: deleteWorker
     }
@@ -443,7 +444,8 @@ export const makeRuntime = (
         activeWorkers: Effect.sync(() => host.size()),
         // The same span as `Runtime.create`: the HTTP layer creates through here.
         create: tracing ? (request) => Effect.withSpan(create(request), "Runtime.create") : create,
-        peek: tracing ? undefined : peek
+        peek: tracing ? undefined : peek,
+        follow: (workerId, query) => openFollow(store, follower(workerId, query))
       }
     }
   })

@@ -19,7 +19,7 @@ import { RETRY_AFTER_MS } from "../RuntimeOptions.js"
 import { followableAfter } from "../Validation.js"
 import { Authorization, type ListParams, RuntimeApi } from "./Api.js"
 import { type BodyOptions, jsonBody, optionalJsonBody } from "./Body.js"
-import { eventStreamResponse } from "./EventStream.js"
+import { eventStreamResponse, followerResponse } from "./EventStream.js"
 import { markHandled } from "./Handled.js"
 import { jsonResponse, transcriptPageJson, workerJson } from "./Snapshots.js"
 
@@ -185,7 +185,11 @@ export const WorkersHandlers = ({ maxBodyBytes, maxStreams, pingMs }: WorkersHan
               // Errors before the stream starts are ordinary JSON answers.
               yield* followableAfter(after, yield* runtime.get(path.workerId))
               const release = yield* holdSlot
-              return releasingBody(eventStreamResponse(runtime.events(path.workerId, { after }), pingMs), release)
+              const follow = control._tag === "Some" ? control.value.follow : undefined
+              // Over a Runtime of this process: the follower's pull, written as it comes (no stream stages).
+              return follow === undefined
+                ? releasingBody(eventStreamResponse(runtime.events(path.workerId, { after }), pingMs), release)
+                : yield* followerResponse(follow(path.workerId, { after }), pingMs, release)
             })))
           .handle("delete", ({ path }) => decoded(runtime.delete(path.workerId)))
       })

@@ -12,13 +12,17 @@ import * as Chunk from "effect/Chunk"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
-import type * as Fiber from "effect/Fiber"
+import * as Fiber from "effect/Fiber"
 import * as Option from "effect/Option"
+import * as Runtime from "effect/Runtime"
+import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
+import { Readable } from "node:stream"
 import type { WorkerEvent } from "../Domain.js"
 import { deltaJson, entryJson, workerJson } from "./Snapshots.js"
 
 export const DEFAULT_PING_MS = 15_000
+const SSE_HEADERS = { "cache-control": "no-cache", "x-accel-buffering": "no" }
 export const RETRY_MS = 1000
 
 /**
@@ -105,6 +109,97 @@ export const eventStreamResponse = <E>(
   }))
   return HttpServerResponse.stream(body, {
     contentType: "text/event-stream",
-    headers: { "cache-control": "no-cache", "x-accel-buffering": "no" }
+    headers: SSE_HEADERS
   })
 }
+
+/**
+ * The events as a Node `Readable` that pulls the follower itself: one pull
+ * (a fiber) at a time, started when the socket wants more, so a client that
+ * stops reading stops the pulls; a `: ping` whenever a pull has waited
+ * `pingMs`. An idle stream is this object, its follower's listener and one
+ * waiting fiber: no stream stages (docs/benchmarks.md, idle stream heap).
+ */
+class FollowerReadable extends Readable {
+  #started = false
+  #pending: Fiber.RuntimeFiber<Chunk.Chunk<WorkerEvent>, Option.Option<unknown>> | undefined = undefined
+  #timer: ReturnType<typeof setTimeout> | undefined = undefined
+
+  constructor(
+    private readonly pull: Effect.Effect<Chunk.Chunk<WorkerEvent>, Option.Option<unknown>>,
+    private readonly fork: <A, E>(effect: Effect.Effect<A, E>) => Fiber.RuntimeFiber<A, E>,
+    private readonly pingMs: number,
+    /** Runs once, when the stream is done (ended, failed or the client gone), after the pull is interrupted. */
+    private readonly close: (pending: Fiber.RuntimeFiber<unknown, unknown> | undefined) => void
+  ) {
+    super()
+  }
+
+  override _read(): void {
+    if (!this.#started) {
+      this.#started = true
+      this.push(RETRY)
+      return
+    }
+    if (this.#pending !== undefined) return
+    const fiber = this.fork(this.pull)
+    this.#pending = fiber
+    this.#armPing()
+    fiber.addObserver((exit) => {
+      clearTimeout(this.#timer)
+      this.#pending = undefined
+      if (this.destroyed) return
+      // The end of the events, or a failure once the stream has started (which can only close it).
+      if (Exit.isFailure(exit)) {
+        this.push(null)
+        return
+      }
+      let text = ""
+      for (const event of exit.value) text += frameOf(event)
+      // Nothing to write: pull again, as a push of nothing would not ask for more.
+      if (text === "") this._read()
+      else this.push(encoder.encode(text))
+    })
+  }
+
+  #armPing() {
+    this.#timer = setTimeout(() => {
+      if (this.#pending === undefined || this.destroyed) return
+      this.push(PING)
+      this.#armPing()
+    }, this.pingMs)
+  }
+
+  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+    clearTimeout(this.#timer)
+    const pending = this.#pending
+    this.#pending = undefined
+    this.close(pending)
+    callback(error)
+  }
+}
+
+/**
+ * The events endpoint's answer from a follower opened here (its errors are
+ * the request's, answered as JSON): a `Raw` body the platform pipes to the
+ * socket. The follower's scope closes, and `release` runs, when the body is
+ * done, however it ends.
+ */
+export const followerResponse = <E>(
+  open: Effect.Effect<Effect.Effect<Chunk.Chunk<WorkerEvent>, Option.Option<unknown>>, E, Scope.Scope>,
+  pingMs: number,
+  release: Effect.Effect<void>
+): Effect.Effect<HttpServerResponse.HttpServerResponse, E> =>
+  Effect.gen(function*() {
+    const runtime = yield* Effect.runtime<never>()
+    const fork = Runtime.runFork(runtime)
+    const scope = yield* Scope.make()
+    const pull = yield* Effect.onError(Scope.extend(open, scope), (cause) => Scope.close(scope, Exit.failCause(cause)))
+    const body = new FollowerReadable(pull, fork, pingMs, (pending) => {
+      fork(Effect.zipRight(
+        pending === undefined ? Effect.void : Fiber.interrupt(pending),
+        Effect.zipRight(Scope.close(scope, Exit.void), release)
+      ))
+    })
+    return HttpServerResponse.raw(body, { contentType: "text/event-stream", headers: SSE_HEADERS })
+  })
