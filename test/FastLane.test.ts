@@ -9,6 +9,7 @@ import { describe, expect, it, layer } from "@effect/vitest"
 import { Effect, Layer, Metric, Redacted } from "effect"
 
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
+import * as net from "node:net"
 import type { FastLane } from "../src/http/FastLane.js"
 import { FastLaneSlot } from "../src/http/FastLane.js"
 import { RuntimeHttpServerLive } from "../src/http/index.js"
@@ -81,6 +82,30 @@ const request = (method: string, path: string, headers: ReadonlyArray<string>, b
 /** The answer without its `Date` header, which differs from one second to the next. */
 const withoutDate = (answer: string) => answer.replace(/^date: .*\r\n/im, "")
 
+/** A stream's answer up to and including `until`, then the connection closed. */
+const rawUntil = (base: string, raw: string, until: string) =>
+  Effect.async<string>((resume) => {
+    const { hostname, port } = new URL(base)
+    const socket = net.connect(Number(port), hostname, () => socket.write(raw))
+    let received = ""
+    socket.on("data", (chunk) => {
+      received += chunk.toString()
+      const at = received.indexOf(until)
+      if (at !== -1) {
+        socket.destroy()
+        resume(Effect.succeed(received.slice(0, at + until.length)))
+      }
+    })
+    socket.on("error", () => {})
+    // Only a hang reaches this (real time: the TestClock does not move it).
+    const timer = setTimeout(() => {
+      socket.destroy()
+      resume(Effect.dieMessage(`no ${JSON.stringify(until)} within a minute; received ${JSON.stringify(received)}`))
+    }, 60_000)
+    socket.on("close", () => clearTimeout(timer))
+    return Effect.sync(() => socket.destroy())
+  })
+
 const both = (base: string, raw: string) =>
   Effect.gen(function*() {
     lanes.off()
@@ -143,6 +168,54 @@ layer(TestLayer, { excludeTestServices: true })("fast lane", (it) => {
       }
       const control = yield* RuntimeControl
       expect(control.peek?.(stored.id)).toBeUndefined()
+    }))
+
+  it.effect("streams the events of a Worker in memory as HttpApi does, and gives back what HttpApi must answer", () =>
+    Effect.gen(function*() {
+      const runtime = yield* Runtime
+      const base = serverUrl((yield* HttpServer.HttpServer).address)
+      const worker = yield* runtime.create({})
+      yield* runtime.input(worker.id, { content: "hello" })
+      yield* eventuallyLive(runtime.get(worker.id), (w) => w.status === "idle", "the turn ended")
+      const stored = yield* runtime.create({})
+      const path = `/v1/workers/${worker.id}/events`
+      const streams: ReadonlyArray<readonly [string, string, string]> = [
+        ["from the start", request("GET", path, [host, bearer]), "id: 3\nevent: entry\n"],
+        ["after 1", request("GET", `${path}?after=1`, [host, bearer]), "id: 3\n"],
+        ["Last-Event-ID", request("GET", path, [host, bearer, "Last-Event-ID: 2"]), "id: 3\n"]
+      ]
+      for (const [what, raw, until] of streams) {
+        lanes.off()
+        const viaApi = withoutDate(yield* rawUntil(base, raw, until))
+        lanes.on()
+        const before = lanes.answered()
+        const viaLane = withoutDate(yield* rawUntil(base, raw, until))
+        expect(viaLane, what).toBe(viaApi)
+        expect(viaApi, what).toMatch(/^HTTP\/1\.1 200 OK\r\n/)
+        expect(lanes.answered() - before, what).toBe(1)
+      }
+      const others: ReadonlyArray<readonly [string, string, RegExp]> = [
+        ["after past the end", request("GET", `${path}?after=99`, [host, bearer]), /^HTTP\/1\.1 400 /],
+        ["a bad Last-Event-ID", request("GET", path, [host, bearer, "Last-Event-ID: x"]), /^HTTP\/1\.1 400 /],
+        ["no token", request("GET", path, [host]), /^HTTP\/1\.1 401 /],
+        ["an unknown Worker", request("GET", "/v1/workers/nope/events", [host, bearer]), /^HTTP\/1\.1 404 /],
+        ["another query", request("GET", `${path}?after=1&x=2`, [host, bearer]), /^HTTP\/1\.1 200 /]
+      ]
+      for (const [what, raw, status] of others) {
+        const answers = yield* both(base, raw)
+        expect(answers.viaLane, what).toBe(answers.viaApi)
+        expect(answers.viaApi, what).toMatch(status)
+      }
+      // A Worker only in the store: HttpApi streams it (and brings it into memory).
+      lanes.on()
+      const before = lanes.answered()
+      const cold = yield* rawUntil(
+        base,
+        request("GET", `/v1/workers/${stored.id}/events`, [host, bearer]),
+        "event: worker"
+      )
+      expect(cold).toMatch(/^HTTP\/1\.1 200 OK\r\n/)
+      expect(lanes.answered() - before).toBe(0)
     }))
 
   it.effect("counts what it answers in the request metrics, as HttpApi does", () =>

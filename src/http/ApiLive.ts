@@ -12,15 +12,15 @@ import type * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
 import { CancelRequest, CreateWorker, type ListQuery, StopRequest, type Worker, WorkerInput } from "../Domain.js"
 import { drainingError } from "../Draining.js"
-import { InvalidInput, Unavailable } from "../Errors.js"
+import { InvalidInput } from "../Errors.js"
 import { Runtime } from "../Runtime.js"
 import { RuntimeControl } from "../RuntimeControl.js"
-import { RETRY_AFTER_MS } from "../RuntimeOptions.js"
 import { followableAfter } from "../Validation.js"
 import { Authorization, type ListParams, RuntimeApi } from "./Api.js"
 import { type BodyOptions, jsonBody, optionalJsonBody } from "./Body.js"
 import { eventStreamResponse, followerResponse } from "./EventStream.js"
 import { markHandled } from "./Handled.js"
+import type { HeldRequests } from "./HeldRequests.js"
 import { jsonResponse, transcriptPageJson, workerJson } from "./Snapshots.js"
 
 /**
@@ -66,34 +66,6 @@ const withHeaderKey = (request: CreateWorker, header: string | undefined) => {
   return Effect.succeed({ ...request, idempotencyKey: header })
 }
 
-/**
- * The requests held open (events streams, long polls), counted across the
- * server: past `max`, one more is refused at once with `Unavailable` (503,
- * `Retry-After`), never queued. `hold` takes a slot and gives back its
- * release, which frees it once however often it runs.
- */
-const makeHeldRequests = (max: number) => {
-  let held = 0
-  const hold: Effect.Effect<Effect.Effect<void>, Unavailable> = Effect.suspend(() => {
-    if (held >= max) {
-      return Effect.fail(
-        new Unavailable({
-          message: `already holding the most events streams and long polls at once (${max}); retry later`,
-          retryAfterMs: RETRY_AFTER_MS
-        })
-      )
-    }
-    held++
-    let released = false
-    return Effect.succeed(Effect.sync(() => {
-      if (released) return
-      released = true
-      held--
-    }))
-  })
-  return { hold }
-}
-
 /** `response` whose streamed body runs `release` when it ends, fails or is interrupted (the client left). */
 const releasingBody = (response: HttpServerResponse.HttpServerResponse, release: Effect.Effect<void>) => {
   const body = response.body
@@ -109,11 +81,11 @@ export interface WorkersHandlersOptions {
   readonly maxBodyBytes: number
   /** How often an idle events stream gets a `: ping` comment. */
   readonly pingMs: number
-  /** Events streams and long polls held open at once; one more is `Unavailable`. */
-  readonly maxStreams: number
+  /** Events streams and long polls held open at once, counted across the server (HeldRequests.ts). */
+  readonly heldRequests: HeldRequests
 }
 
-export const WorkersHandlers = ({ maxBodyBytes, maxStreams, pingMs }: WorkersHandlersOptions) =>
+export const WorkersHandlers = ({ heldRequests, maxBodyBytes, pingMs }: WorkersHandlersOptions) =>
   HttpApiBuilder.group(
     RuntimeApi,
     "workers",
@@ -124,8 +96,6 @@ export const WorkersHandlers = ({ maxBodyBytes, maxStreams, pingMs }: WorkersHan
         const create = control._tag === "Some"
           ? control.value.create
           : (request: CreateWorker) => Effect.map(runtime.create(request), (worker) => ({ worker, created: true }))
-        // One count per server (the layer is built once per server).
-        const heldRequests = makeHeldRequests(maxStreams)
         /**
          * A slot for this request: released by the request's scope, which
          * closes once the answer (a streamed body too) is written or the client

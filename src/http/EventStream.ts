@@ -23,6 +23,7 @@ import { deltaJson, entryJson, workerJson } from "./Snapshots.js"
 
 export const DEFAULT_PING_MS = 15_000
 const SSE_HEADERS = { "cache-control": "no-cache", "x-accel-buffering": "no" }
+const SSE_CONTENT_TYPE = "text/event-stream"
 export const RETRY_MS = 1000
 
 /**
@@ -108,7 +109,7 @@ export const eventStreamResponse = <E>(
     return Stream.repeatEffectChunkOption(next)
   }))
   return HttpServerResponse.stream(body, {
-    contentType: "text/event-stream",
+    contentType: SSE_CONTENT_TYPE,
     headers: SSE_HEADERS
   })
 }
@@ -180,26 +181,38 @@ class FollowerReadable extends Readable {
 }
 
 /**
- * The events endpoint's answer from a follower opened here (its errors are
- * the request's, answered as JSON): a `Raw` body the platform pipes to the
- * socket. The follower's scope closes, and `release` runs, when the body is
- * done, however it ends.
+ * A follower opened here (its errors are the caller's) as a body to pipe to
+ * the socket. The follower's scope closes, and `release` runs, when the body
+ * is done, however it ends.
  */
-export const followerResponse = <E>(
+export const followerBody = <E>(
   open: Effect.Effect<Effect.Effect<Chunk.Chunk<WorkerEvent>, Option.Option<unknown>>, E, Scope.Scope>,
   pingMs: number,
   release: Effect.Effect<void>
-): Effect.Effect<HttpServerResponse.HttpServerResponse, E> =>
+): Effect.Effect<Readable, E> =>
   Effect.gen(function*() {
     const runtime = yield* Effect.runtime<never>()
     const fork = Runtime.runFork(runtime)
     const scope = yield* Scope.make()
     const pull = yield* Effect.onError(Scope.extend(open, scope), (cause) => Scope.close(scope, Exit.failCause(cause)))
-    const body = new FollowerReadable(pull, fork, pingMs, (pending) => {
+    return new FollowerReadable(pull, fork, pingMs, (pending) => {
       fork(Effect.zipRight(
         pending === undefined ? Effect.void : Fiber.interrupt(pending),
         Effect.zipRight(Scope.close(scope, Exit.void), release)
       ))
     })
-    return HttpServerResponse.raw(body, { contentType: "text/event-stream", headers: SSE_HEADERS })
   })
+
+/** The events endpoint's answer from a follower opened here: a `Raw` body the platform pipes to the socket. */
+export const followerResponse = <E>(
+  open: Effect.Effect<Effect.Effect<Chunk.Chunk<WorkerEvent>, Option.Option<unknown>>, E, Scope.Scope>,
+  pingMs: number,
+  release: Effect.Effect<void>
+): Effect.Effect<HttpServerResponse.HttpServerResponse, E> =>
+  Effect.map(
+    followerBody(open, pingMs, release),
+    (body) => HttpServerResponse.raw(body, { contentType: SSE_CONTENT_TYPE, headers: SSE_HEADERS })
+  )
+
+/** The headers of an events answer, in the order the platform writes them. */
+export const sseHeaders: Readonly<Record<string, string>> = { ...SSE_HEADERS, "content-type": SSE_CONTENT_TYPE }

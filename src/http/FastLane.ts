@@ -12,6 +12,7 @@ import * as HttpApi from "@effect/platform/HttpApi"
 import * as Context from "effect/Context"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
+import type { Readable } from "node:stream"
 import { type Worker, WorkerId } from "../Domain.js"
 import { RuntimeApi } from "./Api.js"
 import type { GuardView, Refusal } from "./Guard.js"
@@ -28,13 +29,37 @@ export interface LaneRequest extends Omit<GuardView, "path"> {
 
 /** A whole answer: the server writes it with `Content-Type` and `Content-Length`, as the platform does. */
 export interface LaneAnswer {
+  readonly _tag: "Answer"
   readonly status: number
   readonly contentType: string
   readonly body: string
 }
 
-/** Answers a request, or undefined to leave it to HttpApi. */
-export type FastLane = (request: LaneRequest) => LaneAnswer | undefined
+/** What the server offers a request the lane took and answers later. */
+export interface LaneIO {
+  /** Writes the status and headers, then pipes `body` to the client (destroyed if the client goes). */
+  readonly stream: (status: number, headers: Readonly<Record<string, string>>, body: Readable) => void
+  /** Gives the request to HttpApi as if the lane had not taken it; only before `stream`. */
+  readonly fallThrough: () => void
+}
+
+/** A request the lane takes now and answers (or gives back) later: only a request without a body. */
+export interface LaneTake {
+  readonly _tag: "Take"
+  readonly run: (io: LaneIO) => void
+}
+
+/** Answers a request, takes it, or (undefined) leaves it to HttpApi. */
+export type FastLane = (request: LaneRequest) => LaneAnswer | LaneTake | undefined
+
+/** The first lane that answers or takes the request. */
+export const firstOf = (lanes: ReadonlyArray<FastLane>): FastLane => (request) => {
+  for (const lane of lanes) {
+    const result = lane(request)
+    if (result !== undefined) return result
+  }
+  return undefined
+}
 
 /**
  * Where a server that can take a lane (src/node/HttpServer.ts) takes it:
@@ -45,15 +70,19 @@ export class FastLaneSlot extends Context.Tag("worker-runtime/http/FastLaneSlot"
   readonly install: (lane: FastLane) => () => void
 }>() {}
 
-/** The `get` endpoint of the `workers` group, as the API defines it. */
-const getEndpoint = (() => {
-  let found:
-    | { readonly method: string; readonly segments: ReadonlyArray<string>; readonly template: string }
-    | undefined
+interface Endpoint {
+  readonly method: string
+  readonly segments: ReadonlyArray<string>
+  readonly template: string
+}
+
+/** An endpoint of the `workers` group, as the API defines it. */
+export const workersEndpoint = (name: string): Endpoint | undefined => {
+  let found: Endpoint | undefined
   HttpApi.reflect(RuntimeApi, {
     onGroup: () => {},
     onEndpoint: ({ endpoint, group }) => {
-      if (group.identifier === "workers" && endpoint.name === "get") {
+      if (group.identifier === "workers" && endpoint.name === name) {
         const segments = endpoint.path.split("/")
         found = {
           method: endpoint.method,
@@ -64,10 +93,16 @@ const getEndpoint = (() => {
     }
   })
   return found
-})()
+}
 
 /** The path parameter, by the schema the API decodes it with. */
 const decodeWorkerId = Schema.decodeOption(WorkerId)
+
+/** A Worker id as the path has it; undefined when the router must decode it (an escape) or it is not one. */
+export const plainWorkerId = (id: string): WorkerId | undefined => {
+  if (id === "" || id.includes("/") || id.includes("?") || id.includes("%") || id.includes("#")) return undefined
+  return Option.getOrUndefined(decodeWorkerId(id))
+}
 
 export interface WorkerLaneOptions {
   readonly refusalOf: (view: GuardView) => Refusal | undefined
@@ -79,7 +114,7 @@ export interface WorkerLaneOptions {
 
 /** The lane for `GET /v1/workers/{workerId}`; undefined if the API has no such endpoint. */
 export const makeWorkerLane = (options: WorkerLaneOptions): FastLane | undefined => {
-  const endpoint = getEndpoint
+  const endpoint = workersEndpoint("get")
   if (endpoint === undefined) return undefined
   const { method, segments, template } = endpoint
   const param = segments.findIndex((segment) => segment.startsWith(":"))
@@ -90,18 +125,16 @@ export const makeWorkerLane = (options: WorkerLaneOptions): FastLane | undefined
     const started = performance.now()
     const { url } = request
     if (request.method !== method || request.hasBody || !url.startsWith(prefix)) return undefined
-    const id = url.slice(prefix.length)
     // A query, a further segment, or an escape: the router's business.
-    if (id === "" || id.includes("/") || id.includes("?") || id.includes("%") || id.includes("#")) return undefined
+    const workerId = plainWorkerId(url.slice(prefix.length))
+    if (workerId === undefined) return undefined
     if (options.refusalOf({ path: url, header: request.header, hostHeaders: request.hostHeaders }) !== undefined) {
       return undefined
     }
-    const workerId = decodeWorkerId(id)
-    if (Option.isNone(workerId)) return undefined
-    const worker = options.peek(workerId.value)
+    const worker = options.peek(workerId)
     if (worker === undefined) return undefined
     const body = workerJson(worker)
     options.record(method, template, 200, performance.now() - started)
-    return { status: 200, contentType: "application/json", body }
+    return { _tag: "Answer", status: 200, contentType: "application/json", body }
   }
 }

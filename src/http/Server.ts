@@ -27,9 +27,11 @@ import { DEFAULT_MAX_INPUT_BYTES } from "../RuntimeOptions.js"
 import { headerAttributes, withoutQuery } from "../Tracing.js"
 import { RuntimeApi } from "./Api.js"
 import { AuthorizationLive, HealthHandlers, RuntimeHandlers, WorkersHandlers } from "./ApiLive.js"
+import { makeEventsLane } from "./EventsLane.js"
 import { DEFAULT_PING_MS } from "./EventStream.js"
-import { FastLaneSlot, makeWorkerLane } from "./FastLane.js"
+import { FastLaneSlot, firstOf, makeWorkerLane } from "./FastLane.js"
 import { makeGuard, makeRefusalOf } from "./Guard.js"
+import { type HeldRequests, makeHeldRequests } from "./HeldRequests.js"
 import { allowsAnyHost, makeHostPolicy } from "./Hosts.js"
 import { makeRoutes, type Routes, workerIdOf } from "./Routes.js"
 
@@ -207,15 +209,25 @@ const installLane = (options: {
   readonly refusalOf: ReturnType<typeof makeRefusalOf>
   readonly record: ReturnType<typeof makeRecord>
   readonly observed: boolean
+  readonly heldRequests: HeldRequests
+  readonly pingMs: number
 }) =>
   Effect.gen(function*() {
     const slot = yield* Effect.serviceOption(FastLaneSlot)
     const control = yield* Effect.serviceOption(RuntimeControl)
     const peek = Option.flatMapNullable(control, (control) => control.peek)
     if (options.observed || Option.isNone(slot) || Option.isNone(peek)) return
-    const lane = makeWorkerLane({ refusalOf: options.refusalOf, peek: peek.value, record: options.record })
-    if (lane === undefined) return
-    const uninstall = slot.value.install(lane)
+    const { heldRequests, pingMs, record, refusalOf } = options
+    const follow = Option.getOrUndefined(Option.flatMapNullable(control, (control) => control.follow))
+    const runtime = yield* Effect.runtime<never>()
+    const lanes = [
+      makeWorkerLane({ refusalOf, peek: peek.value, record }),
+      follow === undefined
+        ? undefined
+        : makeEventsLane({ refusalOf, peek: peek.value, record, follow, heldRequests, pingMs, runtime })
+    ].filter((lane) => lane !== undefined)
+    if (lanes.length === 0) return
+    const uninstall = slot.value.install(firstOf(lanes))
     yield* Effect.addFinalizer(() => Effect.sync(uninstall))
   })
 
@@ -234,14 +246,17 @@ export const RuntimeHttpServerLive = (
     return Layer.die(new Error(`maxStreams must be an integer >= 1, got ${maxStreams}`))
   }
   const maxBodyBytes = bodyLimitFor(options.maxInputBytes ?? DEFAULT_MAX_INPUT_BYTES)
+  const pingMs = options.ssePingMs ?? DEFAULT_PING_MS
   return Layer.unwrapScoped(
     Effect.gen(function*() {
+      // One count per server (the layer is built once per server), for the handlers and the lane.
+      const heldRequests = makeHeldRequests(maxStreams)
       const server = yield* HttpServer.HttpServer
       const bound = server.address._tag === "TcpAddress" ? server.address.hostname : undefined
       const api = HttpApiBuilder.api(RuntimeApi).pipe(
         Layer.provide([
           RuntimeHandlers,
-          WorkersHandlers({ maxBodyBytes, maxStreams, pingMs: options.ssePingMs ?? DEFAULT_PING_MS }),
+          WorkersHandlers({ maxBodyBytes, heldRequests, pingMs }),
           HealthHandlers
         ]),
         Layer.provide(AuthorizationLive)
@@ -270,7 +285,13 @@ export const RuntimeHttpServerLive = (
       const debug = LogLevel.lessThanEqual(yield* FiberRef.get(FiberRef.currentMinimumLogLevel), LogLevel.Debug)
       const tracing = options.tracing === true
       const record = makeRecord()
-      yield* installLane({ refusalOf: makeRefusalOf(guardOptions), record, observed: tracing || debug })
+      yield* installLane({
+        refusalOf: makeRefusalOf(guardOptions),
+        record,
+        observed: tracing || debug,
+        heldRequests,
+        pingMs
+      })
       return HttpApiBuilder.serve(observeRequests(routes, record, tracing, debug)).pipe(
         // The platform's request span is never made: `requestSpan` is ours.
         HttpMiddleware.withTracerDisabledWhen(() => true),

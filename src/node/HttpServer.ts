@@ -25,6 +25,7 @@ import { EventEmitter } from "node:events"
 import { IncomingMessage, Server, ServerResponse } from "node:http"
 import type { ListenOptions } from "node:net"
 import type { Socket } from "node:net"
+import { pipeline } from "node:stream"
 import type { Duplex } from "node:stream"
 import { type FastLane, FastLaneSlot } from "../http/FastLane.js"
 import { hostHeaderCount } from "../http/Hosts.js"
@@ -101,9 +102,18 @@ const hasBody = (request: IncomingMessage) => {
   return (length !== undefined && length !== "0") || request.headers["transfer-encoding"] !== undefined
 }
 
-/** Answers `request` from `lane` if it takes it, with the headers the platform writes for a JSON body. */
-const answerFromLane = (lane: FastLane, request: IncomingMessage, response: ServerResponse): boolean => {
-  const answer = lane({
+/**
+ * Answers `request` from `lane` if it answers or takes it: a whole answer
+ * with the headers the platform writes for a JSON body; a taken request is
+ * streamed or, through `fallThrough`, given to the platform's handler.
+ */
+const answerFromLane = (
+  lane: FastLane,
+  request: IncomingMessage,
+  response: ServerResponse,
+  fallThrough: () => void
+): boolean => {
+  const result = lane({
     method: request.method ?? "",
     url: request.url ?? "",
     header: (name) => {
@@ -113,12 +123,23 @@ const answerFromLane = (lane: FastLane, request: IncomingMessage, response: Serv
     hostHeaders: hostHeaderCount(request),
     hasBody: hasBody(request)
   })
-  if (answer === undefined) return false
-  response.writeHead(answer.status, {
-    "content-type": answer.contentType,
-    "content-length": String(Buffer.byteLength(answer.body))
+  if (result === undefined) return false
+  if (result._tag === "Take") {
+    result.run({
+      stream: (status, headers, body) => {
+        response.writeHead(status, headers)
+        // A client that goes destroys the body, which closes its follower.
+        pipeline(body, response, () => {})
+      },
+      fallThrough
+    })
+    return true
+  }
+  response.writeHead(result.status, {
+    "content-type": result.contentType,
+    "content-length": String(Buffer.byteLength(result.body))
   })
-  response.end(answer.body)
+  response.end(result.body)
   return true
 }
 
@@ -144,11 +165,20 @@ export class RuntimeHttpServer extends Server {
       const [request, response] = args
       if (
         request instanceof IncomingMessage && response instanceof ServerResponse &&
-        answerFromLane(lane, request, response)
+        answerFromLane(lane, request, response, () => this.#platform(request, response))
       ) return true
     }
-    // Server's own `emit` is typed per event; the emitter's takes any.
+    return this.#emit(event, args)
+  }
+
+  // Server's own `emit` is typed per event; the emitter's takes any.
+  #emit(event: string | symbol, args: ReadonlyArray<unknown>): boolean {
     return EventEmitter.prototype.emit.call(this, event, ...args)
+  }
+
+  /** The request to the platform's handler, as if no lane were here. */
+  #platform(request: IncomingMessage, response: ServerResponse): void {
+    this.#emit("request", [request, response])
   }
 }
 
