@@ -1,12 +1,12 @@
 // The worker-runtime HTTP server as the bin builds it (RuntimeHttpServerLive
-// on the runtime's own Node server, memory store), with the `ticker` engine
+// on the runtime's own Node server with its fast lanes, memory store), with the `ticker` engine
 // as a profile: the server of the events benchmarks. Answers `memory` over IPC.
 import { HttpServer } from "@effect/platform"
-import { NodeHttpServer, NodeRuntime } from "@effect/platform-node"
+import { NodeRuntime } from "@effect/platform-node"
 import { Effect, Layer, Logger, LogLevel } from "effect"
 import { RuntimeHttpServerLive } from "../../src/http/index.js"
 import { makeEchoEngine, RuntimeLive } from "../../src/index.js"
-import { createRuntimeHttpServer } from "../../src/node/index.js"
+import { RuntimeNodeHttpServerLive } from "../../src/node/index.js"
 import { tickerEngine } from "../ticker.js"
 import { answerMemory } from "./memory.js"
 
@@ -25,10 +25,7 @@ const Server = Announce.pipe(
     // The bench holds up to 10,000 streams: past the defaults (--max-streams, --max-connections).
     RuntimeHttpServerLive({ maxStreams: 100_000 }).pipe(
       Layer.provideMerge(
-        NodeHttpServer.layer(() => createRuntimeHttpServer({ maxConnections: 100_000 }), {
-          host: "127.0.0.1",
-          port: 0
-        })
+        RuntimeNodeHttpServerLive({ maxConnections: 100_000 }, { host: "127.0.0.1", port: 0 })
       )
     )
   ),
