@@ -11,7 +11,8 @@ import { RuntimeInfo, TranscriptEntry, Worker } from "../src/Domain.js"
 
 import { BIN, runBin, startBin } from "./support/bin.js"
 import { cliEnv, hasScript, resultOf, runCli, runCliInTerminal, startCli, waitForStdout } from "./support/cli.js"
-import { HANG_MS } from "./support/eventually.js"
+import { eventuallyLive, HANG_MS } from "./support/eventually.js"
+import { makeGate, makeModelServer, reply } from "./support/modelServer.js"
 import { projectRoot } from "./support/packed.js"
 
 const scratch = () => mkdtempSync(join(tmpdir(), "worker-runtime-cli-"))
@@ -188,6 +189,62 @@ describe("worker-runtime subcommands", () => {
       expectPlain(followed.stdout)
       expect(followed.stdout).toMatch(
         /^user: wait\nruntime: cancelled: enough\nuser: later\nruntime: stopped[^\n]*\n$/
+      )
+    }))
+
+  it.scopedLive("send --follow and follow print a model's deltas as they come, and its text once; --json a line each", () =>
+    Effect.gen(function*() {
+      const model = yield* makeModelServer()
+      const file = join(scratch(), "profiles.json")
+      writeFileSync(file, JSON.stringify({ model: { engine: "openai", model: "test-model", apiUrl: model.openAiUrl } }))
+      const bin = yield* startBin(["--profiles", file])
+      const env = cliEnv(bin.url)
+      // Deltas are live only: the model's reply waits until the followers are there.
+      const streamsOpen = (count: number) =>
+        eventuallyLive(
+          Effect.promise(() => fetch(`${bin.url}/metrics`).then((response) => response.text())),
+          (text) => Number(/^worker_runtime_event_streams(?:\{[^}]*\})? (\d+)/m.exec(text)?.[1] ?? 0) >= count,
+          `${count} event streams open`
+        )
+      const id = (yield* runCli(["create", "--profile", "model"], env)).stdout.trim()
+      const follower = yield* startCli(["follow", id], env)
+      yield* streamsOpen(1)
+
+      const first = makeGate()
+      yield* model.script(reply("Hello there, friend.", { gate: first }))
+      const turn = yield* startCli(["send", id, "hi", "--follow"], env)
+      yield* streamsOpen(2)
+      yield* model.awaitCount(1)
+      first.release(1)
+      // The first word shows while the rest of the reply is still held back.
+      yield* waitForStdout(turn, "worker: Hello")
+      yield* waitForStdout(follower, "user: hi\nworker: Hello")
+      expect(turn.stdout()).toBe("worker: Hello")
+      first.release()
+      expect(yield* resultOf(turn)).toEqual({ code: 0, stdout: "worker: Hello there, friend.\n", stderr: "" })
+
+      const second = makeGate()
+      yield* model.script(reply("Fine, thanks.", { gate: second }))
+      const json = yield* startCli(["send", id, "how are you?", "--follow", "--json"], env)
+      yield* streamsOpen(2)
+      yield* model.awaitCount(2)
+      second.release()
+      const lines = (yield* resultOf(json)).stdout.trimEnd().split("\n").map((line): unknown => JSON.parse(line))
+      expect(lines.slice(0, 2)).toEqual([
+        { type: "delta", turn: 2, text: "Fine," },
+        { type: "delta", turn: 2, text: " thanks." }
+      ])
+      expect(lines.slice(2)).toMatchObject([
+        { role: "worker", turn: 2, content: "Fine, thanks." },
+        { role: "runtime", turn: 2, outcome: "completed" }
+      ])
+
+      expect(yield* runCli(["stop", id], env)).toMatchObject({ code: 0, stdout: "stopped\n" })
+      const followed = yield* resultOf(follower)
+      expect(followed.code).toBe(0)
+      expectPlain(followed.stdout)
+      expect(followed.stdout).toMatch(
+        /^user: hi\nworker: Hello there, friend\.\nruntime: completed\nuser: how are you\?\nworker: Fine, thanks\.\nruntime: completed\nruntime: stopped[^\n]*\n$/
       )
     }))
 

@@ -19,7 +19,7 @@ const ROLE_COLOURS: Readonly<Record<TranscriptEntry["role"], number>> = {
 }
 
 /** `role: content`, the role coloured by itself when `styled`. */
-export const entryLine = (entry: TranscriptEntry, styled: boolean): string =>
+export const entryLine = (entry: Pick<TranscriptEntry, "role" | "content">, styled: boolean): string =>
   styled
     ? `\u001b[${ROLE_COLOURS[entry.role]}m${entry.role}\u001b[39m: ${entry.content}`
     : `${entry.role}: ${entry.content}`
