@@ -1,7 +1,7 @@
 // `npm run bench`: every figure is a ratio against a baseline measured in the
 // same run (the machine is shared and noisy). Prints a table and writes
 // docs/benchmarks.md. `--quick` shortens every run (for a smoke test).
-import { writeFileSync } from "node:fs"
+import { readFileSync, writeFileSync } from "node:fs"
 import { availableParallelism, cpus } from "node:os"
 import { join } from "node:path"
 import { events } from "./events.js"
@@ -9,6 +9,7 @@ import { flood } from "./flood.js"
 import { inProcess } from "./inprocess.js"
 import { fmt, ms, root } from "./lib.js"
 import { listFiltered, reclaim, TEAMS } from "./lifecycle.js"
+import { modelBench } from "./model.js"
 import { postgres } from "./postgres.js"
 import { queueInputs } from "./queue.js"
 import { restInput, restRead, restWrite } from "./rest.js"
@@ -26,8 +27,8 @@ interface Row {
 }
 
 const quick = process.argv.includes("--quick")
-// `--only=read,write,inprocess,store,scale,events,queue,lifecycle,flood,tracing,postgres` runs some sections
-// (no docs written).
+// `--only=read,write,inprocess,store,scale,events,queue,lifecycle,flood,tracing,postgres,model` runs some
+// sections (no docs written, but for `--only=model`, which rewrites its own section of docs/benchmarks.md).
 const only = process.argv.find((arg) => arg.startsWith("--only="))?.slice("--only=".length).split(",")
 const wanted = (section: string) => only === undefined || only.includes(section)
 const started = Date.now()
@@ -562,18 +563,100 @@ if (wanted("postgres")) {
   )
 }
 
+// 12. Model engines (deltas from a model server to followers)
+if (wanted("model")) {
+  const m = await modelBench({
+    deltas: quick ? 200 : 1000,
+    intervalMs: 2,
+    rounds: quick ? 1 : 2,
+    followers: 1000,
+    fanOutDeltas: quick ? 500 : 1000,
+    fanOutRounds: quick ? 1 : 2
+  })
+  const pair = (l: { p50: number; p99: number }) => `${ms(l.p50)} / ${ms(l.p99)}`
+  const { fanOut, latency } = m
+  row(
+    "model",
+    "SSE: raw node:http pass-through proxy, model server delta to its follower (ms p50 / p99)",
+    pair(latency.proxy),
+    "baseline"
+  )
+  const sseRatio = ratio(latency.sse.p99, latency.proxy.p99)
+  row(
+    "model",
+    "SSE: worker-runtime, openai engine, model server delta to GET …/events follower (ms p50 / p99)",
+    pair(latency.sse),
+    `${sseRatio.toFixed(2)}× proxy p99`,
+    `p99 ≤ 2× proxy: ${verdict(sseRatio <= 2)}`
+  )
+  row(
+    "model",
+    "in process: bare node:http client of the model server, delta parsed (ms p50 / p99)",
+    pair(latency.bare),
+    `${ratio(latency.bare.p99, latency.proxy.p99).toFixed(2)}× proxy p99`
+  )
+  const localRatio = ratio(latency.inProcess.p99, latency.proxy.p99)
+  row(
+    "model",
+    "in process: Runtime.events, model server delta to consumer fiber (ms p50 / p99)",
+    pair(latency.inProcess),
+    `${localRatio.toFixed(2)}× proxy p99, ${ratio(latency.inProcess.p99, latency.bare.p99).toFixed(2)}× bare p99`,
+    `p99 ≤ 2× proxy: ${verdict(localRatio <= 2)}`
+  )
+  const relayed = (r: typeof fanOut.proxy) =>
+    `${fmt(r.delivered * 100)}% of the text delivered; server CPU ${
+      r.serverUsPerDelivery.toFixed(2)
+    } µs per delta per follower; CPU: server ${r.serverCores.toFixed(2)}, followers ${
+      r.clientCores.toFixed(2)
+    }, model server ${r.modelCores.toFixed(2)} cores`
+  const fanLabel = `a reply of ${fmt(fanOut.proxy.deltas)} deltas to ${fmt(fanOut.proxy.followers)} SSE followers`
+  row(
+    "model",
+    `fan-out: raw proxy, ${fanLabel} (deltas/s)`,
+    fmt(fanOut.proxy.perSecond),
+    `baseline; ${relayed(fanOut.proxy)}`
+  )
+  row(
+    "model",
+    `fan-out: worker-runtime, ${fanLabel} of one Worker (deltas/s)`,
+    fmt(fanOut.runtime.perSecond),
+    `${ratio(fanOut.runtime.perSecond, fanOut.proxy.perSecond).toFixed(2)}× proxy; ${relayed(fanOut.runtime)}`,
+    "reported"
+  )
+}
+
 const seconds = Math.round((Date.now() - started) / 1000)
 console.log(`done in ${seconds} s`)
 
+const tableOf = (of: ReadonlyArray<Row>) =>
+  [
+    "| area | measure | value | against the baseline | target |",
+    "| --- | --- | ---: | --- | --- |",
+    ...of.map((r) => `| ${r.area} | ${r.measure.trim()} | ${r.value} | ${r.baseline ?? ""} | ${r.target ?? ""} |`)
+  ].join("\n")
+const modelRows = rows.filter((r) => r.area === "model")
+// Its prose as in docs/benchmarks.md; the figures in it are from the runs it names.
+const modelSection = `
+## Model engines
+
+MODEL_PROSE_TABLE
+`.replace("MODEL_PROSE_TABLE", tableOf(modelRows))
+
+if (!quick && only !== undefined && only.length === 1 && only[0] === "model") {
+  // Only this section of docs/benchmarks.md is rewritten; the others stay as their runs left them.
+  const file = join(root, "docs", "benchmarks.md")
+  const doc = readFileSync(file, "utf8")
+  const at = doc.indexOf("\n## Model engines\n")
+  const next = at < 0 ? -1 : doc.indexOf("\n## ", at + 1)
+  const before = at < 0 ? doc.trimEnd() + "\n" : doc.slice(0, at)
+  const after = next < 0 ? "" : doc.slice(next)
+  writeFileSync(file, before + modelSection + after)
+  console.log("wrote the Model engines section of docs/benchmarks.md")
+}
+
 if (!quick && only === undefined) {
-  const tableOf = (of: ReadonlyArray<Row>) =>
-    [
-      "| area | measure | value | against the baseline | target |",
-      "| --- | --- | ---: | --- | --- |",
-      ...of.map((r) => `| ${r.area} | ${r.measure.trim()} | ${r.value} | ${r.baseline ?? ""} | ${r.target ?? ""} |`)
-    ].join("\n")
-  // The PostgreSQL rows have a section of their own, after the others.
-  const table = tableOf(rows.filter((r) => r.area !== "postgres"))
+  // The PostgreSQL and model rows have sections of their own, after the others.
+  const table = tableOf(rows.filter((r) => r.area !== "postgres" && r.area !== "model"))
   const pgTable = tableOf(rows.filter((r) => r.area === "postgres"))
   // Its prose as in docs/benchmarks.md; the figures in it are from the runs it names.
   const postgresSection = `
@@ -883,7 +966,7 @@ cores); the relations below held in every run.
   two runs differ by the noise (0.86 to 1.01× in the latest runs; no span
   is made without an endpoint); with spans exported for every request,
   Runtime method and store commit, about 0.5 to 0.66× of off.
-${rows.some((r) => r.area === "postgres") ? postgresSection : ""}`
+${rows.some((r) => r.area === "postgres") ? postgresSection : ""}${modelRows.length > 0 ? modelSection : ""}`
   writeFileSync(join(root, "docs", "benchmarks.md"), doc)
   console.log("wrote docs/benchmarks.md")
 }
