@@ -37,6 +37,15 @@ const isTerminal = (worker: Worker) => worker.status === "stopped" || worker.sta
  */
 export type FollowPull = Effect.Effect<Chunk.Chunk<WorkerEvent>, Option.Option<Unavailable>>
 
+/** A follower opened by `openFollow`. */
+export interface Follow {
+  readonly pull: FollowPull
+  /** Whether `pull` would now wait for the Worker's next event (nothing to read, nothing to catch up). */
+  readonly idle: () => boolean
+  /** Calls `callback` once, when something next arrives (replacing an earlier one): a wait without a fiber. */
+  readonly whenReady: (callback: () => void) => void
+}
+
 /** What registers a follower (released with the scope), reads the Worker in the same step and resolves `after`. */
 export type FollowOpen<E> = Effect.Effect<
   { readonly actor: Followed; readonly listener: Listener; readonly snapshot: Worker; readonly after: number },
@@ -53,7 +62,7 @@ export const followWorker = <E>(
   store: RuntimeStoreService,
   open: FollowOpen<E>
 ): Stream.Stream<WorkerEvent, Unavailable | E> =>
-  Stream.unwrapScoped(Effect.map(openFollow(store, open), Stream.repeatEffectChunkOption))
+  Stream.unwrapScoped(Effect.map(openFollow(store, open), (follow) => Stream.repeatEffectChunkOption(follow.pull)))
 
 /**
  * The follower as a pull, without a Stream around it: for a server that
@@ -68,7 +77,7 @@ export const openFollow = <E>(
    * the same synchronous step (`snapshot`), and resolves `after`, checked.
    */
   open: FollowOpen<E>
-): Effect.Effect<FollowPull, E, Scope.Scope> =>
+): Effect.Effect<Follow, E, Scope.Scope> =>
   Effect.gen(function*() {
     const { actor, after, listener, snapshot } = yield* open
     let delivered = after
@@ -172,5 +181,13 @@ export const openFollow = <E>(
         onSome: (chunk) => Effect.succeed(chunk)
       }))
     )
-    return pull
+    return {
+      pull,
+      idle: () =>
+        !first && !terminal && !done && delivered >= catchUpTo && pendingWorker === undefined &&
+        listener.events.length === 0 && !listener.overflowed && !listener.ended,
+      whenReady: (callback) => {
+        listener.onWake = callback
+      }
+    }
   })

@@ -28,6 +28,8 @@ export interface Listener {
   ended: boolean
   /** Opened whenever something arrives. */
   readonly wake: Effect.Latch
+  /** Called once, when something next arrives: a reader that waits without a fiber (src/http/EventStream.ts). */
+  onWake: (() => void) | undefined
 }
 
 export const makeListener = (): Listener => ({
@@ -35,8 +37,19 @@ export const makeListener = (): Listener => ({
   chars: 0,
   overflowed: false,
   ended: false,
-  wake: Effect.unsafeMakeLatch(false)
+  wake: Effect.unsafeMakeLatch(false),
+  onWake: undefined
 })
+
+/** Wakes whoever waits on `listener`: a fiber on the latch, a reader through `onWake`. */
+const wake = (listener: Listener) => {
+  listener.wake.unsafeOpen()
+  const onWake = listener.onWake
+  if (onWake !== undefined) {
+    listener.onWake = undefined
+    onWake()
+  }
+}
 
 /** Hands `events` to every listener, or tells a listener that has no room to catch up. */
 export const publish = (listeners: ReadonlySet<Listener> | undefined, events: ReadonlyArray<WorkerEvent>) => {
@@ -60,12 +73,12 @@ export const publish = (listeners: ReadonlySet<Listener> | undefined, events: Re
       for (const event of events) listener.events.push(event)
       listener.chars += chars
     }
-    listener.wake.unsafeOpen()
+    wake(listener)
   }
 }
 
 /** Ends a follower's stream once it has drained what it holds. */
 export const endListener = (listener: Listener) => {
   listener.ended = true
-  listener.wake.unsafeOpen()
+  wake(listener)
 }

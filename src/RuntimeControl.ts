@@ -4,7 +4,7 @@ import type * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
 import type { CreateWorker, EventsQuery, Worker, WorkerId } from "./Domain.js"
 import type { InvalidInput, Unavailable, UnknownWorker } from "./Errors.js"
-import type { FollowPull } from "./Events.js"
+import type { Follow } from "./Events.js"
 
 /** What a create did: made `worker`, or (`created: false`) found it made by an earlier create with its key. */
 export interface CreateResult {
@@ -42,7 +42,7 @@ export interface RuntimeControlService {
     | ((
       workerId: WorkerId,
       query?: EventsQuery
-    ) => Effect.Effect<FollowPull, UnknownWorker | InvalidInput | Unavailable, Scope.Scope>)
+    ) => Effect.Effect<Follow, UnknownWorker | InvalidInput | Unavailable, Scope.Scope>)
     | undefined
 }
 

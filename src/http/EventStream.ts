@@ -19,6 +19,7 @@ import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import { Readable } from "node:stream"
 import type { WorkerEvent } from "../Domain.js"
+import type { Follow } from "../Events.js"
 import { deltaJson, entryJson, workerJson } from "./Snapshots.js"
 
 export const DEFAULT_PING_MS = 15_000
@@ -115,19 +116,21 @@ export const eventStreamResponse = <E>(
 }
 
 /**
- * The events as a Node `Readable` that pulls the follower itself: one pull
- * (a fiber) at a time, started when the socket wants more, so a client that
- * stops reading stops the pulls; a `: ping` whenever a pull has waited
- * `pingMs`. An idle stream is this object, its follower's listener and one
- * waiting fiber: no stream stages (docs/benchmarks.md, idle stream heap).
+ * The events as a Node `Readable` that pulls the follower itself, when the
+ * socket wants more: a pull (a fiber) only when there is something to read
+ * or catch up; an idle follower is waited on with a callback, no fiber
+ * (`Follow.whenReady`). A `: ping` whenever it has waited `pingMs`. An idle
+ * stream is this object, its follower's listener and the socket
+ * (docs/benchmarks.md, idle stream heap).
  */
 class FollowerReadable extends Readable {
   #started = false
   #pending: Fiber.RuntimeFiber<Chunk.Chunk<WorkerEvent>, Option.Option<unknown>> | undefined = undefined
+  #waiting = false
   #timer: ReturnType<typeof setTimeout> | undefined = undefined
 
   constructor(
-    private readonly pull: Effect.Effect<Chunk.Chunk<WorkerEvent>, Option.Option<unknown>>,
+    private readonly follow: Follow,
     private readonly fork: <A, E>(effect: Effect.Effect<A, E>) => Fiber.RuntimeFiber<A, E>,
     private readonly pingMs: number,
     /** Runs once, when the stream is done (ended, failed or the client gone), after the pull is interrupted. */
@@ -142,8 +145,21 @@ class FollowerReadable extends Readable {
       this.push(RETRY)
       return
     }
-    if (this.#pending !== undefined) return
-    const fiber = this.fork(this.pull)
+    if (this.#pending !== undefined || this.#waiting) return
+    if (this.follow.idle()) {
+      this.#waiting = true
+      this.#armPing()
+      this.follow.whenReady(() =>
+        // Not inside the publisher's loop: it is the Worker's actor, committing.
+        queueMicrotask(() => {
+          this.#waiting = false
+          clearTimeout(this.#timer)
+          if (!this.destroyed) this._read()
+        })
+      )
+      return
+    }
+    const fiber = this.fork(this.follow.pull)
     this.#pending = fiber
     this.#armPing()
     fiber.addObserver((exit) => {
@@ -165,7 +181,7 @@ class FollowerReadable extends Readable {
 
   #armPing() {
     this.#timer = setTimeout(() => {
-      if (this.#pending === undefined || this.destroyed) return
+      if ((this.#pending === undefined && !this.#waiting) || this.destroyed) return
       this.push(PING)
       this.#armPing()
     }, this.pingMs)
@@ -186,7 +202,7 @@ class FollowerReadable extends Readable {
  * is done, however it ends.
  */
 export const followerBody = <E>(
-  open: Effect.Effect<Effect.Effect<Chunk.Chunk<WorkerEvent>, Option.Option<unknown>>, E, Scope.Scope>,
+  open: Effect.Effect<Follow, E, Scope.Scope>,
   pingMs: number,
   release: Effect.Effect<void>
 ): Effect.Effect<Readable, E> =>
@@ -194,8 +210,11 @@ export const followerBody = <E>(
     const runtime = yield* Effect.runtime<never>()
     const fork = Runtime.runFork(runtime)
     const scope = yield* Scope.make()
-    const pull = yield* Effect.onError(Scope.extend(open, scope), (cause) => Scope.close(scope, Exit.failCause(cause)))
-    return new FollowerReadable(pull, fork, pingMs, (pending) => {
+    const follow = yield* Effect.onError(
+      Scope.extend(open, scope),
+      (cause) => Scope.close(scope, Exit.failCause(cause))
+    )
+    return new FollowerReadable(follow, fork, pingMs, (pending) => {
       fork(Effect.zipRight(
         pending === undefined ? Effect.void : Fiber.interrupt(pending),
         Effect.zipRight(Scope.close(scope, Exit.void), release)
@@ -205,7 +224,7 @@ export const followerBody = <E>(
 
 /** The events endpoint's answer from a follower opened here: a `Raw` body the platform pipes to the socket. */
 export const followerResponse = <E>(
-  open: Effect.Effect<Effect.Effect<Chunk.Chunk<WorkerEvent>, Option.Option<unknown>>, E, Scope.Scope>,
+  open: Effect.Effect<Follow, E, Scope.Scope>,
   pingMs: number,
   release: Effect.Effect<void>
 ): Effect.Effect<HttpServerResponse.HttpServerResponse, E> =>
