@@ -14,10 +14,7 @@ export interface PostgresFigures {
   readonly startMs: number
   /** Inputs per second, one input at a time (one Worker, each turn to its end before the next input). */
   readonly oneAtATime: { readonly raw: number; readonly store: number }
-  /**
-   * Inputs per second, `writers` Workers at once, each one input at a time:
-   * raw (the counts trigger disabled), and the store.
-   */
+  /** Inputs per second, `writers` Workers at once, each one input at a time: raw, and the store. */
   readonly concurrent: { readonly raw: RawRate; readonly store: number }
   readonly writers: number
   readonly poolSize: number
@@ -39,11 +36,10 @@ export const postgres = ({ quick }: PostgresOptions): Promise<PostgresFigures> =
       { writers: 1, inputs: quick ? 50 : 150, rounds: quick ? 2 : 4, poolSize: POOL_SIZE }
     )
     const many = await postgresCommits(
-      // On the store's schema as it is, concurrent raw transactions deadlock on
-      // the `worker_counts` rows (each status change locks them in its own
-      // order) and wait deadlock_timeout (1 s) each time: without the trigger
-      // the raw side is the ceiling of a transaction per commit instead.
-      [{ url: await server.database("raw_many"), countsTrigger: false }],
+      // The counts trigger on, as the store has it: it takes the
+      // `worker_counts` rows in one order (migration 3), so concurrent raw
+      // transactions wait for each other rather than deadlock.
+      [{ url: await server.database("raw_many"), countsTrigger: true }],
       await server.database("store_many"),
       { writers: WRITERS, inputs: quick ? 5 : 15, rounds: quick ? 2 : 4, poolSize: POOL_SIZE }
     )

@@ -12,7 +12,7 @@ import { Context, Effect, Exit, Fiber, Layer, Redacted, Scope } from "effect"
 import { createServer } from "node:net"
 import { hostname } from "node:os"
 
-import type * as Pg from "pg"
+import * as Pg from "pg"
 
 import { Runtime, RuntimeFromStore, RuntimeStore, StoreError, Unavailable } from "../src/index.js"
 import { PostgresStoreLive, type PostgresStoreOptions } from "../src/postgres/index.js"
@@ -51,7 +51,7 @@ const storeOn = (url: string, options: Omit<PostgresStoreOptions, "url"> = {}) =
 storeSuite("postgres store", () => {
   const url = freshUrl()
   return () => storeOn(url)
-})
+}, { commitsCanFail: true })
 
 runtimeSuite(
   "Runtime (embedded, postgres store)",
@@ -130,6 +130,20 @@ describe("postgres store: reads are index reads", () => {
       expect(yield* plan(reads.listWorkers({ limit: 100, metadata: { team: "t1" }, after: "w010" }))).toMatch(
         /using worker_metadata_pkey/
       )
+      // A metadata page looks each pair's Worker up by id (a nested loop), not
+      // in a join that walks `workers` from its first id (O(the cursor's place)).
+      for (
+        const query of [
+          { limit: 100, metadata: { team: "t1" }, after: "w010" },
+          { limit: 100, metadata: { team: "t1" }, status: "busy" as const, after: "w010" },
+          { limit: 100, metadata: { team: "t1", other: "y" }, status: "idle" as const }
+        ]
+      ) {
+        const text = yield* plan(reads.listWorkers(query))
+        expect(text).toMatch(/Nested Loop/)
+        expect(text).toMatch(/Index Scan using workers_(pkey|status_id) on workers/)
+        expect(text).not.toMatch(/Merge Join|Hash Join|Materialize/)
+      }
       expect(yield* plan(reads.busyWorkers())).toMatch(/using workers_status_id/)
       expect(yield* plan(reads.lastWorkerId())).toMatch(/Index Only Scan Backward using workers_pkey/)
       expect(yield* plan(reads.expired("2026-01-02T00:00:00.000Z", 100))).toMatch(/using workers_ended/)
@@ -167,6 +181,58 @@ describe("postgres store: reads are index reads", () => {
 
 /** A URL as `PgClient.layer` takes it. */
 const redacted = (url: string) => Redacted.make(url)
+
+// --- concurrent writers on one schema ---------------------------------------------
+
+describe("postgres store: the counts trigger under concurrent transactions", () => {
+  it.scopedLive("status changes of several Workers in two transactions at once do not deadlock, and all count", () =>
+    Effect.gen(function*() {
+      const url = freshUrl()
+      // The store makes the schema and the Workers, then closes (its lock with it).
+      yield* Effect.scoped(Effect.gen(function*() {
+        const store = Context.get(yield* Layer.build(storeOn(url)), RuntimeStore)
+        for (const [id, status] of [["a", "idle"], ["b", "busy"], ["c", "busy"], ["d", "stopped"]] as const) {
+          yield* store.insertWorker(worker(id, { status }), undefined)
+        }
+      }))
+      const one = new Pg.Pool({ connectionString: url, max: 1 })
+      const two = new Pg.Pool({ connectionString: url, max: 1 })
+      yield* Effect.addFinalizer(() => Effect.promise(() => Promise.all([one.end(), two.end()])))
+      const status = (pool: Pg.Pool, id: string, to: string) =>
+        pool.query("UPDATE workers SET status = $1 WHERE id = $2", [to, id])
+      const pid = (yield* Effect.promise(() => two.query<{ pid: number }>("SELECT pg_backend_pid() AS pid"))).rows[0]!
+        .pid
+      yield* Effect.promise(() => one.query("BEGIN"))
+      yield* Effect.promise(() => status(one, "a", "stopped"))
+      yield* Effect.promise(() => two.query("BEGIN"))
+      // The second transaction's first change: done at once (rows taken in the
+      // order of each change, as the first trigger did) or waiting for the first.
+      let firstDone = false
+      const second = status(two, "b", "failed").then(() => {
+        firstDone = true
+      })
+      yield* eventuallyLive(
+        Effect.promise(() =>
+          one.query<{ waiting: boolean }>(
+            "SELECT count(*) > 0 AS waiting FROM pg_stat_activity WHERE pid = $1 AND wait_event_type = 'Lock'",
+            [pid]
+          )
+        ),
+        (result) => firstDone || result.rows[0]!.waiting,
+        "the second transaction's first change done or waiting"
+      )
+      // Each now wants a row the other would hold had it taken only its own: a cycle.
+      const results = yield* Effect.promise(() =>
+        Promise.allSettled([
+          status(one, "c", "idle").then(() => one.query("COMMIT")),
+          second.then(() => status(two, "d", "idle")).then(() => two.query("COMMIT"))
+        ])
+      )
+      expect(results.map((result) => result.status === "rejected" ? String(result.reason) : "ok")).toEqual(["ok", "ok"])
+      const store = Context.get(yield* Layer.build(storeOn(url)), RuntimeStore)
+      expect(yield* store.counts).toEqual({ idle: 2, busy: 0, stopped: 1, failed: 1 })
+    }))
+})
 
 // --- one runtime per database ----------------------------------------------------
 

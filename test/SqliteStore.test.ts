@@ -48,7 +48,7 @@ const freshFile = () => join(root, `place-${++files}`, "runtime.db")
 storeSuite("sqlite store", () => {
   const filename = freshFile()
   return () => SqliteStoreLive({ filename })
-})
+}, { commitsCanFail: true })
 
 runtimeSuite(
   "Runtime (embedded, sqlite store)",

@@ -116,14 +116,42 @@ const turnUsage = Effect.gen(function*() {
   yield* sql`ALTER TABLE turns ADD COLUMN input_tokens INTEGER, ADD COLUMN output_tokens INTEGER`
 })
 
+/**
+ * The counts trigger locks every `worker_counts` row, in status order, before
+ * it changes one. It used to update the old status's row, then the new one's,
+ * so that concurrent transactions (idle→busy in one, busy→idle in another)
+ * took the two rows in opposite orders and deadlocked; ordering only the two
+ * rows of one change is not enough either, as a transaction that changes
+ * several Workers gathers its locks over several firings. Taking all four
+ * at the first firing, always in the same order, leaves no cycle; the rows
+ * are held to the commit either way, so it serializes nothing more than
+ * before. Several runtimes on one database (cluster mode) write at once.
+ */
+const countsLockOrder = Effect.gen(function*() {
+  const sql = yield* SqlClient.SqlClient
+  yield* sql.unsafe(`CREATE OR REPLACE FUNCTION worker_counts_change() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+      PERFORM 1 FROM worker_counts ORDER BY status FOR NO KEY UPDATE;
+      IF TG_OP IN ('UPDATE', 'DELETE') THEN
+        UPDATE worker_counts SET count = count - 1 WHERE status = OLD.status;
+      END IF;
+      IF TG_OP IN ('INSERT', 'UPDATE') THEN
+        UPDATE worker_counts SET count = count + 1 WHERE status = NEW.status;
+      END IF;
+      RETURN NULL;
+    END
+  $$`)
+})
+
 /** By id; the Migrator runs those above the schema's version, in order. */
 export const migrations: Readonly<Record<string, Effect.Effect<void, SqlError, SqlClient.SqlClient>>> = {
   "1_create_tables": createTables,
-  "2_turn_usage": turnUsage
+  "2_turn_usage": turnUsage,
+  "3_counts_lock_order": countsLockOrder
 }
 
 /** The highest migration id this version knows: a schema above it was written by a newer version. */
-export const SCHEMA_VERSION = 2
+export const SCHEMA_VERSION = 3
 
 /** Brings the schema up to date, in one transaction (the Migrator locks its table meanwhile). */
 export const runMigrations: Effect.Effect<

@@ -256,11 +256,6 @@ const PG_DELETE_METADATA = "DELETE FROM worker_metadata WHERE worker_id = $1"
 const indexText = (dialect: Dialect) => (text: string): string =>
   dialect === "pg" ? text.replaceAll("\\", "\\\\").replaceAll("\u0000", "\\0") : text
 
-// A turn's start inserts its record, its end replaces it.
-const UPSERT_TURN = `INSERT INTO turns (${TURN_COLUMNS}) VALUES (${TURN_COLUMNS.replace(/[a-z_]+/g, "?")})
-  ON CONFLICT (worker_id, turn) DO UPDATE SET ${
-  TURN_COLUMNS.split(", ").slice(2).map((column) => `${column} = excluded.${column}`).join(", ")
-}`
 const INSERT_QUEUED = "INSERT INTO queued_inputs (worker_id, id, content, kind, at) VALUES (?, ?, ?, ?, ?)"
 const DELETE_QUEUED = "DELETE FROM queued_inputs WHERE worker_id = ? AND id = ?"
 // The first DELETE_BATCH rows of the Worker, by key: a range of the primary key.
@@ -282,7 +277,6 @@ const writeStatements = (dialect: Dialect) => {
     updateWorker: text(UPDATE_WORKER),
     insertMetadata: dialect === "pg" ? PG_INSERT_METADATA : INSERT_METADATA,
     deleteMetadata: dialect === "pg" ? PG_DELETE_METADATA : DELETE_METADATA,
-    upsertTurn: text(UPSERT_TURN),
     insertQueued: text(INSERT_QUEUED),
     deleteQueued: text(DELETE_QUEUED),
     deleteEntriesBatch: text(DELETE_ENTRIES_BATCH),
@@ -291,7 +285,9 @@ const writeStatements = (dialect: Dialect) => {
     deleteTurns: text(DELETE_TURNS),
     deleteEntries: text(DELETE_ENTRIES),
     deleteWorker: text(DELETE_WORKER),
-    insertEntries: (rows: number) => insertEntriesSql(dialect, rows)
+    insertEntries: (rows: number) => insertEntriesSql(dialect, rows),
+    updateWorkers: (rows: number) => updateWorkersSql(dialect, rows),
+    upsertTurns: (rows: number) => upsertTurnsSql(dialect, rows)
   }
 }
 
@@ -332,13 +328,75 @@ const insertEntriesSql = (dialect: Dialect, rows: number): string => {
 }
 const insertEntriesCache = new Map<string, string>()
 
+/** `WORKER_COLUMNS`' types on PostgreSQL, whose `VALUES` would take untyped parameters for text. */
+const PG_WORKER_CASTS = [
+  "text",
+  "text",
+  "text",
+  "text",
+  "text",
+  "text",
+  "integer",
+  "integer",
+  "text",
+  "integer",
+  "bytea"
+].map((type) => `::${type}`)
+
+/**
+ * The UPDATE of `rows` Worker rows at once (several commits' Workers, one
+ * row each), parameters as `workerValues` row after row; one row is the
+ * plain `UPDATE_WORKER`.
+ */
+const updateWorkersSql = (dialect: Dialect, rows: number): string => {
+  const shape = `${dialect}:${rows}`
+  let cached = updateWorkersCache.get(shape)
+  if (cached === undefined) {
+    const columns = WORKER_COLUMNS.split(", ")
+    const casts = dialect === "pg" ? PG_WORKER_CASTS : columns.map(() => "")
+    const row = `(${casts.map((cast) => `?${cast}`).join(", ")})`
+    cached = `WITH v (${WORKER_COLUMNS}) AS (VALUES ${Array.from({ length: rows }, () => row).join(", ")})
+      UPDATE workers SET ${columns.slice(1).map((column) => `${column} = v.${column}`).join(", ")}
+      FROM v WHERE workers.id = v.id`
+    if (dialect === "pg") cached = numbered(cached)
+    updateWorkersCache.set(shape, cached)
+  }
+  return cached
+}
+const updateWorkersCache = new Map<string, string>()
+
+/**
+ * The upsert of `rows` turn records (a turn's start inserts its record, its
+ * end replaces it), parameters as `turnValues` row after row. No two rows
+ * may have the same key: one statement cannot change a row twice.
+ */
+const upsertTurnsSql = (dialect: Dialect, rows: number): string => {
+  const shape = `${dialect}:${rows}`
+  let cached = upsertTurnsCache.get(shape)
+  if (cached === undefined) {
+    const row = `(${TURN_COLUMNS.replace(/[a-z_]+/g, "?")})`
+    cached = `INSERT INTO turns (${TURN_COLUMNS}) VALUES ${Array.from({ length: rows }, () => row).join(", ")}
+      ON CONFLICT (worker_id, turn) DO UPDATE SET ${
+      TURN_COLUMNS.split(", ").slice(2).map((column) => `${column} = excluded.${column}`).join(", ")
+    }`
+    if (dialect === "pg") cached = numbered(cached)
+    upsertTurnsCache.set(shape, cached)
+  }
+  return cached
+}
+const upsertTurnsCache = new Map<string, string>()
+
 /**
  * The SELECT of a list page filtered by `pairs` metadata pairs (and maybe a
  * status). The first pair drives: the page is a range of the
  * `worker_metadata` primary key from (key, value, cursor), in id order; each
  * Worker found is looked up by id and each further pair is one key lookup.
- * `CROSS JOIN` keeps SQLite from starting at `workers` instead; PostgreSQL
- * has no `CROSS JOIN … ON` and plans the join by its statistics.
+ * `CROSS JOIN` keeps SQLite from starting at `workers` instead. PostgreSQL
+ * planned the join as a merge join walking `workers` from its first id up
+ * to the cursor (O(the page's position)); a lateral lookup per pair found,
+ * kept from being flattened back into a join by `OFFSET 0`, is a nested
+ * loop of `limit` index lookups. Placeholders in parameter order: key,
+ * value, cursor, status, the further pairs, limit.
  */
 const listByMetadataSql = (dialect: Dialect, pairs: number, byStatus: boolean): string => {
   const shape = `${dialect}:${pairs}:${byStatus}`
@@ -349,12 +407,20 @@ const listByMetadataSql = (dialect: Dialect, pairs: number, byStatus: boolean): 
       return ` AND EXISTS (SELECT 1 FROM worker_metadata AS ${m}
         WHERE ${m}.key = ? AND ${m}.value = ? AND ${m}.worker_id = m.worker_id)`
     })
-    cached = `SELECT ${W_WORKER_COLUMNS} FROM worker_metadata AS m ${
-      dialect === "pg" ? "JOIN" : "CROSS JOIN"
-    } workers AS w ON w.id = m.worker_id
-      WHERE m.key = ? AND m.value = ? AND m.worker_id > ?${byStatus ? " AND w.status = ?" : ""}${more.join("")}
-      ORDER BY m.worker_id LIMIT ?`
-    if (dialect === "pg") cached = numbered(cached)
+    if (dialect === "pg") {
+      // Numbered by hand: the status is written before the pairs but comes after them.
+      let n = byStatus ? 4 : 3
+      const further = more.join("").replace(/\?/g, () => `$${++n}`)
+      cached = `SELECT ${W_WORKER_COLUMNS} FROM worker_metadata AS m
+        CROSS JOIN LATERAL (SELECT ${WORKER_COLUMNS} FROM workers
+          WHERE id = m.worker_id${byStatus ? " AND status = $4" : ""} OFFSET 0) AS w
+        WHERE m.key = $1 AND m.value = $2 AND m.worker_id > $3${further}
+        ORDER BY m.worker_id LIMIT $${n + 1}`
+    } else {
+      cached = `SELECT ${W_WORKER_COLUMNS} FROM worker_metadata AS m CROSS JOIN workers AS w ON w.id = m.worker_id
+        WHERE m.key = ? AND m.value = ? AND m.worker_id > ?${byStatus ? " AND w.status = ?" : ""}${more.join("")}
+        ORDER BY m.worker_id LIMIT ?`
+    }
     listByMetadataCache.set(shape, cached)
   }
   return cached
@@ -501,27 +567,50 @@ export const makeSqlStore = (
         )
       )
 
-    // Fixed SQL with positional parameters: the statement is prepared once and
-    // nothing is compiled or schema-encoded per commit. The commit path runs
-    // once or twice per input, and JS work between statements measurably
-    // slows even the native COMMIT (docs/benchmarks.md).
-    const updateWorker = (worker: Worker) =>
+    // Fixed SQL with positional parameters: nothing is compiled or
+    // schema-encoded per commit. The commit path runs once or twice per
+    // input, and JS work between statements measurably slows even the native
+    // COMMIT (docs/benchmarks.md).
+    /**
+     * The changes of consecutive commits, in one transaction as a few
+     * statements whatever their number: each statement is a round trip to
+     * PostgreSQL. One UPDATE of the Workers (a Worker's last state in the
+     * batch wins), one INSERT of every entry (in order), one upsert of the
+     * turns (a record's last state wins), then the queues change by change.
+     */
+    const commitChanges = (changes: ReadonlyArray<Change>) =>
       Effect.gen(function*() {
-        const changes = yield* changesOf(
+        const workers = new Map<string, Worker>()
+        for (const { worker } of changes) workers.set(worker.id, worker)
+        // In id order: concurrent writers (cluster mode) lock rows in one order.
+        const ids = workers.size === 1 ? [...workers.keys()] : [...workers.keys()].sort()
+        const workerParams: Array<Param> = []
+        for (const id of ids) workerParams.push(...workerValues(workers.get(id)!, text))
+        const updated = yield* changesOf(
           dialect,
-          yield* sql.unsafe(writes.updateWorker, [...workerValues(worker, text).slice(1), worker.id]).raw
+          ids.length === 1
+            ? yield* sql.unsafe(writes.updateWorker, [...workerParams.slice(1), ids[0]!]).raw
+            : yield* sql.unsafe(writes.updateWorkers(ids.length), workerParams).raw
         )
-        if (changes === 0) {
-          return yield* new StoreError({ message: `${label}: no Worker ${worker.id} to commit to` })
+        if (updated !== ids.length) {
+          return yield* new StoreError({
+            message: ids.length === 1
+              ? `${label}: no Worker ${ids[0]} to commit to`
+              : `${label}: ${ids.length - updated} of the Workers ${ids.join(", ")} not there to commit to`
+          })
         }
-      })
 
-    const insertEntries = (workerId: string, entries: ReadonlyArray<TranscriptEntry>) =>
-      Effect.forEach(
-        chunks(entries, ENTRIES_PER_INSERT),
-        (chunk) => {
+        const entries: Array<readonly [string, TranscriptEntry]> = []
+        const turns = new Map<string, readonly [string, Turn]>()
+        for (const change of changes) {
+          const workerId = change.worker.id
+          for (const entry of change.entries) entries.push([workerId, entry])
+          // `turn:id`: the number ends at the first colon, so no two keys collide.
+          for (const turn of change.turns ?? []) turns.set(`${turn.turn}:${workerId}`, [workerId, turn])
+        }
+        for (const chunk of chunks(entries, ENTRIES_PER_INSERT)) {
           const params: Array<Param> = []
-          for (const entry of chunk) {
+          for (const [workerId, entry] of chunk) {
             params.push(
               workerId,
               entry.seq,
@@ -532,27 +621,26 @@ export const makeSqlStore = (
               entry.outcome ?? null
             )
           }
-          return sql.unsafe(writes.insertEntries(chunk.length), params)
-        },
-        { discard: true }
-      )
+          yield* sql.unsafe(writes.insertEntries(chunk.length), params)
+        }
+        for (const chunk of chunks([...turns.values()], ENTRIES_PER_INSERT)) {
+          const params: Array<Param> = []
+          for (const [workerId, turn] of chunk) params.push(...turnValues(workerId, turn, text))
+          yield* sql.unsafe(writes.upsertTurns(chunk.length), params)
+        }
 
-    /** A change's rows; beyond the Worker and its entries, each kind of row only when the change has one. */
-    const commitChange = ({ dequeue, enqueue, entries, turns, worker }: Change) =>
-      Effect.gen(function*() {
-        yield* updateWorker(worker)
-        if (entries.length > 0) yield* insertEntries(worker.id, entries)
-        for (const turn of turns ?? []) yield* sql.unsafe(writes.upsertTurn, turnValues(worker.id, turn, text))
-        // Removed before one is added, as the memory store filters then appends.
-        for (const id of dequeue ?? []) yield* sql.unsafe(writes.deleteQueued, [worker.id, id])
-        if (enqueue !== undefined) {
-          yield* sql.unsafe(writes.insertQueued, [
-            worker.id,
-            enqueue.id,
-            text(enqueue.content),
-            enqueue.kind,
-            enqueue.at
-          ])
+        for (const { dequeue, enqueue, worker } of changes) {
+          // Removed before one is added, as the memory store filters then appends.
+          for (const id of dequeue ?? []) yield* sql.unsafe(writes.deleteQueued, [worker.id, id])
+          if (enqueue !== undefined) {
+            yield* sql.unsafe(writes.insertQueued, [
+              worker.id,
+              enqueue.id,
+              text(enqueue.content),
+              enqueue.kind,
+              enqueue.at
+            ])
+          }
         }
       })
 
@@ -593,7 +681,7 @@ export const makeSqlStore = (
         case "Insert":
           return insertWorker(write.worker, write.idempotencyKey)
         case "Commit":
-          return commitChange(write.change)
+          return commitChanges([write.change])
         case "DeleteEntries":
           return sql.unsafe(writes.deleteEntriesBatch, [write.workerId, write.workerId])
         case "DeleteTurns":
@@ -602,6 +690,22 @@ export const makeSqlStore = (
           return deleteRest(write.workerId)
       }
     }
+
+    /** A batch's writes in order, consecutive commits merged. */
+    const writeAll = (batch: ReadonlyArray<Write>) =>
+      Effect.gen(function*() {
+        let run: Array<Change> = []
+        for (const write of batch) {
+          if (write._tag === "Commit") {
+            run.push(write.change)
+            continue
+          }
+          if (run.length > 0) yield* commitChanges(run)
+          run = []
+          yield* writeOne(write)
+        }
+        if (run.length > 0) yield* commitChanges(run)
+      })
 
     const runtimeId = (requested: string | undefined, generate: () => string) =>
       sql.withTransaction(Effect.gen(function*() {
@@ -634,7 +738,7 @@ export const makeSqlStore = (
         Effect.zipRight(
           beforeWrite,
           asStoreError(batch.length === 1 ? operationOf(batch[0]!) : `committing ${batch.length} changes`)(
-            sql.withTransaction(Effect.forEach(batch, writeOne, { discard: true }))
+            sql.withTransaction(writeAll(batch))
           )
         ).pipe(Effect.zipLeft(afterWrite)),
       GROUP_COMMIT_MAX

@@ -99,7 +99,12 @@ const openRuntime = (place: StorePlace, options: RuntimeOptions = {}) =>
     return { scope, runtime: Context.get(context, Runtime), control: Context.get(context, RuntimeControl) }
   })
 
-export const storeSuite = (label: string, makePlace: MakeStorePlace) =>
+export interface StoreSuiteOptions {
+  /** Whether the store refuses a commit to an unknown Worker or of an entry it has (the SQL stores). */
+  readonly commitsCanFail?: boolean
+}
+
+export const storeSuite = (label: string, makePlace: MakeStorePlace, options: StoreSuiteOptions = {}) =>
   describe(label, () => {
     describe("store contract", () => {
       it.effect("resolves the runtime id: requested, else generated", () =>
@@ -694,6 +699,143 @@ export const storeSuite = (label: string, makePlace: MakeStorePlace) =>
           expect((yield* store.turn(wid("a"), 1))?.reason).toBe(odd)
           expect(yield* store.queuedContent(wid("a"), 1)).toBe(odd)
         }).pipe((effect) => withStore(makePlace(), effect)))
+    })
+
+    // Concurrent commits may share a transaction (the SQL stores merge them
+    // into a few statements): each must read back as if committed one by one.
+    describe("concurrent commits", () => {
+      const ids = Array.from({ length: 40 }, (_, i) => `w${String(i).padStart(2, "0")}`)
+
+      it.effect("of many Workers at once: each Worker's row, entries, turn and queue as its commit left them", () =>
+        Effect.gen(function*() {
+          const store = yield* RuntimeStore
+          yield* Effect.forEach(ids, (id) => store.insertWorker(worker(id), undefined), { discard: true })
+          yield* Effect.forEach(
+            ids,
+            (id, i) =>
+              store.commit({
+                worker: worker(id, { status: i % 3 === 0 ? "idle" : "busy", turn: 1, lastSeq: 2, queued: i % 2 }),
+                entries: [entry(1, { role: "user", content: `in ${id}` }), entry(2, { content: `out ${id}` })],
+                turns: [turnRecord(id, 1, { lastSeq: 2 })],
+                ...(i % 2 === 1 ? { enqueue: queuedInput(i) } : {})
+              }),
+            { concurrency: "unbounded", discard: true }
+          )
+          const stored = yield* store.loadWorkers
+          expect(stored.map((s) => s.worker)).toEqual(
+            ids.map((id, i) =>
+              worker(id, { status: i % 3 === 0 ? "idle" : "busy", turn: 1, lastSeq: 2, queued: i % 2 })
+            )
+          )
+          expect(stored.map((s) => s.queue)).toEqual(ids.map((_, i) => i % 2 === 1 ? [queuedRef(i)] : []))
+          for (const id of ids) {
+            expect(yield* store.transcript(wid(id), { after: 0, limit: 10 })).toEqual([
+              entry(1, { role: "user", content: `in ${id}` }),
+              entry(2, { content: `out ${id}` })
+            ])
+            expect(yield* store.turn(wid(id), 1)).toEqual(turnRecord(id, 1, { lastSeq: 2 }))
+          }
+          expect(yield* store.counts).toEqual({ idle: 14, busy: 26, stopped: 0, failed: 0 })
+        }).pipe((effect) => withStore(makePlace(), effect)))
+
+      it.effect("of one Worker at once: entries in commit order, the last state of the row and of a turn wins", () =>
+        Effect.gen(function*() {
+          const store = yield* RuntimeStore
+          yield* store.insertWorker(worker("a"), undefined)
+          yield* store.insertWorker(worker("b"), undefined)
+          // Commits offered in this order (the writer takes them in it), none answered before the next.
+          const commits = Array.from({ length: 30 }, (_, i) => {
+            const seq = i + 1
+            const turn = Math.floor(i / 3) + 1
+            // A turn every three commits: started (busy), going on, ended (idle).
+            const ends = i % 3 === 2
+            return {
+              worker: worker("a", {
+                status: ends ? "idle" as const : "busy" as const,
+                turn,
+                lastSeq: seq,
+                updatedAt: `2026-01-01T00:00:${String(seq).padStart(2, "0")}.000Z`
+              }),
+              entries: [entry(seq, { turn, content: `entry ${seq}` })],
+              turns: [
+                turnRecord("a", turn, {
+                  inputSeq: turn * 3 - 2,
+                  lastSeq: seq,
+                  ...(ends ? { status: "completed" as const, endedAt: "2026-01-01T00:01:00.000Z" } : {})
+                })
+              ],
+              // Each turn's start removes the input queued by the commit just before (in the same batch, likely).
+              ...(i % 3 === 0 ? { dequeue: [100 + i] } : { enqueue: queuedInput(100 + seq) })
+            }
+          })
+          yield* Effect.forEach(
+            [...commits, { worker: worker("b", { status: "stopped", stopReason: "done" }), entries: [] }],
+            (change) => store.commit(change),
+            { concurrency: "unbounded", discard: true }
+          )
+          const a = yield* store.getWorker(wid("a"))
+          expect(a?.worker).toEqual(commits[29]!.worker)
+          // What the turns' ends queued was removed by the next start, but for the last turn's.
+          expect(a?.queue.map((ref) => ref.id)).toEqual(
+            commits.flatMap((_, i) => i % 3 === 1 || i === 29 ? [100 + i + 1] : [])
+          )
+          expect((yield* store.getWorker(wid("b")))?.worker).toEqual(
+            worker("b", { status: "stopped", stopReason: "done" })
+          )
+          expect(yield* store.transcript(wid("a"), { after: 0, limit: 100 })).toEqual(
+            commits.map((change) => change.entries[0]!)
+          )
+          for (let turn = 1; turn <= 10; turn++) {
+            expect(yield* store.turn(wid("a"), turn)).toEqual(commits[turn * 3 - 1]!.turns[0])
+          }
+          expect(yield* store.counts).toEqual({ idle: 1, busy: 0, stopped: 1, failed: 0 })
+        }).pipe((effect) => withStore(makePlace(), effect)))
+
+      if (options.commitsCanFail === true) {
+        it.effect("a failing commit among concurrent ones fails alone: the others are stored, it leaves nothing", () =>
+          Effect.gen(function*() {
+            const store = yield* RuntimeStore
+            yield* Effect.forEach(ids, (id) => store.insertWorker(worker(id), undefined), { discard: true })
+            yield* store.commit({ worker: worker("w05", { lastSeq: 1, turn: 1 }), entries: [entry(1)] })
+            const good = (id: string) => ({
+              worker: worker(id, { status: "busy", lastSeq: id === "w05" ? 2 : 1, turn: 1 }),
+              entries: [entry(id === "w05" ? 2 : 1, { content: `good ${id}` })],
+              turns: [turnRecord(id, 1)]
+            })
+            const changes = [
+              ...ids.slice(0, 10).map(good),
+              // No such Worker.
+              { worker: worker("nope", { status: "busy", lastSeq: 1 }), entries: [entry(1)] },
+              ...ids.slice(10, 20).map(good),
+              // An entry w05 already has.
+              { worker: worker("w05", { status: "failed", lastSeq: 9 }), entries: [entry(1, { content: "again" })] },
+              ...ids.slice(20).map(good)
+            ]
+            const results = yield* Effect.forEach(changes, (change) => Effect.either(store.commit(change)), {
+              concurrency: "unbounded"
+            })
+            expect(results.map((result) => result._tag)).toEqual(
+              changes.map((change) =>
+                change.worker.id === "nope" || change.worker.status === "failed" ? "Left" : "Right"
+              )
+            )
+            const failures = results.flatMap((result) => result._tag === "Left" ? [result.left] : [])
+            expect(failures.map((error) => error.message)).toEqual([
+              expect.stringContaining("no Worker nope to commit to"),
+              expect.stringContaining("w05")
+            ])
+            expect((yield* store.loadWorkers).map((s) => s.worker)).toEqual(ids.map((id) => good(id).worker))
+            expect(yield* store.transcript(wid("w05"), { after: 0, limit: 10 })).toEqual([
+              entry(1),
+              entry(2, { content: "good w05" })
+            ])
+            expect(yield* store.transcript(wid("w17"), { after: 0, limit: 10 })).toEqual([
+              entry(1, { content: "good w17" })
+            ])
+            expect(yield* store.transcript(wid("nope"), { after: 0, limit: 10 })).toEqual([])
+            expect(yield* store.counts).toEqual({ idle: 0, busy: 40, stopped: 0, failed: 0 })
+          }).pipe((effect) => withStore(makePlace(), effect)))
+      }
     })
 
     describe("lifecycle over the store", () => {
