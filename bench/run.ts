@@ -333,7 +333,8 @@ if (wanted("events")) {
     "events",
     `fan-out: worker-runtime, the same (ms p50 / max)`,
     `${ms(e.fanOut.runtime.p50)} / ${ms(e.fanOut.runtime.max)}`,
-    `${ratio(e.fanOut.runtime.p50, e.fanOut.raw.p50).toFixed(2)}× raw p50`
+    `${ratio(e.fanOut.runtime.p50, e.fanOut.raw.p50).toFixed(2)}× raw p50`,
+    `≤ 2× raw: ${verdict(ratio(e.fanOut.runtime.p50, e.fanOut.raw.p50) <= 2)}`
   )
   const perStream = (i: { heapPerStream: number; rssPerStream: number }) =>
     `${fmt(i.heapPerStream)} / ${fmt(i.rssPerStream)}`
@@ -348,7 +349,9 @@ if (wanted("events")) {
     `idle SSE consumer, worker-runtime, at ${fmt(e.idle.runtime.streams)} streams (heap / RSS bytes each)`,
     perStream(e.idle.runtime),
     `${ratio(e.idle.runtime.heapPerStream, e.idle.raw.heapPerStream).toFixed(2)}× raw heap`,
-    `≤ 16 KiB heap: ${verdict(e.idle.runtime.heapPerStream <= 16 * 1024)}`
+    `≤ 24 KiB heap: ${verdict(e.idle.runtime.heapPerStream <= 24 * 1024)}; ≤ 16 KiB (v2): ${
+      verdict(e.idle.runtime.heapPerStream <= 16 * 1024)
+    }`
   )
   const held = e.idle.runtime.failed === 0 && e.idle.runtime.streams >= 10_000
   const limit = `open-file limit ${fmt(e.openFiles)}${e.raised ? " (raised to the hard limit)" : ""}`
