@@ -64,11 +64,33 @@ const sameMetadata = (a: Metadata, b: Metadata) => {
   return keys.length === Object.keys(b).length && keys.every((key) => Object.hasOwn(b, key) && a[key] === b[key])
 }
 
+/**
+ * How a runner of a cluster hosts actors (src/cluster): a Worker's actor
+ * lives on the runner that owns its entity, taken and let go with it.
+ */
+export interface ActorHosting {
+  /**
+   * Takes the Worker's actor on this runner: a turn the store shows running
+   * (its runner is gone) is recorded `interrupted` with `reason`, and its
+   * queued inputs resume. Nothing to do when the actor is here already.
+   */
+  readonly adopt: (workerId: WorkerId, reason: string) => Effect.Effect<void, UnknownWorker | Unavailable>
+  /** Lets the actor go: a running turn is recorded `interrupted` with `reason`, its followers' streams end. */
+  readonly release: (workerId: WorkerId, reason: string) => Effect.Effect<void>
+}
+
+/** Where the Workers' actors live: in this process only (default), or on the runners of a cluster. */
+export interface Hosting {
+  /** Repair every Worker the store shows busy or queued at start (false in a cluster: `ActorHosting.adopt` does it per Worker). */
+  readonly repairAtStart?: boolean | undefined
+}
+
 /** Builds the Runtime over whatever `RuntimeStore` is provided. */
 export const makeRuntime = (
-  options: RuntimeOptions = {}
+  options: RuntimeOptions = {},
+  hosting: Hosting = {}
 ): Effect.Effect<
-  { readonly runtime: RuntimeService; readonly control: RuntimeControlService },
+  { readonly runtime: RuntimeService; readonly control: RuntimeControlService; readonly actors: ActorHosting },
   StoreError,
   RuntimeStore | Scope.Scope
 > =>
@@ -121,7 +143,7 @@ export const makeRuntime = (
     // interrupted and its Worker freed, found by the store's index of busy
     // Workers (nothing else is loaded). A store that cannot record this fails
     // the start: better no Runtime than one that shows Workers busy forever.
-    const busy = yield* store.busyWorkers
+    const busy = hosting.repairAtStart === false ? [] : yield* store.busyWorkers
     for (const workerId of busy) {
       yield* host.use(
         workerId,
@@ -134,7 +156,7 @@ export const makeRuntime = (
       )
     }
     // Inputs queued before the restart run now, in order.
-    for (const workerId of yield* store.queuedWorkers) {
+    for (const workerId of hosting.repairAtStart === false ? [] : yield* store.queuedWorkers) {
       yield* host.use(workerId, (actor) => actor.run(decideResume, { _tag: "Resume" })).pipe(
         Effect.catchTag("UnknownWorker", () => Effect.void)
       )
@@ -436,7 +458,33 @@ export const makeRuntime = (
     )
     yield* Effect.addFinalizer(() => drain)
 
+    const actors: ActorHosting = {
+      adopt: (workerId, reason) =>
+        Effect.suspend(() =>
+          host.peek(workerId) !== undefined
+            ? Effect.void
+            : withActor(workerId, (actor) =>
+              Effect.zipRight(
+                actor.run(decideInterrupt, { _tag: "Interrupt", reason }),
+                Effect.suspend(() => actor.run(decideResume, { _tag: "Resume" }))
+              ))
+        ),
+      release: (workerId, reason) =>
+        Effect.suspend(() => {
+          const actor = host.peek(workerId)
+          if (actor === undefined) return Effect.void
+          return actor.run(decideInterrupt, { _tag: "Interrupt", reason }).pipe(
+            Effect.catchAll((error) => Effect.logError("could not record an interrupted turn", error)),
+            Effect.zipRight(Effect.sync(() => {
+              host.release(workerId)
+              actor.endStreams()
+            }))
+          )
+        })
+    }
+
     return {
+      actors,
       runtime: tracing ? traced(runtime) : runtime,
       control: {
         drain,

@@ -31,6 +31,11 @@ export interface WorkerHost {
   readonly active: () => IterableIterator<WorkerActor>
   /** Active actors. */
   readonly size: () => number
+  /**
+   * Forgets the Worker's actor now, as passivation does, and answers it (to
+   * end its turn and streams): its entity moved to another runner.
+   */
+  readonly release: (workerId: WorkerId) => WorkerActor | undefined
 }
 
 export const unknownWorker = (workerId: WorkerId) =>
@@ -134,6 +139,13 @@ export const makeWorkerHost = (
       peek: (workerId) => actors.get(workerId),
       deleting: (workerId) => deletes.has(workerId),
       active: () => actors.values(),
-      size: () => actors.size
+      size: () => actors.size,
+      release: (workerId) => {
+        const actor = actors.get(workerId)
+        if (actor === undefined) return undefined
+        actor.passivated = true
+        actors.delete(workerId)
+        return actor
+      }
     }
   })

@@ -1,0 +1,184 @@
+/**
+ * A Worker as an `@effect/cluster` entity: its id is the Worker's id, its
+ * RPCs are the Runtime's per-Worker operations, and it hosts the Worker's
+ * actor on the runner that owns its shard (docs/cluster.md). Input and stop
+ * are persisted messages, delivered again after a failover; the rest are
+ * volatile. The handlers delegate to the runner's own Runtime, whose actors
+ * live only for the entities this runner holds.
+ */
+import * as ClusterSchema from "@effect/cluster/ClusterSchema"
+import * as Entity from "@effect/cluster/Entity"
+import type { Sharding } from "@effect/cluster/Sharding"
+import * as Rpc from "@effect/rpc/Rpc"
+import * as Clock from "effect/Clock"
+import type * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Schema from "effect/Schema"
+import * as Scope from "effect/Scope"
+import {
+  CancelResult,
+  InputAccepted,
+  MAX_WAIT_MS,
+  TranscriptPage,
+  TranscriptQuery,
+  Turn,
+  TurnQuery,
+  Worker,
+  WorkerEvent,
+  WorkerId,
+  WorkerInput
+} from "../Domain.js"
+import { Busy, InvalidInput, Unavailable, UnknownWorker, Unsupported } from "../Errors.js"
+import type { RuntimeService } from "../Runtime.js"
+import type { ActorHosting } from "../RuntimeLive.js"
+import { makeInputLedger } from "./InputLedger.js"
+
+const realTime = Clock.make()
+
+/** What is recorded for a turn that was running on a runner that is gone. */
+export const FAILOVER_REASON = "interrupted by failover"
+/** What is recorded for a turn that was running when its Worker moved to another runner. */
+export const HANDOVER_REASON = "interrupted by handover"
+
+export const Get = Rpc.make("Get", { success: Worker, error: Schema.Union(UnknownWorker, Unavailable) })
+
+/** `inputId` is made by the caller once per input: a redelivery or a resend carries the same. */
+export const Input = Rpc.make("Input", {
+  payload: { inputId: Schema.String, input: WorkerInput },
+  primaryKey: ({ inputId }) => inputId,
+  success: InputAccepted,
+  error: Schema.Union(UnknownWorker, Busy, InvalidInput, Unsupported, Unavailable)
+}).annotate(ClusterSchema.Persisted, true)
+
+export const Cancel = Rpc.make("Cancel", {
+  payload: { reason: Schema.optional(Schema.String), clearQueue: Schema.Boolean },
+  success: CancelResult,
+  error: Schema.Union(UnknownWorker, Unsupported, Unavailable)
+})
+
+/** Stopping twice changes nothing: a redelivery is harmless. */
+export const Stop = Rpc.make("Stop", {
+  payload: { reason: Schema.optional(Schema.String) },
+  success: Worker,
+  error: Schema.Union(UnknownWorker, Unavailable)
+}).annotate(ClusterSchema.Persisted, true)
+
+export const Transcript = Rpc.make("Transcript", {
+  payload: { query: TranscriptQuery },
+  success: TranscriptPage,
+  error: Schema.Union(UnknownWorker, InvalidInput, Unavailable)
+})
+
+export const TurnOf = Rpc.make("Turn", {
+  payload: { turn: Schema.Number, query: TurnQuery },
+  success: Turn,
+  error: Schema.Union(UnknownWorker, InvalidInput, Unavailable)
+})
+
+export const Delete = Rpc.make("Delete", { error: Schema.Union(UnknownWorker, Unsupported, Unavailable) })
+
+/** The owner's follow of the Worker from `after`; the caller resumes it from the store by seq (ClusterRuntime). */
+export const Events = Rpc.make("Events", {
+  payload: { after: Schema.Number },
+  success: WorkerEvent,
+  error: Schema.Union(UnknownWorker, InvalidInput, Unavailable),
+  stream: true
+})
+
+export const WorkerEntity = Entity.make("Worker", [Get, Input, Cancel, Stop, Transcript, TurnOf, Delete, Events])
+
+export interface WorkerEntityOptions {
+  /**
+   * The Runtime's clock, which the handlers run with (turns, waits and
+   * timestamps are the Runtime's time, not the cluster machinery's). Default: the cluster's.
+   */
+  readonly clock?: Clock.Clock | undefined
+  /** An entity with no message and no turn for this long is let go (its actor with it). Default: the cluster's. */
+  readonly maxIdleTime?: Duration.DurationInput | undefined
+}
+
+/**
+ * Registers the Worker entity, its handlers over `local` (this runner's
+ * Runtime) and `actors` (its actors' hosting). An entity taking a Worker
+ * first adopts it (a turn left running by a lost runner is recorded
+ * interrupted, queued inputs resume); letting it go releases the actor.
+ */
+export const WorkerEntityLive = (local: RuntimeService, actors: ActorHosting, options: WorkerEntityOptions = {}) => {
+  const { clock } = options
+  const timed = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+    clock === undefined ? effect : Effect.withClock(effect, clock)
+  const ledger = makeInputLedger<InputAccepted, UnknownWorker | Busy | InvalidInput | Unsupported | Unavailable>()
+  return WorkerEntity.toLayer(
+    timed(Effect.gen(function*() {
+      const address = yield* Entity.CurrentAddress
+      const workerId = WorkerId.make(address.entityId)
+      yield* actors.adopt(workerId, FAILOVER_REASON).pipe(
+        Effect.catchTags({
+          // Calls for it answer UnknownWorker.
+          UnknownWorker: () => Effect.void,
+          // Its next command tries again; until then it shows as the store has it.
+          Unavailable: (error) => Effect.logWarning("could not adopt a Worker", error)
+        })
+      )
+      yield* Effect.addFinalizer(() => actors.release(workerId, HANDOVER_REASON))
+
+      // While a turn runs the entity must not be let go for being idle (its
+      // turn would be interrupted): kept alive until the Worker is idle again.
+      const scope = yield* Scope.Scope
+      let keeping = false
+      const keepWhileBusy = (worker: Worker): Effect.Effect<void, never, Sharding> =>
+        Effect.suspend(() => {
+          if (keeping || worker.status !== "busy") return Effect.void
+          keeping = true
+          const untilIdle = Effect.gen(function*() {
+            let turn = worker.turn
+            for (;;) {
+              yield* local.turn(workerId, turn, { waitMs: MAX_WAIT_MS })
+              const now = yield* local.get(workerId)
+              if (now.status !== "busy") return
+              turn = now.turn
+            }
+          })
+          // Real time: keeping an entity is the cluster's business, no part of the Runtime's time.
+          return Effect.zipRight(Entity.keepAlive(true), Effect.withClock(untilIdle, realTime)).pipe(
+            Effect.ignore,
+            Effect.ensuring(Effect.suspend(() => {
+              keeping = false
+              return Entity.keepAlive(false)
+            })),
+            // A turn started while this one ended found `keeping` still set.
+            Effect.zipRight(Effect.flatMap(Effect.option(local.get(workerId)), (now) =>
+              now._tag === "Some" ? keepWhileBusy(now.value) : Effect.void)),
+            Effect.provideService(Entity.CurrentAddress, address),
+            Effect.forkIn(scope),
+            Effect.asVoid
+          )
+        })
+      yield* Effect.flatMap(
+        Effect.option(local.get(workerId)),
+        (now) => now._tag === "Some" ? keepWhileBusy(now.value) : Effect.void
+      )
+
+      return WorkerEntity.of({
+        Get: () => timed(local.get(workerId)),
+        Input: ({ payload }) =>
+          timed(ledger.once(workerId, payload.inputId, local.input(workerId, payload.input))).pipe(
+            Effect.tap((accepted) => keepWhileBusy(accepted.worker))
+          ),
+        Cancel: ({ payload }) =>
+          timed(local.cancel(workerId, {
+            ...(payload.reason === undefined ? {} : { reason: payload.reason }),
+            clearQueue: payload.clearQueue
+          })),
+        Stop: ({ payload }) =>
+          timed(local.stop(workerId, payload.reason === undefined ? {} : { reason: payload.reason })),
+        Transcript: ({ payload }) => timed(local.transcript(workerId, payload.query)),
+        Turn: ({ payload }) => timed(local.turn(workerId, payload.turn, payload.query)),
+        Delete: () => timed(local.delete(workerId)),
+        // A follow reads no clock.
+        Events: ({ payload }) => local.events(workerId, { after: payload.after })
+      })
+    })),
+    { concurrency: "unbounded", maxIdleTime: options.maxIdleTime }
+  )
+}

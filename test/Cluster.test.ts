@@ -1,0 +1,224 @@
+/**
+ * Cluster mode's foundation over `@effect/cluster`'s in-memory runner: the
+ * Runtime's behaviour suites through `ClusterRuntime` and the Worker entity,
+ * redelivery of an input, a Worker left busy by a lost runner, a follow
+ * resumed by seq, and the shard count recorded in the database.
+ */
+import { PersistenceError } from "@effect/cluster/ClusterError"
+import * as MessageStorage from "@effect/cluster/MessageStorage"
+import * as RunnerHealth from "@effect/cluster/RunnerHealth"
+import * as Runners from "@effect/cluster/Runners"
+import * as RunnerStorage from "@effect/cluster/RunnerStorage"
+import * as Sharding from "@effect/cluster/Sharding"
+import * as ShardingConfig from "@effect/cluster/ShardingConfig"
+import * as Snowflake from "@effect/cluster/Snowflake"
+import * as SqliteClient from "@effect/sql-sqlite-node/SqliteClient"
+import { describe, expect, it } from "@effect/vitest"
+import { Chunk, Clock, Effect, Layer, Stream } from "effect"
+
+import { ClusterRuntimeFromStore, followAcross } from "../src/cluster/ClusterRuntime.js"
+import { checkShardCount, SHARD_COUNT, ShardCountMismatch } from "../src/cluster/ShardCount.js"
+import { FAILOVER_REASON, WorkerEntity } from "../src/cluster/WorkerEntity.js"
+import {
+  makeMemoryStore,
+  MemoryStoreLive,
+  Runtime,
+  type RuntimeOptions,
+  RuntimeStore,
+  type RuntimeStoreService,
+  type WorkerEvent,
+  WorkerId
+} from "../src/index.js"
+import { busySuite } from "./support/busySuite.js"
+import { suiteProfiles } from "./support/engines.js"
+import { eventually } from "./support/eventually.js"
+import { followSuite } from "./support/followSuite.js"
+import { runtimeSuite } from "./support/runtimeSuite.js"
+import { entry, queuedInput, turnRecord, worker } from "./support/storeSuite.js"
+
+/** One in-memory runner holding every shard: `@effect/cluster`'s TestRunner, with our shard count. */
+const testRunner = Sharding.layer.pipe(
+  Layer.provideMerge(Runners.layerNoop),
+  Layer.provideMerge(MessageStorage.layerMemory),
+  Layer.provide([RunnerStorage.layerMemory, RunnerHealth.layerNoop]),
+  Layer.provide(ShardingConfig.layer({ shardsPerGroup: SHARD_COUNT }))
+)
+
+/** The cluster's machinery on real time (it polls and retries); the Runtime on the test's clock. */
+const onRealTime = <A, E>(layer: Layer.Layer<A, E>) =>
+  Layer.scopedContext(Effect.withClock(Layer.build(layer), Clock.make()))
+
+const clusterOver = (store: Layer.Layer<RuntimeStore>) => (options: RuntimeOptions) =>
+  ClusterRuntimeFromStore(options).pipe(Layer.provideMerge(onRealTime(testRunner)), Layer.provide(store))
+
+const clusterRuntime = (options: RuntimeOptions) => clusterOver(MemoryStoreLive())(options)
+
+runtimeSuite("Runtime (cluster: one test runner, memory store)", clusterRuntime)
+followSuite("Following (cluster: one test runner, memory store)", clusterRuntime)
+busySuite("Busy policy (cluster: one test runner, memory store)", clusterRuntime)
+
+const realTime = Clock.make()
+
+const userEntries = (workerId: WorkerId) =>
+  Effect.flatMap(Runtime, (runtime) =>
+    Effect.map(
+      runtime.transcript(workerId, { limit: 1000 }),
+      (page) => page.entries.filter((entry) => entry.role === "user").map((entry) => entry.content)
+    ))
+
+const idle = (workerId: WorkerId) =>
+  Effect.flatMap(
+    Runtime,
+    (runtime) => eventually(runtime.get(workerId), (worker) => worker.status === "idle", "the Worker idle")
+  )
+
+describe("Worker entity", () => {
+  it.effect("an input delivered again (its reply lost) is recorded once", () =>
+    Effect.gen(function*() {
+      const runtime = yield* Runtime
+      const driver = yield* MessageStorage.MemoryDriver
+      const sharding = yield* Sharding.Sharding
+      const created = yield* runtime.create({})
+      yield* runtime.input(created.id, { content: "once" })
+      yield* idle(created.id)
+      const stored = Array.from(driver.requests.values()).filter((request) => request.envelope.tag === "Input")
+      expect(stored).toHaveLength(1)
+      const requestId = stored[0]!.envelope.requestId
+      const replies = () => driver.requests.get(requestId)?.replies.length ?? 0
+      expect(replies()).toBe(1)
+      for (let delivery = 2; delivery <= 3; delivery++) {
+        // As after a crash between the store's commit and the cluster's reply:
+        // no reply stored, so the message is delivered again.
+        yield* driver.encoded.clearReplies(Snowflake.Snowflake(requestId))
+        expect(replies()).toBe(0)
+        yield* sharding.pollStorage
+        yield* eventually(Effect.sync(replies), (count) => count === 1, `delivery ${delivery} answered`)
+      }
+      yield* idle(created.id)
+      expect(yield* userEntries(created.id)).toEqual(["once"])
+      expect((yield* runtime.get(created.id)).turn).toBe(1)
+    }).pipe(Effect.provide(clusterRuntime({ profiles: suiteProfiles }))))
+
+  it.effect("an input sent again with its id is answered as the first time and recorded once", () =>
+    Effect.gen(function*() {
+      const runtime = yield* Runtime
+      const created = yield* runtime.create({})
+      const client = (yield* WorkerEntity.client)(created.id)
+      const send = client.Input({ inputId: "input-1", input: { content: "twice sent" } }).pipe(
+        Effect.withClock(realTime)
+      )
+      const first = yield* send
+      const second = yield* send
+      expect(second).toEqual(first)
+      yield* idle(created.id)
+      expect(yield* userEntries(created.id)).toEqual(["twice sent"])
+    }).pipe(Effect.provide(clusterRuntime({ profiles: suiteProfiles }))))
+
+  it.effect("a turn left running by a lost runner is recorded interrupted when the entity starts here", () =>
+    Effect.gen(function*() {
+      const store = makeMemoryStore()
+      const id = "w-lost"
+      // What a runner killed mid-turn leaves behind: busy, its turn running, an input queued.
+      yield* store.insertWorker(worker(id), undefined)
+      yield* store.commit({
+        worker: worker(id, { status: "busy", turn: 1, lastSeq: 1, queued: 1 }),
+        entries: [entry(1, { role: "user", content: "hello" })],
+        turns: [turnRecord(id, 1)],
+        enqueue: queuedInput(1)
+      })
+      yield* Effect.gen(function*() {
+        const runtime = yield* Runtime
+        const workerId = WorkerId.make(id)
+        // The first call activates its entity here, which adopts it.
+        yield* runtime.get(workerId)
+        const after = yield* eventually(
+          runtime.get(workerId),
+          (worker) => worker.status === "idle" && worker.turn === 2 && worker.queued === 0,
+          "the queued input run"
+        )
+        const { entries } = yield* runtime.transcript(workerId, { limit: 100 })
+        expect(entries.length).toBe(after.lastSeq)
+        expect(entries[1]).toMatchObject({ seq: 2, role: "runtime", turn: 1, outcome: "interrupted" })
+        expect(entries[1]!.content).toContain(FAILOVER_REASON)
+        expect(entries[2]).toMatchObject({ seq: 3, role: "user", turn: 2, content: "queued 1" })
+        expect(yield* runtime.turn(workerId, 1)).toMatchObject({ status: "interrupted" })
+        expect(yield* runtime.turn(workerId, 2)).toMatchObject({ status: "completed" })
+      }).pipe(Effect.provide(clusterOver(Layer.succeed(RuntimeStore, store))({ profiles: suiteProfiles })))
+    }))
+})
+
+describe("followAcross", () => {
+  const id = WorkerId.make("w-follow")
+  const seeded = Effect.gen(function*() {
+    const store = makeMemoryStore()
+    yield* store.insertWorker(worker(id), undefined)
+    yield* store.commit({
+      worker: worker(id, { lastSeq: 6, turn: 1 }),
+      entries: [1, 2, 3, 4, 5, 6].map((seq) => entry(seq))
+    })
+    return store
+  })
+  const entryEvent = (seq: number): WorkerEvent => ({ type: "entry", entry: entry(seq) })
+  const workerEvent = (patch: Parameters<typeof worker>[1]): WorkerEvent => ({
+    type: "worker",
+    worker: worker(id, { lastSeq: 6, turn: 1, ...patch })
+  })
+  const seqsOf = (events: ReadonlyArray<WorkerEvent>) =>
+    events.map((event) =>
+      event.type === "entry" ? event.entry.seq : event.type === "worker" ? event.worker.status : "delta"
+    )
+
+  it.effect("resumes after the last seq when a subscription breaks or ends: no gap, no duplicate", () =>
+    Effect.gen(function*() {
+      const store: RuntimeStoreService = yield* seeded
+      const afters: Array<number> = []
+      // What the owners answer: one breaks (a failover), the next replays
+      // from too far back and skips seq 4 (a volatile stream re-attached),
+      // then ends (a handover); the last ends with the Worker stopped.
+      const subscriptions = [
+        Stream.concat(
+          Stream.make(workerEvent({}), entryEvent(1), entryEvent(2)),
+          Stream.fail(new PersistenceError({ cause: "runner lost" }))
+        ),
+        Stream.make(workerEvent({}), entryEvent(1), entryEvent(2), entryEvent(3), entryEvent(5)),
+        Stream.make(workerEvent({ status: "stopped" }), entryEvent(6))
+      ]
+      const events = yield* followAcross(
+        store,
+        (after) => {
+          afters.push(after)
+          return subscriptions[afters.length - 1] ?? Stream.die("subscribed once too often")
+        },
+        () => false,
+        id,
+        0
+      ).pipe(Stream.runCollect)
+      expect(seqsOf(Chunk.toReadonlyArray(events))).toEqual(["idle", 1, 2, 3, 4, 5, "stopped", 6])
+      expect(afters).toEqual([0, 2, 5])
+    }))
+
+  it.effect("ends when the Worker is gone, and passes the first subscription's own errors on", () =>
+    Effect.gen(function*() {
+      const store = makeMemoryStore()
+      const ended = yield* followAcross(store, () => Stream.make(workerEvent({})), () => false, id, 0).pipe(
+        Stream.runCollect
+      )
+      expect(seqsOf(Chunk.toReadonlyArray(ended))).toEqual(["idle"])
+    }))
+})
+
+describe("shard count", () => {
+  const sqlite = SqliteClient.layer({ filename: ":memory:" })
+
+  it.effect("is recorded at the first start, and a runner with another count is refused", () =>
+    Effect.gen(function*() {
+      yield* checkShardCount(SHARD_COUNT)
+      yield* checkShardCount(SHARD_COUNT)
+      const refused = yield* Effect.flip(checkShardCount(SHARD_COUNT + 1))
+      expect(refused).toBeInstanceOf(ShardCountMismatch)
+      expect(refused).toMatchObject({ stored: SHARD_COUNT, configured: SHARD_COUNT + 1 })
+      expect(refused.message).toContain(`records ${SHARD_COUNT} shards`)
+      // Refused, it recorded nothing: the count stays.
+      yield* checkShardCount(SHARD_COUNT)
+    }).pipe(Effect.provide(sqlite)))
+})
