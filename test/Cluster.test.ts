@@ -14,9 +14,9 @@ import * as ShardingConfig from "@effect/cluster/ShardingConfig"
 import * as Snowflake from "@effect/cluster/Snowflake"
 import * as SqliteClient from "@effect/sql-sqlite-node/SqliteClient"
 import { describe, expect, it } from "@effect/vitest"
-import { Chunk, Clock, Effect, Layer, Stream } from "effect"
+import { Chunk, Clock, Effect, Layer, Stream, TestClock } from "effect"
 
-import { ClusterRuntimeFromStore, followAcross } from "../src/cluster/ClusterRuntime.js"
+import { ClusterRuntimeFromStore, type ClusterRuntimeOptions, followAcross } from "../src/cluster/ClusterRuntime.js"
 import { checkShardCount, SHARD_COUNT, ShardCountMismatch } from "../src/cluster/ShardCount.js"
 import { FAILOVER_REASON, WorkerEntity } from "../src/cluster/WorkerEntity.js"
 import {
@@ -30,8 +30,8 @@ import {
   WorkerId
 } from "../src/index.js"
 import { busySuite } from "./support/busySuite.js"
-import { suiteProfiles } from "./support/engines.js"
-import { eventually } from "./support/eventually.js"
+import { SLOW_MS, suiteProfiles } from "./support/engines.js"
+import { eventually, waitForSleeps } from "./support/eventually.js"
 import { followSuite } from "./support/followSuite.js"
 import { runtimeSuite } from "./support/runtimeSuite.js"
 import { entry, queuedInput, turnRecord, worker } from "./support/storeSuite.js"
@@ -48,8 +48,9 @@ const testRunner = Sharding.layer.pipe(
 const onRealTime = <A, E>(layer: Layer.Layer<A, E>) =>
   Layer.scopedContext(Effect.withClock(Layer.build(layer), Clock.make()))
 
-const clusterOver = (store: Layer.Layer<RuntimeStore>) => (options: RuntimeOptions) =>
-  ClusterRuntimeFromStore(options).pipe(Layer.provideMerge(onRealTime(testRunner)), Layer.provide(store))
+const clusterOver =
+  (store: Layer.Layer<RuntimeStore>, cluster: ClusterRuntimeOptions = {}) => (options: RuntimeOptions) =>
+    ClusterRuntimeFromStore(options, cluster).pipe(Layer.provideMerge(onRealTime(testRunner)), Layer.provide(store))
 
 const clusterRuntime = (options: RuntimeOptions) => clusterOver(MemoryStoreLive())(options)
 
@@ -145,6 +146,26 @@ describe("Worker entity", () => {
         expect(yield* runtime.turn(workerId, 2)).toMatchObject({ status: "completed" })
       }).pipe(Effect.provide(clusterOver(Layer.succeed(RuntimeStore, store))({ profiles: suiteProfiles })))
     }))
+})
+
+describe("Worker entity's lifetime", () => {
+  it.effect("an entity whose Worker has a turn running is kept while idle ones are let go", () =>
+    Effect.gen(function*() {
+      const runtime = yield* Runtime
+      const sharding = yield* Sharding.Sharding
+      const quiet = yield* runtime.create({})
+      const working = yield* runtime.create({ profile: "slow" })
+      yield* runtime.get(quiet.id)
+      yield* runtime.input(working.id, { content: "a long turn" })
+      yield* waitForSleeps(1)
+      expect(yield* sharding.activeEntityCount).toBe(2)
+      // The cluster lets idle entities go every few seconds of real time.
+      yield* eventually(sharding.activeEntityCount, (count) => count < 2, "an idle entity let go")
+      expect(yield* sharding.activeEntityCount).toBe(1)
+      yield* TestClock.adjust(SLOW_MS)
+      const ended = yield* eventually(runtime.turn(working.id, 1), (turn) => turn.status !== "running", "turn 1 ended")
+      expect(ended.status).toBe("completed")
+    }).pipe(Effect.provide(clusterOver(MemoryStoreLive(), { maxIdleTime: "10 millis" })({ profiles: suiteProfiles }))))
 })
 
 describe("followAcross", () => {
