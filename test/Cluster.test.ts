@@ -11,10 +11,15 @@ import * as Runners from "@effect/cluster/Runners"
 import * as RunnerStorage from "@effect/cluster/RunnerStorage"
 import * as Sharding from "@effect/cluster/Sharding"
 import * as ShardingConfig from "@effect/cluster/ShardingConfig"
+import * as SingleRunner from "@effect/cluster/SingleRunner"
 import * as Snowflake from "@effect/cluster/Snowflake"
 import * as SqliteClient from "@effect/sql-sqlite-node/SqliteClient"
+import * as SqlClient from "@effect/sql/SqlClient"
 import { describe, expect, it } from "@effect/vitest"
 import { Chunk, Clock, Effect, Layer, Stream, TestClock } from "effect"
+import { mkdtempSync, rmSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
 
 import { ClusterRuntimeFromStore, type ClusterRuntimeOptions, followAcross } from "../src/cluster/ClusterRuntime.js"
 import { checkShardCount, SHARD_COUNT, ShardCountMismatch } from "../src/cluster/ShardCount.js"
@@ -71,6 +76,11 @@ const idle = (workerId: WorkerId) =>
   Effect.flatMap(
     Runtime,
     (runtime) => eventually(runtime.get(workerId), (worker) => worker.status === "idle", "the Worker idle")
+  )
+
+const seqsOf = (events: ReadonlyArray<WorkerEvent>) =>
+  events.map((event) =>
+    event.type === "entry" ? event.entry.seq : event.type === "worker" ? event.worker.status : "delta"
   )
 
 describe("Worker entity", () => {
@@ -184,10 +194,6 @@ describe("followAcross", () => {
     type: "worker",
     worker: worker(id, { lastSeq: 6, turn: 1, ...patch })
   })
-  const seqsOf = (events: ReadonlyArray<WorkerEvent>) =>
-    events.map((event) =>
-      event.type === "entry" ? event.entry.seq : event.type === "worker" ? event.worker.status : "delta"
-    )
 
   it.effect("resumes after the last seq when a subscription breaks or ends: no gap, no duplicate", () =>
     Effect.gen(function*() {
@@ -226,6 +232,52 @@ describe("followAcross", () => {
       )
       expect(seqsOf(Chunk.toReadonlyArray(ended))).toEqual(["idle"])
     }))
+})
+
+describe("on a single runner with SQLite message storage", () => {
+  // The cluster's tables and the shard count in one SQLite database; the Runtime's store in memory.
+  const runner = (shards: number, database: Layer.Layer<SqlClient.SqlClient, unknown>) =>
+    SingleRunner.layer({ shardingConfig: { shardsPerGroup: shards }, runnerStorage: "sql" }).pipe(
+      Layer.provide(Layer.effectDiscard(checkShardCount(shards))),
+      Layer.provideMerge(database)
+    )
+  const runtimeOn = (shards: number, database = SqliteClient.layer({ filename: ":memory:" })) =>
+    ClusterRuntimeFromStore({ profiles: suiteProfiles }).pipe(
+      Layer.provideMerge(onRealTime(runner(shards, database))),
+      Layer.provide(MemoryStoreLive())
+    )
+
+  it.scoped("a runner whose shard count differs from the database's does not start", () =>
+    Effect.gen(function*() {
+      const dir = yield* Effect.acquireRelease(
+        Effect.sync(() => mkdtempSync(join(tmpdir(), "cluster-"))),
+        (dir) => Effect.sync(() => rmSync(dir, { recursive: true, force: true }))
+      )
+      const database = SqliteClient.layer({ filename: join(dir, "cluster.db") })
+      yield* Effect.scoped(Layer.build(runtimeOn(SHARD_COUNT, database)))
+      const refused = yield* Effect.flip(Effect.scoped(Layer.build(runtimeOn(SHARD_COUNT + 1, database))))
+      expect(refused).toBeInstanceOf(ShardCountMismatch)
+      // The database's count still starts.
+      yield* Effect.scoped(Layer.build(runtimeOn(SHARD_COUNT, database)))
+    }))
+
+  it.effect("serves a Worker through persisted messages stored in SQL", () =>
+    Effect.gen(function*() {
+      const runtime = yield* Runtime
+      const created = yield* runtime.create({ profile: "chatty" })
+      const accepted = yield* runtime.input(created.id, { content: "hi" })
+      expect(accepted.entry).toMatchObject({ seq: 1, role: "user", content: "hi" })
+      yield* idle(created.id)
+      const stopped = yield* runtime.stop(created.id, { reason: "done" })
+      expect(stopped).toMatchObject({ status: "stopped", stopReason: "done" })
+      const events = yield* Stream.runCollect(runtime.events(created.id))
+      // The input, three lines, the turn's end, the stop.
+      expect(seqsOf(Chunk.toReadonlyArray(events))).toEqual(["stopped", 1, 2, 3, 4, 5, 6])
+      const sql = yield* SqlClient.SqlClient
+      const rows = yield* sql<{ readonly tag: string }>`SELECT tag FROM cluster_messages ORDER BY rowid`
+      // Besides the cluster's own (keeping the entity alive during the turn).
+      expect(rows.map((row) => row.tag).filter((tag) => !tag.startsWith("Cluster/"))).toEqual(["Input", "Stop"])
+    }).pipe(Effect.provide(runtimeOn(SHARD_COUNT))))
 })
 
 describe("shard count", () => {
