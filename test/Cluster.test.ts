@@ -125,11 +125,9 @@ describe("Worker entity", () => {
       expect(yield* userEntries(created.id)).toEqual(["twice sent"])
     }).pipe(Effect.provide(clusterRuntime({ profiles: suiteProfiles }))))
 
-  it.effect("a turn left running by a lost runner is recorded interrupted when the entity starts here", () =>
+  /** What a runner killed mid-turn leaves behind: busy, its turn running, an input queued. */
+  const leftByLostRunner = (store: RuntimeStoreService, id: string) =>
     Effect.gen(function*() {
-      const store = makeMemoryStore()
-      const id = "w-lost"
-      // What a runner killed mid-turn leaves behind: busy, its turn running, an input queued.
       yield* store.insertWorker(worker(id), undefined)
       yield* store.commit({
         worker: worker(id, { status: "busy", turn: 1, lastSeq: 1, queued: 1 }),
@@ -137,24 +135,56 @@ describe("Worker entity", () => {
         turns: [turnRecord(id, 1)],
         enqueue: queuedInput(1)
       })
+    })
+
+  /** The turn recorded interrupted by the failover, then the queued input run as turn 2. */
+  const expectRepaired = (workerId: WorkerId) =>
+    Effect.gen(function*() {
+      const runtime = yield* Runtime
+      const after = yield* runtime.get(workerId)
+      expect(after).toMatchObject({ status: "idle", turn: 2, queued: 0 })
+      const { entries } = yield* runtime.transcript(workerId, { limit: 100 })
+      expect(entries.length).toBe(after.lastSeq)
+      expect(entries[1]).toMatchObject({ seq: 2, role: "runtime", turn: 1, outcome: "interrupted" })
+      expect(entries[1]!.content).toContain(FAILOVER_REASON)
+      expect(entries[2]).toMatchObject({ seq: 3, role: "user", turn: 2, content: "queued 1" })
+      expect(yield* runtime.turn(workerId, 1)).toMatchObject({ status: "interrupted" })
+      expect(yield* runtime.turn(workerId, 2)).toMatchObject({ status: "completed" })
+    })
+
+  it.effect("the runner that takes the shard of a lost runner's Worker repairs it on its own", () =>
+    Effect.gen(function*() {
+      const store = makeMemoryStore()
+      const workerId = WorkerId.make("w-lost")
+      yield* leftByLostRunner(store, workerId)
+      yield* Effect.gen(function*() {
+        // Nothing calls it: watched through the store only.
+        yield* eventually(
+          store.getWorker(workerId),
+          (stored) => stored?.worker.status === "idle" && stored.worker.turn === 2,
+          "the Worker repaired and its queued input run"
+        )
+        yield* expectRepaired(workerId)
+      }).pipe(Effect.provide(clusterOver(Layer.succeed(RuntimeStore, store))({ profiles: suiteProfiles })))
+    }))
+
+  it.effect("a lost runner's Worker is repaired by its first call, before the call is answered", () =>
+    Effect.gen(function*() {
+      const store = makeMemoryStore()
+      const workerId = WorkerId.make("w-lost")
+      yield* leftByLostRunner(store, workerId)
       yield* Effect.gen(function*() {
         const runtime = yield* Runtime
-        const workerId = WorkerId.make(id)
-        // The first call activates its entity here, which adopts it.
-        yield* runtime.get(workerId)
-        const after = yield* eventually(
-          runtime.get(workerId),
-          (worker) => worker.status === "idle" && worker.turn === 2 && worker.queued === 0,
-          "the queued input run"
+        // Its entity adopts it before it takes the call: turn 1 is over, the queued input is turn 2.
+        expect((yield* runtime.get(workerId)).turn).toBe(2)
+        yield* eventually(runtime.get(workerId), (worker) => worker.turn === 2 && worker.status === "idle", "turn 2")
+        yield* expectRepaired(workerId)
+      }).pipe(
+        Effect.provide(
+          // Shards looked at only once a day: the call comes first.
+          clusterOver(Layer.succeed(RuntimeStore, store), { adoptEvery: "1 day" })({ profiles: suiteProfiles })
         )
-        const { entries } = yield* runtime.transcript(workerId, { limit: 100 })
-        expect(entries.length).toBe(after.lastSeq)
-        expect(entries[1]).toMatchObject({ seq: 2, role: "runtime", turn: 1, outcome: "interrupted" })
-        expect(entries[1]!.content).toContain(FAILOVER_REASON)
-        expect(entries[2]).toMatchObject({ seq: 3, role: "user", turn: 2, content: "queued 1" })
-        expect(yield* runtime.turn(workerId, 1)).toMatchObject({ status: "interrupted" })
-        expect(yield* runtime.turn(workerId, 2)).toMatchObject({ status: "completed" })
-      }).pipe(Effect.provide(clusterOver(Layer.succeed(RuntimeStore, store))({ profiles: suiteProfiles })))
+      )
     }))
 })
 

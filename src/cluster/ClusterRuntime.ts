@@ -10,6 +10,7 @@ import type { Sharding } from "@effect/cluster/Sharding"
 import * as Chunk from "effect/Chunk"
 import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
+import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import type * as Scope from "effect/Scope"
@@ -23,7 +24,9 @@ import { makeRuntime } from "../RuntimeLive.js"
 import { RETRY_AFTER_MS, type RuntimeOptions } from "../RuntimeOptions.js"
 import { asUnavailable, RuntimeStore, type RuntimeStoreService, type StoreError } from "../RuntimeStore.js"
 import { cancelOf, reasonOf, validate } from "../Validation.js"
-import { WorkerEntity, WorkerEntityLive, type WorkerEntityOptions } from "./WorkerEntity.js"
+import { adoptOnAcquire } from "./Adoption.js"
+import { SHARD_COUNT } from "./ShardCount.js"
+import { SHARD_GROUP, WorkerEntity, WorkerEntityLive, type WorkerEntityOptions } from "./WorkerEntity.js"
 
 const liveClock = Clock.make()
 
@@ -165,7 +168,12 @@ export const followAcross = (
   return follow()
 }
 
-export type ClusterRuntimeOptions = WorkerEntityOptions
+export interface ClusterRuntimeOptions extends WorkerEntityOptions {
+  /** Shards per group, as the cluster is configured. Default `SHARD_COUNT`. */
+  readonly shards?: number | undefined
+  /** How often a runner looks for shards it took, to adopt their Workers (default 1 second). */
+  readonly adoptEvery?: Duration.DurationInput | undefined
+}
 
 /**
  * The Runtime of this runner of the cluster in context (`Sharding`), over the
@@ -194,6 +202,14 @@ export const makeClusterRuntime = (
       liveClock
     )
     const clientOf = yield* WorkerEntity.client
+    yield* adoptOnAcquire({
+      store,
+      shards: cluster.shards ?? SHARD_COUNT,
+      group: SHARD_GROUP,
+      // An answer does not matter: the call starts the entity, which adopts the Worker.
+      touch: (workerId) => Effect.ignore(routed(clientOf(workerId).Get())),
+      every: cluster.adoptEvery ?? "1 second"
+    })
 
     const runtime: RuntimeService = {
       info: local.info,

@@ -85,7 +85,11 @@ export const Events = Rpc.make("Events", {
   stream: true
 })
 
+/** The Worker entity's one shard group: every Worker's shard is one of its `SHARD_COUNT`. */
+export const SHARD_GROUP = "default"
+
 export const WorkerEntity = Entity.make("Worker", [Get, Input, Cancel, Stop, Transcript, TurnOf, Delete, Events])
+  .annotate(ClusterSchema.ShardGroup, () => SHARD_GROUP)
 
 export interface WorkerEntityOptions {
   /**
