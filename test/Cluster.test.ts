@@ -291,7 +291,7 @@ describe("on a single runner with SQLite message storage", () => {
       yield* Effect.scoped(Layer.build(runtimeOn(SHARD_COUNT, database)))
     }))
 
-  it.effect("serves a Worker through persisted messages stored in SQL", () =>
+  it.effect("serves a Worker through persisted messages stored in SQL, and forgets them when it is deleted", () =>
     Effect.gen(function*() {
       const runtime = yield* Runtime
       const created = yield* runtime.create({ profile: "chatty" })
@@ -307,6 +307,10 @@ describe("on a single runner with SQLite message storage", () => {
       const rows = yield* sql<{ readonly tag: string }>`SELECT tag FROM cluster_messages ORDER BY rowid`
       // Besides the cluster's own (keeping the entity alive during the turn).
       expect(rows.map((row) => row.tag).filter((tag) => !tag.startsWith("Cluster/"))).toEqual(["Input", "Stop"])
+      // Deleted, the Worker leaves nothing in the cluster's tables.
+      yield* runtime.delete(created.id)
+      const left = yield* sql`SELECT tag FROM cluster_messages WHERE entity_id = ${created.id}`
+      expect(left).toEqual([])
     }).pipe(Effect.provide(runtimeOn(SHARD_COUNT))))
 })
 

@@ -6,6 +6,7 @@
  * for the entities it holds (src/cluster/WorkerEntity.ts).
  */
 import { AlreadyProcessingMessage, MailboxFull, PersistenceError } from "@effect/cluster/ClusterError"
+import type { MessageStorage } from "@effect/cluster/MessageStorage"
 import type { Sharding } from "@effect/cluster/Sharding"
 import * as Chunk from "effect/Chunk"
 import * as Clock from "effect/Clock"
@@ -176,7 +177,7 @@ export interface ClusterRuntimeOptions extends WorkerEntityOptions {
 }
 
 /**
- * The Runtime of this runner of the cluster in context (`Sharding`), over the
+ * The Runtime of this runner of the cluster in context (`Sharding` and its `MessageStorage`), over the
  * shared store, with the Worker entity registered. Retention does not run
  * here yet: its deletes must go through the entities.
  */
@@ -186,7 +187,7 @@ export const makeClusterRuntime = (
 ): Effect.Effect<
   { readonly runtime: RuntimeService; readonly control: RuntimeControlService },
   StoreError,
-  RuntimeStore | Sharding | Scope.Scope
+  RuntimeStore | Sharding | MessageStorage | Scope.Scope
 > =>
   Effect.gen(function*() {
     const store = yield* RuntimeStore
@@ -268,7 +269,7 @@ export const makeClusterRuntime = (
 export const ClusterRuntimeFromStore = (
   options: RuntimeOptions = {},
   cluster: ClusterRuntimeOptions = {}
-): Layer.Layer<Runtime | RuntimeControl, StoreError, RuntimeStore | Sharding> =>
+): Layer.Layer<Runtime | RuntimeControl, StoreError, RuntimeStore | Sharding | MessageStorage> =>
   Layer.scopedContext(
     Effect.map(
       makeClusterRuntime(options, cluster),

@@ -8,6 +8,7 @@
  */
 import * as ClusterSchema from "@effect/cluster/ClusterSchema"
 import * as Entity from "@effect/cluster/Entity"
+import * as MessageStorage from "@effect/cluster/MessageStorage"
 import type { Sharding } from "@effect/cluster/Sharding"
 import * as Rpc from "@effect/rpc/Rpc"
 import * as Clock from "effect/Clock"
@@ -115,6 +116,7 @@ export const WorkerEntityLive = (local: RuntimeService, actors: ActorHosting, op
   return WorkerEntity.toLayer(
     timed(Effect.gen(function*() {
       const address = yield* Entity.CurrentAddress
+      const storage = yield* MessageStorage.MessageStorage
       const workerId = WorkerId.make(address.entityId)
       yield* actors.adopt(workerId, FAILOVER_REASON).pipe(
         Effect.catchTags({
@@ -178,7 +180,16 @@ export const WorkerEntityLive = (local: RuntimeService, actors: ActorHosting, op
           timed(local.stop(workerId, payload.reason === undefined ? {} : { reason: payload.reason })),
         Transcript: ({ payload }) => timed(local.transcript(workerId, payload.query)),
         Turn: ({ payload }) => timed(local.turn(workerId, payload.turn, payload.query)),
-        Delete: () => timed(local.delete(workerId)),
+        // Its messages and replies go with it: the cluster keeps them until then.
+        Delete: () =>
+          timed(local.delete(workerId)).pipe(
+            Effect.tap(() =>
+              Effect.catchAll(
+                storage.clearAddress(address),
+                (error) => Effect.logWarning("could not clear a deleted Worker's messages", error)
+              )
+            )
+          ),
         // A follow reads no clock.
         Events: ({ payload }) => local.events(workerId, { after: payload.after })
       })
