@@ -839,11 +839,18 @@ How each figure is measured (see \`bench/\`):
   JSON: a raw \`node:http\` server reading a \`Map\` (the ceiling for Node here),
   Fastify, a minimal Effect \`HttpApi\` server (one endpoint, no middleware, no
   tracing: the platform's own bound), and the worker-runtime bin with the
-  memory store and no token. autocannon shares the 2 cores with the server, so
-  the raw ceiling is partly the load generator's.
-- **REST write**: \`POST /v1/workers/{id}/input\` round-robin over 256 idle
-  Workers on the bin; each accepted input runs the echo turn. Inputs that find
-  their Worker still busy get 409 and are not counted.
+  memory store and no token, for a Worker in use (an input brought it into
+  memory, \`--passivate-after 1h\` keeps it there: the fast lane) and for one
+  only in the store (through \`HttpApi\`). autocannon shares the 2 cores with
+  the server, so the raw ceiling is partly the load generator's; the server
+  CPU per request (user + system time of the server process over the run,
+  from \`/proc\`, divided by the requests) is steadier than the rates.
+- **REST write**: \`POST /v1/workers/{id}/input\` against the raw server and
+  the minimal \`HttpApi\` server (both parse the body and answer 202 without
+  storing anything) and the bin, round-robin over 256 idle Workers there,
+  each accepted input running the echo turn (answers per second, 202 or 409,
+  and server CPU per request); then the bin alone, counting accepted inputs
+  only.
 - **In-process**: \`Runtime.input\` on 100 Workers, then waiting until every
   echo turn has completed, repeated; against a bare \`Map\` + \`Promise\` doing
   the same bookkeeping (entries with timestamps, status, a Worker snapshot).
@@ -920,17 +927,29 @@ How each figure is measured (see \`bench/\`):
 The ratios move with the machine's load (the load generator shares the two
 cores); the relations below held in every run.
 
-- **REST read, target ≥ 0.5× raw: not met.** The minimal Effect \`HttpApi\`
-  server in the same run is the bound: a fiber per request, its context and
-  fiber refs, the router and the schema encode of the response cost every
-  \`HttpApi\` server here, and the worker-runtime process sits below it (0.10×
-  against 0.20× in the latest run, up to 0.19× against 0.22× in quieter
-  ones): its guard, auth and body-limit middleware and the per-request
-  metrics cost the rest. Profile-guided
-  fix made: no tracing span per request unless asked for
-  (\`RuntimeHttpServerLive({ tracing: true })\`), 0.16× → 0.22× in the run that
-  measured it. Going further means answering hot routes outside \`HttpApi\`,
-  a second router that would have to repeat the contract; we chose not to.
+- **REST read of a Worker in use, targets ≥ 0.25× raw and ≥ 0.9× the
+  minimal \`HttpApi\` server: met** (0.50× raw and 3.0× the minimal server on
+  2026-12-07, while another suite ran; 1.03× raw on a quieter run). A Worker
+  held in memory (a turn, a queue, a follower, or used within
+  \`--passivate-after\`) is answered by the fast lane (\`src/http/FastLane.ts\`):
+  a plain function in the Node server, derived from the API's \`get\` endpoint,
+  the guard's checks and the Worker's cached JSON, that answers only the 200
+  \`HttpApi\` would, with the same bytes (\`test/FastLane.test.ts\`), and counts
+  it in the same metrics. What bounds it: the guard's checks (the token's
+  SHA-256 comparison) and the JSON of a changed Worker, encoded once.
+  A Worker only in the store goes through \`HttpApi\` (0.11× raw, 0.68× the
+  minimal server): a fiber per request, its context, the router, our guard
+  and the request metrics; the fixes made there (one token check, metric
+  label sets cached, one clock read, the debug decision made once, no
+  tracing span unless asked for, answers of unchanged snapshots encoded once)
+  brought it from 0.09× to 0.11–0.13× raw.
+- **REST write (POST input), target ≥ 0.3× raw: not met** (0.08× raw, 0.50×
+  the minimal \`HttpApi\` server, which itself is 0.16× raw here). An input is
+  a write: a checked body, the actor's lock, a store commit, then the echo
+  turn (its own commits); it cannot be answered below the fiber the way a
+  read of memory can, so the \`HttpApi\` floor for a POST with a payload bounds
+  it, and the turn costs the rest (462 µs of server CPU per input, against
+  175 µs for the minimal server's decode and answer).
 - **In-process input, target ≥ 0.5× bare: not met (about 0.03 to 0.06×).** Each input
   is a checked request, a per-Worker lock, an immutable Worker snapshot, a store
   commit and a fiber for the turn, which ends with a second locked commit; the
@@ -992,16 +1011,20 @@ cores); the relations below held in every run.
   events framed and encoded at once; a ping from a timer on the pending
   pull) instead of a merge of the events with a ping schedule and a map
   per stage (4 to 6× → 2.8 to 4×).
-- **Fan-out to 1,000 consumers**: about 4 to 6× the raw server (13 to 21×
-  before the pull loop above): the same entry is still encoded once per
-  stream, where the raw server formats once and writes 1,000 times.
-- **Idle SSE consumer ≤ 16 KiB heap: not met** (about 72 KiB, 114 KiB
-  before the pull loop; about 5 KiB for the raw server, the Node socket and
-  request objects both share). Measured apart: any request the
-  worker-runtime server holds open costs about 40 KiB (a \`turns/{n}?waitMs=\`
-  long poll: the request's fiber, its context and the platform's and our
-  middleware's state, waiting), and a follower of \`Runtime.events\` in
-  process about 20 KiB (its listener, its pull fiber and stream stages).
+- **Fan-out to 1,000 consumers, target ≤ 2× raw: met** (1.72× raw p50 on
+  2026-12-07; 4 to 6× before, 13 to 21× before the pull loop above). The
+  entry's JSON is encoded once for all streams (\`src/http/Snapshots.ts\`);
+  each stream still frames it and writes it to its socket.
+- **Idle SSE consumer, target ≤ 24 KiB heap: met** (22.7 KiB at 10,000
+  streams on 2026-12-07, from about 72 KiB; about 5 KiB for the raw server,
+  the Node socket and request objects both share; v2's 16 KiB is not met).
+  The events endpoint of a Worker in memory is taken by a fast lane
+  (\`src/http/EventsLane.ts\`): one short fiber opens the follower and a Node
+  \`Readable\` writes it, so no request fiber with every middleware's state
+  waits for the stream's whole life (that alone was about 35 KiB), no stream
+  stages are kept, and an idle follower waits on a callback, not a fiber.
+  What is left: the follower's scope and its closures, the listener, and
+  the Node socket and request objects.
   Below that would take serving the stream outside \`HttpApi\` and
   \`Stream\`, by hand on the Node response. **10,000 idle streams in one
   process: met** (about 740 MiB of heap; the default heap limit of about
