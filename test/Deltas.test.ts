@@ -20,7 +20,7 @@ import {
 import * as Metrics from "../src/Metrics.js"
 import { eventually, within } from "./support/eventually.js"
 import { baseUrl, httpRuntime, httpServer } from "./support/httpRuntime.js"
-import { raw } from "./support/raw.js"
+import { openEvents, raw } from "./support/raw.js"
 
 /** One step of the scripted turn: an output, a failure, or the end. */
 type Step = TurnOutput | TurnFailed | "end"
@@ -183,29 +183,14 @@ describe("deltas", () => {
         const created = (yield* raw(url, "/v1/workers", { method: "POST", body: { profile: "p" } })).json as {
           id: string
         }
-        const controller = new AbortController()
-        const response = yield* Effect.promise(() =>
-          fetch(`${url}/v1/workers/${created.id}/events`, { signal: controller.signal })
-        )
-        const reader = response.body!.getReader()
-        const decoder = new TextDecoder()
-        let text = ""
-        const readUntil = (check: (text: string) => boolean) =>
-          Effect.promise(async () => {
-            while (!check(text)) {
-              const { done, value } = await reader.read()
-              if (done) break
-              text += decoder.decode(value, { stream: true })
-            }
-            return text
-          }).pipe(within("the expected frames"))
+        const { close, readUntil } = yield* openEvents(url, created.id)
         yield* readUntil((t) => t.includes("event: worker"))
         yield* raw(url, `/v1/workers/${created.id}/input`, { method: "POST", body: { content: "hi" } })
         yield* Queue.offerAll(steps, [TurnOutput.delta("Hi \"there\"\n")])
         yield* readUntil((t) => t.includes("event: delta"))
         yield* Queue.offerAll(steps, [TurnOutput.delta("!"), "end"])
         const all = yield* readUntil((t) => t.includes("completed"))
-        controller.abort()
+        close()
         const frames = all.split("\n\n").filter((frame) => frame.includes("event: delta"))
         expect(frames).toEqual([
           "event: delta\ndata: {\"turn\":1,\"text\":\"Hi \\\"there\\\"\\n\"}",

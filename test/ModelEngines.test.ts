@@ -19,7 +19,7 @@ import {
   type WorkerId
 } from "../src/index.js"
 import { makePrometheus } from "../src/node/Observability.js"
-import { eventually, eventuallyLive, within } from "./support/eventually.js"
+import { eventually, eventuallyLive } from "./support/eventually.js"
 import { baseUrl, httpServer } from "./support/httpRuntime.js"
 import {
   httpError,
@@ -29,7 +29,7 @@ import {
   type RecordedRequest,
   reply
 } from "./support/modelServer.js"
-import { raw } from "./support/raw.js"
+import { openEvents, raw } from "./support/raw.js"
 
 const KEY = "sk-test-KEY-4f1c9e7a2b"
 
@@ -164,31 +164,16 @@ for (const engine of engines) {
           const created = (yield* raw(url, "/v1/workers", { method: "POST", body: { profile: "m" } })).json as {
             id: string
           }
-          const controller = new AbortController()
-          const response = yield* Effect.promise(() =>
-            fetch(`${url}/v1/workers/${created.id}/events`, { signal: controller.signal })
-          )
-          const reader = response.body!.getReader()
-          const decoder = new TextDecoder()
-          let text = ""
-          const readUntil = (check: (text: string) => boolean) =>
-            Effect.promise(async () => {
-              while (!check(text)) {
-                const { done, value } = await reader.read()
-                if (done) break
-                text += decoder.decode(value, { stream: true })
-              }
-              return text
-            }).pipe(within("the expected frames"))
+          const { close, readUntil } = yield* openEvents(url, created.id)
           yield* readUntil((t) => t.includes("event: worker"))
           yield* raw(url, `/v1/workers/${created.id}/input`, { method: "POST", body: { content: "count" } })
           gate.release(1)
           // The first delta arrives while the model server holds the rest.
-          yield* readUntil((t) => t.includes("event: delta"))
-          expect(text).not.toContain("\"role\":\"worker\"")
+          const first = yield* readUntil((t) => t.includes("event: delta"))
+          expect(first).not.toContain("\"role\":\"worker\"")
           gate.release()
           const all = yield* readUntil((t) => t.includes("\"outcome\":\"completed\""))
-          controller.abort()
+          close()
           expect(all.split("\n\n").filter((frame) => frame.includes("event: delta"))).toEqual([
             "event: delta\ndata: {\"turn\":1,\"text\":\"one\"}",
             "event: delta\ndata: {\"turn\":1,\"text\":\" two\"}"

@@ -2,6 +2,7 @@
 import { Effect } from "effect"
 import * as http from "node:http"
 import * as net from "node:net"
+import { within } from "./eventually.js"
 
 export interface RawResponse {
   readonly status: number
@@ -97,4 +98,34 @@ export const rawSocket = (baseUrl: string, request: string): Effect.Effect<strin
       socket.on("end", () => resolve(response))
       socket.on("error", reject)
     })
+  )
+
+/**
+ * An events stream read as text: `readUntil(check)` reads on until `check`
+ * holds for all read so far (or the stream ends), and answers that text;
+ * `close` leaves.
+ */
+export const openEvents = (baseUrl: string, workerId: string) =>
+  Effect.map(
+    Effect.sync(() => new AbortController()),
+    (controller) => {
+      const response = fetch(`${baseUrl}/v1/workers/${workerId}/events`, { signal: controller.signal })
+      const reader = response.then((answer) => {
+        if (answer.body === null) throw new Error("an events answer without a body")
+        return answer.body.getReader()
+      })
+      const decoder = new TextDecoder()
+      let text = ""
+      const readUntil = (check: (text: string) => boolean) =>
+        Effect.promise(async () => {
+          const stream = await reader
+          while (!check(text)) {
+            const { done, value } = await stream.read()
+            if (done) break
+            text += decoder.decode(value, { stream: true })
+          }
+          return text
+        }).pipe(within("the expected frames"))
+      return { readUntil, close: () => controller.abort() }
+    }
   )
