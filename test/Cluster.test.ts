@@ -5,39 +5,46 @@
  * resumed by seq, and the shard count recorded in the database.
  */
 import { PersistenceError } from "@effect/cluster/ClusterError"
+import * as EntityId from "@effect/cluster/EntityId"
 import * as MessageStorage from "@effect/cluster/MessageStorage"
+import * as RunnerAddress from "@effect/cluster/RunnerAddress"
 import * as RunnerHealth from "@effect/cluster/RunnerHealth"
 import * as Runners from "@effect/cluster/Runners"
 import * as RunnerStorage from "@effect/cluster/RunnerStorage"
+import * as ShardId from "@effect/cluster/ShardId"
 import * as Sharding from "@effect/cluster/Sharding"
 import * as ShardingConfig from "@effect/cluster/ShardingConfig"
 import * as SingleRunner from "@effect/cluster/SingleRunner"
 import * as Snowflake from "@effect/cluster/Snowflake"
+import * as NodeClusterSocket from "@effect/platform-node/NodeClusterSocket"
 import * as SqliteClient from "@effect/sql-sqlite-node/SqliteClient"
 import * as SqlClient from "@effect/sql/SqlClient"
 import { describe, expect, it } from "@effect/vitest"
-import { Chunk, Clock, Effect, Layer, Stream, TestClock } from "effect"
+import { Chunk, Clock, Context, Deferred, Effect, Exit, Fiber, Layer, Option, Scope, Stream, TestClock } from "effect"
 import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 
 import { ClusterRuntimeFromStore, type ClusterRuntimeOptions, followAcross } from "../src/cluster/ClusterRuntime.js"
 import { checkShardCount, SHARD_COUNT, ShardCountMismatch } from "../src/cluster/ShardCount.js"
-import { FAILOVER_REASON, WorkerEntity } from "../src/cluster/WorkerEntity.js"
+import { FAILOVER_REASON, SHARD_GROUP, WorkerEntity } from "../src/cluster/WorkerEntity.js"
 import {
   makeMemoryStore,
   MemoryStoreLive,
+  type Profiles,
   Runtime,
   type RuntimeOptions,
   RuntimeStore,
   type RuntimeStoreService,
+  TurnOutput,
   type WorkerEvent,
   WorkerId
 } from "../src/index.js"
 import { busySuite } from "./support/busySuite.js"
 import { SLOW_MS, suiteProfiles } from "./support/engines.js"
-import { eventually, waitForSleeps } from "./support/eventually.js"
+import { eventually, eventuallyLive, waitForSleeps } from "./support/eventually.js"
 import { followSuite } from "./support/followSuite.js"
+import { freePort } from "./support/postgres.js"
 import { runtimeSuite } from "./support/runtimeSuite.js"
 import { entry, queuedInput, turnRecord, worker } from "./support/storeSuite.js"
 
@@ -312,6 +319,112 @@ describe("on a single runner with SQLite message storage", () => {
       const left = yield* sql`SELECT tag FROM cluster_messages WHERE entity_id = ${created.id}`
       expect(left).toEqual([])
     }).pipe(Effect.provide(runtimeOn(SHARD_COUNT))))
+})
+
+describe("two runners over loopback sockets", () => {
+  // What PostgreSQL is for a real cluster: one database for the cluster's
+  // tables (SQLite, a file both open) and one Runtime store (shared in memory).
+  const fast = {
+    shardsPerGroup: SHARD_COUNT,
+    shardLockRefreshInterval: "500 millis",
+    shardLockExpiration: "2 seconds",
+    refreshAssignmentsInterval: "200 millis",
+    entityMessagePollInterval: "200 millis",
+    runnerHealthCheckInterval: "500 millis",
+    // A runner's shutdown waits this long for a follow from the other runner
+    // to let go of its entity (docs/cluster.md, not built yet).
+    entityTerminationTimeout: "3 seconds"
+  } as const
+  const startRunner = (port: number, file: string, store: RuntimeStoreService, profiles: Profiles) =>
+    Effect.gen(function*() {
+      const scope = yield* Scope.make()
+      const runner = NodeClusterSocket.layer({
+        storage: "sql",
+        shardingConfig: { ...fast, runnerAddress: Option.some(RunnerAddress.make("127.0.0.1", port)) }
+      }).pipe(
+        Layer.provide(Layer.effectDiscard(checkShardCount(SHARD_COUNT))),
+        Layer.provideMerge(SqliteClient.layer({ filename: file }))
+      )
+      const context = yield* Layer.buildWithScope(
+        ClusterRuntimeFromStore({ profiles }).pipe(
+          Layer.provideMerge(runner),
+          Layer.provide(Layer.succeed(RuntimeStore, store))
+        ),
+        scope
+      )
+      return { scope, runtime: Context.get(context, Runtime), sharding: Context.get(context, Sharding.Sharding) }
+    })
+
+  it.scopedLive(
+    "a Worker owned by one runner is driven and followed through the other, across a handover of its shard",
+    () =>
+      Effect.gen(function*() {
+        const dir = yield* Effect.acquireRelease(
+          Effect.sync(() => mkdtempSync(join(tmpdir(), "cluster-"))),
+          (dir) => Effect.sync(() => rmSync(dir, { recursive: true, force: true }))
+        )
+        const file = join(dir, "cluster.db")
+        const store = makeMemoryStore()
+        // Turns that end when the test opens the gate (one process: both runners see it).
+        const gate = yield* Deferred.make<void>()
+        const profiles: Profiles = {
+          gated: {
+            name: "gated",
+            run: (context) =>
+              Stream.fromEffect(Effect.as(Deferred.await(gate), TurnOutput.line(`done: ${context.input.content}`)))
+          }
+        }
+        const a = yield* startRunner(yield* freePort, file, store, profiles)
+        const b = yield* startRunner(yield* freePort, file, store, profiles)
+        const ownedBy = (runner: typeof a, workerId: WorkerId) =>
+          runner.sharding.hasShardId(runner.sharding.getShardId(EntityId.make(workerId), SHARD_GROUP))
+        const held = (runner: typeof a) =>
+          Array.from({ length: SHARD_COUNT }, (_, i) => ShardId.make(SHARD_GROUP, i + 1)).filter((shard) =>
+            runner.sharding.hasShardId(shard)
+          ).length
+        // The shards shared out (B's arrival moves half of A's), none in between.
+        yield* eventuallyLive(
+          Effect.sync(() => [held(a), held(b)]),
+          ([onA, onB]) => onA! > 0 && onB! > 0 && onA! + onB! === SHARD_COUNT,
+          "the shards shared between A and B"
+        )
+        // A Worker made through B is owned by A, sooner or later.
+        const onA = yield* eventuallyLive(
+          b.runtime.create({ profile: "gated" }),
+          (created) => ownedBy(a, created.id) && !ownedBy(b, created.id),
+          "a Worker whose shard runner A holds"
+        )
+        // It ends once the Worker is stopped and every entry is delivered.
+        const following = yield* b.runtime.events(onA.id).pipe(Stream.runCollect, Effect.fork)
+        const accepted = yield* b.runtime.input(onA.id, { content: "first" })
+        expect(accepted).toMatchObject({ queued: false, entry: { seq: 1, content: "first" } })
+        const queued = yield* b.runtime.input(onA.id, { content: "second", ifBusy: "enqueue" })
+        expect(queued).toMatchObject({ queued: true, position: 1 })
+        // A leaves (its turn interrupted, its shards handed over); B takes the
+        // shards, runs the queued input, and the follow through B goes on.
+        yield* Scope.close(a.scope, Exit.void)
+        yield* eventuallyLive(Effect.sync(() => ownedBy(b, onA.id)), (owned) => owned, "B holds the Worker's shard")
+        yield* eventuallyLive(b.runtime.get(onA.id), (worker) => worker.turn === 2, "the queued input started on B")
+        yield* Deferred.succeed(gate, undefined)
+        const done = yield* eventuallyLive(
+          b.runtime.get(onA.id),
+          (worker) => worker.status === "idle" && worker.turn === 2,
+          "the queued input run on B"
+        )
+        expect(done.queued).toBe(0)
+        expect(yield* b.runtime.turn(onA.id, 1)).toMatchObject({ status: "interrupted" })
+        expect(yield* b.runtime.turn(onA.id, 2)).toMatchObject({ status: "completed" })
+        const stopped = yield* b.runtime.stop(onA.id)
+        const events = Chunk.toReadonlyArray(yield* Fiber.join(following))
+        const entries = events.flatMap((event) => event.type === "entry" ? [event.entry] : [])
+        expect(entries.map((entry) => entry.seq)).toEqual(Array.from({ length: stopped.lastSeq }, (_, i) => i + 1))
+        expect(entries.filter((entry) => entry.role === "user").map((entry) => entry.content)).toEqual([
+          "first",
+          "second"
+        ])
+        yield* Scope.close(b.scope, Exit.void)
+      })
+  )
 })
 
 describe("shard count", () => {

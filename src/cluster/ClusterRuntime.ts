@@ -8,6 +8,7 @@
 import { AlreadyProcessingMessage, MailboxFull, PersistenceError } from "@effect/cluster/ClusterError"
 import type { MessageStorage } from "@effect/cluster/MessageStorage"
 import type { Sharding } from "@effect/cluster/Sharding"
+import * as Cause from "effect/Cause"
 import * as Chunk from "effect/Chunk"
 import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
@@ -143,18 +144,27 @@ export const followAcross = (
     Stream.suspend(() => {
       const first = !subscribed
       subscribed = true
-      // Broke: the cluster failed it, or it ended before it began (its owner closing).
-      let broke = true
-      const once = subscribe(delivered).pipe(
-        Stream.mapChunksEffect((chunk) => {
-          if (Chunk.isNonEmpty(chunk)) {
-            broke = false
-            failures = 0
+      const from = delivered
+      const since = liveClock.unsafeCurrentTimeMillis()
+      // Broke: the cluster failed it, or it ended with nothing new (its owner
+      // closing, a handover): the next subscription waits a little.
+      let broke = false
+      const once = subscribe(from).pipe(
+        Stream.mapChunksEffect((chunk) =>
+          Effect.map(Effect.forEach(chunk, accept), (accepted) => Chunk.fromIterable(accepted.flat()))
+        ),
+        Stream.catchAllCause((cause) => {
+          // Interrupted from the other side (its runner went away); an
+          // interrupt of this follow itself runs no handler.
+          if (Cause.isInterruptedOnly(cause)) {
+            broke = true
+            return Stream.empty
           }
-          return Effect.map(Effect.forEach(chunk, accept), (accepted) => Chunk.fromIterable(accepted.flat()))
-        }),
-        Stream.catchAll((error) => {
-          if (isClusterFailure(error)) {
+          const failure = Cause.failureOption(cause)
+          if (failure._tag === "None") return Stream.die(Cause.squash(cause))
+          const error = failure.value
+          // The owner is shutting down (`Unavailable`) or the call did not reach it: the next owner serves.
+          if (isClusterFailure(error) || (!first && error._tag === "Unavailable")) {
             broke = true
             return Stream.empty
           }
@@ -163,7 +173,14 @@ export const followAcross = (
           return Stream.fail(error)
         })
       )
-      return Stream.concat(once, Stream.suspend(() => next(broke)))
+      return Stream.concat(
+        once,
+        Stream.suspend(() => {
+          // A subscription that delivered entries, or lasted, was no failure.
+          if (delivered > from || liveClock.unsafeCurrentTimeMillis() - since >= RETRY_AFTER_MS) failures = 0
+          return next(broke || delivered === from)
+        })
+      )
     })
 
   return follow()
@@ -194,15 +211,22 @@ export const makeClusterRuntime = (
     const { retainStoppedMs: _retention, ...localOptions } = options
     const { actors, control, runtime: local } = yield* makeRuntime(localOptions, { repairAtStart: false })
     let closing = false
-    // Runs before the local Runtime's drain (finalizers run in reverse): follows end, not resume.
-    yield* Effect.addFinalizer(() => Effect.sync(() => closing = true))
     const clock = yield* Effect.clock
     // Registered on real time: the entity manager's own loops are the cluster's; its handlers run on `clock`.
     yield* Effect.withClock(
-      Layer.buildWithScope(WorkerEntityLive(local, actors, { clock, ...cluster }), yield* Effect.scope),
+      Layer.buildWithScope(
+        WorkerEntityLive(local, actors, { clock, closing: () => closing, ...cluster }),
+        yield* Effect.scope
+      ),
       liveClock
     )
     const clientOf = yield* WorkerEntity.client
+    // Runs before the entities are shut down (finalizers run in reverse): the
+    // turns here get the grace and are recorded, the follows here end rather
+    // than resume, and follows from elsewhere move on to the shards' next
+    // owners; else an entity's shutdown would wait for its follows to end.
+    const drain = Effect.zipRight(Effect.sync(() => closing = true), control.drain)
+    yield* Effect.addFinalizer(() => drain)
     yield* adoptOnAcquire({
       store,
       shards: cluster.shards ?? SHARD_COUNT,
@@ -258,7 +282,7 @@ export const makeClusterRuntime = (
       runtime,
       control: {
         ...control,
-        drain: Effect.zipRight(Effect.sync(() => closing = true), control.drain),
+        drain,
         // The fast lane reads this runner's actors; a Worker's may live on another.
         peek: undefined
       }

@@ -9,13 +9,15 @@
 import * as ClusterSchema from "@effect/cluster/ClusterSchema"
 import * as Entity from "@effect/cluster/Entity"
 import * as MessageStorage from "@effect/cluster/MessageStorage"
-import type { Sharding } from "@effect/cluster/Sharding"
+import { Sharding } from "@effect/cluster/Sharding"
 import * as Rpc from "@effect/rpc/Rpc"
 import * as Clock from "effect/Clock"
 import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
 import * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
 import {
   CancelResult,
   InputAccepted,
@@ -32,9 +34,12 @@ import {
 import { Busy, InvalidInput, Unavailable, UnknownWorker, Unsupported } from "../Errors.js"
 import type { RuntimeService } from "../Runtime.js"
 import type { ActorHosting } from "../RuntimeLive.js"
+import { RETRY_AFTER_MS } from "../RuntimeOptions.js"
 import { makeInputLedger } from "./InputLedger.js"
 
 const realTime = Clock.make()
+/** How often a follow served here checks that this runner still holds its Worker's shard. */
+const SHARD_WATCH = "500 millis"
 
 /** What is recorded for a turn that was running on a runner that is gone. */
 export const FAILOVER_REASON = "interrupted by failover"
@@ -93,6 +98,8 @@ export const WorkerEntity = Entity.make("Worker", [Get, Input, Cancel, Stop, Tra
   .annotate(ClusterSchema.ShardGroup, () => SHARD_GROUP)
 
 export interface WorkerEntityOptions {
+  /** This runner is shutting down: a follow is refused (`Unavailable`) and its caller follows on at the next owner. */
+  readonly closing?: (() => boolean) | undefined
   /**
    * The Runtime's clock, which the handlers run with (turns, waits and
    * timestamps are the Runtime's time, not the cluster machinery's). Default: the cluster's.
@@ -110,6 +117,7 @@ export interface WorkerEntityOptions {
  */
 export const WorkerEntityLive = (local: RuntimeService, actors: ActorHosting, options: WorkerEntityOptions = {}) => {
   const { clock } = options
+  const closing = options.closing ?? (() => false)
   const timed = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
     clock === undefined ? effect : Effect.withClock(effect, clock)
   const ledger = makeInputLedger<InputAccepted, UnknownWorker | Busy | InvalidInput | Unsupported | Unavailable>()
@@ -127,6 +135,11 @@ export const WorkerEntityLive = (local: RuntimeService, actors: ActorHosting, op
         })
       )
       yield* Effect.addFinalizer(() => actors.release(workerId, HANDOVER_REASON))
+      const sharding = yield* Sharding
+      const shardLost = Effect.repeat(Effect.sync(() => sharding.hasShardId(address.shardId)), {
+        schedule: Schedule.spaced(SHARD_WATCH),
+        while: (held) => held
+      }).pipe(Effect.withClock(realTime))
 
       // While a turn runs the entity must not be let go for being idle (its
       // turn would be interrupted): kept alive until the Worker is idle again.
@@ -190,8 +203,12 @@ export const WorkerEntityLive = (local: RuntimeService, actors: ActorHosting, op
               )
             )
           ),
-        // A follow reads no clock.
-        Events: ({ payload }) => local.events(workerId, { after: payload.after })
+        // A follow reads no clock. It ends when this runner no longer holds
+        // the Worker's shard (a handover): its caller follows on at the next owner.
+        Events: ({ payload }) =>
+          closing()
+            ? Stream.fail(new Unavailable({ message: "this runner is shutting down", retryAfterMs: RETRY_AFTER_MS }))
+            : local.events(workerId, { after: payload.after }).pipe(Stream.interruptWhen(shardLost))
       })
     })),
     { concurrency: "unbounded", maxIdleTime: options.maxIdleTime }
