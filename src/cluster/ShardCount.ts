@@ -42,16 +42,16 @@ export const checkShardCount = (
     )
     yield* sql`INSERT INTO ${table} (name, value) VALUES ('shards', ${String(shards)}) ON CONFLICT (name) DO NOTHING`
     const rows = yield* sql`SELECT value FROM ${table} WHERE name = 'shards'`
-    const [row] = yield* Schema.decodeUnknown(Schema.Array(Row))(rows).pipe(
-      Effect.orElseSucceed(() => [{ value: Number.NaN }])
-    )
+    // Unreadable (not a number): a mismatch too, a count no runner has.
+    const [row] = yield* Schema.decodeUnknown(Schema.Array(Row))(rows).pipe(Effect.orElseSucceed(() => []))
     const stored = row?.value ?? Number.NaN
     if (stored !== shards) {
       return yield* new ShardCountMismatch({
         stored,
         configured: shards,
-        message: `this cluster's database records ${stored} shards and this runner has ${shards}: ` +
-          "every runner and client of a cluster must have the same count"
+        message: `this cluster's database records ${
+          Number.isNaN(stored) ? "an unreadable number of" : stored
+        } shards and this runner has ${shards}: every runner and client of a cluster must have the same count`
       })
     }
   })
