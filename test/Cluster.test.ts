@@ -33,6 +33,7 @@ import {
   MemoryStoreLive,
   type Profiles,
   Runtime,
+  RuntimeControl,
   type RuntimeOptions,
   RuntimeStore,
   type RuntimeStoreService,
@@ -193,6 +194,18 @@ describe("Worker entity", () => {
         )
       )
     }))
+})
+
+describe("RuntimeControl of a runner", () => {
+  it.effect("offers no shortcut to this runner's actors: HTTP reads and follows go through the routed Runtime", () =>
+    Effect.gen(function*() {
+      const control = yield* RuntimeControl
+      expect(control.peek).toBeUndefined()
+      expect(control.follow).toBeUndefined()
+      const created = yield* control.create({ idempotencyKey: "k" })
+      expect(created.created).toBe(true)
+      expect((yield* control.create({ idempotencyKey: "k" })).created).toBe(false)
+    }).pipe(Effect.provide(clusterRuntime({ profiles: suiteProfiles }))))
 })
 
 describe("Worker entity's lifetime", () => {

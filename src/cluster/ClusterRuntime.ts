@@ -281,10 +281,12 @@ export const makeClusterRuntime = (
     return {
       runtime,
       control: {
-        ...control,
         drain,
-        // The fast lane reads this runner's actors; a Worker's may live on another.
-        peek: undefined
+        turnsInFlight: control.turnsInFlight,
+        activeWorkers: control.activeWorkers,
+        create: control.create
+        // No `peek` nor `follow`: they read this runner's actors, and a
+        // Worker's may live on another; HTTP then goes through `runtime`.
       }
     }
   })
