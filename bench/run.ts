@@ -644,9 +644,10 @@ const modelSection = `
 
 Rows from \`node build/bench/run.js --only=model\` (after \`npm run build &&
 npx tsc -p tsconfig.tools.json\`; \`npm run bench\` runs the section too) on
-2026-12-07, node v20.20.2, on the machine above while other helpers' test
-suites and type checks ran on it (load average 5 to 7 on 2 cores): the table
-is the last of three runs, the ranges below cover all three. About 2 minutes.
+2026-12-07, node v20.20.2, on the machine above: the table is a run on the
+idle machine (load average under 1) at 15:20; the ranges below cover three
+runs while other test suites and type checks ran on it (load average 5 to 7
+on 2 cores) and four idle runs. About 2 minutes.
 
 ${tableOf(modelRows)}
 
@@ -680,11 +681,13 @@ How each figure is measured (see \`bench/model*.ts\`):
 
 Where it stands, and what bounds it:
 
-- **A delta to an SSE follower, p99 ≤ 2× the proxy: not met** (4.9 to 15×
-  across the three runs; p50 1.2 to 7.0 ms against 0.2 to 0.4 ms for the
-  proxy, p99 65 to 118 ms against 6.6 to 24 ms). The p99s of every path are
-  the machine's load (the bare client in process, which does almost nothing,
-  reached 1.4 ms). The p50 is the runtime's own: the same delta reaches a
+- **A delta to an SSE follower, p99 ≤ 2× the proxy: not met** (idle: 3.2
+  to 4.9×, p99 4.8 to 6.4 ms against 1.3 to 1.7 ms, p50 0.6 to 0.9 ms
+  against 0.2 ms; loaded: 4.9 to 15×, p99 65 to 118 ms against 6.6 to 24
+  ms). A larger young generation (\`--max-semi-space-size=32\`) changed
+  nothing, so it is not the garbage collector's pauses. On the loaded
+  machine the p99s of every path are its load (the bare client in process,
+  which does almost nothing, reached 1.4 ms). The p50 is the runtime's own: the same delta reaches a
   follower of \`Runtime.events\` in process in 0.6 to 1.1 ms (the engine's
   \`fetch\` stream, \`@effect/ai\`'s event decoding and part stream, the actor,
   the follower), and the SSE hop adds 0.6 to 6 ms more, where the events
@@ -692,9 +695,11 @@ Where it stands, and what bounds it:
   yet: the next step is timestamps inside the server's process (delta out of
   the engine, frame pushed to the socket) to split the engine's part from the
   response's.
-- **A delta to \`Runtime.events\` in process, p99 ≤ 2× the proxy: met in two
-  runs of three** (0.55 to 3.1×); 15 to 66× the bare client's p99 in the same
-  process, which only parses the frames.
+- **A delta to \`Runtime.events\` in process, p99 ≤ 2× the proxy: at the
+  edge** (idle: 1.8 to 2.4×, p99 2.4 to 3.5 ms; loaded: 0.55 to 3.1×); 10 to
+  66× the bare client's p99 in the same process, which only parses the
+  frames: \`@effect/ai\`'s decoding of each event and its part stream are most
+  of it.
 - **Deltas per second to 1,000 SSE followers**: 177 to 204 a second (177,000
   to 204,000 frames a second written), 1.6 to 2.9× the proxy, every
   follower got all the text (none fell behind its bounded buffer). The wall
