@@ -4,12 +4,10 @@
  * JSON is ever read and its size, encoding and depth are checked first.
  */
 import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
-import * as HttpBody from "@effect/platform/HttpBody"
-import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
+import type * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import type * as Schema from "effect/Schema"
-import * as Stream from "effect/Stream"
 import { CancelRequest, CreateWorker, type ListQuery, StopRequest, type Worker, WorkerInput } from "../Domain.js"
 import { drainingError } from "../Draining.js"
 import { InvalidInput } from "../Errors.js"
@@ -18,7 +16,7 @@ import { RuntimeControl } from "../RuntimeControl.js"
 import { followableAfter } from "../Validation.js"
 import { Authorization, type ListParams, RuntimeApi } from "./Api.js"
 import { type BodyOptions, jsonBody, optionalJsonBody } from "./Body.js"
-import { eventStreamResponse, followerResponse } from "./EventStream.js"
+import { followerResponse, streamFollow } from "./EventStream.js"
 import { markHandled } from "./Handled.js"
 import type { HeldRequests } from "./HeldRequests.js"
 import { jsonResponse, transcriptPageJson, workerJson } from "./Snapshots.js"
@@ -64,17 +62,6 @@ const withHeaderKey = (request: CreateWorker, header: string | undefined) => {
     )
   }
   return Effect.succeed({ ...request, idempotencyKey: header })
-}
-
-/** `response` whose streamed body runs `release` when it ends, fails or is interrupted (the client left). */
-const releasingBody = (response: HttpServerResponse.HttpServerResponse, release: Effect.Effect<void>) => {
-  const body = response.body
-  return body._tag === "Stream"
-    ? HttpServerResponse.setBody(
-      response,
-      HttpBody.stream(Stream.ensuring(body.stream, release), body.contentType, body.contentLength)
-    )
-    : response
 }
 
 export interface WorkersHandlersOptions {
@@ -156,10 +143,14 @@ export const WorkersHandlers = ({ heldRequests, maxBodyBytes, pingMs }: WorkersH
               yield* followableAfter(after, yield* runtime.get(path.workerId))
               const release = yield* holdSlot
               const follow = control._tag === "Some" ? control.value.follow : undefined
-              // Over a Runtime of this process: the follower's pull, written as it comes (no stream stages).
-              return follow === undefined
-                ? releasingBody(eventStreamResponse(runtime.events(path.workerId, { after }), pingMs), release)
-                : yield* followerResponse(follow(path.workerId, { after }), pingMs, release)
+              // Over a Runtime of this process, its follower itself (no stream stages); else its events Stream.
+              return yield* followerResponse(
+                follow === undefined
+                  ? streamFollow(runtime.events(path.workerId, { after }))
+                  : follow(path.workerId, { after }),
+                pingMs,
+                release
+              )
             })))
           .handle("delete", ({ path }) => decoded(runtime.delete(path.workerId)))
       })

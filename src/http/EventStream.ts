@@ -2,13 +2,14 @@
  * The events endpoint's body: a Worker's events as server-sent events
  * (docs/rest.md): `retry: 1000` first; `event: worker` frames without an id;
  * `id: <seq>` + `event: entry` frames, so that a client resumes with
- * `Last-Event-ID`; `event: delta` frames without an id (live only); a `: ping` comment whenever the stream has been idle for
- * `pingMs`. It ends when the Worker's stream ends (stopped, failed, deleted,
- * or the runtime drained); a failure after the start closes it.
+ * `Last-Event-ID`; `event: delta` frames without an id (live only); a
+ * `: ping` comment whenever the stream has been idle for `pingMs`. It ends
+ * when the Worker's stream ends (stopped, failed, deleted, or the runtime
+ * drained); a failure after the start closes it.
  */
 import * as Sse from "@effect/experimental/Sse"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
-import * as Chunk from "effect/Chunk"
+import type * as Chunk from "effect/Chunk"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
@@ -52,68 +53,6 @@ const RETRY = encoder.encode(
 )
 // Written by hand: the SSE encoder writes events and `retry`, not comments.
 const PING = encoder.encode(": ping\n\n")
-
-/**
- * The fiber's exit, or `undefined` after `ms`. A Node timer and an observer
- * rather than `Effect.timeout`, which forks two fibers per wait; the ping
- * is a keep-alive on a real socket, in real time.
- */
-const awaitAtMost = <A, E>(fiber: Fiber.RuntimeFiber<A, E>, ms: number) =>
-  Effect.async<Exit.Exit<A, E> | undefined>((resume) => {
-    const observer = (exit: Exit.Exit<A, E>) => {
-      clearTimeout(timer)
-      resume(Effect.succeed(exit))
-    }
-    const timer = setTimeout(() => {
-      fiber.removeObserver(observer)
-      resume(Effect.succeed(undefined))
-    }, ms)
-    fiber.addObserver(observer)
-    return Effect.sync(() => {
-      clearTimeout(timer)
-      fiber.removeObserver(observer)
-    })
-  })
-
-/**
- * One loop per response rather than a pipeline of stream stages: the events
- * are pulled one chunk at a time, framed and encoded at once, and a ping is
- * sent when a pull has waited `pingMs`. The pull runs in a fiber of its own
- * that the ping's timeout does not interrupt, so no event is lost to a ping.
- * An idle stream is this fiber and the follower's, waiting.
- */
-export const eventStreamResponse = <E>(
-  events: Stream.Stream<WorkerEvent, E>,
-  pingMs: number
-): HttpServerResponse.HttpServerResponse => {
-  const body = Stream.unwrapScoped(Effect.gen(function*() {
-    const scope = yield* Effect.scope
-    const pull = yield* Stream.toPull(events)
-    let started = false
-    let pending: Fiber.RuntimeFiber<Chunk.Chunk<WorkerEvent>, Option.Option<E>> | undefined
-    const next: Effect.Effect<Chunk.Chunk<Uint8Array>, Option.Option<never>> = Effect.gen(function*() {
-      if (!started) {
-        started = true
-        return Chunk.of(RETRY)
-      }
-      const fiber = pending ?? (yield* Effect.forkIn(pull, scope))
-      pending = fiber
-      const exit = yield* awaitAtMost(fiber, pingMs)
-      if (exit === undefined) return Chunk.of(PING)
-      pending = undefined
-      // The end of the events, or a failure once the stream has started (which can only close it).
-      if (Exit.isFailure(exit)) return yield* Effect.fail(Option.none())
-      let text = ""
-      for (const event of exit.value) text += frameOf(event)
-      return Chunk.of(encoder.encode(text))
-    })
-    return Stream.repeatEffectChunkOption(next)
-  }))
-  return HttpServerResponse.stream(body, {
-    contentType: SSE_CONTENT_TYPE,
-    headers: SSE_HEADERS
-  })
-}
 
 /**
  * The events as a Node `Readable` that pulls the follower itself, when the
@@ -221,6 +160,20 @@ export const followerBody = <E>(
       ))
     })
   })
+
+/**
+ * A Stream of events as a follower that is never idle (each pull waits in
+ * its fiber): for a Runtime that offers no `RuntimeControl.follow` (a proxy
+ * to another runtime). The stream starts at its first pull, after the
+ * answer's headers: its errors then can only close the stream.
+ */
+export const streamFollow = <E>(events: Stream.Stream<WorkerEvent, E>): Effect.Effect<Follow, never, Scope.Scope> =>
+  Effect.map(Stream.toPull(events), (pull) => ({
+    // Its failure after the start ends the stream, as a follower's does.
+    pull: Effect.mapError(pull, () => Option.none()),
+    idle: () => false,
+    whenReady: () => {}
+  }))
 
 /** The events endpoint's answer from a follower opened here: a `Raw` body the platform pipes to the socket. */
 export const followerResponse = <E>(
