@@ -13,7 +13,7 @@ import * as Effect from "effect/Effect"
 import * as Runtime from "effect/Runtime"
 import type { RuntimeControlService } from "../RuntimeControl.js"
 import { followerBody, sseHeaders } from "./EventStream.js"
-import { type FastLane, plainWorkerId, type WorkerLaneOptions, workersEndpoint } from "./FastLane.js"
+import { type FastLane, type WorkerLaneOptions, workersEndpoint } from "./FastLane.js"
 import type { HeldRequests } from "./HeldRequests.js"
 
 export interface EventsLaneOptions extends WorkerLaneOptions {
@@ -39,20 +39,14 @@ const afterOf = (query: string | undefined): number | undefined => {
 export const makeEventsLane = (options: EventsLaneOptions): FastLane | undefined => {
   const endpoint = workersEndpoint("events")
   if (endpoint === undefined) return undefined
-  const { method, segments, template } = endpoint
-  const param = segments.findIndex((segment) => segment.startsWith(":"))
-  // Only `/v1/workers/:workerId/events`: one parameter, one segment after it.
-  if (param !== segments.length - 2) return undefined
-  const prefix = `${segments.slice(0, param).join("/")}/`
-  const suffix = `/${segments[param + 1]}`
+  const { method, template, workerIdOf } = endpoint
   const fork = Runtime.runFork(options.runtime)
   return (request) => {
     const started = performance.now()
-    if (request.method !== method || request.hasBody || !request.url.startsWith(prefix)) return undefined
+    if (request.method !== method || request.hasBody) return undefined
     const mark = request.url.indexOf("?")
     const path = mark === -1 ? request.url : request.url.slice(0, mark)
-    if (!path.endsWith(suffix)) return undefined
-    const workerId = plainWorkerId(path.slice(prefix.length, -suffix.length))
+    const workerId = workerIdOf(path)
     if (workerId === undefined) return undefined
     const fromQuery = afterOf(mark === -1 ? undefined : request.url.slice(mark + 1))
     if (fromQuery === undefined) return undefined

@@ -70,38 +70,48 @@ export class FastLaneSlot extends Context.Tag("worker-runtime/http/FastLaneSlot"
   readonly install: (lane: FastLane) => () => void
 }>() {}
 
-interface Endpoint {
+/** An endpoint of the `workers` group whose path has the Worker id as its one parameter. */
+export interface WorkerEndpoint {
   readonly method: string
-  readonly segments: ReadonlyArray<string>
+  /** e.g. `/v1/workers/{workerId}/events`, as the request metrics name it. */
   readonly template: string
-}
-
-/** An endpoint of the `workers` group, as the API defines it. */
-export const workersEndpoint = (name: string): Endpoint | undefined => {
-  let found: Endpoint | undefined
-  HttpApi.reflect(RuntimeApi, {
-    onGroup: () => {},
-    onEndpoint: ({ endpoint, group }) => {
-      if (group.identifier === "workers" && endpoint.name === name) {
-        const segments = endpoint.path.split("/")
-        found = {
-          method: endpoint.method,
-          segments,
-          template: segments.map((s) => (s.startsWith(":") ? `{${s.slice(1)}}` : s)).join("/")
-        }
-      }
-    }
-  })
-  return found
+  /** The Worker id of a path (no query) this endpoint takes; undefined for any other, or when the router must decode it. */
+  readonly workerIdOf: (path: string) => WorkerId | undefined
 }
 
 /** The path parameter, by the schema the API decodes it with. */
 const decodeWorkerId = Schema.decodeOption(WorkerId)
 
 /** A Worker id as the path has it; undefined when the router must decode it (an escape) or it is not one. */
-export const plainWorkerId = (id: string): WorkerId | undefined => {
+const plainWorkerId = (id: string): WorkerId | undefined => {
   if (id === "" || id.includes("/") || id.includes("?") || id.includes("%") || id.includes("#")) return undefined
   return Option.getOrUndefined(decodeWorkerId(id))
+}
+
+/** An endpoint of the `workers` group, as the API defines it; undefined unless its one parameter is the Worker id. */
+export const workersEndpoint = (name: string): WorkerEndpoint | undefined => {
+  let found: WorkerEndpoint | undefined
+  HttpApi.reflect(RuntimeApi, {
+    onGroup: () => {},
+    onEndpoint: ({ endpoint, group }) => {
+      if (group.identifier !== "workers" || endpoint.name !== name) return
+      const segments = endpoint.path.split("/")
+      const params = segments.filter((segment) => segment.startsWith(":"))
+      const param = segments.indexOf(":workerId")
+      if (params.length !== 1 || param === -1) return
+      const prefix = `${segments.slice(0, param).join("/")}/`
+      const suffix = segments.slice(param + 1).map((segment) => `/${segment}`).join("")
+      found = {
+        method: endpoint.method,
+        template: segments.map((s) => (s.startsWith(":") ? `{${s.slice(1)}}` : s)).join("/"),
+        workerIdOf: (path) =>
+          path.startsWith(prefix) && path.endsWith(suffix) && path.length > prefix.length + suffix.length
+            ? plainWorkerId(path.slice(prefix.length, path.length - suffix.length))
+            : undefined
+      }
+    }
+  })
+  return found
 }
 
 export interface WorkerLaneOptions {
@@ -116,17 +126,13 @@ export interface WorkerLaneOptions {
 export const makeWorkerLane = (options: WorkerLaneOptions): FastLane | undefined => {
   const endpoint = workersEndpoint("get")
   if (endpoint === undefined) return undefined
-  const { method, segments, template } = endpoint
-  const param = segments.findIndex((segment) => segment.startsWith(":"))
-  const prefix = `${segments.slice(0, param).join("/")}/`
-  // Only a template whose one parameter ends it: `/v1/workers/:workerId`.
-  if (param !== segments.length - 1) return undefined
+  const { method, template, workerIdOf } = endpoint
   return (request) => {
     const started = performance.now()
     const { url } = request
-    if (request.method !== method || request.hasBody || !url.startsWith(prefix)) return undefined
+    if (request.method !== method || request.hasBody) return undefined
     // A query, a further segment, or an escape: the router's business.
-    const workerId = plainWorkerId(url.slice(prefix.length))
+    const workerId = workerIdOf(url)
     if (workerId === undefined) return undefined
     if (options.refusalOf({ path: url, header: request.header, hostHeaders: request.hostHeaders }) !== undefined) {
       return undefined
