@@ -313,20 +313,30 @@ const operationOf = (write: Write): string => {
   }
 }
 
-/** The multi-row INSERT for `rows` entries; one string per size, so statements are reused. */
-const insertEntriesSql = (dialect: Dialect, rows: number): string => {
-  const shape = `${dialect}:${rows}`
-  let cached = insertEntriesCache.get(shape)
-  if (cached === undefined) {
-    cached = `INSERT INTO entries (worker_id, ${ENTRY_COLUMNS}) VALUES ${
-      Array.from({ length: rows }, () => "(?, ?, ?, ?, ?, ?, ?)").join(", ")
-    }`
-    if (dialect === "pg") cached = numbered(cached)
-    insertEntriesCache.set(shape, cached)
+/**
+ * `build` kept per shape (its arguments): one string per shape, so that the
+ * driver's prepared statements are reused and nothing is built per commit.
+ */
+const byShape = <Args extends ReadonlyArray<string | number | boolean>>(build: (...args: Args) => string) => {
+  const built = new Map<string, string>()
+  return (...args: Args): string => {
+    const shape = args.join(":")
+    let sql = built.get(shape)
+    if (sql === undefined) {
+      sql = build(...args)
+      built.set(shape, sql)
+    }
+    return sql
   }
-  return cached
 }
-const insertEntriesCache = new Map<string, string>()
+
+/** The multi-row INSERT for `rows` entries; one string per size, so statements are reused. */
+const insertEntriesSql = byShape((dialect: Dialect, rows: number): string => {
+  const sql = `INSERT INTO entries (worker_id, ${ENTRY_COLUMNS}) VALUES ${
+    Array.from({ length: rows }, () => "(?, ?, ?, ?, ?, ?, ?)").join(", ")
+  }`
+  return dialect === "pg" ? numbered(sql) : sql
+})
 
 /** `WORKER_COLUMNS`' types on PostgreSQL, whose `VALUES` would take untyped parameters for text. */
 const PG_WORKER_CASTS = [
@@ -348,43 +358,29 @@ const PG_WORKER_CASTS = [
  * row each), parameters as `workerValues` row after row; one row is the
  * plain `UPDATE_WORKER`.
  */
-const updateWorkersSql = (dialect: Dialect, rows: number): string => {
-  const shape = `${dialect}:${rows}`
-  let cached = updateWorkersCache.get(shape)
-  if (cached === undefined) {
-    const columns = WORKER_COLUMNS.split(", ")
-    const casts = dialect === "pg" ? PG_WORKER_CASTS : columns.map(() => "")
-    const row = `(${casts.map((cast) => `?${cast}`).join(", ")})`
-    cached = `WITH v (${WORKER_COLUMNS}) AS (VALUES ${Array.from({ length: rows }, () => row).join(", ")})
-      UPDATE workers SET ${columns.slice(1).map((column) => `${column} = v.${column}`).join(", ")}
-      FROM v WHERE workers.id = v.id`
-    if (dialect === "pg") cached = numbered(cached)
-    updateWorkersCache.set(shape, cached)
-  }
-  return cached
-}
-const updateWorkersCache = new Map<string, string>()
+const updateWorkersSql = byShape((dialect: Dialect, rows: number): string => {
+  const columns = WORKER_COLUMNS.split(", ")
+  const casts = dialect === "pg" ? PG_WORKER_CASTS : columns.map(() => "")
+  const row = `(${casts.map((cast) => `?${cast}`).join(", ")})`
+  const sql = `WITH v (${WORKER_COLUMNS}) AS (VALUES ${Array.from({ length: rows }, () => row).join(", ")})
+    UPDATE workers SET ${columns.slice(1).map((column) => `${column} = v.${column}`).join(", ")}
+    FROM v WHERE workers.id = v.id`
+  return dialect === "pg" ? numbered(sql) : sql
+})
 
 /**
  * The upsert of `rows` turn records (a turn's start inserts its record, its
  * end replaces it), parameters as `turnValues` row after row. No two rows
  * may have the same key: one statement cannot change a row twice.
  */
-const upsertTurnsSql = (dialect: Dialect, rows: number): string => {
-  const shape = `${dialect}:${rows}`
-  let cached = upsertTurnsCache.get(shape)
-  if (cached === undefined) {
-    const row = `(${TURN_COLUMNS.replace(/[a-z_]+/g, "?")})`
-    cached = `INSERT INTO turns (${TURN_COLUMNS}) VALUES ${Array.from({ length: rows }, () => row).join(", ")}
-      ON CONFLICT (worker_id, turn) DO UPDATE SET ${
-      TURN_COLUMNS.split(", ").slice(2).map((column) => `${column} = excluded.${column}`).join(", ")
-    }`
-    if (dialect === "pg") cached = numbered(cached)
-    upsertTurnsCache.set(shape, cached)
-  }
-  return cached
-}
-const upsertTurnsCache = new Map<string, string>()
+const upsertTurnsSql = byShape((dialect: Dialect, rows: number): string => {
+  const row = `(${TURN_COLUMNS.replace(/[a-z_]+/g, "?")})`
+  const sql = `INSERT INTO turns (${TURN_COLUMNS}) VALUES ${Array.from({ length: rows }, () => row).join(", ")}
+    ON CONFLICT (worker_id, turn) DO UPDATE SET ${
+    TURN_COLUMNS.split(", ").slice(2).map((column) => `${column} = excluded.${column}`).join(", ")
+  }`
+  return dialect === "pg" ? numbered(sql) : sql
+})
 
 /**
  * The SELECT of a list page filtered by `pairs` metadata pairs (and maybe a
@@ -398,34 +394,26 @@ const upsertTurnsCache = new Map<string, string>()
  * loop of `limit` index lookups. Placeholders in parameter order: key,
  * value, cursor, status, the further pairs, limit.
  */
-const listByMetadataSql = (dialect: Dialect, pairs: number, byStatus: boolean): string => {
-  const shape = `${dialect}:${pairs}:${byStatus}`
-  let cached = listByMetadataCache.get(shape)
-  if (cached === undefined) {
-    const more = Array.from({ length: pairs - 1 }, (_, i) => {
-      const m = `m${i + 2}`
-      return ` AND EXISTS (SELECT 1 FROM worker_metadata AS ${m}
-        WHERE ${m}.key = ? AND ${m}.value = ? AND ${m}.worker_id = m.worker_id)`
-    })
-    if (dialect === "pg") {
-      // Numbered by hand: the status is written before the pairs but comes after them.
-      let n = byStatus ? 4 : 3
-      const further = more.join("").replace(/\?/g, () => `$${++n}`)
-      cached = `SELECT ${W_WORKER_COLUMNS} FROM worker_metadata AS m
-        CROSS JOIN LATERAL (SELECT ${WORKER_COLUMNS} FROM workers
-          WHERE id = m.worker_id${byStatus ? " AND status = $4" : ""} OFFSET 0) AS w
-        WHERE m.key = $1 AND m.value = $2 AND m.worker_id > $3${further}
-        ORDER BY m.worker_id LIMIT $${n + 1}`
-    } else {
-      cached = `SELECT ${W_WORKER_COLUMNS} FROM worker_metadata AS m CROSS JOIN workers AS w ON w.id = m.worker_id
-        WHERE m.key = ? AND m.value = ? AND m.worker_id > ?${byStatus ? " AND w.status = ?" : ""}${more.join("")}
-        ORDER BY m.worker_id LIMIT ?`
-    }
-    listByMetadataCache.set(shape, cached)
+const listByMetadataSql = byShape((dialect: Dialect, pairs: number, byStatus: boolean): string => {
+  const more = Array.from({ length: pairs - 1 }, (_, i) => {
+    const m = `m${i + 2}`
+    return ` AND EXISTS (SELECT 1 FROM worker_metadata AS ${m}
+      WHERE ${m}.key = ? AND ${m}.value = ? AND ${m}.worker_id = m.worker_id)`
+  })
+  if (dialect === "pg") {
+    // Numbered by hand: the status is written before the pairs but comes after them.
+    let n = byStatus ? 4 : 3
+    const further = more.join("").replace(/\?/g, () => `$${++n}`)
+    return `SELECT ${W_WORKER_COLUMNS} FROM worker_metadata AS m
+      CROSS JOIN LATERAL (SELECT ${WORKER_COLUMNS} FROM workers
+        WHERE id = m.worker_id${byStatus ? " AND status = $4" : ""} OFFSET 0) AS w
+      WHERE m.key = $1 AND m.value = $2 AND m.worker_id > $3${further}
+      ORDER BY m.worker_id LIMIT $${n + 1}`
   }
-  return cached
-}
-const listByMetadataCache = new Map<string, string>()
+  return `SELECT ${W_WORKER_COLUMNS} FROM worker_metadata AS m CROSS JOIN workers AS w ON w.id = m.worker_id
+    WHERE m.key = ? AND m.value = ? AND m.worker_id > ?${byStatus ? " AND w.status = ?" : ""}${more.join("")}
+    ORDER BY m.worker_id LIMIT ?`
+})
 
 /**
  * The store's read statements, apart so that tests can `EXPLAIN QUERY PLAN`
