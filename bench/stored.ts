@@ -7,9 +7,9 @@ import Database from "better-sqlite3"
 import { Effect, Layer, Schema } from "effect"
 import { type ChildProcess, execFileSync } from "node:child_process"
 import { mkdtempSync, readFileSync, rmSync } from "node:fs"
-import { createServer } from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
+import { freePort } from "../scripts/postgresServer.js"
 import { makeIdGenerator } from "../src/index.js"
 import { SqliteStoreLive } from "../src/sqlite/index.js"
 import { benchBuild, now, quantile, root, sleep, spawnNode, stopChild } from "./lib.js"
@@ -102,18 +102,6 @@ export const populateSqlite = async (filename: string, count: number, sampleSize
   }
   return { sample, seconds: Number(now() - start) / 1e9 }
 }
-
-const freePort = (): Promise<number> =>
-  new Promise((resolve, reject) => {
-    const server = createServer()
-    server.once("error", reject)
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address()
-      server.close(() =>
-        typeof address === "object" && address !== null ? resolve(address.port) : reject(new Error("no port"))
-      )
-    })
-  })
 
 /** The resident set of a process, in bytes (Linux: /proc/<pid>/status). */
 export const rssOf = (pid: number): number => {

@@ -6,7 +6,6 @@
  * test/PostgresCrash.test.ts).
  */
 import { mkdtempSync, writeFileSync } from "node:fs"
-import { createServer } from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 
@@ -14,6 +13,7 @@ import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Fiber, Layer, Stream } from "effect"
 
+import { freePort } from "../../scripts/postgresServer.js"
 import { RuntimeHttpClientLive } from "../../src/http/index.js"
 import { Runtime } from "../../src/index.js"
 import { exitOf, type RunningBin, startBin } from "./bin.js"
@@ -32,17 +32,6 @@ interface Worker {
   readonly lastSeq: number
   readonly turn: number
 }
-
-/** A loopback port free now. */
-const freePort = Effect.promise(() =>
-  new Promise<number>((resolve) => {
-    const server = createServer().listen(0, "127.0.0.1", () => {
-      const address = server.address()
-      const port = typeof address === "object" && address !== null ? address.port : 0
-      server.close(() => resolve(port))
-    })
-  })
-)
 
 export interface CrashStore {
   /** What `RuntimeInfo.store` reports. */
@@ -195,7 +184,7 @@ export const crashSuite = (store: CrashStore, options: { readonly cycles: number
           profiles,
           JSON.stringify({ lines: { engine: "process", command: [process.execPath, "-e", lines] } })
         )
-        const port = yield* freePort
+        const port = yield* Effect.promise(freePort)
         const args = ["--port", String(port), "--store", yield* store.make(dir), "--profiles", profiles]
         const first = yield* startBin(args)
         const client = RuntimeHttpClientLive({

@@ -6,13 +6,13 @@
  */
 import { execFile, execFileSync } from "node:child_process"
 import { mkdtempSync, readFileSync } from "node:fs"
-import { createServer } from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 
 import { Effect } from "effect"
 import * as Pg from "pg"
 
+import { freePort as portNobodyUses } from "../../scripts/postgresServer.js"
 import { projectRoot } from "./packed.js"
 
 export const script = join(projectRoot, "scripts", "postgres.sh")
@@ -56,14 +56,7 @@ export const pgScriptAsync = (command: "halt" | "resume", dir: string) =>
   })
 
 /** A loopback port nothing listens on now. */
-export const freePort = Effect.promise(() =>
-  new Promise<number>((resolve) => {
-    const server = createServer().listen(0, "127.0.0.1", () => {
-      const address = server.address()
-      server.close(() => resolve(typeof address === "object" && address !== null ? address.port : 0))
-    })
-  })
-)
+export const freePort = Effect.promise(portNobodyUses)
 
 /**
  * A PostgreSQL server of the scope's own, stopped (and its directory
