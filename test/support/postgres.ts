@@ -5,14 +5,13 @@
  * restart one.
  */
 import { execFile, execFileSync } from "node:child_process"
-import { mkdtempSync, readFileSync } from "node:fs"
-import { tmpdir } from "node:os"
+import { readFileSync } from "node:fs"
 import { join } from "node:path"
 
 import { Effect } from "effect"
 import * as Pg from "pg"
 
-import { freePort as portNobodyUses } from "../../scripts/postgresServer.js"
+import { freePort as portNobodyUses, startPostgres } from "../../scripts/postgresServer.js"
 import { projectRoot } from "./packed.js"
 
 export const script = join(projectRoot, "scripts", "postgres.sh")
@@ -64,12 +63,8 @@ export const freePort = Effect.promise(portNobodyUses)
  * which others must not share.
  */
 export const dedicatedServer = Effect.acquireRelease(
-  Effect.gen(function*() {
-    const dir = mkdtempSync(join(tmpdir(), "worker-runtime-pg-own-"))
-    const url = yield* pgScript("start", dir, yield* freePort)
-    return { dir, url }
-  }),
-  ({ dir }) => Effect.ignore(pgScript("stop", dir))
+  Effect.promise(() => startPostgres("worker-runtime-pg-own-")),
+  (server) => Effect.ignore(Effect.try(server.stop))
 )
 
 /** The server's processes: the postmaster (from its pid file) and its children, the backends among them. */
