@@ -5,6 +5,7 @@
  * refused connection, a timeout, 503, an undeclared 5xx) is `Unavailable`;
  * what it cannot (a wrong token, baseUrl or Host: 401, 403, an unknown
  * route, 405, 415) is a defect, `RuntimeMisconfigured`, so that it is loud.
+ * Given several URLs it fails over between them (ClientFailover.ts).
  */
 import * as HttpApiClient from "@effect/platform/HttpApiClient"
 import * as HttpClient from "@effect/platform/HttpClient"
@@ -12,6 +13,7 @@ import type * as HttpClientError from "@effect/platform/HttpClientError"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import type * as HttpClientResponse from "@effect/platform/HttpClientResponse"
 import * as HttpTraceContext from "@effect/platform/HttpTraceContext"
+import * as Arr from "effect/Array"
 import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -28,17 +30,24 @@ import { headerAttributes, withoutQuery } from "../Tracing.js"
 import { cancelOf, reasonOf, validate } from "../Validation.js"
 import { RuntimeApi } from "./Api.js"
 import { followOverHttp, type ReconnectOptions } from "./ClientEvents.js"
+import { type FailoverOptions, makeFailover } from "./ClientFailover.js"
 import { PayloadTooLarge, RuntimeMisconfigured } from "./Errors.js"
 
 export interface RuntimeHttpClientOptions {
-  /** Where the Runtime listens: its root, e.g. `http://127.0.0.1:8787` (no `/v1`). */
-  readonly baseUrl: string | URL
+  /**
+   * Where the Runtime listens: its root, e.g. `http://127.0.0.1:8787` (no
+   * `/v1`); or several roots (the runners of a cluster), tried in turn on a
+   * refused connection or a 503, the one that last answered first.
+   */
+  readonly baseUrl: string | URL | Arr.NonEmptyReadonlyArray<string | URL>
   /** The Runtime's bearer token, when it has one. */
   readonly token?: Redacted.Redacted<string> | string | undefined
   /** How long one request may take before it is `Unavailable` (default 30 seconds). */
   readonly requestTimeout?: Duration.DurationInput | undefined
   /** How `events` reconnects after a dropped connection, a 503 or a refused connection. */
   readonly reconnect?: ReconnectOptions | undefined
+  /** With several URLs: how often a call goes round them, and the longest wait between rounds. */
+  readonly failover?: FailoverOptions | undefined
   /**
    * How often `create` is sent again after `Unavailable` (a lost answer, a
    * timeout), with the same idempotency key so that it makes one Worker
@@ -68,8 +77,9 @@ const unavailable = (error: unknown) =>
 const misconfiguration = (
   response: HttpClientResponse.HttpClientResponse,
   tag: string | undefined,
-  baseUrl: string
+  urls: ReadonlyArray<string>
 ): RuntimeMisconfigured | undefined => {
+  const baseUrl = urls.find((url) => response.request.url.startsWith(url)) ?? urls.join(", ")
   const where = `${response.request.method} ${response.request.url}`
   const at = `The runtime at ${baseUrl} answered ${response.status} to ${where}`
   switch (response.status) {
@@ -195,7 +205,15 @@ export const makeRuntimeHttpClient = (
       : typeof options.token === "string"
       ? options.token
       : Redacted.value(options.token)
-    const baseUrl = String(options.baseUrl)
+    const failover = makeFailover(
+      typeof options.baseUrl === "string" || options.baseUrl instanceof URL
+        ? [String(options.baseUrl)]
+        : Arr.map(options.baseUrl, (url) => String(url)),
+      options.failover
+    )
+    const where = failover.urls.length === 1
+      ? `The runtime at ${failover.urls[0]}`
+      : `None of the runtimes at ${failover.urls.join(", ")}`
     const timeout = Duration.decode(options.requestTimeout ?? DEFAULT_TIMEOUT)
 
     const checkConfiguration = HttpClient.transformResponse(
@@ -203,19 +221,22 @@ export const makeRuntimeHttpClient = (
         response.status < 400 || response.status >= 500
           ? Effect.void
           : Effect.flatMap(response.status === 404 ? tagOf(response) : Effect.succeed(undefined), (tag) => {
-            const problem = misconfiguration(response, tag, baseUrl)
+            const problem = misconfiguration(response, tag, failover.urls)
             return problem === undefined ? Effect.void : Effect.die(problem)
           })
       )
     )
     const transformClient = (http: HttpClient.HttpClient) =>
       checkConfiguration(
-        token === undefined
-          ? traceRequests(http)
-          : HttpClient.mapRequest(traceRequests(http), HttpClientRequest.bearerToken(token))
+        failover.client(
+          token === undefined
+            ? traceRequests(http)
+            : HttpClient.mapRequest(traceRequests(http), HttpClientRequest.bearerToken(token))
+        )
       )
-    const client = yield* HttpApiClient.make(RuntimeApi, { baseUrl: options.baseUrl, transformClient })
-    const follow = followOverHttp(transformClient(yield* HttpClient.HttpClient), baseUrl, timeout, options.reconnect)
+    // Requests name a path only; the failover client puts a URL in front of it.
+    const client = yield* HttpApiClient.make(RuntimeApi, { transformClient })
+    const follow = followOverHttp(transformClient(yield* HttpClient.HttpClient), "", timeout, options.reconnect)
     const createRetries = options.createRetries ?? 3
 
     /** Bounds the call in time and keeps the errors it declares; the rest is `Unavailable`. */
@@ -233,7 +254,7 @@ export const makeRuntimeHttpClient = (
           duration: within,
           onTimeout: () =>
             new Unavailable({
-              message: `The runtime at ${baseUrl} did not answer within ${Duration.format(within)}.`,
+              message: `${where} did not answer within ${Duration.format(within)}.`,
               retryAfterMs: RETRY_AFTER_MS
             })
         }),

@@ -3,8 +3,9 @@
  * parsed with `@effect/experimental`'s SSE parser, as the same `Stream` an
  * embedded Runtime gives. A dropped connection, a 503 or a refused
  * connection is retried with backoff and `Last-Event-ID` = the last seq
- * delivered, so the stream survives a runtime restart (durable store) with no
- * gap and no duplicate of entries; deltas sent while it was disconnected are
+ * delivered, so the stream survives a runtime restart (durable store), or
+ * moves on to the next of several URLs (`http` fails over), with no gap and
+ * no duplicate of entries; deltas sent while it was disconnected are
  * missed (they are live only; the turn's entry holds their text). The retries
  * are a budget: spent, the stream fails with `Unavailable`.
  */
@@ -91,6 +92,10 @@ const parse = <E>(body: Stream.Stream<Uint8Array, E>): Stream.Stream<WorkerEvent
     )
   })
 
+/**
+ * Follows at `baseUrl`, or, given `""`, at whatever URL `http` puts in front
+ * of the path (the client's, which fails over between several).
+ */
 export const followOverHttp = (
   http: HttpClient.HttpClient,
   baseUrl: string,
