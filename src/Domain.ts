@@ -257,6 +257,14 @@ export const RuntimeLimits = Schema.Struct({
 }).annotations({ identifier: "RuntimeLimits", description: "The limits this Runtime enforces" })
 export type RuntimeLimits = typeof RuntimeLimits.Type
 
+export const ClusterInfo = Schema.Struct({
+  runner: Schema.String.annotations({ description: "This runner's address (host:port), where the others reach it" }),
+  runners: NonNegativeInt.annotations({ description: "Healthy runners in the cluster" }),
+  shards: NonNegativeInt.annotations({ description: "Shards this runner owns" }),
+  totalShards: NonNegativeInt.annotations({ description: "Shards in the cluster" })
+}).annotations({ identifier: "ClusterInfo", description: "This runner of a cluster (docs/cluster.md)" })
+export type ClusterInfo = typeof ClusterInfo.Type
+
 export const RuntimeInfo = Schema.Struct({
   runtimeId: RuntimeId,
   displayName: Schema.NullOr(Schema.String),
@@ -271,7 +279,12 @@ export const RuntimeInfo = Schema.Struct({
   startedAt: Timestamp,
   profiles: Schema.Array(Schema.String).annotations({ description: "The profiles Workers can be created with" }),
   workers: WorkerCounts,
-  limits: RuntimeLimits
+  limits: RuntimeLimits,
+  // Optional when read: a runtime older than cluster mode does not send it.
+  cluster: Schema.optionalWith(
+    Schema.NullOr(ClusterInfo).annotations({ description: "This runner of a cluster; null outside cluster mode" }),
+    { default: () => null }
+  )
 }).annotations({
   identifier: "RuntimeInfo",
   description: "What this Runtime is and holds",
@@ -284,7 +297,8 @@ export const RuntimeInfo = Schema.Struct({
     startedAt: "2026-11-24T11:59:00.000Z",
     profiles: ["default"],
     workers: { total: 1, idle: 1, busy: 0, stopped: 0, failed: 0 },
-    limits: { maxWorkers: 10000, maxInputBytes: 1048576, maxTranscriptPage: 1000 }
+    limits: { maxWorkers: 10000, maxInputBytes: 1048576, maxTranscriptPage: 1000 },
+    cluster: null
   }]
 })
 export type RuntimeInfo = typeof RuntimeInfo.Type

@@ -337,7 +337,8 @@ export const makeRuntime = (
             stopped: counts.stopped,
             failed: counts.failed
           },
-          limits: { maxWorkers, maxInputBytes, maxTranscriptPage: maxPage }
+          limits: { maxWorkers, maxInputBytes, maxTranscriptPage: maxPage },
+          cluster: null
         }))
       ),
 

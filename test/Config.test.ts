@@ -114,6 +114,8 @@ const rawOptions = (overrides: Partial<RawOptions> = {}): RawOptions => ({
   retainStopped: Option.none(),
   passivateAfter: "60s",
   shutdownGraceMs: 0,
+  cluster: false,
+  runnerAddress: Option.none(),
   logLevel: "info",
   ...overrides
 })
@@ -181,5 +183,48 @@ describe("resolveConfig", () => {
       expect(yield* parse(["--store-pool-size", "5"], { WORKER_RUNTIME_STORE_POOL_SIZE: "7" })).toBe(5)
       expect(Either.isLeft(yield* Effect.either(parse(["--store-pool-size", "many"])))).toBe(true)
       expect(Either.isLeft(yield* Effect.either(parse([], { WORKER_RUNTIME_STORE_POOL_SIZE: "many" })))).toBe(true)
+    }))
+  it.effect("takes --cluster with a PostgreSQL store; the runner address defaults to the next port", () =>
+    Effect.gen(function*() {
+      const pg = "postgres://wr@127.0.0.1:5432/wr"
+      const config = yield* resolve({ cluster: true, store: pg, port: 8787 })
+      expect(config.cluster).toEqual(
+        Option.some({ runnerHost: "127.0.0.1", runnerPort: 8788, failureDetectionMs: 10_000 })
+      )
+      const given = yield* resolve(
+        { cluster: true, store: pg, runnerAddress: Option.some("[::1]:9000") },
+        { WORKER_RUNTIME_FAILURE_DETECTION: "3s" }
+      )
+      expect(given.cluster).toEqual(Option.some({ runnerHost: "::1", runnerPort: 9000, failureDetectionMs: 3000 }))
+      expect((yield* resolve({})).cluster).toEqual(Option.none())
+    }))
+
+  it.effect("refuses a cluster it cannot run, each in one line", () =>
+    Effect.gen(function*() {
+      const pg = "postgres://wr@127.0.0.1:5432/wr"
+      const refused = (overrides: Partial<RawOptions>, env: Record<string, string> = {}) =>
+        Effect.map(Effect.flip(resolve(overrides, env)), (error) => {
+          expect(error).toBeInstanceOf(StartupError)
+          expect(error.message).not.toContain("\n")
+          return error.message
+        })
+      expect(yield* refused({ cluster: true })).toBe(
+        "--cluster needs a PostgreSQL store shared by the runners (--store postgres://…), got --store memory"
+      )
+      expect(yield* refused({ cluster: true, store: "sqlite:/tmp/x.db" })).toContain("--cluster needs a PostgreSQL")
+      expect(yield* refused({ runnerAddress: Option.some("127.0.0.1:9000") })).toBe(
+        "--runner-address is for a runner of a cluster: add --cluster"
+      )
+      for (const address of ["9000", "host:", "host:70000", "a b:1", ":1"]) {
+        expect(yield* refused({ cluster: true, store: pg, port: 8787, runnerAddress: Option.some(address) })).toBe(
+          `--runner-address must be host:port, got ${JSON.stringify(address)}`
+        )
+      }
+      expect(yield* refused({ cluster: true, store: pg, port: 0 })).toBe(
+        "--cluster with --port 0 needs --runner-address host:port"
+      )
+      expect(yield* refused({ cluster: true, store: pg, port: 8787 }, { WORKER_RUNTIME_FAILURE_DETECTION: "soon" })).toBe(
+        `WORKER_RUNTIME_FAILURE_DETECTION must be a duration such as 10s or 3s, got "soon"`
+      )
     }))
 })

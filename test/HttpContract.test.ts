@@ -525,7 +525,8 @@ const brokenRuntime: RuntimeService = {
     startedAt: new Date(0).toISOString(),
     profiles: [],
     workers: { total: 0, idle: 0, busy: 0, stopped: 0, failed: 0 },
-    limits: { maxWorkers: 1, maxInputBytes: 1024, maxTranscriptPage: 1000 }
+    limits: { maxWorkers: 1, maxInputBytes: 1024, maxTranscriptPage: 1000 },
+    cluster: null
   }),
   list: () => Effect.dieMessage("bug"),
   get: () => Effect.dieMessage("bug"),

@@ -7,7 +7,9 @@
  */
 import { AlreadyProcessingMessage, MailboxFull, PersistenceError } from "@effect/cluster/ClusterError"
 import type { MessageStorage } from "@effect/cluster/MessageStorage"
-import type { Sharding } from "@effect/cluster/Sharding"
+import * as EntityId from "@effect/cluster/EntityId"
+import { Sharding } from "@effect/cluster/Sharding"
+import * as ShardId from "@effect/cluster/ShardId"
 import * as Cause from "effect/Cause"
 import * as Chunk from "effect/Chunk"
 import * as Clock from "effect/Clock"
@@ -17,13 +19,14 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
-import type { Worker, WorkerEvent, WorkerId } from "../Domain.js"
+import type { CreateWorker, Worker, WorkerEvent, WorkerId } from "../Domain.js"
 import { type InvalidInput, Unavailable, type UnknownWorker } from "../Errors.js"
 import { makeClockId } from "../Ids.js"
 import { Runtime, type RuntimeService } from "../Runtime.js"
 import { RuntimeControl, type RuntimeControlService } from "../RuntimeControl.js"
 import { makeRuntime } from "../RuntimeLive.js"
-import { RETRY_AFTER_MS, type RuntimeOptions } from "../RuntimeOptions.js"
+import { startRetention } from "../Retention.js"
+import { DEFAULT_MAX_WORKERS, RETRY_AFTER_MS, type RuntimeOptions } from "../RuntimeOptions.js"
 import { asUnavailable, RuntimeStore, type RuntimeStoreService, type StoreError } from "../RuntimeStore.js"
 import { cancelOf, reasonOf, validate } from "../Validation.js"
 import { adoptOnAcquire } from "./Adoption.js"
@@ -191,12 +194,15 @@ export interface ClusterRuntimeOptions extends WorkerEntityOptions {
   readonly shards?: number | undefined
   /** How often a runner looks for shards it took, to adopt their Workers (default 1 second). */
   readonly adoptEvery?: Duration.DurationInput | undefined
+  /** This runner's address as the others reach it (`RuntimeInfo.cluster.runner`). Default `"local"`. */
+  readonly runner?: string | undefined
+  /** Healthy runners in the cluster (`RuntimeInfo.cluster.runners`). Default: 1. */
+  readonly runners?: Effect.Effect<number> | undefined
 }
 
 /**
  * The Runtime of this runner of the cluster in context (`Sharding` and its `MessageStorage`), over the
- * shared store, with the Worker entity registered. Retention does not run
- * here yet: its deletes must go through the entities.
+ * shared store, with the Worker entity registered.
  */
 export const makeClusterRuntime = (
   options: RuntimeOptions = {},
@@ -208,8 +214,14 @@ export const makeClusterRuntime = (
 > =>
   Effect.gen(function*() {
     const store = yield* RuntimeStore
-    const { retainStoppedMs: _retention, ...localOptions } = options
-    const { actors, control, runtime: local } = yield* makeRuntime(localOptions, { repairAtStart: false })
+    const sharding = yield* Sharding
+    const { maxWorkers = DEFAULT_MAX_WORKERS, retainStoppedMs, ...localOptions } = options
+    // The capacity is the cluster's, counted by the shared store (below); this runner's own count would miss the others'.
+    const { actors, control, runtime: local } = yield* makeRuntime(
+      { ...localOptions, maxWorkers: Number.MAX_SAFE_INTEGER },
+      { repairAtStart: false }
+    )
+    const shards = cluster.shards ?? SHARD_COUNT
     let closing = false
     const clock = yield* Effect.clock
     // Registered on real time: the entity manager's own loops are the cluster's; its handlers run on `clock`.
@@ -229,17 +241,52 @@ export const makeClusterRuntime = (
     yield* Effect.addFinalizer(() => drain)
     yield* adoptOnAcquire({
       store,
-      shards: cluster.shards ?? SHARD_COUNT,
+      shards,
       group: SHARD_GROUP,
       // An answer does not matter: the call starts the entity, which adopts the Worker.
       touch: (workerId) => Effect.ignore(routed(clientOf(workerId).Get())),
       every: cluster.adoptEvery ?? "1 second"
     })
 
+    const heldShards = () => {
+      let held = 0
+      for (let id = 1; id <= shards; id++) if (sharding.hasShardId(ShardId.make(SHARD_GROUP, id))) held++
+      return held
+    }
+    const runnerAddress = cluster.runner ?? "local"
+    const healthyRunners = cluster.runners ?? Effect.succeed(1)
+
+    // Creates under way here: counted with the store's, so that concurrent
+    // creates through this runner cannot pass the capacity together.
+    let reserved = 0
+    const atCapacity = Effect.map(
+      asUnavailable(store.counts),
+      (counts) => counts.idle + counts.busy + counts.failed + reserved >= maxWorkers
+    )
+    const create = (request: CreateWorker) =>
+      Effect.gen(function*() {
+        const valid = yield* validate.create(request)
+        const key = valid.idempotencyKey
+        // A known key answers its Worker whatever the capacity, as in one process.
+        const known = key === undefined ? undefined : yield* asUnavailable(store.workerByKey(key))
+        if (known === undefined && (yield* atCapacity)) {
+          return yield* new Unavailable({
+            message: `at capacity: ${maxWorkers} Workers not stopped`,
+            retryAfterMs: RETRY_AFTER_MS
+          })
+        }
+        reserved++
+        return yield* Effect.ensuring(local.create(request), Effect.sync(() => reserved--))
+      })
+
     const runtime: RuntimeService = {
-      info: local.info,
+      info: Effect.zipWith(local.info, healthyRunners, (info, runners) => ({
+        ...info,
+        limits: { ...info.limits, maxWorkers },
+        cluster: { runner: runnerAddress, runners, shards: heldShards(), totalShards: shards }
+      })),
       list: local.list,
-      create: local.create,
+      create,
       get: (workerId) => routed(clientOf(workerId).Get()),
       input: (workerId, input) =>
         Effect.gen(function*() {
@@ -276,6 +323,15 @@ export const makeClusterRuntime = (
             after
           ))),
       delete: (workerId) => routed(clientOf(workerId).Delete())
+    }
+
+    // Each runner deletes the expired Workers whose shards it holds, through
+    // their entities (the actor's lock, as any delete); the others' are theirs.
+    if (retainStoppedMs !== undefined) {
+      yield* startRetention(store, retainStoppedMs, (workerId) =>
+        sharding.hasShardId(sharding.getShardId(EntityId.make(workerId), SHARD_GROUP))
+          ? Effect.catchTag(runtime.delete(workerId), "UnknownWorker", () => Effect.void)
+          : Effect.void)
     }
 
     return {

@@ -75,7 +75,21 @@ export interface RuntimeConfig {
   readonly passivateAfterMs: number
   /** Host names allowed besides loopback names and the bound address; `*` for any. */
   readonly allowedHosts: ReadonlyArray<string>
+  /** One runner of a cluster (docs/cluster.md); none: one runtime alone. */
+  readonly cluster: Option.Option<ClusterConfig>
 }
+
+export interface ClusterConfig {
+  /** Where the other runners reach this one, and where it listens for them. */
+  readonly runnerHost: string
+  readonly runnerPort: number
+  /** How long a runner that stopped answering keeps its Workers before the others take them (ms). */
+  readonly failureDetectionMs: number
+}
+
+/** `WORKER_RUNTIME_FAILURE_DETECTION`: a tuning of the cluster's failover, no flag of its own (docs/cluster.md). */
+export const FAILURE_DETECTION_ENV = "WORKER_RUNTIME_FAILURE_DETECTION"
+const DEFAULT_FAILURE_DETECTION = "10s"
 
 /** The levels of `--log-level` (@effect/cli's built-in flag) and of WORKER_RUNTIME_LOG_LEVEL. */
 const LOG_LEVELS = ["all", "trace", "debug", "info", "warning", "error", "fatal", "none"] as const
@@ -302,6 +316,18 @@ export const options = {
       "An idle Worker (no turn, queue or follower) leaves memory after this, e.g. 60s."
     )
   ),
+  cluster: Options.boolean("cluster").pipe(
+    Options.withFallbackConfig(Config.boolean("WORKER_RUNTIME_CLUSTER")),
+    Options.withDescription("Be one runner of a cluster; needs a postgres:// store. Env WORKER_RUNTIME_CLUSTER=1.")
+  ),
+  runnerAddress: Options.text("runner-address").pipe(
+    withEnvOrNone(
+      "WORKER_RUNTIME_RUNNER_ADDRESS",
+      Config.string,
+      "Cluster: host:port where the other runners reach this one.",
+      "<host>:<port + 1>"
+    )
+  ),
   shutdownGraceMs: Options.integer("shutdown-grace-ms").pipe(
     withEnvOrDefault(
       "WORKER_RUNTIME_SHUTDOWN_GRACE_MS",
@@ -439,6 +465,7 @@ export const resolveConfig = (raw: RawOptions): Effect.Effect<RuntimeConfig, Sta
     if (!Number.isInteger(raw.port) || raw.port < 0 || raw.port > 65535) {
       return yield* new StartupError({ message: `--port must be 0-65535, got ${raw.port}` })
     }
+    const cluster = yield* clusterConfig(raw, store)
     return {
       host: raw.host,
       port: raw.port,
@@ -462,6 +489,59 @@ export const resolveConfig = (raw: RawOptions): Effect.Effect<RuntimeConfig, Sta
         ? Option.some(Duration.toMillis(yield* parseDuration("retain-stopped", raw.retainStopped.value)))
         : Option.none(),
       passivateAfterMs: Duration.toMillis(yield* parseDuration("passivate-after", raw.passivateAfter)),
-      allowedHosts
+      allowedHosts,
+      cluster
     }
+  })
+
+/** `host:port`, `[v6]:port`: the host and a port 1-65535. */
+const parseAddress = (text: string): Option.Option<{ readonly host: string; readonly port: number }> =>
+  Option.flatMap(Option.fromNullable(/^(?:\[([^\]]+)\]|([^:\s]+)):([0-9]{1,5})$/.exec(text.trim())), (match) => {
+    const port = Number(match[3])
+    const host = match[1] ?? match[2] ?? ""
+    return port >= 1 && port <= 65535 && host !== "" ? Option.some({ host, port }) : Option.none()
+  })
+
+/** `--cluster`'s settings, checked against the store and the listening address. */
+const clusterConfig = (raw: RawOptions, store: StoreSpec): Effect.Effect<Option.Option<ClusterConfig>, StartupError> =>
+  Effect.gen(function*() {
+    if (!raw.cluster) {
+      if (Option.isSome(raw.runnerAddress)) {
+        return yield* new StartupError({ message: "--runner-address is for a runner of a cluster: add --cluster" })
+      }
+      return Option.none()
+    }
+    if (store._tag !== "postgres") {
+      return yield* new StartupError({
+        message: `--cluster needs a PostgreSQL store shared by the runners (--store postgres://…), got --store ${
+          store._tag === "sqlite" ? "sqlite:…" : store._tag
+        }`
+      })
+    }
+    const given = Option.getOrUndefined(raw.runnerAddress)
+    const address = given !== undefined
+      ? yield* Option.match(parseAddress(given), {
+        onNone: () =>
+          Effect.fail(new StartupError({ message: `--runner-address must be host:port, got ${JSON.stringify(given)}` })),
+        onSome: Effect.succeed
+      })
+      : raw.port === 0 || raw.port === 65535
+      ? yield* new StartupError({ message: `--cluster with --port ${raw.port} needs --runner-address host:port` })
+      : { host: raw.host, port: raw.port + 1 }
+    const detection = yield* Config.string(FAILURE_DETECTION_ENV).pipe(
+      Config.withDefault(DEFAULT_FAILURE_DETECTION),
+      Effect.mapError(() => new StartupError({ message: `${FAILURE_DETECTION_ENV} must be a duration such as 10s` }))
+    )
+    const failureDetection = yield* parseDuration("failure-detection", detection).pipe(
+      Effect.mapError(() =>
+        new StartupError({
+          message: `${FAILURE_DETECTION_ENV} must be a duration such as 10s or 3s, got ${JSON.stringify(detection)}`
+        })
+      )
+    )
+    return Option.some({
+      runnerHost: address.host,
+      runnerPort: address.port,
+      failureDetectionMs: Duration.toMillis(failureDetection)
+    })
   })

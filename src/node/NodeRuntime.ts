@@ -21,7 +21,8 @@ import { Runtime } from "../Runtime.js"
 import { RuntimeControl } from "../RuntimeControl.js"
 import { RuntimeFromStore } from "../RuntimeLive.js"
 import { RuntimeStore } from "../RuntimeStore.js"
-import { type RuntimeConfig, StartupError, type StoreSpec } from "./Config.js"
+import type { RuntimeOptions } from "../RuntimeOptions.js"
+import { type ClusterConfig, type RuntimeConfig, StartupError, type StoreSpec } from "./Config.js"
 import { RuntimeNodeHttpServerLive } from "./HttpServer.js"
 import type { Prometheus, TracingConfig } from "./Observability.js"
 import { buildEngines, DEFAULT_PROFILES, loadProfilesFile } from "./Profiles.js"
@@ -51,7 +52,7 @@ const sqliteStore = (filename: string): Layer.Layer<RuntimeStore, StartupError> 
  * The PostgreSQL store, likewise imported only when asked for. Its messages
  * show the URL with the password masked.
  */
-const postgresStore = (url: string, poolSize: number): Layer.Layer<RuntimeStore, StartupError> =>
+const postgresStore = (url: string, poolSize: number, cluster: boolean): Layer.Layer<RuntimeStore, StartupError> =>
   Layer.unwrapEffect(
     Effect.tryPromise({
       try: () => import("../postgres/PostgresStore.js"),
@@ -63,33 +64,62 @@ const postgresStore = (url: string, poolSize: number): Layer.Layer<RuntimeStore,
         })
     }).pipe(
       Effect.map(({ PostgresStoreLive }) =>
-        PostgresStoreLive({ url, poolSize }).pipe(
+        PostgresStoreLive({ url, poolSize, cluster }).pipe(
           Layer.mapError((error) => new StartupError({ message: error.message }))
         )
       )
     )
   )
 
-const storeOf = (spec: StoreSpec, poolSize: number): Layer.Layer<RuntimeStore, StartupError> => {
+const storeOf = (spec: StoreSpec, poolSize: number, cluster: boolean): Layer.Layer<RuntimeStore, StartupError> => {
   switch (spec._tag) {
     case "memory":
       return MemoryStoreLive()
     case "sqlite":
       return sqliteStore(spec.filename)
     case "postgres":
-      return postgresStore(spec.url, poolSize)
+      return postgresStore(spec.url, poolSize, cluster)
   }
 }
 
 /** The configured store; its close is logged (its finalizer runs after the store's own). */
-const storeLayer = (spec: StoreSpec, poolSize: number): Layer.Layer<RuntimeStore, StartupError> =>
+const storeLayer = (spec: StoreSpec, poolSize: number, cluster: boolean): Layer.Layer<RuntimeStore, StartupError> =>
   Layer.scoped(
     RuntimeStore,
     Effect.gen(function*() {
       yield* Effect.addFinalizer(() => Effect.logInfo("store closed").pipe(Effect.annotateLogs({ store: spec._tag })))
-      const context = yield* Layer.build(storeOf(spec, poolSize))
+      const context = yield* Layer.build(storeOf(spec, poolSize, cluster))
       return Context.get(context, RuntimeStore)
     })
+  )
+
+/**
+ * One runner of a cluster, imported only when asked for: `@effect/cluster`
+ * and `@effect/rpc` are optional peers.
+ */
+const clusterRunner = (
+  options: RuntimeOptions,
+  { cluster, url }: { readonly url: string; readonly cluster: ClusterConfig }
+): Layer.Layer<Runtime | RuntimeControl, StartupError, RuntimeStore> =>
+  Layer.unwrapEffect(
+    Effect.tryPromise({
+      try: () => import("../cluster/Runner.js"),
+      catch: (error) =>
+        new StartupError({
+          message: `--cluster: needs @effect/cluster and @effect/rpc installed (${
+            error instanceof Error ? error.message : String(error)
+          })`
+        })
+    }).pipe(
+      Effect.map(({ ClusterRunnerLive }) =>
+        ClusterRunnerLive(options, {
+          url,
+          host: cluster.runnerHost,
+          port: cluster.runnerPort,
+          failureDetectionMs: cluster.failureDetectionMs
+        }).pipe(Layer.mapError((error) => new StartupError({ message: error.message })))
+      )
+    )
   )
 
 /** `Runtime` + `RuntimeControl` as configured: profiles loaded and checked, store opened. */
@@ -104,7 +134,7 @@ export const RuntimeFromConfigLive = (config: RuntimeConfig) =>
       const engines = yield* buildEngines(profiles).pipe(
         Effect.mapError((error) => new StartupError({ message: error.message }))
       )
-      return RuntimeFromStore({
+      const options: RuntimeOptions = {
         runtimeId: Option.getOrUndefined(config.runtimeId),
         displayName: Option.getOrUndefined(config.displayName),
         profiles: engines,
@@ -116,9 +146,17 @@ export const RuntimeFromConfigLive = (config: RuntimeConfig) =>
         maxQueuedBytes: config.maxQueuedBytes,
         retainStoppedMs: Option.getOrUndefined(config.retainStoppedMs),
         passivateAfterMs: config.passivateAfterMs
-      }).pipe(
-        Layer.mapError((error) => new StartupError({ message: error.message })),
-        Layer.provide(storeLayer(config.store, config.storePoolSize))
+      }
+      const runtime: Layer.Layer<Runtime | RuntimeControl, StartupError, RuntimeStore> = Option.match(config.cluster, {
+        onNone: () =>
+          RuntimeFromStore(options).pipe(Layer.mapError((error) => new StartupError({ message: error.message }))),
+        onSome: (cluster) =>
+          config.store._tag === "postgres"
+            ? clusterRunner(options, { url: config.store.url, cluster })
+            : Layer.fail(new StartupError({ message: "--cluster needs a PostgreSQL store (--store postgres://…)" }))
+      })
+      return runtime.pipe(
+        Layer.provide(storeLayer(config.store, config.storePoolSize, Option.isSome(config.cluster)))
       )
     })
   ).pipe(Layer.provide([NodeFileSystem.layer, NodeCommandExecutor.layer.pipe(Layer.provide(NodeFileSystem.layer))]))

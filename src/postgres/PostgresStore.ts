@@ -33,6 +33,8 @@ export { maskUrl } from "./Url.js"
 const MIN_SERVER_VERSION = 14
 /** The first key of the one-runtime advisory lock ("WRKR"); the second is the database and schema's hash. */
 const LOCK_CLASS = 0x57524b52
+/** The first key of the lock held while the schema is checked and migrated ("WRKM"). */
+const MIGRATION_LOCK_CLASS = 0x57524b4d
 /** Connections opened at most by default, the lock's included (`--store-pool-size`). */
 const DEFAULT_POOL_SIZE = 20
 /** How often a lost lock connection is retried. */
@@ -66,6 +68,12 @@ export interface PostgresStoreOptions {
    * server answers requests 503 rather than hanging them.
    */
   readonly queryTimeoutMs?: number | undefined
+  /**
+   * One runner of a cluster (docs/cluster.md): the database is shared with
+   * the cluster's other runners, and still refused to a runtime outside
+   * cluster mode (and this runner refused while one holds it).
+   */
+  readonly cluster?: boolean | undefined
 }
 
 // --- the URL ------------------------------------------------------------------
@@ -129,20 +137,21 @@ const decodeHolder = Schema.decodeUnknown(Schema.Struct({
   rows: Schema.Array(Schema.Struct({
     application_name: Schema.NullOr(Schema.String),
     client_addr: Schema.NullOr(Schema.String),
-    pid: Schema.Number
+    pid: Schema.Number,
+    mode: Schema.String
   }))
 }))
 const decodeRuntimeId = Schema.decodeUnknown(Schema.Struct({
   rows: Schema.Array(Schema.Struct({ value: Schema.String }))
 }))
 
-/** Who holds the lock, as the second runtime's start failure names it. */
-const describeHolder = (client: Pg.Client) =>
+/** Who holds the lock, as the second runtime's start failure names it, and whether a cluster's runners hold it. */
+const describeHolder = (client: Pg.Client): Effect.Effect<{ readonly who: string; readonly cluster: boolean }> =>
   Effect.gen(function*() {
     const holder = yield* decodeHolder(
       yield* Effect.promise(() =>
         client.query(
-          `SELECT a.application_name, host(a.client_addr) AS client_addr, a.pid FROM pg_locks AS l
+          `SELECT a.application_name, host(a.client_addr) AS client_addr, a.pid, l.mode FROM pg_locks AS l
            JOIN pg_stat_activity AS a ON a.pid = l.pid
            WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2
              AND l.classid = ${LOCK_CLASS}::oid AND l.objid = (${LOCK_KEY})::oid`
@@ -158,12 +167,16 @@ const describeHolder = (client: Pg.Client) =>
     )
     const runtime = stored.rows[0] === undefined ? "another runtime" : `runtime ${JSON.stringify(stored.rows[0].value)}`
     const row = holder.rows[0]
-    if (row === undefined) return runtime
+    if (row === undefined) return { who: runtime, cluster: false }
     const where = row.application_name?.startsWith("worker-runtime ") === true
       ? row.application_name.slice("worker-runtime ".length)
       : `server pid ${row.pid}`
-    return `${runtime} (${where}${row.client_addr === null ? "" : `, connected from ${row.client_addr}`})`
-  }).pipe(Effect.orElseSucceed(() => "another runtime"))
+    return {
+      who: `${runtime} (${where}${row.client_addr === null ? "" : `, connected from ${row.client_addr}`})`,
+      // Runners of a cluster share the lock; a runtime outside cluster mode holds it alone.
+      cluster: row.mode === "ShareLock"
+    }
+  }).pipe(Effect.orElseSucceed(() => ({ who: "another runtime", cluster: false })))
 
 const BYTEA_OID = 17
 
@@ -316,6 +329,8 @@ export const makePostgresStore = (
 
     // One runtime per database (and schema): a session lock on a connection of
     // its own, held until the store closes or the connection is lost.
+    // The runners of a cluster share it; it keeps out a runtime outside cluster mode, and the reverse.
+    const lockFunction = options.cluster === true ? "pg_try_advisory_lock_shared" : "pg_try_advisory_lock"
     let lockClient: Pg.Client | undefined
     let lockHeld = false
     let lockTaken: string | undefined
@@ -329,7 +344,7 @@ export const makePostgresStore = (
       })
       yield* Effect.tryPromise({ try: () => client.connect(), catch: (error) => storeMessage(error) })
       const locked = yield* Effect.tryPromise({
-        try: () => client.query(`SELECT pg_try_advisory_lock(${LOCK_CLASS}, ${LOCK_KEY}) AS locked`),
+        try: () => client.query(`SELECT ${lockFunction}(${LOCK_CLASS}, ${LOCK_KEY}) AS locked`),
         catch: (error) => storeMessage(error)
       }).pipe(
         Effect.flatMap((result) => Effect.mapError(decodeLocked(result), (error) => error.message)),
@@ -348,9 +363,16 @@ export const makePostgresStore = (
     })
     const first = yield* Effect.mapError(takeLock, (why) => openError(`cannot take its lock (${why})`))
     if (first._tag === "Taken") {
+      const { cluster, who } = first.holder
       return yield* openError(
-        `it is in use by ${first.holder}; one runtime per database outside cluster mode. ` +
-          `Stop that runtime first, or use another database`
+        options.cluster === true
+          ? `it is in use by ${who} outside cluster mode; a cluster's runners cannot share it. ` +
+            `Stop that runtime first, or use another database`
+          : cluster
+          ? `it is in use by the runners of a cluster (${who} among them); ` +
+            `a runtime outside cluster mode cannot share it. Start this one with --cluster, or use another database`
+          : `it is in use by ${who}; one runtime per database outside cluster mode. ` +
+            `Stop that runtime first, or use another database`
       )
     }
     yield* Effect.addFinalizer(() =>
@@ -369,7 +391,7 @@ export const makePostgresStore = (
             const again = yield* Effect.either(takeLock)
             if (again._tag === "Left") return
             if (again.right._tag === "Taken") {
-              lockTaken = `the ${label} was taken by ${again.right.holder} while its connection was lost; ` +
+              lockTaken = `the ${label} was taken by ${again.right.holder.who} while its connection was lost; ` +
                 `nothing more can be stored. Stop this runtime`
               yield* Effect.logError(lockTaken)
             } else {
@@ -418,10 +440,20 @@ export const makePostgresStore = (
       applicationName: config.application_name
     })).pipe(Effect.mapError((error) => openError(storeMessage(error), error)))
     const sql = Context.get(client, SqlClient.SqlClient)
+    // The runners of a cluster start at once: one migrates, the others wait
+    // for it and find the schema done (a lock of its own, on the lock's connection).
+    const migrating = (hold: boolean) =>
+      Effect.promise(async () => {
+        await lockClient?.query(
+          `SELECT ${hold ? "pg_advisory_lock" : "pg_advisory_unlock"}(${MIGRATION_LOCK_CLASS}, ${LOCK_KEY})`
+        ).catch(() => undefined)
+      })
     yield* Effect.gen(function*() {
+      yield* migrating(true)
       yield* checkSchema(sql)
       yield* runMigrations
     }).pipe(
+      Effect.ensuring(migrating(false)),
       Effect.provide(client),
       Effect.catchAll((error) =>
         Effect.fail(openError(Predicate.isString(error) ? error : storeMessage(error), error))
