@@ -9,9 +9,11 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import type { TranscriptEntry, Turn, Worker, WorkerId, WorkerStatus } from "./Domain.js"
 import {
+  type InputReceipt,
   type InsertResult,
   type ListWorkersQuery,
   type QueuedInput,
+  RECEIPTS_PER_WORKER,
   RuntimeStore,
   type RuntimeStoreService,
   type StoredWorker,
@@ -54,6 +56,8 @@ export const makeMemoryStore = (): RuntimeStoreService => {
   const queues = new Map<string, Array<QueuedInput>>()
   // Ids of the Workers whose queue is not empty, sorted like the others.
   const withQueue = new SortedIds()
+  // Input receipts by Worker, then input id, oldest first (the order they are forgotten in).
+  const receipts = new Map<string, Map<string, InputReceipt>>()
   // The greatest id, or undefined with `lastKnown` false after the Worker
   // that had it was deleted: found again when next asked, not on the delete.
   let last: string | undefined
@@ -181,9 +185,16 @@ export const makeMemoryStore = (): RuntimeStoreService => {
           ? Effect.fail(new StoreError({ message: `no queued input ${id} of Worker ${workerId}` }))
           : Effect.succeed(input.content)
       }),
+    inputReceipt: (workerId, inputId) => Effect.sync(() => receipts.get(workerId)?.get(inputId)),
     commit: (change) =>
-      Effect.sync(() => {
-        const { entries, worker } = change
+      Effect.suspend(() => {
+        const { entries, receipt, worker } = change
+        // Checked before anything changes: a refused commit records nothing.
+        if (receipt !== undefined && receipts.get(worker.id)?.has(receipt.inputId) === true) {
+          return Effect.fail(
+            new StoreError({ message: `input ${receipt.inputId} of Worker ${worker.id} is recorded already` })
+          )
+        }
         const before = workers.get(worker.id)
         if (before !== undefined && before.status !== worker.status) {
           byStatus[before.status].delete(worker.id)
@@ -218,6 +229,19 @@ export const makeMemoryStore = (): RuntimeStoreService => {
             withQueue.add(worker.id)
           }
         }
+        if (receipt !== undefined) {
+          let kept = receipts.get(worker.id)
+          if (kept === undefined) {
+            kept = new Map()
+            receipts.set(worker.id, kept)
+          }
+          kept.set(receipt.inputId, receipt)
+          for (const oldest of kept.keys()) {
+            if (kept.size <= RECEIPTS_PER_WORKER) break
+            kept.delete(oldest)
+          }
+        }
+        return Effect.void
       }),
     transcript: (workerId, { after, limit, maxBytes }) =>
       Effect.sync(() => {
@@ -241,6 +265,7 @@ export const makeMemoryStore = (): RuntimeStoreService => {
         turns.delete(workerId)
         queues.delete(workerId)
         withQueue.delete(workerId)
+        receipts.delete(workerId)
         if (workerId === last) lastKnown = false
       })
   }

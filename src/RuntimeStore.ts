@@ -49,6 +49,25 @@ export interface QueuedRef {
   readonly bytes: number
 }
 
+/**
+ * An input's id and what the input call answered, recorded in the commit
+ * that records the input (cluster mode: the id its persisted message
+ * carries). A redelivery of the message finds it and answers the same,
+ * recording nothing again (docs/cluster.md, "Input at most once").
+ */
+export interface InputReceipt {
+  readonly inputId: string
+  /** The Worker as the input left it, but for what no input changes (its id, profile, metadata, …). */
+  readonly worker: Pick<Worker, "status" | "turn" | "lastSeq" | "queued" | "updatedAt">
+  /** The seq of the input's entry, when its turn started with it. */
+  readonly seq: number | undefined
+  /** Its place in the queue, when it was queued. */
+  readonly position: number | undefined
+}
+
+/** Receipts a store keeps per Worker, its latest: a redelivery comes soon after its input, or its reply was stored. */
+export const RECEIPTS_PER_WORKER = 100
+
 /** A Worker as stored, with what only the store keeps about it. */
 export interface StoredWorker {
   readonly worker: Worker
@@ -77,6 +96,11 @@ export interface Change {
   readonly enqueue?: QueuedInput | undefined
   /** Queued inputs to remove, by id (started, or dropped). */
   readonly dequeue?: ReadonlyArray<number> | undefined
+  /**
+   * The input's id and answer, when its caller gave an id (cluster mode).
+   * A commit whose receipt's id the Worker has already fails, and records nothing.
+   */
+  readonly receipt?: InputReceipt | undefined
 }
 
 export interface TranscriptRange {
@@ -140,6 +164,8 @@ export interface RuntimeStoreService {
     idempotencyKey: string | undefined
   ) => Effect.Effect<InsertResult, StoreError>
   readonly commit: (change: Change) => Effect.Effect<void, StoreError>
+  /** The receipt committed with the Worker's input `inputId`, if the store keeps it: O(log receipts). */
+  readonly inputReceipt: (workerId: WorkerId, inputId: string) => Effect.Effect<InputReceipt | undefined, StoreError>
   /** The content of a queued input (committed with `enqueue`, not yet dequeued). */
   readonly queuedContent: (workerId: WorkerId, id: number) => Effect.Effect<string, StoreError>
   /**
@@ -155,7 +181,7 @@ export interface RuntimeStoreService {
   readonly turn: (workerId: WorkerId, turn: number) => Effect.Effect<Turn | undefined, StoreError>
   /** Workers sorted by id, filtered by status and metadata, after the cursor: O(page), not O(Workers). */
   readonly listWorkers: (query: ListWorkersQuery) => Effect.Effect<ReadonlyArray<Worker>, StoreError>
-  /** Removes the Worker and everything of it: transcript, turns, queue, idempotency key. */
+  /** Removes the Worker and everything of it: transcript, turns, queue, idempotency key, input receipts. */
   readonly deleteWorker: (workerId: WorkerId) => Effect.Effect<void, StoreError>
 }
 

@@ -30,6 +30,7 @@ export {
 } from "./RuntimeOptions.js"
 export {
   type Change,
+  type InputReceipt,
   type ListWorkersQuery,
   type QueuedInput,
   type QueuedRef,

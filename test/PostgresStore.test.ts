@@ -148,6 +148,7 @@ describe("postgres store: reads are index reads", () => {
       expect(yield* plan(reads.lastWorkerId())).toMatch(/Index Only Scan Backward using workers_pkey/)
       expect(yield* plan(reads.expired("2026-01-02T00:00:00.000Z", 100))).toMatch(/using workers_ended/)
       expect(yield* plan(reads.queueOf("w"))).toMatch(/using queued_inputs_pkey/)
+      expect(yield* plan(reads.inputReceipt("w", "in-1"))).toMatch(/using input_receipts_input/)
       expect(yield* plan(reads.anyEntry("w"))).toMatch(/using entries_pkey/)
       expect(yield* plan(reads.anyTurn("w"))).toMatch(/using turns_pkey/)
       for (

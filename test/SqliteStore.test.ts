@@ -738,7 +738,7 @@ describe("sqlite store: migrating a version-2 file", () => {
             `SELECT migration_id FROM ${MIGRATIONS_TABLE} ORDER BY migration_id`
           )
       ))
-      expect(versions.map((row) => row.migration_id)).toEqual([1, 2, 3, 4])
+      expect(versions.map((row) => row.migration_id)).toEqual([1, 2, 3, 4, 5])
     }))
 })
 
@@ -922,6 +922,10 @@ describe("sqlite store: reads are O(limit)", () => {
       // a Worker by id, its queue by its primary key
       expect(yield* plan(reads.workerById("w"))).toBe("SEARCH workers USING INDEX sqlite_autoindex_workers_1 (id=?)")
       expect(yield* plan(reads.queueOf("w"))).toBe("SEARCH queued_inputs USING PRIMARY KEY (worker_id=?)")
+      // an input's receipt by its unique key
+      expect(yield* plan(reads.inputReceipt("w", "in-1"))).toBe(
+        "SEARCH input_receipts USING INDEX input_receipts_input (worker_id=? AND input_id=?)"
+      )
       // a key through its partial unique index
       expect(yield* plan(reads.workerByKey("k"))).toBe(
         "SEARCH workers USING INDEX workers_idempotency_key (idempotency_key=?)"

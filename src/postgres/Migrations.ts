@@ -143,15 +143,42 @@ const countsLockOrder = Effect.gen(function*() {
   $$`)
 })
 
+/**
+ * Input receipts (cluster mode): each input given an id is recorded with
+ * the id and what its call answered, in the input's own commit, so that a
+ * redelivery answers the same instead of recording the input again
+ * (docs/cluster.md). `ord` orders a Worker's receipts: only its latest are
+ * kept. Without an id (one process) no row.
+ */
+const inputReceipts = Effect.gen(function*() {
+  const sql = yield* SqlClient.SqlClient
+  yield* sql`CREATE TABLE input_receipts (
+    ord BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    worker_id TEXT COLLATE "C" NOT NULL,
+    input_id TEXT COLLATE "C" NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('idle', 'busy', 'stopped', 'failed')),
+    turn INTEGER NOT NULL,
+    last_seq INTEGER NOT NULL,
+    queued INTEGER NOT NULL,
+    updated_at TEXT NOT NULL,
+    entry_seq INTEGER,
+    queue_position INTEGER
+  )`
+  // An input is recorded once, whichever runner records it: a second receipt with its id fails its commit.
+  // It also finds a Worker's receipts, to forget the oldest (at most RECEIPTS_PER_WORKER + 1: their sort is small).
+  yield* sql`CREATE UNIQUE INDEX input_receipts_input ON input_receipts (worker_id, input_id)`
+})
+
 /** By id; the Migrator runs those above the schema's version, in order. */
 export const migrations: Readonly<Record<string, Effect.Effect<void, SqlError, SqlClient.SqlClient>>> = {
   "1_create_tables": createTables,
   "2_turn_usage": turnUsage,
-  "3_counts_lock_order": countsLockOrder
+  "3_counts_lock_order": countsLockOrder,
+  "4_input_receipts": inputReceipts
 }
 
 /** The highest migration id this version knows: a schema above it was written by a newer version. */
-export const SCHEMA_VERSION = 3
+export const SCHEMA_VERSION = 4
 
 /** Brings the schema up to date, in one transaction (the Migrator locks its table meanwhile). */
 export const runMigrations: Effect.Effect<

@@ -32,9 +32,11 @@ import {
 } from "../Domain.js"
 import {
   type Change,
+  type InputReceipt,
   type InsertResult,
   type ListWorkersQuery,
   type QueuedRef,
+  RECEIPTS_PER_WORKER,
   type RuntimeStoreService,
   type StoredWorker,
   StoreError,
@@ -181,6 +183,37 @@ const QueuedRow = Schema.Struct({
 /** One Worker's queued input: a `QueuedRef` as it is. */
 const QueueRow = Schema.Struct({ id: Schema.Int, kind: InputKind, at: Schema.String, bytes: Schema.Int })
 
+/** An `input_receipts` row, but for its keys (the Worker's id, the input's) and its order. */
+const ReceiptRow = Schema.Struct({
+  status: WorkerStatus,
+  turn: Schema.Int,
+  last_seq: Schema.Int,
+  queued: Schema.Int,
+  updated_at: Schema.String,
+  entry_seq: Schema.NullOr(Schema.Int),
+  queue_position: Schema.NullOr(Schema.Int)
+})
+
+const receiptOfRow = (inputId: string, row: typeof ReceiptRow.Type): InputReceipt => ({
+  inputId,
+  worker: { status: row.status, turn: row.turn, lastSeq: row.last_seq, queued: row.queued, updatedAt: row.updated_at },
+  seq: row.entry_seq ?? undefined,
+  position: row.queue_position ?? undefined
+})
+
+/** A receipt's column values in `INSERT_RECEIPT` order. */
+const receiptValues = (workerId: string, receipt: InputReceipt): Array<Param> => [
+  workerId,
+  receipt.inputId,
+  receipt.worker.status,
+  receipt.worker.turn,
+  receipt.worker.lastSeq,
+  receipt.worker.queued,
+  receipt.worker.updatedAt,
+  receipt.seq ?? null,
+  receipt.position ?? null
+]
+
 const CountRow = Schema.Struct({ status: WorkerStatus, count: Schema.Int })
 
 /** `worker_counts` as a record; a status without a row (none should lack one) counts 0. */
@@ -199,6 +232,7 @@ const decodeTurns = Schema.decodeUnknown(Schema.Array(TurnRow))
 const decodeQueued = Schema.decodeUnknown(Schema.Array(QueuedRow))
 const decodeQueue = Schema.decodeUnknown(Schema.Array(QueueRow))
 const decodeCounts = Schema.decodeUnknown(Schema.Array(CountRow))
+const decodeReceipts = Schema.decodeUnknown(Schema.Array(ReceiptRow))
 const decodeIdRows = Schema.decodeUnknown(Schema.Array(Schema.Struct({ id: WorkerId })))
 const decodeIds = (rows: unknown) => Effect.map(decodeIdRows(rows), (decoded) => decoded.map((row) => row.id))
 /** An aggregate's one row, NULL over no rows. */
@@ -258,6 +292,12 @@ const indexText = (dialect: Dialect) => (text: string): string =>
 
 const INSERT_QUEUED = "INSERT INTO queued_inputs (worker_id, id, content, kind, at) VALUES (?, ?, ?, ?, ?)"
 const DELETE_QUEUED = "DELETE FROM queued_inputs WHERE worker_id = ? AND id = ?"
+// A receipt whose input id the Worker has already breaks the unique key: its commit fails whole.
+const INSERT_RECEIPT = `INSERT INTO input_receipts
+  (worker_id, input_id, status, turn, last_seq, queued, updated_at, entry_seq, queue_position) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`
+// The Worker's receipts older than its latest RECEIPTS_PER_WORKER (found by the unique key's prefix: a few rows).
+const TRIM_RECEIPTS = `DELETE FROM input_receipts WHERE worker_id = ? AND ord <=
+  (SELECT ord FROM input_receipts WHERE worker_id = ? ORDER BY ord DESC LIMIT 1 OFFSET ${RECEIPTS_PER_WORKER})`
 // The first DELETE_BATCH rows of the Worker, by key: a range of the primary key.
 const DELETE_ENTRIES_BATCH = `DELETE FROM entries WHERE worker_id = ? AND seq IN
   (SELECT seq FROM entries WHERE worker_id = ? ORDER BY seq LIMIT ${DELETE_BATCH})`
@@ -265,6 +305,7 @@ const DELETE_TURNS_BATCH = `DELETE FROM turns WHERE worker_id = ? AND turn IN
   (SELECT turn FROM turns WHERE worker_id = ? ORDER BY turn LIMIT ${DELETE_BATCH})`
 // The last transaction of a delete: the rest of the Worker.
 const DELETE_QUEUE = "DELETE FROM queued_inputs WHERE worker_id = ?"
+const DELETE_RECEIPTS = "DELETE FROM input_receipts WHERE worker_id = ?"
 const DELETE_TURNS = "DELETE FROM turns WHERE worker_id = ?"
 const DELETE_ENTRIES = "DELETE FROM entries WHERE worker_id = ?"
 const DELETE_WORKER = "DELETE FROM workers WHERE id = ?"
@@ -279,6 +320,9 @@ const writeStatements = (dialect: Dialect) => {
     deleteMetadata: dialect === "pg" ? PG_DELETE_METADATA : DELETE_METADATA,
     insertQueued: text(INSERT_QUEUED),
     deleteQueued: text(DELETE_QUEUED),
+    insertReceipt: text(INSERT_RECEIPT),
+    trimReceipts: text(TRIM_RECEIPTS),
+    deleteReceipts: text(DELETE_RECEIPTS),
     deleteEntriesBatch: text(DELETE_ENTRIES_BATCH),
     deleteTurnsBatch: text(DELETE_TURNS_BATCH),
     deleteQueue: text(DELETE_QUEUE),
@@ -449,6 +493,10 @@ export const readStatements = (sql: SqlClient.SqlClient) => {
     allQueued: () => sql`SELECT worker_id, id, kind, at, ${bytes} AS bytes FROM queued_inputs ORDER BY worker_id, id`,
     queuedContent: (workerId: string, id: number) =>
       sql`SELECT content AS value FROM queued_inputs WHERE worker_id = ${workerId} AND id = ${id}`,
+    // The unique key's one row.
+    inputReceipt: (workerId: string, inputId: string) =>
+      sql`SELECT status, turn, last_seq, queued, updated_at, entry_seq, queue_position FROM input_receipts
+        WHERE worker_id = ${workerId} AND input_id = ${inputId}`,
     // `id > ''` holds for every id, so one statement shape serves the first page too.
     listWorkers: ({ after = "", limit, metadata, status }: ListWorkersQuery) => {
       const pairs = Object.entries(metadata ?? {})
@@ -617,7 +665,7 @@ export const makeSqlStore = (
           yield* sql.unsafe(writes.upsertTurns(chunk.length), params)
         }
 
-        for (const { dequeue, enqueue, worker } of changes) {
+        for (const { dequeue, enqueue, receipt, worker } of changes) {
           // Removed before one is added, as the memory store filters then appends.
           for (const id of dequeue ?? []) yield* sql.unsafe(writes.deleteQueued, [worker.id, id])
           if (enqueue !== undefined) {
@@ -629,6 +677,10 @@ export const makeSqlStore = (
               enqueue.at
             ])
           }
+          if (receipt !== undefined) {
+            yield* sql.unsafe(writes.insertReceipt, receiptValues(worker.id, receipt))
+            yield* sql.unsafe(writes.trimReceipts, [worker.id, worker.id])
+          }
         }
       })
 
@@ -638,6 +690,8 @@ export const makeSqlStore = (
         // First: it finds the metadata pairs through the Worker row.
         yield* sql.unsafe(writes.deleteMetadata, dialect === "pg" ? [workerId] : [workerId, workerId])
         yield* sql.unsafe(writes.deleteQueue, [workerId])
+        // At most RECEIPTS_PER_WORKER rows.
+        yield* sql.unsafe(writes.deleteReceipts, [workerId])
         // What the batches left: what a commit added meanwhile, if anything.
         yield* sql.unsafe(writes.deleteTurns, [workerId])
         yield* sql.unsafe(writes.deleteEntries, [workerId])
@@ -829,6 +883,13 @@ export const makeSqlStore = (
           return holder.id === worker.id ? CREATED : keyTakenBy(holder)
         }),
       commit: (change) => writer.write({ _tag: "Commit", change }),
+      inputReceipt: (workerId, inputId) =>
+        asStoreError(`reading input ${inputId} of Worker ${workerId}`)(
+          Effect.map(Effect.flatMap(reads.inputReceipt(workerId, inputId), decodeReceipts), (rows) => {
+            const row = rows[0]
+            return row === undefined ? undefined : receiptOfRow(inputId, row)
+          })
+        ),
       queuedContent: (workerId, id) =>
         asStoreError(`reading queued input ${id} of Worker ${workerId}`)(
           Effect.flatMap(

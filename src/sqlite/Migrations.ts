@@ -202,12 +202,39 @@ const v4 = Effect.gen(function*() {
   yield* sql`ALTER TABLE turns ADD COLUMN output_tokens INTEGER`
 })
 
+/**
+ * Store v5: input receipts (cluster mode). Each input given an id is
+ * recorded with the id and what its call answered, in the input's own
+ * commit, so that a redelivery answers the same instead of recording the
+ * input again (docs/cluster.md). `ord` (the rowid) orders a Worker's
+ * receipts: only its latest are kept. Without an id (one process) no row.
+ */
+const v5 = Effect.gen(function*() {
+  const sql = yield* SqlClient.SqlClient
+  yield* sql`CREATE TABLE input_receipts (
+    ord INTEGER PRIMARY KEY,
+    worker_id TEXT NOT NULL,
+    input_id TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('idle', 'busy', 'stopped', 'failed')),
+    turn INTEGER NOT NULL,
+    last_seq INTEGER NOT NULL,
+    queued INTEGER NOT NULL,
+    updated_at TEXT NOT NULL,
+    entry_seq INTEGER,
+    queue_position INTEGER
+  )`
+  // An input is recorded once: a second receipt with its id fails its commit.
+  // It also finds a Worker's receipts, to forget the oldest (at most RECEIPTS_PER_WORKER + 1: their sort is small).
+  yield* sql`CREATE UNIQUE INDEX input_receipts_input ON input_receipts (worker_id, input_id)`
+})
+
 /** By id; the Migrator runs those above the file's version, in order. Exported for tests that build old files. */
 export const migrations: Readonly<Record<string, Effect.Effect<void, SqlError, SqlClient.SqlClient>>> = {
   "1_create_tables": createTables,
   "2_v2": v2,
   "3_counts_and_ended": v3,
-  "4_turn_usage": v4
+  "4_turn_usage": v4,
+  "5_input_receipts": v5
 }
 
 /**

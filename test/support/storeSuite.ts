@@ -20,7 +20,13 @@ import {
   type Worker,
   WorkerId
 } from "../../src/index.js"
-import { type QueuedInput, type QueuedRef, StoreError } from "../../src/RuntimeStore.js"
+import {
+  type InputReceipt,
+  type QueuedInput,
+  type QueuedRef,
+  RECEIPTS_PER_WORKER,
+  StoreError
+} from "../../src/RuntimeStore.js"
 import { SLOW_MS, suiteProfiles } from "./engines.js"
 import { waitForSleeps } from "./eventually.js"
 
@@ -77,6 +83,19 @@ export const queuedInput = (id: number): QueuedInput => ({
   kind: id % 2 === 0 ? "system" : "user",
   at: `2026-01-01T00:00:${String(id).padStart(2, "0")}.000Z`
 })
+
+/** An input receipt for store-level tests: what an input that left the Worker as `after` answered. */
+export const receipt = (
+  inputId: string,
+  after: Worker,
+  answer: { readonly seq?: number; readonly position?: number }
+): InputReceipt => {
+  const { lastSeq, queued, status, turn, updatedAt } = after
+  return { inputId, worker: { status, turn, lastSeq, queued, updatedAt }, seq: answer.seq, position: answer.position }
+}
+
+/** A time for store-level tests: `n` seconds into 2026. */
+const second = (n: number) => `2026-01-01T00:00:${String(n).padStart(2, "0")}.000Z`
 
 /** What `loadWorkers` gives of that queued input: its place and size, not its content. */
 export const queuedRef = (id: number): QueuedRef => {
@@ -698,6 +717,95 @@ export const storeSuite = (label: string, makePlace: MakeStorePlace, options: St
           expect(yield* store.transcript(wid("a"), { after: 0, limit: 10, maxBytes: bytes })).toHaveLength(1)
           expect((yield* store.turn(wid("a"), 1))?.reason).toBe(odd)
           expect(yield* store.queuedContent(wid("a"), 1)).toBe(odd)
+        }).pipe((effect) => withStore(makePlace(), effect)))
+
+      it.effect("input receipts: committed with their input, read by id; a second commit of an id fails and records nothing", () =>
+        Effect.gen(function*() {
+          const store = yield* RuntimeStore
+          yield* store.insertWorker(worker("a"), undefined)
+          yield* store.insertWorker(worker("b"), undefined)
+          const started = worker("a", { status: "busy", turn: 1, lastSeq: 1, updatedAt: second(1) })
+          const first = receipt("in-1", started, { seq: 1 })
+          yield* store.commit({
+            worker: started,
+            entries: [entry(1, { role: "user" })],
+            turns: [turnRecord("a", 1)],
+            receipt: first
+          })
+          expect(yield* store.inputReceipt(wid("a"), "in-1")).toEqual(first)
+          expect(yield* store.inputReceipt(wid("a"), "in-2")).toBeUndefined()
+          // Input ids are the Worker's: another Worker's input may have the same.
+          expect(yield* store.inputReceipt(wid("b"), "in-1")).toBeUndefined()
+          const queued = { ...started, queued: 1, updatedAt: second(2) }
+          const inQueue = receipt("in-2", queued, { position: 1 })
+          yield* store.commit({ worker: queued, entries: [], enqueue: queuedInput(2), receipt: inQueue })
+          expect(yield* store.inputReceipt(wid("a"), "in-2")).toEqual(inQueue)
+
+          // The same input again, as a second owner would record it: refused whole.
+          const again = { ...started, status: "busy" as const, turn: 2, lastSeq: 3, queued: 2, updatedAt: second(3) }
+          const refused = yield* Effect.flip(store.commit({
+            worker: again,
+            entries: [entry(2, { role: "runtime", outcome: "cancelled" }), entry(3, { role: "user", turn: 2 })],
+            turns: [turnRecord("a", 2, { inputSeq: 3, lastSeq: 3 })],
+            enqueue: queuedInput(3),
+            receipt: receipt("in-1", again, { seq: 3 })
+          }))
+          expect(refused).toBeInstanceOf(StoreError)
+          const stored = yield* store.getWorker(wid("a"))
+          expect(stored?.worker).toEqual(queued)
+          expect(stored?.queue).toEqual([queuedRef(2)])
+          expect(yield* store.transcript(wid("a"), { after: 0, limit: 10 })).toEqual([entry(1, { role: "user" })])
+          expect(yield* store.turn(wid("a"), 2)).toBeUndefined()
+          expect(yield* store.inputReceipt(wid("a"), "in-1")).toEqual(first)
+
+          // Two commits of one id at once (two owners in a handover): one is stored, the other refused.
+          const racing = [1, 2].map((n) => {
+            const next = worker("b", { status: "busy", turn: 1, lastSeq: 1, updatedAt: second(n) })
+            return {
+              worker: next,
+              entries: [entry(1, { role: "user", content: `from ${n}` })],
+              receipt: receipt("in-1", next, { seq: 1 })
+            }
+          })
+          const results = yield* Effect.forEach(racing, (change) => Effect.either(store.commit(change)), {
+            concurrency: "unbounded"
+          })
+          expect(results.map((result) => result._tag).sort()).toEqual(["Left", "Right"])
+          const won = racing[results.findIndex((result) => result._tag === "Right")]!
+          expect(yield* store.transcript(wid("b"), { after: 0, limit: 10 })).toEqual(won.entries)
+          expect(yield* store.inputReceipt(wid("b"), "in-1")).toEqual(won.receipt)
+
+          // They go with their Worker.
+          yield* store.deleteWorker(wid("a"))
+          expect(yield* store.inputReceipt(wid("a"), "in-1")).toBeUndefined()
+          expect(yield* store.inputReceipt(wid("a"), "in-2")).toBeUndefined()
+          expect(yield* store.inputReceipt(wid("b"), "in-1")).toEqual(won.receipt)
+        }).pipe((effect) => withStore(makePlace(), effect)))
+
+      it.effect(`input receipts: a Worker keeps its latest ${RECEIPTS_PER_WORKER}`, () =>
+        Effect.gen(function*() {
+          const store = yield* RuntimeStore
+          yield* store.insertWorker(worker("a"), undefined)
+          yield* store.insertWorker(worker("b"), undefined)
+          const inputs = RECEIPTS_PER_WORKER + 3
+          const kept = (id: string, n: number) => {
+            const next = worker(id, { status: "busy", turn: n, lastSeq: n })
+            return {
+              worker: next,
+              entries: [entry(n, { role: "user", turn: n })],
+              receipt: receipt(`in-${n}`, next, { seq: n })
+            }
+          }
+          for (let n = 1; n <= inputs; n++) yield* store.commit(kept("a", n))
+          yield* store.commit(kept("b", 1))
+          const found = yield* Effect.forEach(
+            Array.from({ length: inputs }, (_, i) => i + 1),
+            (n) => Effect.map(store.inputReceipt(wid("a"), `in-${n}`), (found) => found !== undefined)
+          )
+          expect(found).toEqual(Array.from({ length: inputs }, (_, i) => i >= 3))
+          expect(yield* store.inputReceipt(wid("a"), `in-${inputs}`)).toEqual(kept("a", inputs).receipt)
+          // Another Worker's are its own.
+          expect(yield* store.inputReceipt(wid("b"), "in-1")).toEqual(kept("b", 1).receipt)
         }).pipe((effect) => withStore(makePlace(), effect)))
     })
 
