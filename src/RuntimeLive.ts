@@ -16,16 +16,18 @@ import type * as Scope from "effect/Scope"
 import {
   type CreateWorker,
   type EventsQuery,
+  type InputAccepted,
   type Metadata,
   RuntimeId,
   type RuntimeInfo,
   type StopRequest,
   type Worker,
-  WorkerId
+  WorkerId,
+  type WorkerInput
 } from "./Domain.js"
 import { type Draining, makeDraining } from "./Draining.js"
 import { makeEchoEngine } from "./EchoEngine.js"
-import { InvalidInput, Unavailable, type UnknownWorker } from "./Errors.js"
+import { type Busy, InvalidInput, Unavailable, type UnknownWorker, type Unsupported } from "./Errors.js"
 import { followWorker, openFollow } from "./Events.js"
 import { makeClockId, makeClockIdGenerator } from "./Ids.js"
 import { interruptUntilDone } from "./Interrupt.js"
@@ -77,6 +79,16 @@ export interface ActorHosting {
   readonly adopt: (workerId: WorkerId, reason: string) => Effect.Effect<void, UnknownWorker | Unavailable>
   /** Lets the actor go: a running turn is recorded `interrupted` with `reason`, its followers' streams end. */
   readonly release: (workerId: WorkerId, reason: string) => Effect.Effect<void>
+  /**
+   * `Runtime.input` with the input's id (its persisted message's), recorded
+   * with it by the store: an input whose id is recorded already is answered
+   * as it was then, and recorded nothing again.
+   */
+  readonly input: (
+    workerId: WorkerId,
+    input: WorkerInput,
+    inputId: string
+  ) => Effect.Effect<InputAccepted, UnknownWorker | Busy | InvalidInput | Unsupported | Unavailable>
 }
 
 /** Where the Workers' actors live: in this process only (default), or on the runners of a cluster. */
@@ -316,6 +328,29 @@ export const makeRuntime = (
         (reason) => withActor(workerId, (actor) => actor.run(decideStop, { _tag: "Stop", reason }))
       )
 
+    /** An input, with its id when its caller gave one (cluster mode). */
+    const input = (workerId: WorkerId, request: WorkerInput, inputId: string | undefined) =>
+      Effect.gen(function*() {
+        const { content, ifBusy = "reject", kind = "user" } = yield* validate.input(request)
+        const tooLarge = exceedsBytes(content, maxInputBytes)
+          ? Effect.fail(new InvalidInput({ message: `content exceeds ${maxInputBytes} UTF-8 bytes` }))
+          : Effect.void
+        const bytes = utf8Length(content)
+        return yield* withActor(workerId, (actor) =>
+          Effect.zipRight(
+            tooLarge,
+            draining.starting(
+              actor,
+              actor.run(
+                decideInput,
+                inputId === undefined
+                  ? { _tag: "Input", content, kind, ifBusy, bytes }
+                  : { _tag: "Input", content, kind, ifBusy, bytes, inputId }
+              )
+            )
+          ))
+      })
+
     const deleteWorker = (workerId: WorkerId) =>
       withActor(workerId, (actor) => actor.run(decideDelete, { _tag: "Delete" }))
 
@@ -357,21 +392,7 @@ export const makeRuntime = (
 
       create: (request) => Effect.map(create(request), (result) => result.worker),
 
-      input: (workerId, input) =>
-        Effect.gen(function*() {
-          const { content, ifBusy = "reject", kind = "user" } = yield* validate.input(input)
-          const tooLarge = exceedsBytes(content, maxInputBytes)
-            ? Effect.fail(new InvalidInput({ message: `content exceeds ${maxInputBytes} UTF-8 bytes` }))
-            : Effect.void
-          return yield* withActor(workerId, (actor) =>
-            Effect.zipRight(
-              tooLarge,
-              draining.starting(
-                actor,
-                actor.run(decideInput, { _tag: "Input", content, kind, ifBusy, bytes: utf8Length(content) })
-              )
-            ))
-        }),
+      input: (workerId, request) => input(workerId, request, undefined),
 
       cancel: (workerId, request) =>
         Effect.flatMap(
@@ -460,6 +481,10 @@ export const makeRuntime = (
     yield* Effect.addFinalizer(() => drain)
 
     const actors: ActorHosting = {
+      input: tracing
+        ? (workerId, request, inputId) =>
+          Effect.withSpan(input(workerId, request, inputId), "Runtime.input", { attributes: { workerId } })
+        : input,
       adopt: (workerId, reason) =>
         Effect.suspend(() =>
           host.peek(workerId) !== undefined

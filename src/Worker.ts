@@ -20,7 +20,7 @@ import type {
   WorkerStatus
 } from "./Domain.js"
 import { Busy, type Unavailable, Unsupported } from "./Errors.js"
-import type { Change, QueuedRef } from "./RuntimeStore.js"
+import type { Change, InputReceipt, QueuedRef } from "./RuntimeStore.js"
 
 /** What memory holds of one Worker: the stored Worker, its queue (without content) and its latest turn. */
 export interface WorkerState {
@@ -59,6 +59,11 @@ export type Command =
     readonly ifBusy: IfBusy
     /** Its content's UTF-8 bytes. */
     readonly bytes: number
+    /**
+     * The id its caller gave it (cluster mode: its persisted message's), then
+     * recorded with it: an input with an id recorded already is answered as then.
+     */
+    readonly inputId?: string | undefined
   }
   | { readonly _tag: "Cancel"; readonly reason: string | undefined; readonly clearQueue: boolean }
   | { readonly _tag: "Stop"; readonly reason: string | undefined }
@@ -87,6 +92,8 @@ export interface Context {
   readonly usage?: TokenUsage | undefined
   /** The content of the queue's head, when the queue is not empty (a queued turn may start). */
   readonly headContent: string | undefined
+  /** The receipt the store has for the input's id (an input delivered again), if any. */
+  readonly receipt?: InputReceipt | undefined
 }
 
 export interface Plan<A> {
@@ -274,6 +281,47 @@ const refuseCancel = (worker: Worker, engine: EngineTraits | undefined): Unsuppo
 
 export type CommandOf<T extends Command["_tag"]> = Extract<Command, { readonly _tag: T }>
 
+/** What an input answered, kept with its id. */
+const receiptOf = (inputId: string, accepted: InputAccepted): InputReceipt => {
+  const { lastSeq, queued, status, turn, updatedAt } = accepted.worker
+  return {
+    inputId,
+    worker: { status, turn, lastSeq, queued, updatedAt },
+    seq: accepted.entry?.seq,
+    position: accepted.position
+  }
+}
+
+/**
+ * What the input answered when it was recorded, from its receipt: the
+ * Worker as it left it (what an input does not change is as it is now), its
+ * entry (from the command, the same input delivered again) or its place.
+ */
+const answerOf = (worker: Worker, receipt: InputReceipt, command: CommandOf<"Input">): InputAccepted => {
+  // Only a stop sets a reason, and a stopped Worker takes no input: it had none then.
+  const { stopReason: _, ...then } = worker
+  const accepted = { ...then, ...receipt.worker }
+  if (receipt.position !== undefined) return { worker: accepted, queued: true, position: receipt.position }
+  if (receipt.seq === undefined) return { worker: accepted, queued: false }
+  return {
+    worker: accepted,
+    queued: false,
+    entry: {
+      seq: receipt.seq,
+      at: accepted.updatedAt,
+      role: command.kind,
+      content: command.content,
+      turn: accepted.turn
+    }
+  }
+}
+
+/** The plan with the input's receipt in its change, when the input has an id. */
+const withReceipt = (plan: Plan<InputAccepted>, inputId: string | undefined): Plan<InputAccepted> =>
+  inputId === undefined || plan.change === undefined
+    ? plan
+    : { ...plan, change: { ...plan.change, receipt: receiptOf(inputId, plan.result) } }
+
 /** An input, under its busy policy: a turn starts, the input is queued, or it is refused. */
 export const decideInput = (
   state: WorkerState,
@@ -281,6 +329,8 @@ export const decideInput = (
   context: Context
 ): Either.Either<Plan<InputAccepted>, Refusal> => {
   const { worker } = state
+  // Recorded already (a redelivery): answered as then, whatever the Worker does now.
+  if (context.receipt !== undefined) return Either.right(noPlan(state, answerOf(worker, context.receipt, command)))
   if (context.draining !== undefined) return Either.left(context.draining)
   const refusal = refuseInput(worker, context.engine, command.kind)
   if (refusal !== undefined) return Either.left(refusal)
@@ -314,7 +364,7 @@ export const decideInput = (
     const id = (last?.id ?? worker.lastSeq) + 1
     const queue = [...state.queue, { id, kind: command.kind, at: context.at, bytes: command.bytes }]
     const next: Worker = { ...worker, queued: queue.length, updatedAt: context.at }
-    return Either.right({
+    return Either.right(withReceipt({
       ...noPlan(state, { worker: next, queued: true, position: queue.length } satisfies InputAccepted),
       state: { ...state, worker: next, queue },
       change: {
@@ -323,7 +373,7 @@ export const decideInput = (
         enqueue: { id, content: command.content, kind: command.kind, at: context.at }
       },
       events: [{ type: "worker", worker: next }]
-    })
+    }, command.inputId))
   }
   const { plan, started } = transition(state, {
     ...(busy ? { end: { outcome: "cancelled", reason: "interrupted by new input" } } : {}),
@@ -333,7 +383,7 @@ export const decideInput = (
   const accepted: InputAccepted = started === undefined
     ? { worker: plan.state.worker, queued: false }
     : { worker: plan.state.worker, queued: false, entry: started }
-  return Either.right({ ...plan, result: accepted })
+  return Either.right(withReceipt({ ...plan, result: accepted }, command.inputId))
 }
 
 /** Cancel: ends the turn in flight (and with `clearQueue` drops the queue); otherwise nothing. */

@@ -22,7 +22,7 @@ import { endListener, type Listener, makeListener, publish } from "./Followers.j
 import { interruptUntilDone } from "./Interrupt.js"
 import * as Metrics from "./Metrics.js"
 import { MAX_PAGE } from "./RuntimeOptions.js"
-import type { RuntimeStoreService, StoreError } from "./RuntimeStore.js"
+import type { InputReceipt, RuntimeStoreService, StoreError } from "./RuntimeStore.js"
 import {
   type Command,
   type Context,
@@ -224,27 +224,37 @@ export class WorkerActor {
       const headContent = head === undefined
         ? Effect.succeed(undefined)
         : this.env.store.queuedContent(worker.id, head.id)
+      const decide = (
+        content: string | undefined,
+        at: string,
+        receipt: InputReceipt | undefined
+      ): Effect.Effect<Ending<A>, E | StoreError> => {
+        const output = this.output
+        const decided = decider(this.state, command, {
+          at,
+          engine: this.engine,
+          draining,
+          maxQueued: this.env.maxQueued,
+          maxQueuedBytes: this.env.maxQueuedBytes,
+          // Read, not taken: a plan that ends the turn drops the buffer once committed.
+          pending: output === undefined || output.turn !== worker.turn
+            ? []
+            : output.text === ""
+            ? output.lines
+            : [...output.lines, output.text],
+          usage: output !== undefined && output.turn === worker.turn ? output.usage : undefined,
+          headContent: content,
+          receipt
+        })
+        return decided._tag === "Left" ? Effect.fail(decided.left) : this.apply(decided.right)
+      }
+      const read = Effect.zip(headContent, nowIso)
+      // An input with an id (cluster mode) may be recorded already: its receipt is read under the lock.
+      const inputId = command._tag === "Input" ? command.inputId : undefined
+      if (inputId === undefined) return Effect.flatMap(read, ([content, at]) => decide(content, at, undefined))
       return Effect.flatMap(
-        Effect.zip(headContent, nowIso),
-        ([headContent, at]): Effect.Effect<Ending<A>, E | StoreError> => {
-          const output = this.output
-          const decided = decider(this.state, command, {
-            at,
-            engine: this.engine,
-            draining,
-            maxQueued: this.env.maxQueued,
-            maxQueuedBytes: this.env.maxQueuedBytes,
-            // Read, not taken: a plan that ends the turn drops the buffer once committed.
-            pending: output === undefined || output.turn !== worker.turn
-              ? []
-              : output.text === ""
-              ? output.lines
-              : [...output.lines, output.text],
-            usage: output !== undefined && output.turn === worker.turn ? output.usage : undefined,
-            headContent
-          })
-          return decided._tag === "Left" ? Effect.fail(decided.left) : this.apply(decided.right)
-        }
+        Effect.zip(read, this.env.store.inputReceipt(worker.id, inputId)),
+        ([[content, at], receipt]) => decide(content, at, receipt)
       )
     })
   }

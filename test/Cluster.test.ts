@@ -39,7 +39,8 @@ import {
   type RuntimeStoreService,
   TurnOutput,
   type WorkerEvent,
-  WorkerId
+  WorkerId,
+  type WorkerInput
 } from "../src/index.js"
 import { busySuite } from "./support/busySuite.js"
 import { SLOW_MS, suiteProfiles } from "./support/engines.js"
@@ -454,4 +455,73 @@ describe("shard count", () => {
       // Refused, it recorded nothing: the count stays.
       yield* checkShardCount(SHARD_COUNT)
     }).pipe(Effect.provide(sqlite)))
+})
+
+describe("an input delivered again to a new owner", () => {
+  const send = (workerId: WorkerId, inputId: string, input: WorkerInput) =>
+    Effect.flatMap(WorkerEntity.client, (client) => client(workerId).Input({ inputId, input })).pipe(
+      Effect.withClock(realTime)
+    )
+
+  it.effect("after its owner died between the store's commit and the cluster's reply: answered from the store, recorded once", () =>
+    Effect.gen(function*() {
+      // One store outlives both runners; each runner's cluster (its message
+      // storage, its replies) is its own: the second has no reply to give.
+      const store = makeMemoryStore()
+      const runner = clusterOver(Layer.succeed(RuntimeStore, store))({ profiles: suiteProfiles })
+      const { first, workerId } = yield* Effect.gen(function*() {
+        const runtime = yield* Runtime
+        const created = yield* runtime.create({})
+        const first = yield* send(created.id, "input-1", { content: "once" })
+        yield* idle(created.id)
+        return { first, workerId: created.id }
+      }).pipe(Effect.provide(runner))
+      expect(first).toMatchObject({ queued: false, entry: { seq: 1, content: "once" }, worker: { turn: 1 } })
+      expect(yield* store.inputReceipt(workerId, "input-1")).toBeDefined()
+
+      yield* Effect.gen(function*() {
+        const runtime = yield* Runtime
+        const again = yield* send(workerId, "input-1", { content: "once" })
+        expect(again).toEqual(first)
+        expect(yield* userEntries(workerId)).toEqual(["once"])
+        const before = yield* runtime.get(workerId)
+        expect(before).toMatchObject({ status: "idle", turn: 1 })
+        // Another input (another id) is recorded as usual.
+        const next = yield* send(workerId, "input-2", { content: "next" })
+        expect(next).toMatchObject({
+          queued: false,
+          entry: { seq: before.lastSeq + 1, content: "next" },
+          worker: { turn: 2 }
+        })
+        yield* idle(workerId)
+        expect(yield* userEntries(workerId)).toEqual(["once", "next"])
+      }).pipe(Effect.provide(runner))
+    }))
+
+  it.effect("a queued one, after its turn started on the new owner: answered as queued then, run once", () =>
+    Effect.gen(function*() {
+      const store = makeMemoryStore()
+      const runner = clusterOver(Layer.succeed(RuntimeStore, store))({ profiles: suiteProfiles })
+      const { queued, started, workerId } = yield* Effect.gen(function*() {
+        const runtime = yield* Runtime
+        const created = yield* runtime.create({ profile: "slow" })
+        const started = yield* send(created.id, "input-1", { content: "first" })
+        const queued = yield* send(created.id, "input-2", { content: "second", ifBusy: "enqueue" })
+        return { queued, started, workerId: created.id }
+      }).pipe(Effect.provide(runner))
+      expect(queued).toMatchObject({ queued: true, position: 1, worker: { turn: 1, queued: 1 } })
+
+      yield* Effect.gen(function*() {
+        const runtime = yield* Runtime
+        // The first owner's turn was interrupted as it shut down; this one runs the queued input.
+        yield* eventually(runtime.get(workerId), (worker) => worker.turn === 2, "the queued input started")
+        expect(yield* send(workerId, "input-2", { content: "second", ifBusy: "enqueue" })).toEqual(queued)
+        expect(yield* send(workerId, "input-1", { content: "first" })).toEqual(started)
+        expect(yield* runtime.get(workerId)).toMatchObject({ status: "busy", turn: 2, queued: 0 })
+        yield* TestClock.adjust(SLOW_MS)
+        yield* idle(workerId)
+        expect(yield* userEntries(workerId)).toEqual(["first", "second"])
+        expect(yield* runtime.get(workerId)).toMatchObject({ turn: 2, queued: 0 })
+      }).pipe(Effect.provide(runner))
+    }))
 })

@@ -35,7 +35,6 @@ import { Busy, InvalidInput, Unavailable, UnknownWorker, Unsupported } from "../
 import type { RuntimeService } from "../Runtime.js"
 import type { ActorHosting } from "../RuntimeLive.js"
 import { RETRY_AFTER_MS } from "../RuntimeOptions.js"
-import { makeInputLedger } from "./InputLedger.js"
 
 const realTime = Clock.make()
 /** How often a follow served here checks that this runner still holds its Worker's shard. */
@@ -120,7 +119,6 @@ export const WorkerEntityLive = (local: RuntimeService, actors: ActorHosting, op
   const closing = options.closing ?? (() => false)
   const timed = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
     clock === undefined ? effect : Effect.withClock(effect, clock)
-  const ledger = makeInputLedger<InputAccepted, UnknownWorker | Busy | InvalidInput | Unsupported | Unavailable>()
   return WorkerEntity.toLayer(
     timed(Effect.gen(function*() {
       const address = yield* Entity.CurrentAddress
@@ -180,8 +178,9 @@ export const WorkerEntityLive = (local: RuntimeService, actors: ActorHosting, op
 
       return WorkerEntity.of({
         Get: () => timed(local.get(workerId)),
+        // Recorded with its id: a redelivery (this runner's or another's) is answered by the store.
         Input: ({ payload }) =>
-          timed(ledger.once(workerId, payload.inputId, local.input(workerId, payload.input))).pipe(
+          timed(actors.input(workerId, payload.input, payload.inputId)).pipe(
             Effect.tap((accepted) => keepWhileBusy(accepted.worker))
           ),
         Cancel: ({ payload }) =>
