@@ -95,6 +95,11 @@ export interface ActorHosting {
 export interface Hosting {
   /** Repair every Worker the store shows busy or queued at start (false in a cluster: `ActorHosting.adopt` does it per Worker). */
   readonly repairAtStart?: boolean | undefined
+  /**
+   * Whether `reserving` more new Workers would pass `maxWorkers` (a cluster
+   * counts them in the shared store). Default: this process's own count.
+   */
+  readonly atCapacity?: ((maxWorkers: number, reserving: number) => Effect.Effect<boolean, Unavailable>) | undefined
 }
 
 /** Builds the Runtime over whatever `RuntimeStore` is provided. */
@@ -240,7 +245,10 @@ export const makeRuntime = (
       function*(request: CreateWorker, key: string | undefined) {
         const refusal = draining.refusal()
         if (refusal !== undefined) return yield* refusal
-        if (gauges.notStopped() + reserved >= maxWorkers) {
+        const full = hosting.atCapacity === undefined
+          ? gauges.notStopped() + reserved >= maxWorkers
+          : yield* hosting.atCapacity(maxWorkers, reserved)
+        if (full) {
           return yield* new Unavailable({
             message: `at capacity: ${maxWorkers} Workers not stopped`,
             retryAfterMs: RETRY_AFTER_MS

@@ -223,8 +223,9 @@ describe("resolveConfig", () => {
       expect(yield* refused({ cluster: true, store: pg, port: 0 })).toBe(
         "--cluster with --port 0 needs --runner-address host:port"
       )
-      expect(yield* refused({ cluster: true, store: pg, port: 8787 }, { WORKER_RUNTIME_FAILURE_DETECTION: "soon" })).toBe(
-        `WORKER_RUNTIME_FAILURE_DETECTION must be a duration such as 10s or 3s, got "soon"`
-      )
+      expect(yield* refused({ cluster: true, store: pg, port: 8787 }, { WORKER_RUNTIME_FAILURE_DETECTION: "soon" }))
+        .toBe(
+          `WORKER_RUNTIME_FAILURE_DETECTION must be a duration such as 10s or 3s, got "soon"`
+        )
     }))
 })

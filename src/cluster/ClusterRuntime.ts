@@ -6,10 +6,10 @@
  * for the entities it holds (src/cluster/WorkerEntity.ts).
  */
 import { AlreadyProcessingMessage, MailboxFull, PersistenceError } from "@effect/cluster/ClusterError"
-import type { MessageStorage } from "@effect/cluster/MessageStorage"
 import * as EntityId from "@effect/cluster/EntityId"
-import { Sharding } from "@effect/cluster/Sharding"
+import type { MessageStorage } from "@effect/cluster/MessageStorage"
 import * as ShardId from "@effect/cluster/ShardId"
+import { Sharding } from "@effect/cluster/Sharding"
 import * as Cause from "effect/Cause"
 import * as Chunk from "effect/Chunk"
 import * as Clock from "effect/Clock"
@@ -19,14 +19,14 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
-import type { CreateWorker, Worker, WorkerEvent, WorkerId } from "../Domain.js"
+import type { Worker, WorkerEvent, WorkerId } from "../Domain.js"
 import { type InvalidInput, Unavailable, type UnknownWorker } from "../Errors.js"
 import { makeClockId } from "../Ids.js"
+import { startRetention } from "../Retention.js"
 import { Runtime, type RuntimeService } from "../Runtime.js"
 import { RuntimeControl, type RuntimeControlService } from "../RuntimeControl.js"
 import { makeRuntime } from "../RuntimeLive.js"
-import { startRetention } from "../Retention.js"
-import { DEFAULT_MAX_WORKERS, RETRY_AFTER_MS, type RuntimeOptions } from "../RuntimeOptions.js"
+import { RETRY_AFTER_MS, type RuntimeOptions } from "../RuntimeOptions.js"
 import { asUnavailable, RuntimeStore, type RuntimeStoreService, type StoreError } from "../RuntimeStore.js"
 import { cancelOf, reasonOf, validate } from "../Validation.js"
 import { adoptOnAcquire } from "./Adoption.js"
@@ -215,12 +215,16 @@ export const makeClusterRuntime = (
   Effect.gen(function*() {
     const store = yield* RuntimeStore
     const sharding = yield* Sharding
-    const { maxWorkers = DEFAULT_MAX_WORKERS, retainStoppedMs, ...localOptions } = options
-    // The capacity is the cluster's, counted by the shared store (below); this runner's own count would miss the others'.
-    const { actors, control, runtime: local } = yield* makeRuntime(
-      { ...localOptions, maxWorkers: Number.MAX_SAFE_INTEGER },
-      { repairAtStart: false }
-    )
+    const { retainStoppedMs, ...localOptions } = options
+    const { actors, control, runtime: local } = yield* makeRuntime(localOptions, {
+      repairAtStart: false,
+      // The cluster's capacity, counted by the shared store: this runner's own count would miss the others' Workers.
+      atCapacity: (maxWorkers, reserving) =>
+        Effect.map(
+          asUnavailable(store.counts),
+          (counts) => counts.idle + counts.busy + counts.failed + reserving >= maxWorkers
+        )
+    })
     const shards = cluster.shards ?? SHARD_COUNT
     let closing = false
     const clock = yield* Effect.clock
@@ -256,37 +260,13 @@ export const makeClusterRuntime = (
     const runnerAddress = cluster.runner ?? "local"
     const healthyRunners = cluster.runners ?? Effect.succeed(1)
 
-    // Creates under way here: counted with the store's, so that concurrent
-    // creates through this runner cannot pass the capacity together.
-    let reserved = 0
-    const atCapacity = Effect.map(
-      asUnavailable(store.counts),
-      (counts) => counts.idle + counts.busy + counts.failed + reserved >= maxWorkers
-    )
-    const create = (request: CreateWorker) =>
-      Effect.gen(function*() {
-        const valid = yield* validate.create(request)
-        const key = valid.idempotencyKey
-        // A known key answers its Worker whatever the capacity, as in one process.
-        const known = key === undefined ? undefined : yield* asUnavailable(store.workerByKey(key))
-        if (known === undefined && (yield* atCapacity)) {
-          return yield* new Unavailable({
-            message: `at capacity: ${maxWorkers} Workers not stopped`,
-            retryAfterMs: RETRY_AFTER_MS
-          })
-        }
-        reserved++
-        return yield* Effect.ensuring(local.create(request), Effect.sync(() => reserved--))
-      })
-
     const runtime: RuntimeService = {
       info: Effect.zipWith(local.info, healthyRunners, (info, runners) => ({
         ...info,
-        limits: { ...info.limits, maxWorkers },
         cluster: { runner: runnerAddress, runners, shards: heldShards(), totalShards: shards }
       })),
       list: local.list,
-      create,
+      create: local.create,
       get: (workerId) => routed(clientOf(workerId).Get()),
       input: (workerId, input) =>
         Effect.gen(function*() {
@@ -330,7 +310,8 @@ export const makeClusterRuntime = (
     if (retainStoppedMs !== undefined) {
       yield* startRetention(store, retainStoppedMs, (workerId) =>
         sharding.hasShardId(sharding.getShardId(EntityId.make(workerId), SHARD_GROUP))
-          ? Effect.catchTag(runtime.delete(workerId), "UnknownWorker", () => Effect.void)
+          ? Effect.catchTag(runtime.delete(workerId), "UnknownWorker", () =>
+            Effect.void)
           : Effect.void)
     }
 

@@ -7,16 +7,16 @@
 import * as RunnerAddress from "@effect/cluster/RunnerAddress"
 import type * as ShardingConfig from "@effect/cluster/ShardingConfig"
 import * as NodeClusterSocket from "@effect/platform-node/NodeClusterSocket"
-import * as SqlClient from "@effect/sql/SqlClient"
 import * as PgClient from "@effect/sql-pg/PgClient"
+import * as SqlClient from "@effect/sql/SqlClient"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
-import { Runtime } from "../Runtime.js"
-import { RuntimeControl } from "../RuntimeControl.js"
+import { type Runtime } from "../Runtime.js"
+import { type RuntimeControl } from "../RuntimeControl.js"
 import type { RuntimeOptions } from "../RuntimeOptions.js"
 import type { RuntimeStore } from "../RuntimeStore.js"
 import { ClusterRuntimeFromStore } from "./ClusterRuntime.js"
@@ -90,12 +90,16 @@ export const ClusterRunnerLive = (
     url: Redacted.make(runner.url),
     maxConnections: CLUSTER_POOL_SIZE,
     applicationName: `worker-runtime runner ${address}`.slice(0, 63)
-  }).pipe(Layer.mapError((error) => new RunnerStartError({ message: `cannot open the cluster's tables: ${error.message}` })))
+  }).pipe(
+    Layer.mapError((error) => new RunnerStartError({ message: `cannot open the cluster's tables: ${error.message}` }))
+  )
   const shardCount = Layer.effectDiscard(
     checkShardCount(SHARD_COUNT).pipe(
       Effect.mapError((error) =>
         new RunnerStartError({
-          message: error._tag === "ShardCountMismatch" ? error.message : `cannot check the shard count: ${error.message}`
+          message: error._tag === "ShardCountMismatch"
+            ? error.message
+            : `cannot check the shard count: ${error.message}`
         })
       )
     )

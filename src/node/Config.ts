@@ -191,8 +191,8 @@ export const options = {
     withEnvOrNone(
       "WORKER_RUNTIME_ID",
       Config.string,
-      "Id reported in /v1/runtime and to Workers.",
-      "generated, and kept by a durable store"
+      "Runtime id.",
+      "generated and stored"
     )
   ),
   displayName: Options.text("display-name").pipe(
@@ -318,7 +318,7 @@ export const options = {
   ),
   cluster: Options.boolean("cluster").pipe(
     Options.withFallbackConfig(Config.boolean("WORKER_RUNTIME_CLUSTER")),
-    Options.withDescription("Be one runner of a cluster; needs a postgres:// store. Env WORKER_RUNTIME_CLUSTER=1.")
+    Options.withDescription("One runner of a cluster. Env WORKER_RUNTIME_CLUSTER. Default: off.")
   ),
   runnerAddress: Options.text("runner-address").pipe(
     withEnvOrNone(
@@ -522,7 +522,9 @@ const clusterConfig = (raw: RawOptions, store: StoreSpec): Effect.Effect<Option.
     const address = given !== undefined
       ? yield* Option.match(parseAddress(given), {
         onNone: () =>
-          Effect.fail(new StartupError({ message: `--runner-address must be host:port, got ${JSON.stringify(given)}` })),
+          Effect.fail(
+            new StartupError({ message: `--runner-address must be host:port, got ${JSON.stringify(given)}` })
+          ),
         onSome: Effect.succeed
       })
       : raw.port === 0 || raw.port === 65535

@@ -54,7 +54,8 @@ const help = (): string =>
   renderHelp({
     name: NAME,
     version: VERSION,
-    description: DESCRIPTION,
+    // The subcommands under the description: a section of their own would cost the 60 lines two more.
+    description: `${DESCRIPTION}\nCommands: ${COMMANDS_HELP}`,
     usage: Command.getUsage(command),
     options: [
       { title: "OPTIONS", flags: flagHelp(Options.getHelp(Options.all(options))) },
@@ -65,8 +66,7 @@ const help = (): string =>
       }
     ],
     notes: [
-      { title: "LOG LEVEL", text: LOG_LEVEL_HELP },
-      { title: "COMMANDS", text: COMMANDS_HELP }
+      { title: "LOG LEVEL", text: LOG_LEVEL_HELP }
     ]
   })
 
