@@ -1,12 +1,12 @@
 /**
  * Several URLs of one Runtime (the runners of a cluster) behind one
- * `HttpClient` (docs/rest.md, "Several URLs"). A request goes to the URL
- * that last answered; on a refused connection or a 503 it goes on to the
- * next, and once every URL has been tried, again after the shortest
+ * `HttpClient` (docs/configuration.md, "Several URLs"). A request goes to
+ * the URL that last answered; on a refused connection or a 503 it goes on
+ * to the next, and once every URL has been tried, again after the shortest
  * `Retry-After` of that round (bounded). A request that may have reached a
  * runtime before its connection broke is sent again only when it reads
- * (GET): an input sent twice would be recorded twice. With one URL a request
- * is sent once, as it always was.
+ * (GET): an input sent twice would be recorded twice. With one URL a
+ * request is sent once, as it always was.
  */
 import * as HttpClient from "@effect/platform/HttpClient"
 import type * as HttpClientError from "@effect/platform/HttpClientError"
@@ -62,7 +62,7 @@ const isTransport = (error: HttpClientError.HttpClientError) =>
   error._tag === "RequestError" && error.reason === "Transport"
 
 /** No connection was made: sending the request elsewhere cannot make it happen twice. */
-export const notConnected = (error: HttpClientError.HttpClientError) =>
+const notConnected = (error: HttpClientError.HttpClientError) =>
   isTransport(error) && codesOf(error.cause).some((code) => NOT_CONNECTED.has(code))
 
 /** Sent again after a broken connection only if it changes nothing. */
@@ -70,7 +70,7 @@ const repeatable = (request: HttpClientRequest.HttpClientRequest) =>
   request.method === "GET" || request.method === "HEAD"
 
 /** `Retry-After` (seconds or an HTTP date) in ms; undefined when absent or unreadable. */
-export const retryAfterMs = (header: string | undefined, now: number): number | undefined => {
+const retryAfterMs = (header: string | undefined, now: number): number | undefined => {
   if (header === undefined || header.trim() === "") return undefined
   const seconds = Number(header)
   if (Number.isFinite(seconds)) return Math.max(0, seconds * 1000)
@@ -81,8 +81,6 @@ export const retryAfterMs = (header: string | undefined, now: number): number | 
 export interface Failover {
   /** The URLs, in the order given. */
   readonly urls: Arr.NonEmptyReadonlyArray<string>
-  /** The URL a request goes to first now. */
-  readonly preferred: () => string
   /** `http` sending each request, whose URL is a path (`/v1/...`), to the URLs in turn. */
   readonly client: (http: HttpClient.HttpClient) => HttpClient.HttpClient
 }
@@ -143,5 +141,5 @@ export const makeFailover = (urls: Arr.NonEmptyReadonlyArray<string>, options: F
         Effect.succeed
       )
 
-  return { urls, preferred: () => urlAt(preferred), client }
+  return { urls, client }
 }

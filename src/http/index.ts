@@ -8,5 +8,6 @@
  */
 export * from "./Api.js"
 export { makeRuntimeHttpClient, RuntimeHttpClientLive, type RuntimeHttpClientOptions } from "./Client.js"
+export type { FailoverOptions } from "./ClientFailover.js"
 export * from "./Errors.js"
 export { bodyLimitFor, type RuntimeHttpOptions, RuntimeHttpServerLive } from "./Server.js"
