@@ -12,6 +12,7 @@ import type * as Usage from "@effect/cli/Usage"
 import type * as ValidationError from "@effect/cli/ValidationError"
 import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
 import * as FileSystem from "@effect/platform/FileSystem"
+import * as Arr from "effect/Array"
 import * as Config from "effect/Config"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
@@ -45,7 +46,8 @@ const connection = {
     Options.withFallbackConfig(Config.string("WORKER_RUNTIME_URL")),
     Options.withDefault(DEFAULT_URL),
     Options.withDescription(
-      `The runtime's root URL; of a comma-separated list, the first. Env WORKER_RUNTIME_URL. Default: ${DEFAULT_URL}.`
+      `The runtime's root URL, or several comma-separated (a cluster's runners: tried in turn when one ` +
+        `refuses or answers 503). Env WORKER_RUNTIME_URL. Default: ${DEFAULT_URL}.`
     )
   ),
   tokenFile: Options.text("token-file").pipe(
@@ -73,12 +75,16 @@ const metadataRecord = (pairs: Option.Option<HashMap.HashMap<string, string>>) =
 
 type Connection = { readonly url: string; readonly tokenFile: Option.Option<string> }
 
-/** The first URL of `url`, and the token: from `--token-file`, else WORKER_RUNTIME_TOKEN. */
+const isHttpUrl = (url: string) => URL.canParse(url) && /^https?:$/.test(new URL(url).protocol)
+
+/** The URLs of `url` (comma-separated), and the token: from `--token-file`, else WORKER_RUNTIME_TOKEN. */
 const clientLayer = ({ tokenFile, url }: Connection) =>
   Effect.gen(function*() {
-    const baseUrl = (url.split(",")[0] ?? "").trim()
-    if (!URL.canParse(baseUrl) || !/^https?:$/.test(new URL(baseUrl).protocol)) {
-      return yield* new CliUsageError({ message: `--url must be an http(s) URL, got ${JSON.stringify(url)}` })
+    const baseUrl = url.split(",").map((part) => part.trim()).filter((part) => part !== "")
+    if (!Arr.isNonEmptyReadonlyArray(baseUrl) || !baseUrl.every(isHttpUrl)) {
+      return yield* new CliUsageError({
+        message: `--url must be an http(s) URL or several, comma-separated, got ${JSON.stringify(url)}`
+      })
     }
     const fromFile = yield* Option.match(tokenFile, {
       onNone: () => Effect.succeed(Option.none<string>()),
