@@ -11,12 +11,14 @@ import { ConfigProvider, Context, Effect, Layer, Ref, Stream } from "effect"
 import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from "node:http"
 import { createServer } from "node:net"
 import { RuntimeHttpClientLive, type RuntimeHttpClientOptions } from "../src/http/index.js"
-import { Runtime, Unavailable, UnknownWorker, type WorkerEvent, WorkerId } from "../src/index.js"
+import { Runtime, type RuntimeOptions, Unavailable, UnknownWorker, type WorkerEvent, WorkerId } from "../src/index.js"
 import { ExitCode } from "../src/node/CliCommands.js"
 import { subcommandNamed } from "../src/node/CliMain.js"
 import { eventuallyLive } from "./support/eventually.js"
+import { followSuite } from "./support/followSuite.js"
 import { baseUrl, httpServer } from "./support/httpRuntime.js"
 import { tcpProxy } from "./support/proxy.js"
+import { runtimeSuite } from "./support/runtimeSuite.js"
 
 /** A loopback URL nothing listens on: connecting is refused. */
 const refusedUrl = Effect.promise(() =>
@@ -254,6 +256,18 @@ describe("RuntimeHttpClient with several URLs", () => {
       Effect.provide(httpServer())
     ))
 })
+
+/** The Runtime through a client whose first URL refuses: every operation goes through the failover client. */
+const failingOver = (options: RuntimeOptions = {}) =>
+  Layer.unwrapEffect(
+    Effect.map(
+      Effect.all([refusedUrl, baseUrl]),
+      ([refused, live]) => RuntimeHttpClientLive({ baseUrl: [refused, live], token: "suite-token" })
+    )
+  ).pipe(Layer.provide(httpServer(options, "suite-token")), Layer.provide(FetchHttpClient.layer))
+
+runtimeSuite("Runtime (RuntimeHttpClient with a refusing URL first -> server -> RuntimeLive)", failingOver)
+followSuite("Following (RuntimeHttpClient with a refusing URL first -> server -> RuntimeLive)", failingOver)
 
 /** Runs `worker-runtime <name> <args>` in this process: its exit code and what it printed. */
 const cli = (name: string, args: ReadonlyArray<string>) =>
