@@ -8,6 +8,7 @@ import { configDefaults, defineConfig } from "vitest/config"
 const e2e = [
   "test/Bin.test.ts",
   "test/Cli.test.ts",
+  "test/ClusterE2E.test.ts",
   "test/Crash.test.ts",
   "test/DrainStreams.test.ts",
   "test/FollowerMemory.test.ts",
