@@ -211,9 +211,10 @@ export const makeRuntimeHttpClient = (
         : Arr.map(options.baseUrl, (url) => String(url)),
       options.failover
     )
-    const where = failover.urls.length === 1
-      ? `The runtime at ${failover.urls[0]}`
-      : `None of the runtimes at ${failover.urls.join(", ")}`
+    const notAnswered = (within: Duration.Duration) =>
+      failover.urls.length === 1
+        ? `The runtime at ${failover.urls[0]} did not answer within ${Duration.format(within)}.`
+        : `No runtime at ${failover.urls.join(", ")} answered within ${Duration.format(within)}.`
     const timeout = Duration.decode(options.requestTimeout ?? DEFAULT_TIMEOUT)
 
     const checkConfiguration = HttpClient.transformResponse(
@@ -254,7 +255,7 @@ export const makeRuntimeHttpClient = (
           duration: within,
           onTimeout: () =>
             new Unavailable({
-              message: `${where} did not answer within ${Duration.format(within)}.`,
+              message: notAnswered(within),
               retryAfterMs: RETRY_AFTER_MS
             })
         }),
