@@ -11,10 +11,12 @@ import * as PgClient from "@effect/sql-pg/PgClient"
 import * as SqlClient from "@effect/sql/SqlClient"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
+import * as Scope from "effect/Scope"
 import { type Runtime } from "../Runtime.js"
 import { type RuntimeControl } from "../RuntimeControl.js"
 import type { RuntimeOptions } from "../RuntimeOptions.js"
@@ -44,7 +46,9 @@ export const failoverSettings = (detectionMs: number): Partial<ShardingConfig.Sh
   const poll = Math.max(100, Math.min(1000, Math.round(detectionMs / 10)))
   return {
     shardLockExpiration: Duration.millis(detectionMs),
-    shardLockRefreshInterval: Duration.millis(Math.max(200, Math.round(detectionMs / 5))),
+    // Also how long a refresh may take before the runner gives up all its
+    // shards (and interrupts their turns): as long as the expiry allows.
+    shardLockRefreshInterval: Duration.millis(Math.max(200, Math.floor(detectionMs / 3))),
     runnerHealthCheckInterval: Duration.millis(Math.max(500, Math.round(detectionMs / 2))),
     refreshAssignmentsInterval: Duration.millis(poll),
     entityMessagePollInterval: Duration.millis(poll)
@@ -62,6 +66,37 @@ export interface RunnerOptions {
   /** Overrides of the cluster's settings (tests); the shard count is not one of them. */
   readonly sharding?: Partial<ShardingConfig.ShardingConfig["Type"]> | undefined
 }
+
+/** The first key of the lock a runner holds while it makes or checks the cluster's tables ("WRKC"). */
+const START_LOCK_CLASS = 0x57524b43
+
+/**
+ * Builds `layer` (the cluster's tables made or checked, this runner
+ * registered) while no other runner does: runners started at once on a new
+ * database would otherwise make the same tables together, and all but one fail.
+ */
+const oneAtATime = <A, E, R>(
+  layer: Layer.Layer<A, E, R>
+): Layer.Layer<A, E | RunnerStartError, R | SqlClient.SqlClient> =>
+  Layer.scopedContext(Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    const lockScope = yield* Scope.make()
+    const locked = Effect.gen(function*() {
+      const connection = yield* Scope.extend(sql.reserve, lockScope)
+      yield* connection.executeRaw(`SELECT pg_advisory_lock(${START_LOCK_CLASS}, 0)`, [])
+      return connection
+    }).pipe(
+      Effect.mapError((error) =>
+        new RunnerStartError({ message: `cannot start with the other runners: ${error.message}` })
+      )
+    )
+    const connection = yield* Effect.onError(locked, () => Scope.close(lockScope, Exit.void))
+    // The lock goes with its connection: unlocked, then the connection back to the pool.
+    const unlock = Effect.ignore(connection.executeRaw(`SELECT pg_advisory_unlock(${START_LOCK_CLASS}, 0)`, [])).pipe(
+      Effect.zipRight(Scope.close(lockScope, Exit.void))
+    )
+    return yield* Effect.ensuring(Layer.build(layer), unlock)
+  }))
 
 const Count = Schema.Array(Schema.Struct({ n: Schema.NumberFromString }))
 
@@ -129,7 +164,7 @@ export const ClusterRunnerLive = (
     }).pipe(
       Layer.mapError((error) => new RunnerStartError({ message: error.message })),
       // The shard count is checked before this runner takes any shard.
-      Layer.provide(Layer.provide(sockets, shardCount))
+      Layer.provide(oneAtATime(Layer.provide(sockets, shardCount)))
     )
   })).pipe(Layer.provide(sql))
 }

@@ -36,7 +36,19 @@ const command = Command.make(NAME, options, (flags) =>
     // @effect/cli's built-in --log-level, else WORKER_RUNTIME_LOG_LEVEL or info (set by `main` below).
     const level = yield* FiberRef.get(FiberRef.currentMinimumLogLevel)
     const config = yield* resolveConfig({ ...flags, logLevel: logLevelName(level) })
-    return yield* Layer.launch(NodeRuntimeLive(config))
+    return yield* Layer.launch(NodeRuntimeLive(config)).pipe(
+      // A defect (a library's own failure while starting, e.g. the cluster's
+      // tables) still ends the process in one readable line, not silently.
+      Effect.catchAllDefect((defect) =>
+        Effect.fail(
+          new StartupError({
+            message: `stopped by an unexpected error: ${
+              (defect instanceof Error ? defect.message : String(defect)).split("\n")[0]
+            }`
+          })
+        )
+      )
+    )
   }).pipe(
     Effect.tapError((error) => Console.error(`${NAME}: ${error.message}`))
   )).pipe(

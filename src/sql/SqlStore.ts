@@ -751,12 +751,17 @@ export const makeSqlStore = (
 
     const runtimeId = (requested: string | undefined, generate: () => string) =>
       sql.withTransaction(Effect.gen(function*() {
-        const rows = yield* decodeValues(yield* sql`SELECT value FROM meta WHERE key = 'runtime_id'`)
-        const stored = rows[0]?.value
+        const read = Effect.map(
+          Effect.flatMap(sql`SELECT value FROM meta WHERE key = 'runtime_id'`, decodeValues),
+          (rows) => rows[0]?.value
+        )
+        let stored = yield* read
         if (stored === undefined) {
           const id = requested ?? generate()
-          yield* sql`INSERT INTO meta (key, value) VALUES ('runtime_id', ${id})`
-          return id
+          // The runners of a cluster start at once: the first one's id is the cluster's.
+          yield* sql`INSERT INTO meta (key, value) VALUES ('runtime_id', ${id}) ON CONFLICT (key) DO NOTHING`
+          stored = (yield* read) ?? id
+          if (stored === id) return id
         }
         if (requested !== undefined && requested !== stored) {
           return yield* new StoreError({
