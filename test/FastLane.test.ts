@@ -6,14 +6,21 @@
  */
 import * as HttpServer from "@effect/platform/HttpServer"
 import { describe, expect, it, layer } from "@effect/vitest"
-import { Effect, Layer, Metric, Redacted } from "effect"
+import { Effect, Layer, Metric, Redacted, Stream } from "effect"
 
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import * as net from "node:net"
 import type { FastLane } from "../src/http/FastLane.js"
 import { FastLaneSlot } from "../src/http/FastLane.js"
 import { RuntimeHttpServerLive } from "../src/http/index.js"
-import { makeMemoryStore, Runtime, RuntimeControl, RuntimeFromStore, RuntimeStore } from "../src/index.js"
+import {
+  makeMemoryStore,
+  type Profiles,
+  Runtime,
+  RuntimeControl,
+  RuntimeFromStore,
+  RuntimeStore
+} from "../src/index.js"
 import * as Metrics from "../src/Metrics.js"
 import { createRuntimeHttpServer } from "../src/node/index.js"
 import { suiteProfiles } from "./support/engines.js"
@@ -60,14 +67,20 @@ const makeLaneSwitch = () => {
 
 const lanes = makeLaneSwitch()
 
-const TestLayer = RuntimeHttpServerLive({ token: Redacted.make(TOKEN) }).pipe(
-  Layer.provideMerge(lanes.layer),
-  Layer.provideMerge(
-    RuntimeFromStore({ profiles: suiteProfiles, passivateAfterMs: 60_000 }).pipe(
-      Layer.provide(Layer.sync(RuntimeStore, makeMemoryStore))
+/** The suite's engines, and one whose turn runs until it is ended from outside (a Worker kept busy). */
+const profiles: Profiles = { ...suiteProfiles, held: { name: "held", run: () => Stream.never } }
+
+const serverLayer = (switched: ReturnType<typeof makeLaneSwitch>) =>
+  RuntimeHttpServerLive({ token: Redacted.make(TOKEN) }).pipe(
+    Layer.provideMerge(switched.layer),
+    Layer.provideMerge(
+      RuntimeFromStore({ profiles, passivateAfterMs: 60_000 }).pipe(
+        Layer.provide(Layer.sync(RuntimeStore, makeMemoryStore))
+      )
     )
   )
-)
+
+const TestLayer = serverLayer(lanes)
 
 const request = (method: string, path: string, headers: ReadonlyArray<string>, body = "") =>
   [
@@ -106,15 +119,48 @@ const rawUntil = (base: string, raw: string, until: string) =>
     return Effect.sync(() => socket.destroy())
   })
 
-const both = (base: string, raw: string) =>
+/** `raw` answered by HttpApi (lane out), then `rawViaLane` with the lane in (`raw` again unless given). */
+const both = (base: string, raw: string, rawViaLane = raw, switched = lanes) =>
   Effect.gen(function*() {
+    switched.off()
+    const before = switched.answered()
+    const viaApi = withoutDate(yield* rawSocket(base, raw))
+    switched.on()
+    const viaLane = withoutDate(yield* rawSocket(base, rawViaLane))
+    return { viaApi, viaLane, laneAnswered: switched.answered() > before }
+  })
+
+/** An ISO timestamp (always 24 characters, so `Content-Length` stays as it was). */
+const TIMESTAMP = /\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z/g
+
+/**
+ * The answer of an input to one Worker made comparable with the same input
+ * to another in the same state: that one's id (ids are all as long) and
+ * the times, which differ by the clock alone.
+ */
+const asIf = (answer: string, id: string, as: string) =>
+  answer.replaceAll(id, as).replace(TIMESTAMP, "2000-01-01T00:00:00.000Z")
+
+/** A request of raw bytes (not all of them UTF-8), answered by HttpApi, then by the lane. */
+const bothBytes = (base: string, raw: Buffer) => {
+  const send = Effect.async<string>((resume) => {
+    const { hostname, port } = new URL(base)
+    const socket = net.connect(Number(port), hostname, () => socket.end(raw))
+    let received = ""
+    socket.on("data", (chunk) => (received += chunk.toString()))
+    socket.on("end", () => resume(Effect.succeed(received)))
+    socket.on("error", (error) => resume(Effect.die(error)))
+    return Effect.sync(() => socket.destroy())
+  })
+  return Effect.gen(function*() {
     lanes.off()
     const before = lanes.answered()
-    const viaApi = withoutDate(yield* rawSocket(base, raw))
+    const viaApi = withoutDate(yield* send)
     lanes.on()
-    const viaLane = withoutDate(yield* rawSocket(base, raw))
+    const viaLane = withoutDate(yield* send)
     return { viaApi, viaLane, laneAnswered: lanes.answered() > before }
   })
+}
 
 const bearer = `Authorization: Bearer ${TOKEN}`
 const host = "Host: 127.0.0.1"
@@ -218,6 +264,133 @@ layer(TestLayer, { excludeTestServices: true })("fast lane", (it) => {
       expect(lanes.answered() - before).toBe(0)
     }))
 
+  it.effect("answers POST input as HttpApi does, for every status, and leaves what HttpApi answers unread to it", () =>
+    Effect.gen(function*() {
+      const runtime = yield* Runtime
+      const base = serverUrl((yield* HttpServer.HttpServer).address)
+      const json = "Content-Type: application/json"
+      const input = (id: string, body: string, headers: ReadonlyArray<string> = [host, bearer, json]) =>
+        request("POST", `/v1/workers/${id}/input`, headers, body)
+      const hello = JSON.stringify({ content: "hello \"ünïcode\"" })
+
+      // 202, a turn started: the same input to two Workers in the same state.
+      const idle = yield* runtime.create({ metadata: { team: "a" } })
+      const twin = yield* runtime.create({ metadata: { team: "a" } })
+      const started = yield* both(base, input(idle.id, hello), input(twin.id, hello))
+      expect(asIf(started.viaLane, twin.id, idle.id)).toBe(asIf(started.viaApi, twin.id, idle.id))
+      expect(started.viaApi).toMatch(/^HTTP\/1\.1 202 Accepted\r\n/)
+      expect(started.viaLane).toContain(twin.id)
+      expect(started.laneAnswered).toBe(true)
+      yield* eventuallyLive(runtime.get(twin.id), (worker) => worker.status === "idle", "the lane's turn ended")
+      // Recorded, and its turn run: the input, then the echo.
+      const entries = (yield* runtime.transcript(twin.id, {})).entries
+      expect(entries.slice(0, 2).map((entry) => [entry.role, entry.content])).toEqual([
+        ["user", "hello \"ünïcode\""],
+        ["worker", "hello \"ünïcode\""]
+      ])
+
+      // 202, queued behind a turn; then 409 for one that may not wait.
+      const held = yield* runtime.create({ profile: "held" })
+      const heldTwin = yield* runtime.create({ profile: "held" })
+      yield* runtime.input(held.id, { content: "first" })
+      yield* runtime.input(heldTwin.id, { content: "first" })
+      const wait = JSON.stringify({ content: "next", ifBusy: "enqueue" })
+      const queued = yield* both(base, input(held.id, wait), input(heldTwin.id, wait))
+      expect(asIf(queued.viaLane, heldTwin.id, held.id)).toBe(asIf(queued.viaApi, heldTwin.id, held.id))
+      expect(queued.viaApi).toMatch(/^HTTP\/1\.1 202 Accepted\r\n[^]*"queued":true,"position":1}$/)
+      expect(queued.laneAnswered).toBe(true)
+
+      const stopped = yield* runtime.create({})
+      yield* runtime.stop(stopped.id)
+      const deep = JSON.stringify({ content: "x", kind: "user" }).replace("{", "[".repeat(70) + "{") + "]".repeat(70)
+      // What the lane answers itself, with HttpApi's bytes: nothing here changes the Worker.
+      const answered: ReadonlyArray<readonly [string, string, RegExp]> = [
+        ["a busy Worker", input(held.id, hello), /^HTTP\/1\.1 409 /],
+        ["a stopped Worker", input(stopped.id, hello), /^HTTP\/1\.1 422 /],
+        ["an unknown Worker", input("nope", hello), /^HTTP\/1\.1 404 /],
+        ["not JSON", input(stopped.id, "{\"content\":"), /^HTTP\/1\.1 400 /],
+        ["JSON nested too deep", input(stopped.id, deep), /^HTTP\/1\.1 400 /],
+        ["a body of blanks", input(stopped.id, "  "), /^HTTP\/1\.1 400 /],
+        ["no content", input(stopped.id, "{}"), /^HTTP\/1\.1 400 /],
+        ["empty content", input(stopped.id, JSON.stringify({ content: "" })), /^HTTP\/1\.1 400 /],
+        ["an unknown field", input(stopped.id, JSON.stringify({ content: "x", to: 1 })), /^HTTP\/1\.1 400 /],
+        ["an unknown kind", input(stopped.id, JSON.stringify({ content: "x", kind: "robot" })), /^HTTP\/1\.1 400 /],
+        [
+          "content over maxInputBytes, a body of many reads",
+          input(held.id, JSON.stringify({ content: "x".repeat(1024 * 1024 + 1) })),
+          /^HTTP\/1\.1 400 /
+        ],
+        ["no Content-Type", input(stopped.id, hello, [host, bearer]), /^HTTP\/1\.1 422 /],
+        [
+          "a +json Content-Type",
+          input(stopped.id, hello, [host, bearer, "Content-Type: application/merge-patch+json; charset=utf-8"]),
+          /^HTTP\/1\.1 422 /
+        ]
+      ]
+      for (const [what, raw, status] of answered) {
+        const answers = yield* both(base, raw)
+        expect(answers.viaLane, what).toBe(answers.viaApi)
+        expect(answers.viaApi, what).toMatch(status)
+        expect(answers.laneAnswered, what).toBe(true)
+      }
+      const notUtf8 = yield* bothBytes(
+        base,
+        Buffer.concat([
+          Buffer.from(input(stopped.id, "").replace("Connection: close", "Content-Length: 4\r\nConnection: close")),
+          Buffer.from([0x7b, 0xff, 0xfe, 0x7d])
+        ])
+      )
+      expect(notUtf8.viaLane).toBe(notUtf8.viaApi)
+      expect(notUtf8.viaApi).toMatch(/^HTTP\/1\.1 400 [^]*not valid UTF-8/)
+      expect(notUtf8.laneAnswered).toBe(true)
+
+      // What HttpApi answers before reading the body (or could not be told apart from it): the lane leaves it.
+      const path = `/v1/workers/${stopped.id}/input`
+      const chunked = `${Buffer.byteLength(hello).toString(16)}\r\n${hello}\r\n0\r\n\r\n`
+      const left: ReadonlyArray<readonly [string, string, RegExp]> = [
+        ["no token", input(stopped.id, hello, [host, json]), /^HTTP\/1\.1 401 /],
+        ["a wrong token", input(stopped.id, hello, [host, json, "Authorization: Bearer nope"]), /^HTTP\/1\.1 401 /],
+        ["another Host", input(stopped.id, hello, ["Host: evil.example", bearer, json]), /^HTTP\/1\.1 403 /],
+        ["two Hosts", input(stopped.id, hello, [host, host, bearer, json]), /^HTTP\/1\.1 400 /],
+        ["a browser", input(stopped.id, hello, [host, bearer, json, "Origin: http://127.0.0.1"]), /^HTTP\/1\.1 403 /],
+        [
+          "not JSON's media type",
+          input(stopped.id, hello, [host, bearer, "Content-Type: text/plain"]),
+          /^HTTP\/1\.1 415 /
+        ],
+        [
+          "a body declared too large",
+          input(stopped.id, "", [host, bearer, json, "Content-Length: 99999999"]),
+          /^HTTP\/1\.1 413 /
+        ],
+        ["no body", input(stopped.id, "", [host, bearer, json, "Content-Length: 0"]), /^HTTP\/1\.1 400 /],
+        [
+          "a chunked body",
+          input(stopped.id, chunked, [host, bearer, json, "Transfer-Encoding: chunked"]).replace(
+            /Content-Length: \d+\r\n/,
+            ""
+          ),
+          /^HTTP\/1\.1 422 /
+        ],
+        ["a query", request("POST", `${path}?x=1`, [host, bearer, json], hello), /^HTTP\/1\.1 422 /],
+        ["a trailing slash", request("POST", `${path}/`, [host, bearer, json], hello), /^HTTP\/1\.1 404 /],
+        [
+          "an escaped id",
+          request("POST", `/v1/workers/%${stopped.id}/input`, [host, bearer, json], hello),
+          /^HTTP\/1\.1 /
+        ],
+        ["GET", request("GET", path, [host, bearer]), /^HTTP\/1\.1 405 /]
+      ]
+      for (const [what, raw, status] of left) {
+        const answers = yield* both(base, raw)
+        expect(answers.viaLane, what).toBe(answers.viaApi)
+        expect(answers.viaApi, what).toMatch(status)
+        expect(answers.laneAnswered, what).toBe(false)
+      }
+      yield* runtime.cancel(held.id, { clearQueue: true })
+      yield* runtime.cancel(heldTwin.id, { clearQueue: true })
+    }))
+
   it.effect("counts what it answers in the request metrics, as HttpApi does", () =>
     Effect.gen(function*() {
       const runtime = yield* Runtime
@@ -235,6 +408,42 @@ layer(TestLayer, { excludeTestServices: true })("fast lane", (it) => {
       for (let i = 0; i < 5; i++) yield* rawSocket(base, request("GET", `/v1/workers/${worker.id}`, [host, bearer]))
       expect(lanes.answered() - answeredBefore).toBe(5)
       expect((yield* Metric.value(counter)).count - before).toBe(5)
+
+      const inputs = Metrics.requests.pipe(Metric.taggedWithLabels([
+        Metrics.label("route", "/v1/workers/{workerId}/input"),
+        Metrics.label("method", "POST"),
+        Metrics.label("status", "202")
+      ]))
+      const acceptedBefore = (yield* Metric.value(inputs)).count
+      const body = JSON.stringify({ content: "x" })
+      yield* rawSocket(
+        base,
+        request("POST", `/v1/workers/${worker.id}/input`, [host, bearer, "Content-Type: application/json"], body)
+      )
+      expect(lanes.answered() - answeredBefore).toBe(6)
+      expect((yield* Metric.value(inputs)).count - acceptedBefore).toBe(1)
+    }))
+})
+
+const drainingLanes = makeLaneSwitch()
+
+layer(serverLayer(drainingLanes), { excludeTestServices: true })("fast lane, while the Runtime drains", (it) => {
+  it.effect("answers POST input 503 with Retry-After, as HttpApi does", () =>
+    Effect.gen(function*() {
+      const runtime = yield* Runtime
+      const base = serverUrl((yield* HttpServer.HttpServer).address)
+      const worker = yield* runtime.create({})
+      yield* (yield* RuntimeControl).drain
+      const raw = request(
+        "POST",
+        `/v1/workers/${worker.id}/input`,
+        [host, bearer, "Content-Type: application/json"],
+        JSON.stringify({ content: "too late" })
+      )
+      const answers = yield* both(base, raw, raw, drainingLanes)
+      expect(answers.viaLane).toBe(answers.viaApi)
+      expect(answers.viaApi).toMatch(/^HTTP\/1\.1 503 [^]*\r\nretry-after: \d+\r\n/)
+      expect(answers.laneAnswered).toBe(true)
     }))
 })
 

@@ -6,12 +6,15 @@
  * HttpApi would answer 200 with the same bytes (test/FastLane.test.ts holds
  * both side by side). Everything else (a refusal, a query, a body, a percent
  * in the path, a Worker only in the store) falls through to HttpApi as if
- * the lane were not there. docs/benchmarks.md has what it saves.
+ * the lane were not there. The events and input endpoints have lanes of
+ * their own (EventsLane.ts, InputLane.ts). docs/benchmarks.md has what they
+ * save.
  */
 import * as HttpApi from "@effect/platform/HttpApi"
 import * as Context from "effect/Context"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
+import type * as AST from "effect/SchemaAST"
 import type { Readable } from "node:stream"
 import { type Worker, WorkerId } from "../Domain.js"
 import { RuntimeApi } from "./Api.js"
@@ -27,23 +30,37 @@ export interface LaneRequest extends Omit<GuardView, "path"> {
   readonly hasBody: boolean
 }
 
-/** A whole answer: the server writes it with `Content-Type` and `Content-Length`, as the platform does. */
+/**
+ * A whole answer: the server writes it with `Content-Type` and
+ * `Content-Length`, then `headers` (e.g. `Retry-After`), as the platform
+ * does; an empty body with neither.
+ */
 export interface LaneAnswer {
   readonly _tag: "Answer"
   readonly status: number
   readonly contentType: string
   readonly body: string
+  readonly headers?: Readonly<Record<string, string>> | undefined
 }
 
 /** What the server offers a request the lane took and answers later. */
 export interface LaneIO {
   /** Writes the status and headers, then pipes `body` to the client (destroyed if the client goes). */
   readonly stream: (status: number, headers: Readonly<Record<string, string>>, body: Readable) => void
-  /** Gives the request to HttpApi as if the lane had not taken it; only before `stream`. */
+  /** Writes a whole answer. */
+  readonly answer: (answer: LaneAnswer) => void
+  /**
+   * Reads the request's whole body, then calls `onBody` with it; never if
+   * the client goes first (its answer goes with it).
+   */
+  readonly readBody: (onBody: (body: Uint8Array) => void) => void
+  /** Calls `onGone` if the client goes before its answer is written (HttpApi interrupts the request's fiber then). */
+  readonly whenGone: (onGone: () => void) => void
+  /** Gives the request to HttpApi as if the lane had not taken it; only before `stream`, `answer` and `readBody`. */
   readonly fallThrough: () => void
 }
 
-/** A request the lane takes now and answers (or gives back) later: only a request without a body. */
+/** A request the lane takes now and answers (or gives back) later. */
 export interface LaneTake {
   readonly _tag: "Take"
   readonly run: (io: LaneIO) => void
@@ -77,6 +94,17 @@ export interface WorkerEndpoint {
   readonly template: string
   /** The Worker id of a path (no query) this endpoint takes; undefined for any other, or when the router must decode it. */
   readonly workerIdOf: (path: string) => WorkerId | undefined
+  /** What it answers, by status, as the API declares it (LaneAnswers.ts encodes them). */
+  readonly successes: ReadonlyMap<number, AST.AST>
+  /** Its errors, the group's and the API's, by status. */
+  readonly errors: ReadonlyMap<number, AST.AST>
+}
+
+/** The schemas of `members` that have one, by status. */
+const schemasOf = (members: ReadonlyMap<number, { readonly ast: Option.Option<AST.AST> }>) => {
+  const out = new Map<number, AST.AST>()
+  for (const [status, { ast }] of members) if (ast._tag === "Some") out.set(status, ast.value)
+  return out
 }
 
 /** The path parameter, by the schema the API decodes it with. */
@@ -93,7 +121,7 @@ export const workersEndpoint = (name: string): WorkerEndpoint | undefined => {
   let found: WorkerEndpoint | undefined
   HttpApi.reflect(RuntimeApi, {
     onGroup: () => {},
-    onEndpoint: ({ endpoint, group }) => {
+    onEndpoint: ({ endpoint, errors, group, successes }) => {
       if (group.identifier !== "workers" || endpoint.name !== name) return
       const segments = endpoint.path.split("/")
       const params = segments.filter((segment) => segment.startsWith(":"))
@@ -107,7 +135,9 @@ export const workersEndpoint = (name: string): WorkerEndpoint | undefined => {
         workerIdOf: (path) =>
           path.startsWith(prefix) && path.endsWith(suffix) && path.length > prefix.length + suffix.length
             ? plainWorkerId(path.slice(prefix.length, path.length - suffix.length))
-            : undefined
+            : undefined,
+        successes: schemasOf(successes),
+        errors: schemasOf(errors)
       }
     }
   })

@@ -21,7 +21,7 @@ import type * as MetricLabel from "effect/MetricLabel"
 import * as Option from "effect/Option"
 import type * as Redacted from "effect/Redacted"
 import * as Metrics from "../Metrics.js"
-import { type Runtime } from "../Runtime.js"
+import { Runtime } from "../Runtime.js"
 import { RuntimeControl } from "../RuntimeControl.js"
 import { DEFAULT_MAX_INPUT_BYTES } from "../RuntimeOptions.js"
 import { headerAttributes, withoutQuery } from "../Tracing.js"
@@ -33,6 +33,7 @@ import { FastLaneSlot, firstOf, makeWorkerLane } from "./FastLane.js"
 import { makeGuard, makeRefusalOf } from "./Guard.js"
 import { type HeldRequests, makeHeldRequests } from "./HeldRequests.js"
 import { allowsAnyHost, makeHostPolicy } from "./Hosts.js"
+import { makeInputLane } from "./InputLane.js"
 import { makeRoutes, type Routes, workerIdOf } from "./Routes.js"
 
 export interface RuntimeHttpOptions {
@@ -211,17 +212,20 @@ const installLane = (options: {
   readonly observed: boolean
   readonly heldRequests: HeldRequests
   readonly pingMs: number
+  readonly maxBodyBytes: number
 }) =>
   Effect.gen(function*() {
     const slot = yield* Effect.serviceOption(FastLaneSlot)
     const control = yield* Effect.serviceOption(RuntimeControl)
     const peek = Option.flatMapNullable(control, (control) => control.peek)
     if (options.observed || Option.isNone(slot) || Option.isNone(peek)) return
-    const { heldRequests, pingMs, record, refusalOf } = options
+    const { heldRequests, maxBodyBytes, pingMs, record, refusalOf } = options
     const follow = Option.getOrUndefined(Option.flatMapNullable(control, (control) => control.follow))
     const runtime = yield* Effect.runtime<never>()
+    const { input } = yield* Runtime
     const lanes = [
       makeWorkerLane({ refusalOf, peek: peek.value, record }),
+      makeInputLane({ refusalOf, record, input, maxBodyBytes, runtime }),
       follow === undefined
         ? undefined
         : makeEventsLane({ refusalOf, peek: peek.value, record, follow, heldRequests, pingMs, runtime })
@@ -290,7 +294,8 @@ export const RuntimeHttpServerLive = (
         record,
         observed: tracing || debug,
         heldRequests,
-        pingMs
+        pingMs,
+        maxBodyBytes
       })
       return HttpApiBuilder.serve(observeRequests(routes, record, tracing, debug)).pipe(
         // The platform's request span is never made: `requestSpan` is ours.

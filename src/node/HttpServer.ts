@@ -27,7 +27,7 @@ import type { ListenOptions } from "node:net"
 import type { Socket } from "node:net"
 import { pipeline } from "node:stream"
 import type { Duplex } from "node:stream"
-import { type FastLane, FastLaneSlot } from "../http/FastLane.js"
+import { type FastLane, FastLaneSlot, type LaneAnswer } from "../http/FastLane.js"
 import { hostHeaderCount } from "../http/Hosts.js"
 import { RETRY_AFTER_MS } from "../RuntimeOptions.js"
 
@@ -102,10 +102,37 @@ const hasBody = (request: IncomingMessage) => {
   return (length !== undefined && length !== "0") || request.headers["transfer-encoding"] !== undefined
 }
 
+/** Writes a lane's whole answer with the headers the platform writes for it. */
+const writeAnswer = (response: ServerResponse, answer: LaneAnswer) => {
+  if (response.writableEnded || response.destroyed) return
+  if (answer.body === "" && answer.contentType === "") {
+    // An empty answer (the platform's to an interrupted request): status only.
+    response.writeHead(answer.status, answer.headers ?? {})
+    response.end()
+    return
+  }
+  response.writeHead(answer.status, {
+    "content-type": answer.contentType,
+    "content-length": String(Buffer.byteLength(answer.body)),
+    ...answer.headers
+  })
+  response.end(answer.body)
+}
+
+/** The whole body of `request`, then `onBody`; nothing if the client goes first. */
+const readBody = (request: IncomingMessage, onBody: (body: Uint8Array) => void) => {
+  const chunks: Array<Buffer> = []
+  request.on("data", (chunk: Buffer) => chunks.push(chunk))
+  request.on("end", () => onBody(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)))
+  // An aborted body: the socket and its answer are gone.
+  request.on("error", () => {})
+}
+
 /**
  * Answers `request` from `lane` if it answers or takes it: a whole answer
  * with the headers the platform writes for a JSON body; a taken request is
- * streamed or, through `fallThrough`, given to the platform's handler.
+ * answered, streamed or, through `fallThrough`, given to the platform's
+ * handler.
  */
 const answerFromLane = (
   lane: FastLane,
@@ -131,15 +158,17 @@ const answerFromLane = (
         // A client that goes destroys the body, which closes its follower.
         pipeline(body, response, () => {})
       },
+      answer: (answer) => writeAnswer(response, answer),
+      readBody: (onBody) => readBody(request, onBody),
+      whenGone: (onGone) =>
+        response.once("close", () => {
+          if (!response.writableEnded) onGone()
+        }),
       fallThrough
     })
     return true
   }
-  response.writeHead(result.status, {
-    "content-type": result.contentType,
-    "content-length": String(Buffer.byteLength(result.body))
-  })
-  response.end(result.body)
+  writeAnswer(response, result)
   return true
 }
 
