@@ -20,7 +20,21 @@ import * as NodeClusterSocket from "@effect/platform-node/NodeClusterSocket"
 import * as SqliteClient from "@effect/sql-sqlite-node/SqliteClient"
 import * as SqlClient from "@effect/sql/SqlClient"
 import { describe, expect, it } from "@effect/vitest"
-import { Chunk, Clock, Context, Deferred, Effect, Exit, Fiber, Layer, Option, Scope, Stream, TestClock } from "effect"
+import {
+  Chunk,
+  Clock,
+  Context,
+  Deferred,
+  Duration,
+  Effect,
+  Exit,
+  Fiber,
+  Layer,
+  Option,
+  Scope,
+  Stream,
+  TestClock
+} from "effect"
 import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -44,7 +58,7 @@ import {
 } from "../src/index.js"
 import { busySuite } from "./support/busySuite.js"
 import { SLOW_MS, suiteProfiles } from "./support/engines.js"
-import { eventually, eventuallyLive, waitForSleeps } from "./support/eventually.js"
+import { eventually, eventuallyLive, HANG_MS, waitForSleeps, within } from "./support/eventually.js"
 import { followSuite } from "./support/followSuite.js"
 import { freePort } from "./support/postgres.js"
 import { runtimeSuite } from "./support/runtimeSuite.js"
@@ -345,9 +359,10 @@ describe("two runners over loopback sockets", () => {
     refreshAssignmentsInterval: "200 millis",
     entityMessagePollInterval: "200 millis",
     runnerHealthCheckInterval: "500 millis",
-    // A runner's shutdown waits this long for a follow from the other runner
-    // to let go of its entity (docs/cluster.md, not built yet).
-    entityTerminationTimeout: "3 seconds"
+    // Longer than a hang's deadline: a shutdown that waited for its
+    // entities to give up (a follow from the other runner still open on
+    // one) fails the test instead of being waited out.
+    entityTerminationTimeout: Duration.millis(2 * HANG_MS)
   } as const
   const startRunner = (port: number, file: string, store: RuntimeStoreService, profiles: Profiles) =>
     Effect.gen(function*() {
@@ -414,9 +429,11 @@ describe("two runners over loopback sockets", () => {
         expect(accepted).toMatchObject({ queued: false, entry: { seq: 1, content: "first" } })
         const queued = yield* b.runtime.input(onA.id, { content: "second", ifBusy: "enqueue" })
         expect(queued).toMatchObject({ queued: true, position: 1 })
-        // A leaves (its turn interrupted, its shards handed over); B takes the
-        // shards, runs the queued input, and the follow through B goes on.
-        yield* Scope.close(a.scope, Exit.void)
+        // A leaves (its turn interrupted, its shards handed over) while B
+        // follows one of its Workers, without waiting for that follow; B
+        // takes the shards, runs the queued input, and the follow goes on.
+        // (Disconnected: a close cannot be interrupted, and the deadline must cut it.)
+        yield* Effect.disconnect(Scope.close(a.scope, Exit.void)).pipe(within("runner A shut down"))
         yield* eventuallyLive(Effect.sync(() => ownedBy(b, onA.id)), (owned) => owned, "B holds the Worker's shard")
         yield* eventuallyLive(b.runtime.get(onA.id), (worker) => worker.turn === 2, "the queued input started on B")
         yield* Deferred.succeed(gate, undefined)

@@ -31,12 +31,21 @@ import { asUnavailable, RuntimeStore, type RuntimeStoreService, type StoreError 
 import { cancelOf, reasonOf, validate } from "../Validation.js"
 import { adoptOnAcquire } from "./Adoption.js"
 import { SHARD_COUNT } from "./ShardCount.js"
-import { SHARD_GROUP, WorkerEntity, WorkerEntityLive, type WorkerEntityOptions } from "./WorkerEntity.js"
+import {
+  makeServedFollows,
+  SHARD_GROUP,
+  WorkerEntity,
+  WorkerEntityLive,
+  type WorkerEntityOptions
+} from "./WorkerEntity.js"
 
 const liveClock = Clock.make()
 
 /** What the cluster's client may fail with besides a Runtime error: the call did not reach its entity. */
 type ClusterFailure = MailboxFull | AlreadyProcessingMessage | PersistenceError
+
+/** How long a drain waits for the follows it ended to be acknowledged by their callers (a caller gone never does). */
+const FOLLOWS_END = "5 seconds"
 
 /** Subscriptions of one follow that may break in a row, the cluster unreachable, before the follow fails. */
 const MAX_RESUMES = 30
@@ -227,11 +236,12 @@ export const makeClusterRuntime = (
     })
     const shards = cluster.shards ?? SHARD_COUNT
     let closing = false
+    const served = makeServedFollows()
     const clock = yield* Effect.clock
     // Registered on real time: the entity manager's own loops are the cluster's; its handlers run on `clock`.
     yield* Effect.withClock(
       Layer.buildWithScope(
-        WorkerEntityLive(local, actors, { clock, closing: () => closing, ...cluster }),
+        WorkerEntityLive(local, actors, { clock, closing: () => closing, served, ...cluster }),
         yield* Effect.scope
       ),
       liveClock
@@ -240,8 +250,19 @@ export const makeClusterRuntime = (
     // Runs before the entities are shut down (finalizers run in reverse): the
     // turns here get the grace and are recorded, the follows here end rather
     // than resume, and follows from elsewhere move on to the shards' next
-    // owners; else an entity's shutdown would wait for its follows to end.
-    const drain = Effect.zipRight(Effect.sync(() => closing = true), control.drain)
+    // owners. Their requests end while the entities still run, else an
+    // entity's shutdown would wait the cluster's termination timeout for them.
+    const drain = Effect.sync(() => closing = true).pipe(
+      Effect.zipRight(control.drain),
+      Effect.tap(() =>
+        Effect.timeoutOption(served.ended, FOLLOWS_END).pipe(
+          Effect.withClock(liveClock),
+          Effect.flatMap((ended) =>
+            ended._tag === "Some" ? Effect.void : Effect.logWarning("follows served to other runners did not end")
+          )
+        )
+      )
+    )
     yield* Effect.addFinalizer(() => drain)
     yield* adoptOnAcquire({
       store,

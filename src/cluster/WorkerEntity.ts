@@ -96,9 +96,41 @@ export const SHARD_GROUP = "default"
 export const WorkerEntity = Entity.make("Worker", [Get, Input, Cancel, Stop, Transcript, TurnOf, Delete, Events])
   .annotate(ClusterSchema.ShardGroup, () => SHARD_GROUP)
 
+/**
+ * The follows this runner serves (`Events`). A runner's drain ends them and
+ * waits for their requests to end while its entities still run: a served
+ * stream ends only once its caller has acknowledged its last chunk, and
+ * once an entity shuts down, acknowledgements no longer reach it (it would
+ * wait the cluster's `entityTerminationTimeout`).
+ */
+export interface ServedFollows {
+  readonly track: <A, E, R>(follow: Stream.Stream<A, E, R>) => Stream.Stream<A, E, R>
+  /** Waits until no follow is served here. */
+  readonly ended: Effect.Effect<void>
+}
+
+export const makeServedFollows = (): ServedFollows => {
+  let open = 0
+  const none = Effect.unsafeMakeLatch(true)
+  const opened = Effect.sync(() => {
+    open++
+    none.unsafeClose()
+  })
+  const closed = Effect.sync(() => {
+    open--
+    if (open === 0) none.unsafeOpen()
+  })
+  return {
+    track: (follow) => Stream.unwrapScoped(Effect.as(Effect.acquireRelease(opened, () => closed), follow)),
+    ended: none.await
+  }
+}
+
 export interface WorkerEntityOptions {
   /** This runner is shutting down: a follow is refused (`Unavailable`) and its caller follows on at the next owner. */
   readonly closing?: (() => boolean) | undefined
+  /** The follows served here, for the runner's drain to wait for. */
+  readonly served?: ServedFollows | undefined
   /**
    * The Runtime's clock, which the handlers run with (turns, waits and
    * timestamps are the Runtime's time, not the cluster machinery's). Default: the cluster's.
@@ -117,6 +149,7 @@ export interface WorkerEntityOptions {
 export const WorkerEntityLive = (local: RuntimeService, actors: ActorHosting, options: WorkerEntityOptions = {}) => {
   const { clock } = options
   const closing = options.closing ?? (() => false)
+  const served = options.served ?? makeServedFollows()
   const timed = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
     clock === undefined ? effect : Effect.withClock(effect, clock)
   return WorkerEntity.toLayer(
@@ -207,7 +240,7 @@ export const WorkerEntityLive = (local: RuntimeService, actors: ActorHosting, op
         Events: ({ payload }) =>
           closing()
             ? Stream.fail(new Unavailable({ message: "this runner is shutting down", retryAfterMs: RETRY_AFTER_MS }))
-            : local.events(workerId, { after: payload.after }).pipe(Stream.interruptWhen(shardLost))
+            : served.track(local.events(workerId, { after: payload.after }).pipe(Stream.interruptWhen(shardLost)))
       })
     })),
     { concurrency: "unbounded", maxIdleTime: options.maxIdleTime }
