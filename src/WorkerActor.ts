@@ -15,6 +15,7 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import type * as Either from "effect/Either"
 import type * as Fiber from "effect/Fiber"
+import type * as MetricLabel from "effect/MetricLabel"
 import type { TokenUsage, TranscriptEntry, Turn, Worker, WorkerEvent, WorkerStatus } from "./Domain.js"
 import type { Unavailable } from "./Errors.js"
 import { UnknownWorker } from "./Errors.js"
@@ -47,11 +48,40 @@ import {
 /** Lines a turn may have waiting for a commit before the engine's stream is pulled again. */
 const OUTPUT_HIGH_WATER = 4096
 
+/**
+ * One array per label set, made once: Effect finds a metric's hook by the
+ * identity of its label array, and a fresh array per update builds and
+ * hashes a new metric key every time (docs/benchmarks.md).
+ */
+const NO_LABELS: ReadonlyArray<MetricLabel.MetricLabel> = []
+
+/** The label arrays of `make`'s label sets, by key; keys come from a few names (outcomes, profiles). */
+const labelSets = (make: (key: string) => ReadonlyArray<MetricLabel.MetricLabel>) => {
+  const made = new Map<string, ReadonlyArray<MetricLabel.MetricLabel>>()
+  return (key: string) => {
+    let labels = made.get(key)
+    if (labels === undefined) {
+      labels = make(key)
+      made.set(key, labels)
+    }
+    return labels
+  }
+}
+
+const outcomeLabels = labelSets((outcome) => [Metrics.label("outcome", outcome)])
+const inputTokenLabels = labelSets((profile) => [
+  Metrics.label("profile", profile),
+  Metrics.label("direction", "input")
+])
+const outputTokenLabels = labelSets((profile) => [
+  Metrics.label("profile", profile),
+  Metrics.label("direction", "output")
+])
+
 /** A model turn's tokens, by profile and direction. */
 const countTokens = (profile: string, usage: TokenUsage) => {
-  const by = Metrics.label("profile", profile)
-  Metrics.modelTokens.unsafeUpdate(usage.inputTokens, [by, Metrics.label("direction", "input")])
-  Metrics.modelTokens.unsafeUpdate(usage.outputTokens, [by, Metrics.label("direction", "output")])
+  Metrics.modelTokens.unsafeUpdate(usage.inputTokens, inputTokenLabels(profile))
+  Metrics.modelTokens.unsafeUpdate(usage.outputTokens, outputTokenLabels(profile))
 }
 
 export const nowIso = Effect.map(Clock.currentTimeMillis, (ms) => new Date(ms).toISOString())
@@ -281,7 +311,7 @@ export class WorkerActor {
     if (change === undefined) return Effect.succeed([plan.result, undefined])
     const commit = env.tracing ? Effect.withSpan(env.store.commit(change), "store.commit") : env.store.commit(change)
     return Effect.flatMap(Effect.timed(commit), ([took]) => {
-      Metrics.storeCommitDuration.unsafeUpdate(Duration.toSeconds(took), [])
+      Metrics.storeCommitDuration.unsafeUpdate(Duration.toSeconds(took), NO_LABELS)
       const before = this.state.worker
       this.state = plan.state
       const after = plan.state.worker
@@ -293,14 +323,14 @@ export class WorkerActor {
         this.turnOver()
         const closed = plan.closed
         if (closed !== undefined && closed.endedAt !== null) {
-          const outcome = [Metrics.label("outcome", closed.status)]
+          const outcome = outcomeLabels(closed.status)
           Metrics.turnsEnded.unsafeUpdate(1, outcome)
           Metrics.turnDuration.unsafeUpdate((Date.parse(closed.endedAt) - Date.parse(closed.startedAt)) / 1000, outcome)
           if (closed.usage !== null) countTokens(after.profile, closed.usage)
         }
       }
       if (plan.starts === undefined) return Effect.succeed([plan.result, ended] as const)
-      Metrics.turnsStarted.unsafeUpdate(1, [])
+      Metrics.turnsStarted.unsafeUpdate(1, NO_LABELS)
       this.ended = Effect.unsafeMakeLatch(false)
       return Effect.as(this.start(plan.starts), [plan.result, ended] as const)
     })
