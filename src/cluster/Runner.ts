@@ -5,8 +5,7 @@
  * settings, and `ClusterRuntime` over the shared `RuntimeStore`.
  */
 import * as RunnerAddress from "@effect/cluster/RunnerAddress"
-import type * as ShardingConfig from "@effect/cluster/ShardingConfig"
-import * as NodeClusterSocket from "@effect/platform-node/NodeClusterSocket"
+import * as ShardingConfig from "@effect/cluster/ShardingConfig"
 import * as PgClient from "@effect/sql-pg/PgClient"
 import * as SqlClient from "@effect/sql/SqlClient"
 import * as Duration from "effect/Duration"
@@ -22,6 +21,7 @@ import { type RuntimeControl } from "../RuntimeControl.js"
 import type { RuntimeOptions } from "../RuntimeOptions.js"
 import type { RuntimeStore } from "../RuntimeStore.js"
 import { ClusterRuntimeFromStore } from "./ClusterRuntime.js"
+import { runnerSockets } from "./RunnerSockets.js"
 import { checkShardCount, SHARD_COUNT } from "./ShardCount.js"
 
 /** How long a runner that stopped answering keeps its shards by default (docs/cluster.md, failover). */
@@ -139,20 +139,19 @@ export const ClusterRunnerLive = (
       )
     )
   )
-  const sockets = NodeClusterSocket.layer({
-    storage: "sql",
-    shardingConfig: {
-      ...failoverSettings(detectionMs),
-      ...runner.sharding,
-      shardsPerGroup: SHARD_COUNT,
-      runnerAddress: Option.some(RunnerAddress.make(runner.host, runner.port))
-    }
-  }).pipe(
+  const runnerAddress = RunnerAddress.make(runner.host, runner.port)
+  const sockets = runnerSockets({
+    ...ShardingConfig.defaults,
+    ...failoverSettings(detectionMs),
+    ...runner.sharding,
+    shardsPerGroup: SHARD_COUNT,
+    runnerAddress: Option.some(runnerAddress)
+  }, runnerAddress).pipe(
     Layer.mapError((error) =>
       new RunnerStartError({
         message: error._tag === "SocketServerError"
           ? `cannot listen for the other runners on ${address} (--runner-address): ${String(error.cause)}`
-          : `the cluster's configuration: ${String(error)}`
+          : `cannot use the cluster's tables: ${error.message}`
       })
     )
   )
