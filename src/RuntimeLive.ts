@@ -91,6 +91,8 @@ export interface ActorHosting {
   ) => Effect.Effect<InputAccepted, UnknownWorker | Busy | InvalidInput | Unsupported | Unavailable>
 }
 
+const notMoving = () => undefined
+
 /** Where the Workers' actors live: in this process only (default), or on the runners of a cluster. */
 export interface Hosting {
   /** Repair every Worker the store shows busy or queued at start (false in a cluster: `ActorHosting.adopt` does it per Worker). */
@@ -100,6 +102,12 @@ export interface Hosting {
    * counts them in the shared store). Default: this process's own count.
    */
   readonly atCapacity?: ((maxWorkers: number, reserving: number) => Effect.Effect<boolean, Unavailable>) | undefined
+  /**
+   * A refusal while the Worker is moving to another runner of a cluster, its
+   * running turn let finish first: no queued input starts here, and new
+   * inputs answer it (the next owner takes them, and the queue). Default: never.
+   */
+  readonly moving?: ((workerId: string) => Unavailable | undefined) | undefined
 }
 
 /** Builds the Runtime over whatever `RuntimeStore` is provided. */
@@ -144,6 +152,7 @@ export const makeRuntime = (
         maxQueuedBytes: options.maxQueuedBytes ?? DEFAULT_MAX_QUEUED_BYTES,
         tracing,
         draining: draining.refusal,
+        moving: hosting.moving ?? notMoving,
         statusChanged: (from, to) => {
           gauges.move(from, to)
           draining.notify()

@@ -103,6 +103,8 @@ export interface ActorEnv {
   readonly tracing: boolean
   /** The refusal of new turns while the Runtime drains, if it does. */
   readonly draining: () => Unavailable | undefined
+  /** The refusal of new turns while the Worker moves to another runner of a cluster, if it does. */
+  readonly moving: (workerId: string) => Unavailable | undefined
   /** A Worker's status changed (`undefined`: it was deleted). */
   readonly statusChanged: (from: WorkerStatus, to: WorkerStatus | undefined) => void
   /** The actor's Worker is being deleted: forget the actor, and answer for it as gone. */
@@ -247,7 +249,7 @@ export class WorkerActor {
   ): Effect.Effect<Ending<A>, E | UnknownWorker | StoreError> {
     return Effect.suspend((): Effect.Effect<Ending<A>, E | UnknownWorker | StoreError> => {
       if (this.deleted) return Effect.fail(this.gone())
-      const draining = this.env.draining()
+      const draining = this.env.draining() ?? this.env.moving(this.state.worker.id)
       const { queue, worker } = this.state
       const head = draining === undefined && mayDequeue(this.state, command) ? queue[0] : undefined
       // A queued input's content waits in the store until its turn starts.

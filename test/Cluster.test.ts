@@ -364,7 +364,13 @@ describe("two runners over loopback sockets", () => {
     // one) fails the test instead of being waited out.
     entityTerminationTimeout: Duration.millis(2 * HANG_MS)
   } as const
-  const startRunner = (port: number, file: string, store: RuntimeStoreService, profiles: Profiles) =>
+  const startRunner = (
+    port: number,
+    file: string,
+    store: RuntimeStoreService,
+    profiles: Profiles,
+    options: RuntimeOptions = {}
+  ) =>
     Effect.gen(function*() {
       const scope = yield* Scope.make()
       const runner = NodeClusterSocket.layer({
@@ -375,7 +381,7 @@ describe("two runners over loopback sockets", () => {
         Layer.provideMerge(SqliteClient.layer({ filename: file }))
       )
       const context = yield* Layer.buildWithScope(
-        ClusterRuntimeFromStore({ profiles }).pipe(
+        ClusterRuntimeFromStore({ profiles, ...options }).pipe(
           Layer.provideMerge(runner),
           Layer.provide(Layer.succeed(RuntimeStore, store))
         ),
@@ -456,6 +462,84 @@ describe("two runners over loopback sockets", () => {
         yield* Scope.close(b.scope, Exit.void)
       })
   )
+
+  it.scopedLive("a runner that joins takes no Worker with a turn running: the turn ends first, its queue waits, then the Worker moves", () =>
+    Effect.gen(function*() {
+      const dir = yield* Effect.acquireRelease(
+        Effect.sync(() => mkdtempSync(join(tmpdir(), "cluster-"))),
+        (dir) => Effect.sync(() => rmSync(dir, { recursive: true, force: true }))
+      )
+      const file = join(dir, "cluster.db")
+      const store = makeMemoryStore()
+      // The first turn ends by `gate`, the queued one by `later`.
+      const gate = yield* Deferred.make<void>()
+      const later = yield* Deferred.make<void>()
+      const profiles: Profiles = {
+        gated: {
+          name: "gated",
+          run: (context) =>
+            Stream.fromEffect(
+              Effect.as(
+                Deferred.await(context.input.content === "next" ? later : gate),
+                TurnOutput.line(`done: ${context.input.content}`)
+              )
+            )
+        }
+      }
+      // The grace outlasts the test's deadline: the turn must end by the gate, not by the grace.
+      const grace = { shutdownGraceMs: 2 * HANG_MS }
+      const [portA, portB] = [yield* freePort, yield* freePort]
+      const a = yield* startRunner(portA, file, store, profiles, grace)
+      let b = yield* startRunner(portB, file, store, profiles, grace)
+      const ownedBy = (runner: typeof a, workerId: WorkerId) =>
+        runner.sharding.hasShardId(runner.sharding.getShardId(EntityId.make(workerId), SHARD_GROUP))
+      // A Worker whose shard B holds while both run.
+      const onB = yield* eventuallyLive(
+        a.runtime.create({ profile: "gated" }),
+        (created) => ownedBy(b, created.id) && !ownedBy(a, created.id),
+        "a Worker whose shard runner B holds"
+      )
+      // B leaves: A takes every shard, and runs the Worker's turn.
+      yield* Effect.disconnect(Scope.close(b.scope, Exit.void)).pipe(within("runner B shut down"))
+      yield* eventuallyLive(Effect.sync(() => ownedBy(a, onB.id)), (owned) => owned, "A holds the Worker's shard")
+      yield* a.runtime.input(onB.id, { content: "long" })
+      expect(yield* a.runtime.input(onB.id, { content: "next", ifBusy: "enqueue" })).toMatchObject({ queued: true })
+      // B comes back at its address: its shards are its again, but the one
+      // of the busy Worker waits for the turn to end on A.
+      b = yield* startRunner(portB, file, store, profiles, grace)
+      yield* eventuallyLive(
+        Effect.sync(() => ownedBy(a, onB.id)),
+        (owned) => !owned,
+        "A gives up the Worker's shard"
+      )
+      const during = yield* store.getWorker(onB.id)
+      expect(during?.worker.status).toBe("busy")
+      yield* Deferred.succeed(gate, undefined)
+      // Before the queued turn ends: it did not start on A (where it would hold the Worker there).
+      yield* eventuallyLive(Effect.sync(() => ownedBy(b, onB.id)), (owned) => owned, "B holds the Worker's shard")
+      yield* Deferred.succeed(later, undefined)
+      // The queued input waited for the move, and ran on B.
+      yield* eventuallyLive(
+        b.runtime.get(onB.id),
+        (worker) => worker.status === "idle" && worker.turn === 2,
+        "the queued input run on B"
+      )
+      expect(yield* b.runtime.turn(onB.id, 1)).toMatchObject({ status: "completed" })
+      expect(yield* b.runtime.turn(onB.id, 2)).toMatchObject({ status: "completed" })
+      const page = yield* b.runtime.transcript(onB.id, {})
+      expect(page.entries.map((entry) => entry.content)).toEqual([
+        "long",
+        "done: long",
+        "completed",
+        "next",
+        "done: next",
+        "completed"
+      ])
+      // It answers through both, from B.
+      expect((yield* a.runtime.get(onB.id)).status).toBe("idle")
+      yield* Effect.disconnect(Scope.close(b.scope, Exit.void)).pipe(within("runner B shut down again"))
+      yield* Effect.disconnect(Scope.close(a.scope, Exit.void)).pipe(within("runner A shut down"))
+    }))
 })
 
 describe("shard count", () => {

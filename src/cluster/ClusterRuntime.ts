@@ -225,8 +225,14 @@ export const makeClusterRuntime = (
     const store = yield* RuntimeStore
     const sharding = yield* Sharding
     const { retainStoppedMs, ...localOptions } = options
+    // Its shard handed to another runner mid-turn, the cluster waits for the
+    // turn (it keeps the entity alive, src/cluster/WorkerEntity.ts) and
+    // nothing more starts here: the queue waits for the next owner.
+    const moving = new Unavailable({ message: "this Worker is moving to another runner", retryAfterMs: RETRY_AFTER_MS })
     const { actors, control, runtime: local } = yield* makeRuntime(localOptions, {
       repairAtStart: false,
+      moving: (workerId) =>
+        sharding.hasShardId(sharding.getShardId(EntityId.make(workerId), SHARD_GROUP)) ? undefined : moving,
       // The cluster's capacity, counted by the shared store: this runner's own count would miss the others' Workers.
       atCapacity: (maxWorkers, reserving) =>
         Effect.map(
