@@ -139,13 +139,14 @@ export interface InputRun {
   readonly accepted: number
 }
 
-type InputTarget = "raw" | "effect" | "runtime"
+type InputTarget = "raw" | "effect" | "runtime" | "runtimeApi"
 
 /**
  * POST /v1/workers/{id}/input: raw node:http and the minimal HttpApi server
  * parse and answer it without storing anything; the runtime records it (the
  * memory store) and runs an echo turn, over 256 Workers, answering 409 Busy
- * to an input for a Worker whose turn still runs.
+ * to an input for a Worker whose turn still runs: through the input lane,
+ * and through HttpApi (a query in the URL, which the lane leaves to it).
  */
 export const restInput = async ({ rounds, seconds }: { seconds: number; rounds: number }): Promise<
   Record<InputTarget, InputRun>
@@ -158,7 +159,7 @@ export const restInput = async ({ rounds, seconds }: { seconds: number; rounds: 
   const raw = await startServer(server("raw"), [], env)
   const effect = await startServer(server("effect-min"), [], env)
   const body = JSON.stringify({ content: "hello from the bench" })
-  const run = async (target: Server, workers: ReadonlyArray<string>): Promise<InputRun> => {
+  const run = async (target: Server, workers: ReadonlyArray<string>, query = ""): Promise<InputRun> => {
     let next = 0
     const result = await measured(target, {
       url: target.url,
@@ -167,7 +168,7 @@ export const restInput = async ({ rounds, seconds }: { seconds: number; rounds: 
         headers: { "content-type": "application/json" },
         setupRequest: (request: Request): Request => ({
           ...request,
-          path: `/v1/workers/${workers[next++ % workers.length]}/input`,
+          path: `/v1/workers/${workers[next++ % workers.length]}/input${query}`,
           body
         })
       }]
@@ -186,11 +187,13 @@ export const restInput = async ({ rounds, seconds }: { seconds: number; rounds: 
   }
   const first = ids.slice(0, 1)
   try {
-    return await bestOfRounds(
-      ["raw", "effect", "runtime"],
-      rounds,
-      (name) => name === "raw" ? run(raw, first) : name === "effect" ? run(effect, first) : run(runtime, ids)
-    )
+    const runs: Record<InputTarget, () => Promise<InputRun>> = {
+      raw: () => run(raw, first),
+      effect: () => run(effect, first),
+      runtime: () => run(runtime, ids),
+      runtimeApi: () => run(runtime, ids, "?through=httpapi")
+    }
+    return await bestOfRounds(["raw", "effect", "runtime", "runtimeApi"], rounds, (name) => runs[name]())
   } finally {
     await Promise.all([raw.stop(), effect.stop(), runtime.stop()])
   }
