@@ -17,6 +17,7 @@ import { performance } from "node:perf_hooks"
 import { describe, expect, inject, it, layer } from "@effect/vitest"
 import { Context, Effect, Fiber, Layer } from "effect"
 
+import { cleanEnv } from "./support/bin.js"
 import {
   type Attempt,
   attempt,
@@ -639,6 +640,43 @@ describe("runners started at once on an empty database", () => {
         })),
       { discard: true }
     ))
+})
+
+describe("failover with the default settings", () => {
+  // The contract's bound (docs/cluster.md): with no tuning, a killed
+  // runner's Workers answer through the others within 20 s. The rest of the
+  // suite tunes the failover shorter; this is the one run with the defaults.
+  const BOUND_MS = 20_000
+  it.live("a killed runner's Workers answer through the other within 20 s", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const database = yield* freshDatabase(serverUrl)
+      const defaults = { store: database.url, env: cleanEnv() }
+      const runners = yield* startCluster(2, defaults)
+      const [r1, r2] = [runners[0]!, runners[1]!]
+      const workers = yield* Effect.forEach(Array.from({ length: 12 }, (_, i) => i), () =>
+        Effect.map(raw(r1.url, "/v1/workers", { method: "POST", body: {} }), (created) => {
+          expect(created.status).toBe(201)
+          return created.json as Worker
+        }))
+      yield* stopRunner(r2, "SIGKILL")
+      const killed = performance.now()
+      yield* eventuallyLive(
+        Effect.forEach(workers, (worker) =>
+          attempt(r1.url, `/v1/workers/${worker.id}/input`, {
+            method: "POST",
+            body: { content: "after" }
+          })),
+        (answers) =>
+          answers.every((answer) =>
+            isAnswer(answer) && answer.status === 202
+          ),
+        () => `every Worker takes an input through r1\n${outputsOf(runners)}`,
+        { everyMs: 200 }
+      )
+      const tookMs = Math.round(performance.now() - killed)
+      console.log(`cluster e2e: failover with the default settings took ${tookMs} ms (bound ${BOUND_MS} ms)`)
+      expect(tookMs).toBeLessThanOrEqual(BOUND_MS)
+    })))
 })
 
 /** A start that fails: a non-zero exit, and one line on stderr that says why (no stack). */

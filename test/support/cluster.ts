@@ -19,7 +19,7 @@ import { raw, type RawRequest, type RawResponse } from "./raw.js"
 export const TOTAL_SHARDS = 300
 
 /** How soon a runner of the suite that stops answering loses its Workers (the default is 10 s: docs/cluster.md). */
-export const FAILURE_DETECTION = "5s"
+export const FAILURE_DETECTION = "6s"
 
 /**
  * The environment of a runner: none of the tester's `WORKER_RUNTIME_*`, and
