@@ -39,7 +39,7 @@ import {
 } from "./support/cluster.js"
 import { eventuallyLive, within } from "./support/eventually.js"
 import { listenScoped } from "./support/listen.js"
-import { freePort } from "./support/postgres.js"
+import { freePort, withClient } from "./support/postgres.js"
 import { raw, type RawRequest } from "./support/raw.js"
 
 const serverUrl = inject("postgresUrl")
@@ -744,5 +744,22 @@ describe("cluster mode refuses to start", () => {
         /in use by the runners of a cluster .*--cluster/
       )
       expect((yield* raw(runner.url, "/readyz")).status, outputOf("runner", runner)).toBe(200)
+    }))
+
+  it.scopedLive("on a database that records another shard count", () =>
+    Effect.gen(function*() {
+      const database = yield* freshDatabase(serverUrl)
+      const first = yield* startRunner("first", { store: database.url })
+      yield* stopRunner(first, "SIGTERM")
+      // As a cluster made with another count would have left it.
+      yield* Effect.promise(() =>
+        withClient(database.url, (client) =>
+          client.query(`UPDATE worker_runtime_cluster SET value = '64' WHERE name = 'shards'`))
+      )
+      const address = `127.0.0.1:${yield* freePort}`
+      expectRefusal(
+        yield* runToExit(["--cluster", "--store", database.url, "--runner-address", address, "--port", "0"]),
+        /records 64 shards and this runner has 300/
+      )
     }))
 })
