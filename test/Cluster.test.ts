@@ -364,6 +364,14 @@ describe("two runners over loopback sockets", () => {
     // one) fails the test instead of being waited out.
     entityTerminationTimeout: Duration.millis(2 * HANG_MS)
   } as const
+  /** The SQLite file of the cluster's tables, in a directory removed with the scope. */
+  const clusterFile = Effect.map(
+    Effect.acquireRelease(
+      Effect.sync(() => mkdtempSync(join(tmpdir(), "cluster-"))),
+      (dir) => Effect.sync(() => rmSync(dir, { recursive: true, force: true }))
+    ),
+    (dir) => join(dir, "cluster.db")
+  )
   const startRunner = (
     port: number,
     file: string,
@@ -394,11 +402,7 @@ describe("two runners over loopback sockets", () => {
     "a Worker owned by one runner is driven and followed through the other, across a handover of its shard",
     () =>
       Effect.gen(function*() {
-        const dir = yield* Effect.acquireRelease(
-          Effect.sync(() => mkdtempSync(join(tmpdir(), "cluster-"))),
-          (dir) => Effect.sync(() => rmSync(dir, { recursive: true, force: true }))
-        )
-        const file = join(dir, "cluster.db")
+        const file = yield* clusterFile
         const store = makeMemoryStore()
         // Turns that end when the test opens the gate (one process: both runners see it).
         const gate = yield* Deferred.make<void>()
@@ -465,11 +469,7 @@ describe("two runners over loopback sockets", () => {
 
   it.scopedLive("a runner that joins takes no Worker with a turn running: the turn ends first, its queue waits, then the Worker moves", () =>
     Effect.gen(function*() {
-      const dir = yield* Effect.acquireRelease(
-        Effect.sync(() => mkdtempSync(join(tmpdir(), "cluster-"))),
-        (dir) => Effect.sync(() => rmSync(dir, { recursive: true, force: true }))
-      )
-      const file = join(dir, "cluster.db")
+      const file = yield* clusterFile
       const store = makeMemoryStore()
       // The first turn ends by `gate`, the queued one by `later`.
       const gate = yield* Deferred.make<void>()
