@@ -6,12 +6,15 @@
  * and delegate to what is built here. The contract is docs/rest.md;
  * docs/architecture.md shows how the pieces fit.
  */
+import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
 import * as Deferred from "effect/Deferred"
+import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import type * as Fiber from "effect/Fiber"
 import * as FiberId from "effect/FiberId"
 import * as Layer from "effect/Layer"
+import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
 import {
   type CreateWorker,
@@ -108,6 +111,12 @@ export interface Hosting {
    * inputs answer it (the next owner takes them, and the queue). Default: never.
    */
   readonly moving?: ((workerId: string) => Unavailable | undefined) | undefined
+  /**
+   * How often the Worker gauges are set from the store's counts (a cluster:
+   * the other runners change them too). Default: never, as only this
+   * Runtime changes them.
+   */
+  readonly recountEvery?: Duration.DurationInput | undefined
 }
 
 /** Builds the Runtime over whatever `RuntimeStore` is provided. */
@@ -139,6 +148,16 @@ export const makeRuntime = (
     const ids = yield* makeClockIdGenerator(yield* store.lastWorkerId)
     // Counted by the store's index, then moved by every change made here.
     const gauges = makeWorkerGauges(runtimeId, yield* store.counts)
+    if (hosting.recountEvery !== undefined) {
+      // Others change the shared store too: the gauges follow its counts.
+      yield* asUnavailable(store.counts).pipe(
+        Effect.tap((counts) => gauges.recount(counts)),
+        Effect.ignore,
+        Effect.repeat(Schedule.spaced(hosting.recountEvery)),
+        Effect.withClock(Clock.make()),
+        Effect.forkScoped
+      )
+    }
     let streamsClosed = false
     const busyActors = (): ReadonlyArray<WorkerActor> =>
       Array.from(host.active()).filter((actor) => actor.worker.status === "busy")

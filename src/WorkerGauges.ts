@@ -17,6 +17,8 @@ export interface WorkerGauges {
   /** A Worker's status changed; `undefined` before: it is new; after: it is deleted. */
   readonly move: (from: WorkerStatus | undefined, to: WorkerStatus | undefined) => void
   readonly countStreams: (by: number) => void
+  /** The counts as the store has them now (a cluster's other runners change them too). */
+  readonly recount: (counts: WorkerCounts) => void
 }
 
 export const makeWorkerGauges = (runtimeId: string, initial: WorkerCounts): WorkerGauges => {
@@ -49,6 +51,9 @@ export const makeWorkerGauges = (runtimeId: string, initial: WorkerCounts): Work
       if (from !== undefined) add(from, -1)
       if (to !== undefined) add(to, 1)
     },
-    countStreams
+    countStreams,
+    recount: (now) => {
+      for (const status of STATUSES) add(status, now[status] - counts[status])
+    }
   }
 }

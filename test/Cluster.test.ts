@@ -30,6 +30,7 @@ import {
   Exit,
   Fiber,
   Layer,
+  Metric,
   Option,
   Scope,
   Stream,
@@ -56,6 +57,7 @@ import {
   WorkerId,
   type WorkerInput
 } from "../src/index.js"
+import * as Metrics from "../src/Metrics.js"
 import { busySuite } from "./support/busySuite.js"
 import { SLOW_MS, suiteProfiles } from "./support/engines.js"
 import { eventually, eventuallyLive, HANG_MS, waitForSleeps, within } from "./support/eventually.js"
@@ -221,6 +223,38 @@ describe("RuntimeControl of a runner", () => {
       expect(created.created).toBe(true)
       expect((yield* control.create({ idempotencyKey: "k" })).created).toBe(false)
     }).pipe(Effect.provide(clusterRuntime({ profiles: suiteProfiles }))))
+})
+
+describe("a runner's metrics", () => {
+  it.effect("follow the shared store's counts, which the other runners change too", () =>
+    Effect.gen(function*() {
+      const store = makeMemoryStore()
+      const at = new Date(0).toISOString()
+      const gauge = (runtimeId: string) =>
+        Metric.value(Metrics.workers.pipe(Metric.tagged("runtime_id", runtimeId), Metric.tagged("status", "idle")))
+      yield* Effect.gen(function*() {
+        const info = yield* Effect.flatMap(Runtime, (runtime) => runtime.info)
+        expect((yield* gauge(info.runtimeId)).value).toBe(0)
+        // Made by another runner: this one hears of it through the store only.
+        yield* store.insertWorker({
+          id: WorkerId.make("01JDQ5V7M0X4N8B6Z2C9K3F1TQ"),
+          runtimeId: info.runtimeId,
+          profile: "default",
+          status: "idle",
+          createdAt: at,
+          updatedAt: at,
+          turn: 0,
+          lastSeq: 0,
+          metadata: {},
+          queued: 0
+        }, undefined)
+        yield* eventually(gauge(info.runtimeId), (state) => state.value === 1, "the gauge at the store's count")
+      }).pipe(
+        Effect.provide(
+          clusterOver(Layer.succeed(RuntimeStore, store), { recountEvery: "20 millis" })({ profiles: suiteProfiles })
+        )
+      )
+    }))
 })
 
 describe("Worker entity's lifetime", () => {

@@ -203,6 +203,8 @@ export interface ClusterRuntimeOptions extends WorkerEntityOptions {
   readonly shards?: number | undefined
   /** How often a runner looks for shards it took, to adopt their Workers (default 1 second). */
   readonly adoptEvery?: Duration.DurationInput | undefined
+  /** How often the Worker gauges (`/metrics`) are set from the shared store's counts (default 5 seconds). */
+  readonly recountEvery?: Duration.DurationInput | undefined
   /** This runner's address as the others reach it (`RuntimeInfo.cluster.runner`). Default `"local"`. */
   readonly runner?: string | undefined
   /** Healthy runners in the cluster (`RuntimeInfo.cluster.runners`). Default: 1. */
@@ -231,6 +233,7 @@ export const makeClusterRuntime = (
     const moving = new Unavailable({ message: "this Worker is moving to another runner", retryAfterMs: RETRY_AFTER_MS })
     const { actors, control, runtime: local } = yield* makeRuntime(localOptions, {
       repairAtStart: false,
+      recountEvery: cluster.recountEvery ?? "5 seconds",
       moving: (workerId) =>
         sharding.hasShardId(sharding.getShardId(EntityId.make(workerId), SHARD_GROUP)) ? undefined : moving,
       // The cluster's capacity, counted by the shared store: this runner's own count would miss the others' Workers.
