@@ -15,7 +15,9 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import type * as Either from "effect/Either"
 import type * as Fiber from "effect/Fiber"
+import * as FiberRef from "effect/FiberRef"
 import type * as MetricLabel from "effect/MetricLabel"
+import * as Runtime from "effect/Runtime"
 import type { TokenUsage, TranscriptEntry, Turn, Worker, WorkerEvent, WorkerStatus } from "./Domain.js"
 import type { Unavailable } from "./Errors.js"
 import { UnknownWorker } from "./Errors.js"
@@ -449,8 +451,34 @@ export class WorkerActor {
       const wait = full ? buffer.room.await : Effect.void
       if (buffer.flushing) return wait
       buffer.flushing = true
-      // A daemon: the commit completes even if the turn is interrupted meanwhile.
-      return Effect.zipRight(Effect.forkDaemon(this.flush(buffer)), wait)
+      return Effect.zipRight(this.flushSoon(buffer), wait)
+    })
+  }
+
+  /**
+   * Starts the commit of the buffer's lines once the turn's fiber has let
+   * others run: a turn that ends before (a short one) commits them with its
+   * end, and no fiber is forked for them. A forked fiber would not have
+   * started sooner: it starts in the scheduler's next round too.
+   */
+  private flushSoon(buffer: OutputBuffer): Effect.Effect<void> {
+    return Effect.withFiberRuntime((fiber, status) => {
+      const runtime = Runtime.make({
+        context: fiber.currentContext,
+        runtimeFlags: status.runtimeFlags,
+        fiberRefs: fiber.getFiberRefs()
+      })
+      fiber.currentScheduler.scheduleTask(() => {
+        if (this.deleted || !isCurrent(this.state.worker, buffer.turn)) {
+          // The turn's end took the lines, or they are dropped with it (as `flushLocked` does).
+          buffer.flushing = false
+          buffer.room.unsafeOpen()
+          return
+        }
+        // A fiber of its own: the commit completes even if the turn is interrupted meanwhile.
+        Runtime.runFork(runtime, this.flush(buffer))
+      }, fiber.getFiberRef(FiberRef.currentSchedulingPriority))
+      return Effect.void
     })
   }
 
