@@ -1,8 +1,6 @@
 /** The `echo` engine: after `delayMs`, one `worker` entry equal to the input. */
 import * as Effect from "effect/Effect"
-import * as Stream from "effect/Stream"
-
-import { TurnOutput, type WorkerEngine } from "./WorkerEngine.js"
+import { outputAtOnce, TurnOutput, type WorkerEngine } from "./WorkerEngine.js"
 
 export interface EchoOptions {
   readonly delayMs?: number
@@ -13,7 +11,7 @@ export const makeEchoEngine = (options: EchoOptions = {}): WorkerEngine => {
   return {
     name: "echo",
     run: delayMs === 0
-      ? (context) => Stream.succeed(TurnOutput.line(context.input.content))
-      : (context) => Stream.fromEffect(Effect.as(Effect.sleep(delayMs), TurnOutput.line(context.input.content)))
+      ? (context) => outputAtOnce(Effect.succeed([TurnOutput.line(context.input.content)]))
+      : (context) => outputAtOnce(Effect.as(Effect.sleep(delayMs), [TurnOutput.line(context.input.content)]))
   }
 }

@@ -40,7 +40,7 @@ import {
 } from "./Worker.js"
 import {
   failureReason,
-  forEachChunkInFiber,
+  forEachTurnChunk,
   type TurnContext,
   TurnFailed,
   type TurnOutput,
@@ -357,7 +357,7 @@ export class WorkerActor {
         transcript: this.transcriptSoFar()
       }
       // In the turn's own fiber, so that every interrupt sent to it reaches the stream.
-      const turnRun = forEachChunkInFiber(engine.run(context), (chunk) => this.take(turn, chunk)).pipe(
+      const turnRun = forEachTurnChunk(engine.run(context), (chunk) => this.take(turn, chunk)).pipe(
         Effect.matchCauseEffect({
           onSuccess: () => this.finish(turn, undefined),
           // Interruption is recorded by whoever interrupted.

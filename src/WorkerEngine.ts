@@ -3,7 +3,7 @@
  * an API caller. `RuntimeLive` owns the Worker's state; an engine only runs the
  * turn it is handed, as a stream of its output.
  */
-import type * as Chunk from "effect/Chunk"
+import * as Chunk from "effect/Chunk"
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
@@ -119,3 +119,33 @@ export const forEachChunkInFiber = <A, E, R, E2, R2>(
     })
     return loop
   }))
+
+/** The output effect of each stream `outputAtOnce` made. */
+const outputsAtOnce = new WeakMap<
+  Stream.Stream<TurnOutput, TurnFailed>,
+  Effect.Effect<ReadonlyArray<TurnOutput>, TurnFailed>
+>()
+
+/**
+ * A turn whose whole output one effect gives (e.g. the echo engine's): the
+ * stream of that output, which the runtime runs as the effect alone, its
+ * output one chunk. Pulling a stream costs more than a short turn itself
+ * (docs/benchmarks.md); the effect is interrupted as the stream would be.
+ */
+export const outputAtOnce = (
+  output: Effect.Effect<ReadonlyArray<TurnOutput>, TurnFailed>
+): Stream.Stream<TurnOutput, TurnFailed> => {
+  const stream = Stream.flatMap(Stream.fromEffect(output), Stream.fromIterable)
+  outputsAtOnce.set(stream, output)
+  return stream
+}
+
+/** `forEachChunkInFiber` for a turn's stream; one made by `outputAtOnce` is run as its effect. */
+export const forEachTurnChunk = <E2, R2>(
+  stream: Stream.Stream<TurnOutput, TurnFailed>,
+  f: (chunk: Chunk.Chunk<TurnOutput>) => Effect.Effect<void, E2, R2>
+): Effect.Effect<void, TurnFailed | E2, R2> => {
+  const output = outputsAtOnce.get(stream)
+  if (output === undefined) return forEachChunkInFiber(stream, f)
+  return Effect.flatMap(output, (outputs) => outputs.length === 0 ? Effect.void : f(Chunk.fromIterable(outputs)))
+}
