@@ -282,9 +282,13 @@ export class WorkerActor {
         })
         return decided._tag === "Left" ? Effect.fail(decided.left) : this.apply(decided.right)
       }
-      const read = Effect.zip(headContent, nowIso)
       // An input with an id (cluster mode) may be recorded already: its receipt is read under the lock.
       const inputId = command._tag === "Input" ? command.inputId : undefined
+      // The common case (nothing queued, no id) reads the clock alone.
+      if (head === undefined && inputId === undefined) {
+        return Effect.flatMap(nowIso, (at) => decide(undefined, at, undefined))
+      }
+      const read = Effect.zip(headContent, nowIso)
       if (inputId === undefined) return Effect.flatMap(read, ([content, at]) => decide(content, at, undefined))
       return Effect.flatMap(
         Effect.zip(read, this.env.store.inputReceipt(worker.id, inputId)),
