@@ -816,8 +816,9 @@ const clusterSection = `
 Rows from \`node build/bench/run.js --only=cluster\` (after \`npm run build &&
 npx tsc -p tsconfig.tools.json\`; \`npm run bench\` runs the section too) on
 2026-12-07, node v20.20.2, on the machine above while other test suites ran
-on it (load average 5 to 10 on 2 cores): the table is the last of three
-runs (at 16:46), the ranges below cover all three. The section starts its
+on it (load average 4 to 10 on 2 cores): the table is the last of four
+runs (at 17:39, after the runner sockets lost Nagle's algorithm), the
+ranges below cover all four. The section starts its
 own PostgreSQL server (as the PostgreSQL section does: \`scripts/postgres.sh\`, fsync on)
 and runners of the built bin (\`--cluster --store postgres://…
 --runner-address 127.0.0.1:<port>\`, docs/cluster.md) on loopback ports,
@@ -873,8 +874,8 @@ Where it stands, and what bounds it:
 
 - **A GET through a runner that does not own the Worker, ≤ 2× the owner's
   latency: not met** (8 at once: 2.1 to 4.3× p50, 2.9 to 3.6× p99, 0.25 to
-  0.49× the rate; one at a time: 0.31 to 0.35 ms through the owner, 0.86 to
-  1.16 ms through another runner, 2.7 to 3.7× p50). Through the owner a GET
+  0.49× the rate; one at a time: 0.31 to 0.56 ms through the owner, 0.86 to
+  1.48 ms through another runner, 2.7 to 3.7× p50). Through the owner a GET
   of a Worker in use is the HTTP work and a local call to its entity; through
   another runner it is also the call encoded, sent over the runner socket,
   decoded and answered by the owner, and the reply back: 0.55 to 0.85 ms
@@ -884,35 +885,32 @@ Where it stands, and what bounds it:
 - **An input through a runner that does not own the Worker, ≤ 2× the
   owner's latency: met at 8 at once** (1.03 to 1.32× p50, 0.79 to 1.30×
   p99); one at a time 1.06 to 1.77× p50, +1.2 to +13 ms on 17 to 40 ms,
-  and a p99 of 2.25× in one run of the three. An input is a persisted
+  and a p99 of 2.25 to 2.39× in two runs of the four. An input is a persisted
   message: stored in \`cluster_messages\` before it is
   delivered, its reply stored too, then the store's own commits for the
   input and its echo turn, all PostgreSQL commits with fsync; those, not the
   hop, are its time.
-- **Events to a follower on another runner: reported, no target** (p50 88
-  to 91 ms against 16 to 29 ms on the owner, +61 to +72 ms; p99 1.0 to
-  1.9×). Not the hop itself: in a separate probe (two runners, three
-  inputs 1.5 s apart, both followers' frames timed), a turn's first events
-  (the input's entry) reached the follower on the other runner within 0.2
-  to 8 ms of the owner's follower, and the rest of the turn 68 to 80 ms
-  after it.
-  The owner's follow is a streamed RPC whose chunks \`@effect/cluster\`
-  acknowledges one by one (the next chunk leaves after the caller's
-  \`AckChunk\`): a turn's second chunk, and with inputs back to back the
-  next turn's first, waits about 70 ms for that acknowledgement. Where those
-  70 ms go is not traced yet; a follower on the owner goes through the same
-  entity call, in process, without the wait.
+- **Events to a follower on another runner: reported, no target** (since
+  the fix below: p50 20.9 against 18.5 ms on the owner, +2.4 ms, p99
+  1.01×; before it, in three runs: p50 88 to 91 ms against 16 to 29 ms,
+  +61 to +72 ms). The owner's follow is a streamed RPC whose chunks
+  \`@effect/cluster\` acknowledges one by one (the next chunk leaves after
+  the caller's \`AckChunk\`), and the runner sockets had Nagle's algorithm
+  on: each small acknowledgement waited for the peer's delayed ACK, so a
+  turn's second chunk, and with inputs back to back the next turn's first,
+  waited about 70 ms. The runners' sockets are now made with \`noDelay\`
+  (src/cluster/RunnerSockets.ts).
 - **Failover, within 20 s with the default settings: met** (median 7.7,
-  8.4 and 10.0 s; every kill 6.9 to 11.8 s; 51 to 74 Workers each; the
-  first of them back 5.7 to 10.6 s after the kill). With the default 10 s
+  8.4, 10.0 and 6.1 s; every kill 4.9 to 11.8 s; 51 to 79 Workers each; the
+  first of them back 4.5 to 11.2 s after the kill). With the default 10 s
   of failure detection a dead runner is marked down by the health check
   (every 5 s, then the ping's retries) or drops out once its heartbeat is
   10 s old, and the survivors take its shards at their next poll (1 s);
-  under this load that came to 7 to 12 s. A restarted runner was serving
+  under this load that came to 5 to 12 s. A restarted runner was serving
   again, shards rebalanced, 2.3 to 5.2 s after its spawn.
 - **Throughput with 1, 2 and 3 runners: reported, not a scaling figure**
-  (1 runner 38 to 86 inputs/s, 2 runners 30 to 46, 3 runners 44 to 74; p99
-  0.7 to 1.7 s; in each run a single pass, 1 then 2 then 3). Every input
+  (1 runner 38 to 86 inputs/s, 2 runners 30 to 55, 3 runners 44 to 74; p99
+  0.6 to 1.7 s; in each run a single pass, 1 then 2 then 3). Every input
   is several PostgreSQL commits (above), and with more runners most of
   them take the hop, on the same two cores: the figures move with the
   machine's load more than with the runners. Scaling needs hosts of their
