@@ -227,6 +227,12 @@ layer(ClusterLive, { excludeTestServices: true })("a cluster of three runners on
           )
       )
       expect(new Set(infos.map((info) => info.runtimeId)).size).toBe(1)
+      // The CLI says which runner answered, and what it holds.
+      const cli = yield* runToExit(["info", "--url", r2.url])
+      expect(cli.code, cli.stderr).toBe(0)
+      expect(cli.stdout).toMatch(
+        new RegExp(`\\ncluster: runner ${r2.address.replaceAll(".", "\\.")} of 3, \\d+ of ${TOTAL_SHARDS} shards\\n`)
+      )
       infos.forEach((info, i) => {
         expect(info.store).toBe("postgres")
         expect(info.cluster).toMatchObject({ runner: runners[i]!.address, runners: 3, totalShards: TOTAL_SHARDS })

@@ -60,7 +60,11 @@ export const infoText = (info: RuntimeInfo): string =>
     `started: ${info.startedAt}`,
     `profiles: ${info.profiles.join(", ")}`,
     `workers: ${info.workers.total} (idle ${info.workers.idle}, busy ${info.workers.busy}, ` +
-    `stopped ${info.workers.stopped}, failed ${info.workers.failed})`
+    `stopped ${info.workers.stopped}, failed ${info.workers.failed})`,
+    ...(info.cluster === null ? [] : [
+      `cluster: runner ${info.cluster.runner} of ${info.cluster.runners}, ` +
+      `${info.cluster.shards} of ${info.cluster.totalShards} shards`
+    ])
   ].join("\n")
 
 const FRAMES = ["|", "/", "-", "\\"]
