@@ -1165,11 +1165,13 @@ cores); the relations below held in every run.
   sets cached, one clock read, the debug decision made once, no tracing span
   unless asked for, answers of unchanged snapshots encoded once) brought it
   from 0.09× to 0.11–0.13× raw.
-- **REST write (POST input), target ≥ 0.3× raw: not met** (0.10 to 0.19× raw
-  over four runs on 2026-12-07, load average 3 to 6, 287 to 365 µs of server
-  CPU per input against 21 to 28 µs for the raw server's whole answer; before
-  the input lane, three runs in the same hour: 0.05 to 0.09× raw, 462 to 669
-  µs). \`POST /v1/workers/{id}/input\` is taken by the input lane
+- **REST write (POST input), target ≥ 0.3× raw: not met** (0.18 to 0.29× raw
+  over five runs on 2026-12-07 after the input path's fixes below, load
+  average 2 to 5, 136 to 226 µs of server CPU per input against 23 to 32 µs
+  for the raw server's whole answer; the build before those fixes, run
+  alternately with it in the same half hour: 0.09 to 0.10× raw, 302 to 391 µs;
+  before the input lane: 0.05 to 0.09× raw, 462 to 669 µs).
+  \`POST /v1/workers/{id}/input\` is taken by the input lane
   (\`src/http/InputLane.ts\`) when every check \`HttpApi\` makes before reading
   the body passes (the guard's, the Worker id as the router decodes it, no
   query, a JSON media type, a declared length within the limit, no chunked
@@ -1180,32 +1182,42 @@ cores); the relations below held in every run.
   status, \`Retry-After\` on a 503 (\`test/FastLane.test.ts\` compares both
   answers byte for byte for 202, 400, 404, 409, 422 and 503, and checks that
   401, 403, 413, 415 and the rest are left to \`HttpApi\`). Through \`HttpApi\`,
-  in the same runs, an input costs 426 to 552 µs (0.07 to 0.10× raw): the lane
-  saves the request fiber's context, the router, the middleware and the
-  platform's body reading, 20 to 48% of the CPU. What bounds it now is the
-  input itself: \`Runtime.input\` through the echo turn costs 170 to 270 µs of
-  CPU in process on this machine under load (the in-process row: about 80 µs
-  idle). A CPU profile of the bin under the load, after the change: the Effect
-  fiber runtime about a third of the samples (the input's fiber, the actor's
-  lock, its two commits, the turn's daemon fiber and the pull of its engine's
-  stream, which alone is 35 to 50 µs for the echo engine's one line, the price
-  of a turn interruptible at every step), garbage collection about 12% (each
-  input makes Worker snapshots, three entries and a turn record, and the
-  memory store keeps every entry), Node's HTTP parsing and socket writes, our
-  own decide and store code about 9%, Schema (the body's decode and the
-  answer's encode) 3.5%, metrics 1.6%. 0.3× raw needs the input with its turn
-  at about a third of what it costs now: fewer fibers and Effect steps per
-  input (the turn's stream, the lock, the two commits), not the HTTP layer.
-  Fix made besides the lane: the actor's metric updates (a commit's duration,
+  in the same runs, an input costs 264 to 438 µs (0.08 to 0.15× raw): the
+  lane saves the request fiber's context, the router, the middleware and the
+  platform's body reading. Fixes made to the input itself, which was most of
+  the rest (\`Runtime.input\` through the echo turn in process: about 190 µs of
+  CPU per input under load before them, about 70 µs after): the echo
+  engine's turn runs as one effect, not as a pulled stream (\`outputAtOnce\`
+  in \`WorkerEngine.ts\`; pulling a stream through its channel executor was
+  about half the input's CPU; any other engine's stream is pulled as
+  before); a turn's output commit is forked only once the turn's fiber has
+  let others run, so a short turn's line is committed with its end and no
+  second fiber wakes to find nothing to do (about a fifth); a transcript
+  entry is built field by field, not spread (about a tenth); a decision
+  with nothing queued reads the clock alone. What bounds it now, from a CPU
+  profile of the bin under the same load after them: the socket writes
+  (\`writev\`, 14% of the samples), the Effect fiber runtime about 20% (the
+  input's fiber, the actor's lock, its two commits, the turn's fiber),
+  Schema and JSON 9% (the body's decode, and the answer's encode: each
+  answer holds a new Worker snapshot, encoded by the API's schema), garbage
+  collection 8%, our own decide, actor and store code 6.5%. 0.3× raw, when
+  the raw server answers 30,000 inputs a second, needs about 100 µs per
+  input: the answer's encode and the Effect steps left per input, no longer
+  the turn's stream.
+  Fix made earlier: the actor's metric updates (a commit's duration,
   turns started and ended) each built and hashed a new metric key from a fresh
   label array, five per input; their label arrays are made once.
-- **In-process input, target ≥ 0.5× bare: not met (about 0.03 to 0.06×).** Each input
+- **In-process input, target ≥ 0.5× bare: not met (about 0.04 to 0.06×).** Each input
   is a checked request, a per-Worker lock, an immutable Worker snapshot, a store
   commit and a fiber for the turn, which ends with a second locked commit; the
   bare baseline is a few property writes and a resolved \`Promise\`. The fiber
   per turn (what makes cancel, stop and shutdown exact) and the lock (what makes
-  concurrent inputs exact) are the floor. Fix made: the common input shape is
-  checked by hand, the schema only words errors (0.047× → 0.054×).
+  concurrent inputs exact) are the floor. Fixes made: the common input shape is
+  checked by hand, the schema only words errors (0.047× → 0.054×); the echo
+  turn as one effect, its output committed with its end, entries built field
+  by field (REST write above): 2.3 to 3.8× the inputs per second of the build
+  before, run alternately with it on 2026-12-07 (12,499 to 20,569 against
+  4,532 to 5,464 on a loaded machine).
 - **SQLite durable input, target ≥ 0.5× raw: met with concurrent Workers;
   one input at a time it comes close on a quiet machine and falls to about
   0.3× on a busy one.** Both do one fsync per transaction and the same SQL;
