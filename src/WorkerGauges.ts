@@ -21,6 +21,9 @@ export interface WorkerGauges {
   readonly recount: (counts: WorkerCounts) => void
 }
 
+/** Workers that are not stopped (what `maxWorkers` bounds), from counts by status. */
+export const notStopped = (counts: WorkerCounts): number => counts.idle + counts.busy + counts.failed
+
 export const makeWorkerGauges = (runtimeId: string, initial: WorkerCounts): WorkerGauges => {
   const counts: Record<WorkerStatus, number> = { ...initial }
   let streams = 0
@@ -45,7 +48,7 @@ export const makeWorkerGauges = (runtimeId: string, initial: WorkerCounts): Work
   countStreams(0)
   return {
     count: (status) => counts[status],
-    notStopped: () => counts.idle + counts.busy + counts.failed,
+    notStopped: () => notStopped(counts),
     move: (from, to) => {
       if (from === to) return
       if (from !== undefined) add(from, -1)

@@ -5,8 +5,6 @@
  * takes some, it starts the entities of the busy and queued Workers in
  * them (from the store's indexes), which repairs them (docs/cluster.md).
  */
-import * as EntityId from "@effect/cluster/EntityId"
-import * as ShardId from "@effect/cluster/ShardId"
 import { Sharding } from "@effect/cluster/Sharding"
 import * as Clock from "effect/Clock"
 import type * as Duration from "effect/Duration"
@@ -15,6 +13,7 @@ import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
 import type { WorkerId } from "../Domain.js"
 import type { RuntimeStoreService } from "../RuntimeStore.js"
+import { heldShards, shardOf } from "./Shards.js"
 
 export interface AdoptionOptions {
   readonly store: RuntimeStoreService
@@ -37,24 +36,14 @@ export const adoptOnAcquire = (options: AdoptionOptions): Effect.Effect<void, ne
     const { every, group, shards, store, touch } = options
     let held = new Set<string>()
 
-    const holding = () => {
-      const now = new Set<string>()
-      for (let id = 1; id <= shards; id++) {
-        const shard = ShardId.make(group, id)
-        if (sharding.hasShardId(shard)) now.add(shard.toString())
-      }
-      return now
-    }
-
     const look = Effect.gen(function*() {
-      const now = holding()
+      const now = heldShards(sharding, group, shards)
       const taken = new Set(Array.from(now).filter((shard) => !held.has(shard)))
       if (taken.size > 0) {
         const workers = new Set([...yield* store.busyWorkers, ...yield* store.queuedWorkers])
         yield* Effect.forEach(
           workers,
-          (workerId) =>
-            taken.has(sharding.getShardId(EntityId.make(workerId), group).toString()) ? touch(workerId) : Effect.void,
+          (workerId) => taken.has(shardOf(sharding, workerId, group)) ? touch(workerId) : Effect.void,
           { concurrency: CONCURRENCY, discard: true }
         )
       }

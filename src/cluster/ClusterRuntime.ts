@@ -6,9 +6,7 @@
  * for the entities it holds (src/cluster/WorkerEntity.ts).
  */
 import { AlreadyProcessingMessage, MailboxFull, PersistenceError } from "@effect/cluster/ClusterError"
-import * as EntityId from "@effect/cluster/EntityId"
 import type { MessageStorage } from "@effect/cluster/MessageStorage"
-import * as ShardId from "@effect/cluster/ShardId"
 import { Sharding } from "@effect/cluster/Sharding"
 import * as Cause from "effect/Cause"
 import * as Chunk from "effect/Chunk"
@@ -29,8 +27,10 @@ import { makeRuntime } from "../RuntimeLive.js"
 import { RETRY_AFTER_MS, type RuntimeOptions } from "../RuntimeOptions.js"
 import { asUnavailable, RuntimeStore, type RuntimeStoreService, type StoreError } from "../RuntimeStore.js"
 import { cancelOf, reasonOf, validate } from "../Validation.js"
+import { notStopped } from "../WorkerGauges.js"
 import { adoptOnAcquire } from "./Adoption.js"
 import { SHARD_COUNT } from "./ShardCount.js"
+import { heldShards, holdsWorker } from "./Shards.js"
 import {
   makeServedFollows,
   SHARD_GROUP,
@@ -234,13 +234,12 @@ export const makeClusterRuntime = (
     const { actors, control, runtime: local } = yield* makeRuntime(localOptions, {
       repairAtStart: false,
       recountEvery: cluster.recountEvery ?? "5 seconds",
-      moving: (workerId) =>
-        sharding.hasShardId(sharding.getShardId(EntityId.make(workerId), SHARD_GROUP)) ? undefined : moving,
+      moving: (workerId) => holdsWorker(sharding, workerId, SHARD_GROUP) ? undefined : moving,
       // The cluster's capacity, counted by the shared store: this runner's own count would miss the others' Workers.
       atCapacity: (maxWorkers, reserving) =>
         Effect.map(
           asUnavailable(store.counts),
-          (counts) => counts.idle + counts.busy + counts.failed + reserving >= maxWorkers
+          (counts) => notStopped(counts) + reserving >= maxWorkers
         )
     })
     const shards = cluster.shards ?? SHARD_COUNT
@@ -282,18 +281,18 @@ export const makeClusterRuntime = (
       every: cluster.adoptEvery ?? "1 second"
     })
 
-    const heldShards = () => {
-      let held = 0
-      for (let id = 1; id <= shards; id++) if (sharding.hasShardId(ShardId.make(SHARD_GROUP, id))) held++
-      return held
-    }
     const runnerAddress = cluster.runner ?? "local"
     const healthyRunners = cluster.runners ?? Effect.succeed(1)
 
     const runtime: RuntimeService = {
       info: Effect.zipWith(local.info, healthyRunners, (info, runners) => ({
         ...info,
-        cluster: { runner: runnerAddress, runners, shards: heldShards(), totalShards: shards }
+        cluster: {
+          runner: runnerAddress,
+          runners,
+          shards: heldShards(sharding, SHARD_GROUP, shards).size,
+          totalShards: shards
+        }
       })),
       list: local.list,
       create: local.create,
@@ -339,9 +338,8 @@ export const makeClusterRuntime = (
     // their entities (the actor's lock, as any delete); the others' are theirs.
     if (retainStoppedMs !== undefined) {
       yield* startRetention(store, retainStoppedMs, (workerId) =>
-        sharding.hasShardId(sharding.getShardId(EntityId.make(workerId), SHARD_GROUP))
-          ? Effect.catchTag(runtime.delete(workerId), "UnknownWorker", () =>
-            Effect.void)
+        holdsWorker(sharding, workerId, SHARD_GROUP)
+          ? Effect.catchTag(runtime.delete(workerId), "UnknownWorker", () => Effect.void)
           : Effect.void)
     }
 
