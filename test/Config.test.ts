@@ -189,13 +189,15 @@ describe("resolveConfig", () => {
       const pg = "postgres://wr@127.0.0.1:5432/wr"
       const config = yield* resolve({ cluster: true, store: pg, port: 8787 })
       expect(config.cluster).toEqual(
-        Option.some({ runnerHost: "127.0.0.1", runnerPort: 8788, failureDetectionMs: 10_000 })
+        Option.some({ url: pg, runnerHost: "127.0.0.1", runnerPort: 8788, failureDetectionMs: 10_000 })
       )
       const given = yield* resolve(
         { cluster: true, store: pg, runnerAddress: Option.some("[::1]:9000") },
         { WORKER_RUNTIME_FAILURE_DETECTION: "3s" }
       )
-      expect(given.cluster).toEqual(Option.some({ runnerHost: "::1", runnerPort: 9000, failureDetectionMs: 3000 }))
+      expect(given.cluster).toEqual(
+        Option.some({ url: pg, runnerHost: "::1", runnerPort: 9000, failureDetectionMs: 3000 })
+      )
       expect((yield* resolve({})).cluster).toEqual(Option.none())
     }))
 

@@ -80,6 +80,8 @@ export interface RuntimeConfig {
 }
 
 export interface ClusterConfig {
+  /** The PostgreSQL store's URL: the database the runners share, the cluster's tables included. */
+  readonly url: string
   /** Where the other runners reach this one, and where it listens for them. */
   readonly runnerHost: string
   readonly runnerPort: number
@@ -542,6 +544,7 @@ const clusterConfig = (raw: RawOptions, store: StoreSpec): Effect.Effect<Option.
       )
     )
     return Option.some({
+      url: store.url,
       runnerHost: address.host,
       runnerPort: address.port,
       failureDetectionMs: Duration.toMillis(failureDetection)

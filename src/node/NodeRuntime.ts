@@ -99,7 +99,7 @@ const storeLayer = (spec: StoreSpec, poolSize: number, cluster: boolean): Layer.
  */
 const clusterRunner = (
   options: RuntimeOptions,
-  { cluster, url }: { readonly url: string; readonly cluster: ClusterConfig }
+  cluster: ClusterConfig
 ): Layer.Layer<Runtime | RuntimeControl, StartupError, RuntimeStore> =>
   Layer.unwrapEffect(
     Effect.tryPromise({
@@ -113,7 +113,7 @@ const clusterRunner = (
     }).pipe(
       Effect.map(({ ClusterRunnerLive }) =>
         ClusterRunnerLive(options, {
-          url,
+          url: cluster.url,
           host: cluster.runnerHost,
           port: cluster.runnerPort,
           failureDetectionMs: cluster.failureDetectionMs
@@ -150,10 +150,7 @@ export const RuntimeFromConfigLive = (config: RuntimeConfig) =>
       const runtime: Layer.Layer<Runtime | RuntimeControl, StartupError, RuntimeStore> = Option.match(config.cluster, {
         onNone: () =>
           RuntimeFromStore(options).pipe(Layer.mapError((error) => new StartupError({ message: error.message }))),
-        onSome: (cluster) =>
-          config.store._tag === "postgres"
-            ? clusterRunner(options, { url: config.store.url, cluster })
-            : Layer.fail(new StartupError({ message: "--cluster needs a PostgreSQL store (--store postgres://…)" }))
+        onSome: (cluster) => clusterRunner(options, cluster)
       })
       return runtime.pipe(
         Layer.provide(storeLayer(config.store, config.storePoolSize, Option.isSome(config.cluster)))
