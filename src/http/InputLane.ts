@@ -82,7 +82,6 @@ export const makeInputLane = (options: InputLaneOptions): FastLane | undefined =
     )
 
   return (request) => {
-    const started = performance.now()
     if (request.method !== method) return undefined
     const workerId = workerIdOf(request.url)
     if (workerId === undefined) return undefined
@@ -94,6 +93,7 @@ export const makeInputLane = (options: InputLaneOptions): FastLane | undefined =
     if (refusalOf({ path: request.url, header: request.header, hostHeaders: request.hostHeaders }) !== undefined) {
       return undefined
     }
+    const started = performance.now()
     return {
       _tag: "Take",
       run: (io) =>
