@@ -42,8 +42,8 @@ export const makeEventsLane = (options: EventsLaneOptions): FastLane | undefined
   const { method, template, workerIdOf } = endpoint
   const fork = Runtime.runFork(options.runtime)
   return (request) => {
-    const started = performance.now()
     if (request.method !== method || request.hasBody) return undefined
+    const started = performance.now()
     const mark = request.url.indexOf("?")
     const path = mark === -1 ? request.url : request.url.slice(0, mark)
     const workerId = workerIdOf(path)

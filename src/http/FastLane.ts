@@ -158,9 +158,9 @@ export const makeWorkerLane = (options: WorkerLaneOptions): FastLane | undefined
   if (endpoint === undefined) return undefined
   const { method, template, workerIdOf } = endpoint
   return (request) => {
+    if (request.method !== method || request.hasBody) return undefined
     const started = performance.now()
     const { url } = request
-    if (request.method !== method || request.hasBody) return undefined
     // A query, a further segment, or an escape: the router's business.
     const workerId = workerIdOf(url)
     if (workerId === undefined) return undefined
