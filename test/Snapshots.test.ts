@@ -7,8 +7,8 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Arbitrary, Effect, FastCheck as fc, Schema } from "effect"
 
-import { TranscriptEntry, TranscriptPage, Worker } from "../src/Domain.js"
-import { entryJson, transcriptPageJson, workerJson } from "../src/http/Snapshots.js"
+import { InputAccepted, TranscriptEntry, TranscriptPage, Worker } from "../src/Domain.js"
+import { entryJson, inputAcceptedJson, transcriptPageJson, workerJson } from "../src/http/Snapshots.js"
 import { Runtime } from "../src/index.js"
 import { baseUrl, httpServer } from "./support/httpRuntime.js"
 import { raw } from "./support/raw.js"
@@ -29,10 +29,31 @@ describe("snapshots encoded once", () => {
       { numRuns: 300 }
     )
 
-  it("a Worker, an entry and a page: what the schema encodes, on generated values, first and again", () => {
+  it("a Worker, an entry, a page and an input's answer: what the schema encodes, on generated values, first and again", () => {
     pinned(Worker, workerJson)
     pinned(TranscriptEntry, entryJson)
     pinned(TranscriptPage, transcriptPageJson)
+    pinned(InputAccepted, inputAcceptedJson)
+  })
+
+  it("a Worker with metadata and a stop reason, an entry with an outcome: every optional field, written in order", () => {
+    const withAll = fc.sample(Arbitrary.make(Worker), 50).map((worker) => ({
+      ...worker,
+      metadata: { b: "1", a: "2", "10": "x", "é\"": "\u2028" },
+      stopReason: "over \"quota\""
+    }))
+    for (const worker of withAll) expect(workerJson(worker)).toBe(bySchema(Worker)(worker))
+    const entry: TranscriptEntry = {
+      seq: 3,
+      at: "2026-11-24T12:00:00.000Z",
+      role: "runtime",
+      content: "",
+      turn: 1,
+      outcome: "stopped"
+    }
+    expect(entryJson(entry)).toBe(bySchema(TranscriptEntry)(entry))
+    const accepted: InputAccepted = { worker: withAll[0]!, queued: true, position: 2 }
+    expect(inputAcceptedJson(accepted)).toBe(bySchema(InputAccepted)(accepted))
   })
 
   it("a value changed after it was encoded is a new object, encoded anew", () => {

@@ -45,6 +45,10 @@ import { documentTransform } from "./OpenApiDocument.js"
  * Every error's one HTTP status. The server encodes all errors through one
  * union, so a class given two statuses would answer with the wrong one.
  */
+
+/** The status of an accepted input (ApiLive.ts writes the answer itself). */
+export const INPUT_ACCEPTED = 202
+
 export const ErrorStatus = {
   InvalidInput: 400,
   Unauthorized: 401,
@@ -217,7 +221,7 @@ export class WorkersGroup extends HttpApiGroup.make("workers")
   .add(
     HttpApiEndpoint.post("input")`/v1/workers/${workerId}/input`
       .setPayload(WorkerInput)
-      .addSuccess(InputAccepted, { status: 202 })
+      .addSuccess(InputAccepted, { status: INPUT_ACCEPTED })
       .addError(UnknownWorker, { status: ErrorStatus.UnknownWorker })
       .addError(Busy, { status: ErrorStatus.Busy })
       .addError(Unsupported, { status: ErrorStatus.Unsupported })

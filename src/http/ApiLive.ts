@@ -14,12 +14,12 @@ import { InvalidInput } from "../Errors.js"
 import { Runtime } from "../Runtime.js"
 import { RuntimeControl } from "../RuntimeControl.js"
 import { followableAfter } from "../Validation.js"
-import { Authorization, type ListParams, RuntimeApi } from "./Api.js"
+import { Authorization, INPUT_ACCEPTED, type ListParams, RuntimeApi } from "./Api.js"
 import { type BodyOptions, jsonBody, optionalJsonBody } from "./Body.js"
 import { followerResponse, streamFollow } from "./EventStream.js"
 import { markHandled } from "./Handled.js"
 import type { HeldRequests } from "./HeldRequests.js"
-import { jsonResponse, transcriptPageJson, workerJson } from "./Snapshots.js"
+import { inputAcceptedJson, jsonResponse, transcriptPageJson, workerJson } from "./Snapshots.js"
 
 /**
  * Path, query and headers are decoded before a handler runs, the answer is
@@ -109,12 +109,15 @@ export const WorkersHandlers = ({ heldRequests, maxBodyBytes, pingMs }: WorkersH
           .handleRaw("input", ({ path }) =>
             Effect.flatMap(
               decodedBody(WorkerInput, { maxBodyBytes, what: "input" }),
-              (input) => runtime.input(path.workerId, input)
+              (input) =>
+                Effect.map(runtime.input(path.workerId, input), (accepted) =>
+                  jsonResponse(inputAcceptedJson(accepted), INPUT_ACCEPTED))
             ))
           .handleRaw("cancel", ({ path }) =>
             Effect.flatMap(
               decodedOptionalBody(CancelRequest, { maxBodyBytes, what: "cancel request" }),
-              (request) => runtime.cancel(path.workerId, request)
+              (request) =>
+                runtime.cancel(path.workerId, request)
             ))
           .handleRaw("stop", ({ path }) =>
             Effect.flatMap(

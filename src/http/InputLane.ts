@@ -7,8 +7,9 @@
  * it cannot give the request back, so from there on it does what the
  * handler does (Body.ts's decode, then `Runtime.input`) in one fiber, with
  * none of the request fiber's context, router and middleware, and answers
- * every outcome as HttpApi would: the success and the typed errors encoded
- * by the API's own schemas (LaneAnswers.ts), `Retry-After` on a 503, a
+ * every outcome as HttpApi would: the success as its schema encodes it
+ * (Snapshots.ts), the typed errors encoded by the API's own schemas
+ * (LaneAnswers.ts), `Retry-After` on a 503, a
  * defect logged and answered 500. test/FastLane.test.ts holds both side by
  * side for every status.
  */
@@ -23,6 +24,7 @@ import { InternalError } from "./Errors.js"
 import { type FastLane, type LaneAnswer, type WorkerLaneOptions, workersEndpoint } from "./FastLane.js"
 import { retryAfterSeconds } from "./Guard.js"
 import { endpointAnswers } from "./LaneAnswers.js"
+import { inputAcceptedJson } from "./Snapshots.js"
 
 export interface InputLaneOptions extends Omit<WorkerLaneOptions, "peek"> {
   readonly input: RuntimeService["input"]
@@ -71,12 +73,14 @@ export const makeInputLane = (options: InputLaneOptions): FastLane | undefined =
   const handle = (workerId: WorkerId, body: Uint8Array): Effect.Effect<LaneAnswer> =>
     Effect.flatMap(decode(body), (input) => options.input(workerId, input)).pipe(
       Effect.matchCauseEffect({
-        onSuccess: (accepted) => {
-          const answer = answers.success(accepted)
-          return answer === undefined
-            ? Effect.as(Effect.logError("an answer could not be encoded", accepted), internal)
-            : Effect.succeed(answer)
-        },
+        // Written as the schema encodes it (Snapshots.ts), not through it.
+        onSuccess: (accepted): Effect.Effect<LaneAnswer> =>
+          Effect.succeed({
+            _tag: "Answer",
+            status: answers.successStatus,
+            contentType: "application/json",
+            body: inputAcceptedJson(accepted)
+          }),
         onFailure: failed
       })
     )

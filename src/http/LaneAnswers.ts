@@ -30,6 +30,8 @@ const answerOf = (encoder: Encoder, value: unknown): LaneAnswer | undefined => {
 }
 
 export interface EndpointAnswers {
+  /** The status of the success answer. */
+  readonly successStatus: number
   /** The success answer; undefined when the value does not encode (HttpApi answers 500 then). */
   readonly success: (value: unknown) => LaneAnswer | undefined
   /** A typed error's answer, with the status the API gives its class; undefined for one it does not declare. */
@@ -43,6 +45,7 @@ export const endpointAnswers = (endpoint: WorkerEndpoint): EndpointAnswers | und
   if (success === undefined) return undefined
   const errors = Array.from(endpoint.errors, ([status, ast]) => encoderOf(status, ast))
   return {
+    successStatus: success.status,
     success: (value) => answerOf(success, value),
     failure: (error) => {
       const encoder = errors.find((encoder) => encoder.is(error))

@@ -8,11 +8,10 @@
  * pins each encoding to what the schema encoder produces.
  */
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
-import * as Schema from "effect/Schema"
-import { TranscriptEntry, type TranscriptPage, Worker } from "../Domain.js"
+import type { InputAccepted, Metadata, TranscriptEntry, TranscriptPage, Worker } from "../Domain.js"
 
 /** Objects whose encoding is kept, per kind. */
-const KEPT = 1024
+const KEPT = 64
 
 /** A bounded map by identity: past `KEPT`, the oldest entry goes. */
 const identityCache = <K extends object>(encode: (key: K) => string) => {
@@ -30,18 +29,50 @@ const identityCache = <K extends object>(encode: (key: K) => string) => {
   }
 }
 
-const encodeWorker = Schema.encodeSync(Worker)
-const encodeEntry = Schema.encodeSync(TranscriptEntry)
+// Written field by field, in the schemas' order, rather than through the
+// schema encoder: every field of these encodes as itself, and a new Worker
+// snapshot per input made the encoder a tenth of an input's CPU
+// (docs/benchmarks.md). test/Snapshots.test.ts pins each to the encoder on
+// generated values, so a field added to a schema and not here fails there.
+const str = JSON.stringify
+
+/** A Worker's metadata is shared by its snapshots until it changes: its JSON is kept by identity. */
+const metadataJsons = new WeakMap<Metadata, string>()
+
+const metadataJson = (metadata: Metadata): string => {
+  let json = metadataJsons.get(metadata)
+  if (json === undefined) {
+    json = str(metadata)
+    metadataJsons.set(metadata, json)
+  }
+  return json
+}
+
+const encodeWorker = (w: Worker): string =>
+  `{"id":${str(w.id)},"runtimeId":${str(w.runtimeId)},"profile":${str(w.profile)},"status":${
+    str(w.status)
+  },"createdAt":${str(w.createdAt)},"updatedAt":${
+    str(w.updatedAt)
+  },"turn":${w.turn},"lastSeq":${w.lastSeq},"metadata":${metadataJson(w.metadata)},"queued":${w.queued}${
+    w.stopReason === undefined ? "" : `,"stopReason":${str(w.stopReason)}`
+  }}`
+
+const encodeEntry = (e: TranscriptEntry): string =>
+  `{"seq":${e.seq},"at":${str(e.at)},"role":${str(e.role)},"content":${str(e.content)},"turn":${e.turn}${
+    e.outcome === undefined ? "" : `,"outcome":${str(e.outcome)}`
+  }}`
 
 /** The Worker as JSON, as its schema encodes it. */
-export const workerJson: (worker: Worker) => string = identityCache((worker: Worker) =>
-  JSON.stringify(encodeWorker(worker))
-)
+export const workerJson: (worker: Worker) => string = identityCache(encodeWorker)
 
 /** The entry as JSON, as its schema encodes it. */
-export const entryJson: (entry: TranscriptEntry) => string = identityCache((entry: TranscriptEntry) =>
-  JSON.stringify(encodeEntry(entry))
-)
+export const entryJson: (entry: TranscriptEntry) => string = identityCache(encodeEntry)
+
+/** An input's answer as JSON, as `InputAccepted` encodes it. */
+export const inputAcceptedJson = (a: InputAccepted): string =>
+  `{"worker":${workerJson(a.worker)},"queued":${a.queued}${
+    a.entry === undefined ? "" : `,"entry":${entryJson(a.entry)}`
+  }${a.position === undefined ? "" : `,"position":${a.position}`}}`
 
 /** A delta event's data as JSON: `{"turn":n,"text":"…"}` (sent once, so not cached). */
 export const deltaJson = (turn: number, text: string): string => `{"turn":${turn},"text":${JSON.stringify(text)}}`
