@@ -1,6 +1,6 @@
 /** The `echo` engine: after `delayMs`, one `worker` entry equal to the input. */
 import * as Effect from "effect/Effect"
-import { outputAtOnce, TurnOutput, type WorkerEngine } from "./WorkerEngine.js"
+import { outputAtOnce, outputNow, TurnOutput, type WorkerEngine } from "./WorkerEngine.js"
 
 export interface EchoOptions {
   readonly delayMs?: number
@@ -11,7 +11,7 @@ export const makeEchoEngine = (options: EchoOptions = {}): WorkerEngine => {
   return {
     name: "echo",
     run: delayMs === 0
-      ? (context) => outputAtOnce(Effect.succeed([TurnOutput.line(context.input.content)]))
+      ? (context) => outputNow([TurnOutput.line(context.input.content)])
       : (context) => outputAtOnce(Effect.as(Effect.sleep(delayMs), [TurnOutput.line(context.input.content)]))
   }
 }

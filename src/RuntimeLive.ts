@@ -365,26 +365,21 @@ export const makeRuntime = (
       )
 
     /** An input, with its id when its caller gave one (cluster mode). */
-    const input = Effect.fnUntraced(function*(workerId: WorkerId, request: WorkerInput, inputId: string | undefined) {
-      const { content, ifBusy = "reject", kind = "user" } = yield* validate.input(request)
-      const tooLarge = exceedsBytes(content, maxInputBytes)
-        ? Effect.fail(new InvalidInput({ message: `content exceeds ${maxInputBytes} UTF-8 bytes` }))
-        : Effect.void
-      const bytes = utf8Length(content)
-      return yield* withActor(workerId, (actor) =>
-        Effect.zipRight(
-          tooLarge,
-          draining.starting(
-            actor,
-            actor.run(
-              decideInput,
-              inputId === undefined
-                ? { _tag: "Input", content, kind, ifBusy, bytes }
-                : { _tag: "Input", content, kind, ifBusy, bytes, inputId }
-            )
-          )
-        ))
-    })
+    const input = (workerId: WorkerId, request: WorkerInput, inputId: string | undefined) =>
+      Effect.flatMap(validate.input(request), ({ content, ifBusy = "reject", kind = "user" }) => {
+        const bytes = utf8Length(content)
+        const command = inputId === undefined
+          ? { _tag: "Input", content, kind, ifBusy, bytes } as const
+          : { _tag: "Input", content, kind, ifBusy, bytes, inputId } as const
+        const tooLarge = exceedsBytes(content, maxInputBytes)
+          ? Effect.fail(new InvalidInput({ message: `content exceeds ${maxInputBytes} UTF-8 bytes` }))
+          : Effect.void
+        // The Worker is looked up first: an unknown one answers 404 whatever its input.
+        return withActor(
+          workerId,
+          (actor) => Effect.zipRight(tooLarge, draining.starting(actor, actor.run(decideInput, command)))
+        )
+      })
 
     const deleteWorker = (workerId: WorkerId) =>
       withActor(workerId, (actor) => actor.run(decideDelete, { _tag: "Delete" }))

@@ -212,15 +212,16 @@ const transition = (state: WorkerState, change: Transition, context: Context) =>
       : { content: context.headContent, kind: fromQueue.kind }
     : change.next
   const starts = next !== undefined && context.engine !== undefined ? next : undefined
-  const dequeue = [
-    ...dropped.map((input) => input.id),
-    ...(starts !== undefined && fromQueue !== undefined ? [fromQueue.id] : [])
-  ]
+  // Most commits dequeue nothing: no arrays for them.
+  const dequeued = starts !== undefined && fromQueue !== undefined ? fromQueue.id : undefined
+  const dequeue = dropped.length === 0
+    ? dequeued === undefined ? undefined : [dequeued]
+    : [...dropped.map((input) => input.id), ...(dequeued === undefined ? [] : [dequeued])]
   const queue = starts !== undefined && fromQueue !== undefined ? remaining.slice(1) : remaining
 
   let started: TranscriptEntry | undefined
   let latest = closed ?? state.latest
-  const patch = change.stopReason === undefined ? {} : { stopReason: change.stopReason }
+  const patch = change.stopReason === undefined ? undefined : { stopReason: change.stopReason }
   let worker: Worker
   if (starts !== undefined) {
     const turn = current.turn + 1
@@ -237,9 +238,13 @@ const transition = (state: WorkerState, change: Transition, context: Context) =>
       usage: null
     }
     turns.push(latest)
-    worker = { ...current, ...patch, status: "busy", turn, lastSeq: seq, updatedAt: at, queued: queue.length }
+    worker = patch === undefined
+      ? { ...current, status: "busy", turn, lastSeq: seq, updatedAt: at, queued: queue.length }
+      : { ...current, ...patch, status: "busy", turn, lastSeq: seq, updatedAt: at, queued: queue.length }
   } else {
-    worker = { ...current, ...patch, status: change.status, lastSeq: seq, updatedAt: at, queued: queue.length }
+    worker = patch === undefined
+      ? { ...current, status: change.status, lastSeq: seq, updatedAt: at, queued: queue.length }
+      : { ...current, ...patch, status: change.status, lastSeq: seq, updatedAt: at, queued: queue.length }
   }
 
   const events: Array<WorkerEvent> = entries.map((entry) => ({ type: "entry", entry }))
@@ -247,7 +252,7 @@ const transition = (state: WorkerState, change: Transition, context: Context) =>
   return {
     plan: {
       state: { worker, queue, latest },
-      change: { worker, entries, turns, ...(dequeue.length > 0 ? { dequeue } : {}) },
+      change: dequeue === undefined ? { worker, entries, turns } : { worker, entries, turns, dequeue },
       deletes: false,
       events,
       endsTurn: busy,

@@ -11,7 +11,6 @@
 import * as Cause from "effect/Cause"
 import * as Chunk from "effect/Chunk"
 import * as Clock from "effect/Clock"
-import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import type * as Either from "effect/Either"
 import type * as Fiber from "effect/Fiber"
@@ -41,6 +40,7 @@ import {
 import {
   failureReason,
   forEachTurnChunk,
+  readyOutput,
   type TurnContext,
   TurnFailed,
   type TurnOutput,
@@ -86,7 +86,17 @@ const countTokens = (profile: string, usage: TokenUsage) => {
   Metrics.modelTokens.unsafeUpdate(usage.outputTokens, outputTokenLabels(profile))
 }
 
-export const nowIso = Effect.map(Clock.currentTimeMillis, (ms) => new Date(ms).toISOString())
+// The last instant formatted: inputs within one millisecond share it.
+let lastMs = Number.NaN
+let lastIso = ""
+
+export const nowIso = Effect.map(Clock.currentTimeMillis, (ms) => {
+  if (ms !== lastMs) {
+    lastIso = new Date(ms).toISOString()
+    lastMs = ms
+  }
+  return lastIso
+})
 
 /** The `TurnFailed` a failed turn records: the engine's own, or a defect described. */
 const turnFailureOf = (cause: Cause.Cause<TurnFailed>): TurnFailed => {
@@ -131,8 +141,8 @@ interface OutputBuffer {
   usage: TokenUsage | undefined
   /** A commit of these lines is on its way. */
   flushing: boolean
-  /** Open while there is room; the turn waits on it past the high-water mark. */
-  readonly room: Effect.Latch
+  /** Closed past the high-water mark, until there is room again; made the first time (most turns never fill). */
+  room: Effect.Latch | undefined
   /** Why the last commit failed; the turn fails with it. */
   failure: string | undefined
 }
@@ -157,7 +167,7 @@ export class WorkerActor {
   private readonly lock = Effect.unsafeMakeSemaphore(1)
   private fiber: Fiber.RuntimeFiber<void> | undefined = undefined
   private output: OutputBuffer | undefined = undefined
-  /** Opened when the running turn ends. */
+  /** Opened when the running turn ends; made by its first waiter. */
   private ended: Effect.Latch | undefined = undefined
   private listeners: Set<Listener> | undefined = undefined
 
@@ -167,8 +177,6 @@ export class WorkerActor {
     /** The profile's engine; absent when the profile is no longer configured. */
     readonly engine: WorkerEngine | undefined
   ) {
-    // A Worker activated busy has a turn no fiber runs (its process died): repair interrupts it.
-    if (state.worker.status === "busy") this.ended = Effect.unsafeMakeLatch(false)
   }
 
   get worker(): Worker {
@@ -202,9 +210,11 @@ export class WorkerActor {
     return Effect.suspend(() => {
       const latest = this.state.latest
       if (latest === undefined || latest.turn !== turn) return Effect.succeed(undefined)
-      const ended = this.ended
-      const wait = latest.status === "running" && waitMs > 0 && ended !== undefined
-        ? Effect.timeoutOption(ended.await, waitMs)
+      const { worker } = this.state
+      // Running until recorded otherwise; a Worker activated busy has a turn no fiber runs, which repair ends.
+      const running = latest.status === "running" && worker.status === "busy" && worker.turn === turn
+      const wait = running && waitMs > 0
+        ? Effect.timeoutOption((this.ended ??= Effect.unsafeMakeLatch(false)).await, waitMs)
         : Effect.void
       return Effect.map(wait, () => {
         const record = this.state.latest
@@ -318,8 +328,10 @@ export class WorkerActor {
     const change = plan.change
     if (change === undefined) return Effect.succeed([plan.result, undefined])
     const commit = env.tracing ? Effect.withSpan(env.store.commit(change), "store.commit") : env.store.commit(change)
-    return Effect.flatMap(Effect.timed(commit), ([took]) => {
-      Metrics.storeCommitDuration.unsafeUpdate(Duration.toSeconds(took), NO_LABELS)
+    // Real time, read directly: the histogram measures the store, not the Effect clock.
+    const started = performance.now()
+    return Effect.flatMap(commit, () => {
+      Metrics.storeCommitDuration.unsafeUpdate((performance.now() - started) / 1000, NO_LABELS)
       const before = this.state.worker
       this.state = plan.state
       const after = plan.state.worker
@@ -339,7 +351,6 @@ export class WorkerActor {
       }
       if (plan.starts === undefined) return Effect.succeed([plan.result, ended] as const)
       Metrics.turnsStarted.unsafeUpdate(1, NO_LABELS)
-      this.ended = Effect.unsafeMakeLatch(false)
       return Effect.as(this.start(plan.starts), [plan.result, ended] as const)
     })
   }
@@ -360,8 +371,13 @@ export class WorkerActor {
         input,
         transcript: this.transcriptSoFar()
       }
+      const stream = engine.run(context)
+      // Output known now: the turn ends here, as one that ended at once would
+      // (a span per turn needs the fiber's path).
+      const ready = this.env.tracing ? undefined : readyOutput(stream)
+      if (ready !== undefined) return this.endAtOnce(turn, ready)
       // In the turn's own fiber, so that every interrupt sent to it reaches the stream.
-      const turnRun = forEachTurnChunk(engine.run(context), (chunk) => this.take(turn, chunk)).pipe(
+      const turnRun = forEachTurnChunk(stream, (chunk) => this.take(turn, chunk)).pipe(
         Effect.matchCauseEffect({
           onSuccess: () => this.finish(turn, undefined),
           // Interruption is recorded by whoever interrupted.
@@ -407,36 +423,57 @@ export class WorkerActor {
     return Effect.suspend(() => {
       // A turn that lost its Worker (cancelled, stopped) must not write.
       if (this.deleted || !isCurrent(this.state.worker, turn)) return Effect.interrupt
-      let buffer = this.output
-      if (buffer === undefined || buffer.turn !== turn) {
-        buffer = {
-          turn,
-          lines: [],
-          text: "",
-          usage: undefined,
-          flushing: false,
-          room: Effect.unsafeMakeLatch(true),
-          failure: undefined
-        }
-        this.output = buffer
-      }
-      const lines: Array<string> = []
-      const deltas: Array<WorkerEvent> = []
-      for (const out of Chunk.toReadonlyArray(chunk)) {
-        if (out._tag === "Line") {
-          if (buffer.text !== "") lines.push(buffer.text)
-          buffer.text = ""
-          lines.push(out.content)
-        } else if (out._tag === "Delta") {
-          if (out.text === "") continue
-          buffer.text += out.text
-          deltas.push({ type: "delta", turn, text: out.text })
-        } else {
-          buffer.usage = out.usage
-        }
-      }
-      publish(this.listeners, deltas)
+      const buffer = this.bufferOf(turn)
+      const lines = this.collect(buffer, Chunk.toReadonlyArray(chunk))
       return lines.length === 0 ? Effect.void : this.emit(buffer, lines)
+    })
+  }
+
+  /** The output buffer of turn `turn`, made when its first output comes. */
+  private bufferOf(turn: number): OutputBuffer {
+    let buffer = this.output
+    if (buffer === undefined || buffer.turn !== turn) {
+      buffer = {
+        turn,
+        lines: [],
+        text: "",
+        usage: undefined,
+        flushing: false,
+        room: undefined,
+        failure: undefined
+      }
+      this.output = buffer
+    }
+    return buffer
+  }
+
+  /** Takes a chunk of output into the buffer: deltas go to followers now; the lines to commit are returned. */
+  private collect(buffer: OutputBuffer, outputs: ReadonlyArray<TurnOutput>): Array<string> {
+    const lines: Array<string> = []
+    const deltas: Array<WorkerEvent> = []
+    for (const out of outputs) {
+      if (out._tag === "Line") {
+        if (buffer.text !== "") lines.push(buffer.text)
+        buffer.text = ""
+        lines.push(out.content)
+      } else if (out._tag === "Delta") {
+        if (out.text === "") continue
+        buffer.text += out.text
+        deltas.push({ type: "delta", turn: buffer.turn, text: out.text })
+      } else {
+        buffer.usage = out.usage
+      }
+    }
+    publish(this.listeners, deltas)
+    return lines
+  }
+
+  /** A turn whose output was known at its start ends now, under the lock that started it: its output and end in one commit. */
+  private endAtOnce(turn: number, outputs: ReadonlyArray<TurnOutput>): Effect.Effect<void> {
+    return Effect.suspend(() => {
+      const buffer = this.bufferOf(turn)
+      for (const line of this.collect(buffer, outputs)) buffer.lines.push(line)
+      return this.finishLocked(turn, undefined)
     })
   }
 
@@ -451,8 +488,12 @@ export class WorkerActor {
       if (buffer.failure !== undefined) return Effect.fail(new TurnFailed({ message: buffer.failure }))
       for (const line of lines) buffer.lines.push(line)
       const full = buffer.lines.length >= OUTPUT_HIGH_WATER
-      if (full) buffer.room.unsafeClose()
-      const wait = full ? buffer.room.await : Effect.void
+      let wait: Effect.Effect<void> = Effect.void
+      if (full) {
+        const room = buffer.room ??= Effect.unsafeMakeLatch(true)
+        room.unsafeClose()
+        wait = room.await
+      }
       if (buffer.flushing) return wait
       buffer.flushing = true
       return Effect.zipRight(this.flushSoon(buffer), wait)
@@ -476,7 +517,7 @@ export class WorkerActor {
         if (this.deleted || !isCurrent(this.state.worker, buffer.turn)) {
           // The turn's end took the lines, or they are dropped with it (as `flushLocked` does).
           buffer.flushing = false
-          buffer.room.unsafeOpen()
+          buffer.room?.unsafeOpen()
           return
         }
         // A fiber of its own: the commit completes even if the turn is interrupted meanwhile.
@@ -499,11 +540,11 @@ export class WorkerActor {
       ) {
         // Decided synchronously, so an emit cannot slip its line in between.
         buffer.flushing = false
-        buffer.room.unsafeOpen()
+        buffer.room?.unsafeOpen()
         return Effect.succeed(false)
       }
       const lines = buffer.lines.splice(0)
-      buffer.room.unsafeOpen()
+      buffer.room?.unsafeOpen()
       return this.decideLocked(decideOutput, { _tag: "Output", turn: buffer.turn, lines }).pipe(
         Effect.catchAll((error) => Effect.sync(() => (buffer.failure = error.message))),
         Effect.map(() => {
@@ -512,7 +553,7 @@ export class WorkerActor {
           if (buffer.lines.length === 0 || buffer.failure !== undefined) {
             buffer.flushing = false
             // A turn waiting for room fails now (the commit failed) instead of waiting for ever.
-            buffer.room.unsafeOpen()
+            buffer.room?.unsafeOpen()
             return false
           }
           return true
@@ -528,28 +569,28 @@ export class WorkerActor {
       // The reason, but not its detail: it may echo input content.
       Effect.annotateLogs({ workerId, turn, reason: failure.message.slice(0, 200), fatal: failure.fatal === true })
     )
+    return Effect.zipRight(warn, this.locked(this.finishLocked(turn, failure)))
+  }
+
+  /** Records the end of turn `turn` with what it left unrecorded; under the lock. */
+  private finishLocked(turn: number, failure: TurnFailed | undefined): Effect.Effect<void> {
     const command = {
       _tag: "TurnEnd",
       turn,
       failure: failure === undefined ? undefined : { reason: failureReason(failure), fatal: failure.fatal === true }
     } as const
-    return Effect.zipRight(
-      warn,
-      this.locked(
-        this.decideLocked(decideTurnEnd, command).pipe(
-          Effect.asVoid,
-          Effect.catchAll((error) =>
-            error._tag !== "StoreError"
-              ? Effect.void
-              // The store refused the end of the turn. Free the Worker in memory
-              // anyway (a durable store shows it busy, which the next start
-              // repairs) rather than leave it busy for ever.
-              : Effect.zipRight(
-                Effect.logError("could not record the end of a turn", error),
-                Effect.sync(() => this.free())
-              )
+    return this.decideLocked(decideTurnEnd, command).pipe(
+      Effect.asVoid,
+      Effect.catchAll((error) =>
+        error._tag !== "StoreError"
+          ? Effect.void
+          // The store refused the end of the turn. Free the Worker in memory
+          // anyway (a durable store shows it busy, which the next start
+          // repairs) rather than leave it busy for ever.
+          : Effect.zipRight(
+            Effect.logError("could not record the end of a turn", error),
+            Effect.sync(() => this.free())
           )
-        )
       )
     )
   }

@@ -140,6 +140,25 @@ export const outputAtOnce = (
   return stream
 }
 
+/** The output of each stream `outputNow` made. */
+const outputsNow = new WeakMap<Stream.Stream<TurnOutput, TurnFailed>, ReadonlyArray<TurnOutput>>()
+
+/**
+ * A turn whose whole output is known when it starts (e.g. the echo engine's
+ * without a delay): the stream of that output, which the runtime records as
+ * the turn's end right after its start, in the same hold of the Worker's
+ * lock, with no fiber for it (docs/benchmarks.md).
+ */
+export const outputNow = (outputs: ReadonlyArray<TurnOutput>): Stream.Stream<TurnOutput, TurnFailed> => {
+  const stream = Stream.fromIterable(outputs)
+  outputsNow.set(stream, outputs)
+  return stream
+}
+
+/** The output of a stream `outputNow` made; undefined for any other. */
+export const readyOutput = (stream: Stream.Stream<TurnOutput, TurnFailed>): ReadonlyArray<TurnOutput> | undefined =>
+  outputsNow.get(stream)
+
 /** `forEachChunkInFiber` for a turn's stream; one made by `outputAtOnce` is run as its effect. */
 export const forEachTurnChunk = <E2, R2>(
   stream: Stream.Stream<TurnOutput, TurnFailed>,
