@@ -1150,74 +1150,93 @@ The ratios move with the machine's load (the load generator shares the two
 cores); the relations below held in every run.
 
 - **REST read of a Worker in use, targets ≥ 0.25× raw and ≥ 0.9× the minimal
-  \`HttpApi\` server: met** (0.50 to 0.69× raw and 3.0 to 3.6× the minimal
-  server on 2026-12-07, while other suites ran; 1.03× raw on a quieter run). A
+  \`HttpApi\` server: met** (0.74 to 1.09× raw and 3.8 to 5.0× the minimal
+  server over the three full runs of 2026-12-07 (19:31, 19:42 and 19:53);
+  server CPU 15 to 19 µs per GET, 0.94 to 1.37× the raw server's). A
   Worker held in memory (a turn, a queue, a follower, or used within
   \`--passivate-after\`) is answered by the fast lane (\`src/http/FastLane.ts\`):
   a plain function in the Node server, derived from the API's \`get\` endpoint,
   the guard's checks and the Worker's cached JSON, that answers only the 200
   \`HttpApi\` would, with the same bytes (\`test/FastLane.test.ts\`), and counts
   it in the same metrics. What bounds it: the guard's checks (the token's
-  SHA-256 comparison) and the JSON of a changed Worker, encoded once. A Worker
-  only in the store goes through \`HttpApi\` (0.11 to 0.15× raw, 0.68 to 0.77×
-  the minimal server): a fiber per request, its context, the router, our guard
-  and the request metrics; the fixes made there (one token check, metric label
-  sets cached, one clock read, the debug decision made once, no tracing span
-  unless asked for, answers of unchanged snapshots encoded once) brought it
-  from 0.09× to 0.11–0.13× raw.
-- **REST write (POST input), target ≥ 0.3× raw: not met** (0.18 to 0.29× raw
-  over five runs on 2026-12-07 after the input path's fixes below, load
-  average 2 to 5, 136 to 226 µs of server CPU per input against 23 to 32 µs
-  for the raw server's whole answer; the build before those fixes, run
-  alternately with it in the same half hour: 0.09 to 0.10× raw, 302 to 391 µs;
-  before the input lane: 0.05 to 0.09× raw, 462 to 669 µs).
+  SHA-256 comparison) and the JSON of a changed Worker, written once. A Worker
+  only in the store goes through \`HttpApi\` (0.16 to 0.17× raw, 0.76 to 0.82×
+  the minimal server, 90 to 113 µs): a fiber per request, its context, the
+  router, our guard and the request metrics; the fixes made there (one token
+  check, metric label sets cached, one clock read, the debug decision made
+  once, no tracing span unless asked for, answers of unchanged snapshots
+  encoded once) brought it from 0.09× to 0.11–0.17× raw.
+- **REST write (POST input), target ≥ 0.3× raw: not met** (0.25, 0.25 and
+  0.29× raw over the three full runs of 2026-12-07 (19:31, 19:42 and
+  19:53); 102 to 120 µs of server CPU per input against 20 to 25 µs for the
+  raw server's whole answer, and 1.5 to 2.1× the minimal
+  \`HttpApi\` server, which stores nothing. Before this round of fixes: 0.18 to
+  0.29× raw, 136 to 226 µs, on a busier machine; before the input lane: 0.05
+  to 0.09× raw, 462 to 669 µs).
   \`POST /v1/workers/{id}/input\` is taken by the input lane
   (\`src/http/InputLane.ts\`) when every check \`HttpApi\` makes before reading
   the body passes (the guard's, the Worker id as the router decodes it, no
   query, a JSON media type, a declared length within the limit, no chunked
   body); anything else is \`HttpApi\`'s, untouched. Having read the body, the
   lane cannot give the request back, so it answers every outcome itself: the
-  handler's own decode (\`Body.ts\`), \`Runtime.input\` in one fiber, the success
-  and the typed errors encoded by the schemas the API declares for their
-  status, \`Retry-After\` on a 503 (\`test/FastLane.test.ts\` compares both
-  answers byte for byte for 202, 400, 404, 409, 422 and 503, and checks that
-  401, 403, 413, 415 and the rest are left to \`HttpApi\`). Through \`HttpApi\`,
-  in the same runs, an input costs 264 to 438 µs (0.08 to 0.15× raw): the
-  lane saves the request fiber's context, the router, the middleware and the
-  platform's body reading. Fixes made to the input itself, which was most of
-  the rest (\`Runtime.input\` through the echo turn in process: about 190 µs of
-  CPU per input under load before them, about 70 µs after): the echo
-  engine's turn runs as one effect, not as a pulled stream (\`outputAtOnce\`
-  in \`WorkerEngine.ts\`; pulling a stream through its channel executor was
-  about half the input's CPU; any other engine's stream is pulled as
-  before); a turn's output commit is forked only once the turn's fiber has
-  let others run, so a short turn's line is committed with its end and no
-  second fiber wakes to find nothing to do (about a fifth); a transcript
-  entry is built field by field, not spread (about a tenth); a decision
-  with nothing queued reads the clock alone. What bounds it now, from a CPU
-  profile of the bin under the same load after them: the socket writes
-  (\`writev\`, 14% of the samples), the Effect fiber runtime about 20% (the
-  input's fiber, the actor's lock, its two commits, the turn's fiber),
-  Schema and JSON 9% (the body's decode, and the answer's encode: each
-  answer holds a new Worker snapshot, encoded by the API's schema), garbage
-  collection 8%, our own decide, actor and store code 6.5%. 0.3× raw, when
-  the raw server answers 30,000 inputs a second, needs about 100 µs per
-  input: the answer's encode and the Effect steps left per input, no longer
-  the turn's stream.
-  Fix made earlier: the actor's metric updates (a commit's duration,
-  turns started and ended) each built and hashed a new metric key from a fresh
-  label array, five per input; their label arrays are made once.
-- **In-process input, target ≥ 0.5× bare: not met (about 0.04 to 0.06×).** Each input
+  handler's own decode (\`Body.ts\`), \`Runtime.input\` in one fiber, the
+  success written as its schema encodes it and the typed errors encoded by
+  the schemas the API declares for their status, \`Retry-After\` on a 503
+  (\`test/FastLane.test.ts\` compares both answers byte for byte for 202, 400,
+  404, 409, 422 and 503, and checks that 401, 403, 413, 415 and the rest are
+  left to \`HttpApi\`). Through \`HttpApi\`, in the same runs, an input costs 205
+  to 243 µs (0.12 to 0.14× raw): the lane saves the request fiber's context,
+  the router, the middleware and the platform's body reading.
+  Fixes made to the input itself, in this round:
+  - A turn whose whole output is known when it starts (the echo engine
+    without a delay makes its stream with \`outputNow\`, \`WorkerEngine.ts\`)
+    ends in the same hold of the Worker's lock as its start: no fiber, no
+    second take of the lock, its line and its end one commit right after the
+    input's (docs/architecture.md). Any other engine's turn runs in its fiber
+    as before. In process, an input through the echo turn went from about 50
+    to about 25 µs of CPU (the in-process row: about 21,000 to 45,000–52,000
+    inputs a second).
+  - The answer is written field by field (\`inputAcceptedJson\` in
+    \`src/http/Snapshots.ts\`, pinned to the schema's encoder on generated
+    values by \`test/Snapshots.test.ts\`), not encoded by the API's schema:
+    about a tenth of an input's CPU, as each answer holds a new Worker.
+  - The snapshot caches keep the last 64 objects, not 1,024: at 10,000
+    inputs a second the kept Workers and their JSON outlived two young
+    collections, were promoted, and died in the old generation.
+  - Latches are made by a first waiter only, a commit that dequeues nothing
+    makes no arrays, a commit is timed with \`performance.now()\`: 46.6 → 39.4
+    KB allocated per input in process (V8's sampling heap profiler, with
+    collected objects).
+  Earlier: the echo engine's turn as one effect rather than a pulled stream,
+  a turn's output commit forked only once its fiber has let others run,
+  entries built field by field, the actor's metric label arrays made once.
+  What bounds it now, from a CPU profile of the bin under the lane's load
+  (shares of all samples): the answer's socket write (\`writev\`) 24%, the
+  server idle 20% (autocannon shares the two cores), garbage collection
+  15% (about 40 KB allocated per input, most of it Effect's steps, and the
+  memory store keeps every entry), Effect's fiber runtime 12% (the input's
+  fiber and the steps around the Worker's lock and its two commits; the
+  lock alone, \`Semaphore.withPermits\`, costs about 4 µs), our own decide,
+  actor, store and JSON code about 11%, Node's HTTP parser and streams the
+  rest. The raw server makes the same \`writev\` for each answer, about 10 µs,
+  but ours costs about three times that: the loopback write also wakes the
+  load generator, which waits for the slower server. The lane with a canned
+  answer in place of \`Runtime.input\` costs about 35 µs per request, so the
+  input itself is 65 to 85 µs of its 102 to 120: about 3.5× the raw server's
+  whole answer for two commits under a lock.
+- **In-process input, target ≥ 0.5× bare: not met (0.12 to 0.14×).** Each input
   is a checked request, a per-Worker lock, an immutable Worker snapshot, a store
-  commit and a fiber for the turn, which ends with a second locked commit; the
-  bare baseline is a few property writes and a resolved \`Promise\`. The fiber
-  per turn (what makes cancel, stop and shutdown exact) and the lock (what makes
-  concurrent inputs exact) are the floor. Fixes made: the common input shape is
-  checked by hand, the schema only words errors (0.047× → 0.054×); the echo
-  turn as one effect, its output committed with its end, entries built field
-  by field (REST write above): 2.3 to 3.8× the inputs per second of the build
-  before, run alternately with it on 2026-12-07 (12,499 to 20,569 against
-  4,532 to 5,464 on a loaded machine).
+  commit and the turn: a fiber that ends with a second locked commit, or, for
+  a turn whose output is known at its start (the echo engine's), that second
+  commit in the same hold of the lock; the bare baseline is a few property
+  writes and a resolved \`Promise\`. The fiber per turn (what makes cancel, stop
+  and shutdown exact) and the lock (what makes concurrent inputs exact) are
+  the floor. Fixes made: the common input shape is checked by hand, the
+  schema only words errors (0.047× → 0.054×); the echo turn as one effect,
+  its output committed with its end, entries built field by field (about
+  4,500–5,500 → 12,500–21,000 inputs a second); the echo turn with no fiber
+  and fewer allocations (REST write above): 45,410 to 52,001 inputs a second
+  over the three runs.
 - **SQLite durable input, target ≥ 0.5× raw: met with concurrent Workers;
   one input at a time it comes close on a quiet machine and falls to about
   0.3× on a busy one.** Both do one fsync per transaction and the same SQL;
@@ -1230,7 +1249,8 @@ cores); the relations below held in every run.
   commits that arrive while one is being written share the next transaction
   (and fsync), each still answered only after it is durable; and fixed SQL
   with positional parameters on the commit path.
-- **Idle Worker ≤ 2 KiB: met** (about 440 to 480 B).
+- **Idle Worker ≤ 2 KiB: met** (232 to 234 B; 440 to 480 B before an actor
+  stopped making its turn's latch up front).
 - **Transcript page at 1,000,000 entries ≤ 2× at 10: met** on both stores (a
   page is an array slice in memory and one primary-key range read in SQLite).
 - **Passivated Worker ≤ 64 B of heap: met** on both stores (4 to 9 B over
@@ -1255,8 +1275,9 @@ cores); the relations below held in every run.
   1.29× across runs: the noise above), the first list page (0.99 to 1.07×:
   a primary-key range read) and a get of a Worker not read before (0.83 to
   1.07×: one primary-key lookup; a get activates nothing).
-- **Events in process, p99 ≤ 1 ms: at the edge, not met in the latest run**
-  (p99 0.3 to 1.7 ms across runs and rounds, the first round after start
+- **Events in process, p99 ≤ 1 ms: at the edge** (met in the latest run:
+  p99 1.26, 1.41 and 0.95 ms over the three full runs of 2026-12-07; earlier
+  0.3 to 1.7 ms across runs and rounds, the first round after start
   the slowest; p50 0.06 to 0.1 ms, against a few µs for the bare hand-off).
   The slow samples fall at the same line numbers from run to run: young
   generation collections, which a line's commit (entries, a new Worker
@@ -1272,12 +1293,13 @@ cores); the relations below held in every run.
   events framed and encoded at once; a ping from a timer on the pending
   pull) instead of a merge of the events with a ping schedule and a map
   per stage (4 to 6× → 2.8 to 4×).
-- **Fan-out to 1,000 consumers, target ≤ 2× raw: met** (1.72× raw p50 on
-  2026-12-07; 4 to 6× before, 13 to 21× before the pull loop above). The
-  entry's JSON is encoded once for all streams (\`src/http/Snapshots.ts\`);
+- **Fan-out to 1,000 consumers, target ≤ 2× raw: met** (1.55, 1.68 and 1.93×
+  raw p50 over the three full runs of 2026-12-07 (19:31, 19:42 and 19:53);
+  4 to 6× before, 13 to 21× before the pull loop above).
+  The entry's JSON is written once for all streams (\`src/http/Snapshots.ts\`);
   each stream still frames it and writes it to its socket.
 - **Idle SSE consumer, target ≤ 24 KiB heap: met** (22.7 KiB at 10,000
-  streams on 2026-12-07, from about 72 KiB; about 5 KiB for the raw server,
+  streams in each of the three full runs of 2026-12-07, from about 72 KiB; about 5 KiB for the raw server,
   the Node socket and request objects both share; v2's 16 KiB is not met).
   The events endpoint of a Worker in memory is taken by a fast lane
   (\`src/http/EventsLane.ts\`): one short fiber opens the follower and a Node
@@ -1310,10 +1332,15 @@ cores); the relations below held in every run.
   store's indexes were sorted arrays spliced per change; they are sorted
   blocks of ids now (\`SortedIds\`): stop 1.8× create (it records an entry
   and a turn change), delete 0.8×.
-- **A flooding Worker, other requests within 2×: met for \`/healthz\` and
-  another Worker's input, at the edge for that input's turn to its end**
-  (p99 0.8 to 2.2× across runs, while the flooding Worker still records
-  about half a million lines a second). Fix made: it was 230 to 280× (about
+- **A flooding Worker, other requests within 2×: at the edge, not met in
+  the latest runs** (p99 1.85 to 2.66× for \`/healthz\`, 2.16 to 3.05× for
+  another Worker's input, 2.46 to 2.99× for that input's turn to its end
+  over the three full runs, while the flooding Worker records 0.7 to 1
+  million lines a second, twice what it did when 0.8 to 2.2× was measured;
+  the build before this round, run alternately with this one three times,
+  gave 1.93 to 3.01×, 2.23 to 3.53× and 2.33 to 3.99×, and this one 0.85 to
+  2.22×, 0.81 to 2.80× and 0.89 to 3.43×: no change beyond the noise).
+  Fix made: it was 230 to 280× (about
   a second per request) while the process engine turned each 64 KiB read of
   the child's stdout into 32,768 emits with no pause: Effect's scheduler
   runs ready fibers for thousands of rounds before a timer turn lets Node
