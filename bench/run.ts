@@ -1249,8 +1249,9 @@ cores); the relations below held in every run.
   commits that arrive while one is being written share the next transaction
   (and fsync), each still answered only after it is durable; and fixed SQL
   with positional parameters on the commit path.
-- **Idle Worker ≤ 2 KiB: met** (232 to 234 B; 440 to 480 B before an actor
-  stopped making its turn's latch up front).
+- **Idle Worker ≤ 2 KiB: met** (232 to 234 B over the three full runs; the
+  build before them gave 273 B the same evening, and 440 to 480 B in earlier
+  runs).
 - **Transcript page at 1,000,000 entries ≤ 2× at 10: met** on both stores (a
   page is an array slice in memory and one primary-key range read in SQLite).
 - **Passivated Worker ≤ 64 B of heap: met** on both stores (4 to 9 B over
