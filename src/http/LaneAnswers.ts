@@ -1,10 +1,11 @@
 /**
- * A fast lane's answers (FastLane.ts) as HttpApi writes them, derived from
- * the API's definition: a value is encoded by the schema the endpoint
- * declares for its status, then written as JSON, which is what the platform
- * does with a handler's success and with a typed error. A lane that has read
- * a request's body cannot give the request back to HttpApi, so it answers
- * every outcome with these.
+ * A fast lane's error answers (FastLane.ts) as HttpApi writes them, derived
+ * from the API's definition: a typed error is encoded by the schema the
+ * endpoint declares for its status, then written as JSON, which is what the
+ * platform does with it. A lane that has read a request's body cannot give
+ * the request back to HttpApi, so it answers every outcome: these, and its
+ * success with the status the endpoint declares (the body as Snapshots.ts
+ * writes it).
  */
 import * as Either from "effect/Either"
 import * as Schema from "effect/Schema"
@@ -30,10 +31,8 @@ const answerOf = (encoder: Encoder, value: unknown): LaneAnswer | undefined => {
 }
 
 export interface EndpointAnswers {
-  /** The status of the success answer. */
+  /** The status of the success answer (its body the lane writes as Snapshots.ts does). */
   readonly successStatus: number
-  /** The success answer; undefined when the value does not encode (HttpApi answers 500 then). */
-  readonly success: (value: unknown) => LaneAnswer | undefined
   /** A typed error's answer, with the status the API gives its class; undefined for one it does not declare. */
   readonly failure: (error: unknown) => LaneAnswer | undefined
 }
@@ -41,12 +40,11 @@ export interface EndpointAnswers {
 /** The answers of an endpoint with one success status; undefined for one with several. */
 export const endpointAnswers = (endpoint: WorkerEndpoint): EndpointAnswers | undefined => {
   if (endpoint.successes.size !== 1) return undefined
-  const [success] = Array.from(endpoint.successes, ([status, ast]) => encoderOf(status, ast))
-  if (success === undefined) return undefined
+  const [successStatus] = endpoint.successes.keys()
+  if (successStatus === undefined) return undefined
   const errors = Array.from(endpoint.errors, ([status, ast]) => encoderOf(status, ast))
   return {
-    successStatus: success.status,
-    success: (value) => answerOf(success, value),
+    successStatus,
     failure: (error) => {
       const encoder = errors.find((encoder) => encoder.is(error))
       return encoder === undefined ? undefined : answerOf(encoder, error)
