@@ -917,29 +917,22 @@ Where it stands, and what bounds it:
   own.
 `
 
-if (!quick && only !== undefined && only.length === 1 && only[0] === "model") {
-  // Only this section of docs/benchmarks.md is rewritten; the others stay as their runs left them.
+/** Rewrites only the section `heading` of docs/benchmarks.md; the others stay as their runs left them. */
+const rewriteSection = (heading: string, section: string) => {
   const file = join(root, "docs", "benchmarks.md")
   const doc = readFileSync(file, "utf8")
-  const at = doc.indexOf("\n## Model engines\n")
+  const at = doc.indexOf(`\n## ${heading}\n`)
   const next = at < 0 ? -1 : doc.indexOf("\n## ", at + 1)
   const before = at < 0 ? doc.trimEnd() + "\n" : doc.slice(0, at)
   const after = next < 0 ? "" : doc.slice(next)
-  writeFileSync(file, before + modelSection + after)
-  console.log("wrote the Model engines section of docs/benchmarks.md")
+  writeFileSync(file, before + section + after)
+  console.log(`wrote the ${heading} section of docs/benchmarks.md`)
 }
 
-if (!quick && only !== undefined && only.length === 1 && only[0] === "cluster") {
-  // Only this section of docs/benchmarks.md is rewritten; the others stay as their runs left them.
-  const file = join(root, "docs", "benchmarks.md")
-  const doc = readFileSync(file, "utf8")
-  const at = doc.indexOf("\n## Cluster\n")
-  const next = at < 0 ? -1 : doc.indexOf("\n## ", at + 1)
-  const before = at < 0 ? doc.trimEnd() + "\n" : doc.slice(0, at)
-  const after = next < 0 ? "" : doc.slice(next)
-  writeFileSync(file, before + clusterSection + after)
-  console.log("wrote the Cluster section of docs/benchmarks.md")
-}
+const onlySection = (name: string) => !quick && only !== undefined && only.length === 1 && only[0] === name
+if (onlySection("model")) rewriteSection("Model engines", modelSection)
+
+if (onlySection("cluster")) rewriteSection("Cluster", clusterSection)
 
 if (!quick && only === undefined) {
   // The PostgreSQL, model and cluster rows have sections of their own, after the others.
