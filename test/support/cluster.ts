@@ -204,13 +204,15 @@ export const startRunner = (name: string, options: RunnerOptions) =>
 
 /**
  * Waits until every runner in `runners` reports `count` runners and the
- * shards shared out whole among them.
+ * shards shared out whole among them, each holding some: a runner that was
+ * alone holds them all until it sees the others and lets theirs go, and
+ * they take them only at their next poll.
  */
 export const waitForRunners = (runners: ReadonlyArray<Runner>, count = runners.length) =>
   eventuallyLive(
     Effect.forEach(runners, infoOf),
     (infos) =>
-      infos.every((info) => info?.cluster?.runners === count) &&
+      infos.every((info) => info?.cluster?.runners === count && (info.cluster.shards ?? 0) > 0) &&
       infos.reduce((sum, info) => sum + (info?.cluster?.shards ?? 0), 0) === TOTAL_SHARDS,
     () => `${count} runners seeing each other, the ${TOTAL_SHARDS} shards shared among them\n${outputsOf(runners)}`,
     { everyMs: 200 }
