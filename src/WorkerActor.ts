@@ -22,6 +22,7 @@ import type { Unavailable } from "./Errors.js"
 import { UnknownWorker } from "./Errors.js"
 import { endListener, type Listener, makeListener, publish } from "./Followers.js"
 import { interruptUntilDone } from "./Interrupt.js"
+import { makeLock } from "./Lock.js"
 import * as Metrics from "./Metrics.js"
 import { MAX_PAGE } from "./RuntimeOptions.js"
 import type { InputReceipt, RuntimeStoreService, StoreError } from "./RuntimeStore.js"
@@ -164,7 +165,7 @@ export class WorkerActor {
   /** The host let it go: a new call activates a new actor. */
   passivated = false
   deleted = false
-  private readonly lock = Effect.unsafeMakeSemaphore(1)
+  private readonly lock = makeLock()
   private fiber: Fiber.RuntimeFiber<void> | undefined = undefined
   private output: OutputBuffer | undefined = undefined
   /** Opened when the running turn ends; made by its first waiter. */
@@ -247,7 +248,7 @@ export class WorkerActor {
   }
 
   private locked<A, E>(effect: Effect.Effect<A, E>): Effect.Effect<A, E> {
-    return this.lock.withPermits(1)(Effect.uninterruptible(effect))
+    return this.lock.withLock(effect)
   }
 
   private gone(): UnknownWorker {
