@@ -1,5 +1,7 @@
 #!/usr/bin/env node
 /** The `worker-runtime` bin: parse flags, start the process, run until SIGTERM/SIGINT. */
+// First: V8's settings apply to what is allocated after them.
+import "./V8Flags.js"
 import * as AutoCorrect from "@effect/cli/AutoCorrect"
 import * as BuiltInOptions from "@effect/cli/BuiltInOptions"
 import * as CliConfig from "@effect/cli/CliConfig"
