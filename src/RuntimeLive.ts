@@ -372,13 +372,13 @@ export const makeRuntime = (
           ? { _tag: "Input", content, kind, ifBusy, bytes } as const
           : { _tag: "Input", content, kind, ifBusy, bytes, inputId } as const
         const tooLarge = exceedsBytes(content, maxInputBytes)
-          ? Effect.fail(new InvalidInput({ message: `content exceeds ${maxInputBytes} UTF-8 bytes` }))
-          : Effect.void
+          ? new InvalidInput({ message: `content exceeds ${maxInputBytes} UTF-8 bytes` })
+          : undefined
         // The Worker is looked up first: an unknown one answers 404 whatever its input.
-        return withActor(
-          workerId,
-          (actor) => Effect.zipRight(tooLarge, draining.starting(actor, actor.run(decideInput, command)))
-        )
+        return withActor(workerId, (actor) => {
+          const run = draining.starting(actor, actor.run(decideInput, command))
+          return tooLarge === undefined ? run : Effect.zipRight(Effect.fail(tooLarge), run)
+        })
       })
 
     const deleteWorker = (workerId: WorkerId) =>

@@ -96,9 +96,14 @@ export const invalidInputFromParseError = (error: ParseResult.ParseError, what: 
 
 /** A decoder for one request schema; strictness comes from the schema's own parse options. */
 export const decodeRequest = <A, I>(schema: Schema.Schema<A, I>, what: string) => {
-  const decode = Schema.decodeUnknown(schema, { errors: "all" })
-  return (input: unknown): Effect.Effect<A, InvalidInput> =>
-    Effect.mapError(decode(input), (error) => invalidInputFromParseError(error, what))
+  // Synchronous (request schemas have no effectful parts): no fiber steps per decode.
+  const decode = Schema.decodeUnknownEither(schema, { errors: "all" })
+  return (input: unknown): Effect.Effect<A, InvalidInput> => {
+    const decoded = decode(input)
+    return decoded._tag === "Right"
+      ? Effect.succeed(decoded.right)
+      : Effect.fail(invalidInputFromParseError(decoded.left, what))
+  }
 }
 
 /** UTF-8 byte length without `Buffer` (the core stays free of Node-only APIs). */

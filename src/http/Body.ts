@@ -8,6 +8,7 @@
 import * as HttpServerError from "@effect/platform/HttpServerError"
 import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import type * as Schema from "effect/Schema"
 import { InvalidInput } from "../Errors.js"
 import { decodeRequest } from "../Validation.js"
@@ -76,16 +77,17 @@ const readBytes = (options: BodyOptions) =>
     )
   })
 
-const textOf = (bytes: ArrayBuffer | Uint8Array) =>
-  Effect.try({
+// Either, not Effect: the input lane decodes every body, and these steps need no fiber.
+const textOf = (bytes: ArrayBuffer | Uint8Array): Either.Either<string, InvalidInput> =>
+  Either.try({
     try: () => utf8.decode(bytes),
     catch: () => new InvalidInput({ message: "The request body is not valid UTF-8." })
   })
 
-const parse = (text: string) =>
+const parse = (text: string): Either.Either<unknown, InvalidInput> =>
   jsonNestsDeeperThan(text, MAX_JSON_DEPTH)
-    ? Effect.fail(new InvalidInput({ message: `The request body nests JSON deeper than ${MAX_JSON_DEPTH} levels.` }))
-    : Effect.try({
+    ? Either.left(new InvalidInput({ message: `The request body nests JSON deeper than ${MAX_JSON_DEPTH} levels.` }))
+    : Either.try({
       try: (): unknown => JSON.parse(text),
       catch: () => new InvalidInput({ message: "The request body is not valid JSON." })
     })
@@ -97,11 +99,13 @@ const parse = (text: string) =>
  */
 export const requiredJsonOf = <A, I>(schema: Schema.Schema<A, I>, what: string) => {
   const decode = decodeRequest(schema, what)
-  return (bytes: ArrayBuffer | Uint8Array): Effect.Effect<A, InvalidInput> =>
-    Effect.flatMap(textOf(bytes), (text) =>
-      text.trim() === ""
-        ? Effect.fail(new InvalidInput({ message: `The ${what} body is missing.` }))
-        : Effect.flatMap(parse(text), decode))
+  return (bytes: ArrayBuffer | Uint8Array): Effect.Effect<A, InvalidInput> => {
+    const text = textOf(bytes)
+    if (text._tag === "Left") return Effect.fail(text.left)
+    if (text.right.trim() === "") return Effect.fail(new InvalidInput({ message: `The ${what} body is missing.` }))
+    const json = parse(text.right)
+    return json._tag === "Left" ? Effect.fail(json.left) : decode(json.right)
+  }
 }
 
 /** A required JSON body decoded with `schema`. */
