@@ -1143,9 +1143,9 @@ The ratios move with the machine's load (the load generator shares the two
 cores); the relations below held in every run.
 
 - **REST read of a Worker in use, targets ≥ 0.25× raw and ≥ 0.9× the minimal
-  \`HttpApi\` server: met** (0.74 to 1.09× raw and 3.8 to 5.0× the minimal
-  server over the three full runs of 2026-12-07 (19:31, 19:42 and 19:53);
-  server CPU 15 to 19 µs per GET, 0.94 to 1.37× the raw server's). A
+  \`HttpApi\` server: met** (0.76 to 0.89× raw and 4.07 to 4.89× the minimal
+  server over the three full runs of 2026-12-07 (22:55, 23:06 and 23:17);
+  server CPU 20 to 26 µs per GET, 1.12 to 1.36× the raw server's). A
   Worker held in memory (a turn, a queue, a follower, or used within
   \`--passivate-after\`) is answered by the fast lane (\`src/http/FastLane.ts\`):
   a plain function in the Node server, derived from the API's \`get\` endpoint,
@@ -1153,19 +1153,23 @@ cores); the relations below held in every run.
   \`HttpApi\` would, with the same bytes (\`test/FastLane.test.ts\`), and counts
   it in the same metrics. What bounds it: the guard's checks (the token's
   SHA-256 comparison) and the JSON of a changed Worker, written once. A Worker
-  only in the store goes through \`HttpApi\` (0.16 to 0.17× raw, 0.76 to 0.82×
-  the minimal server, 90 to 113 µs): a fiber per request, its context, the
+  only in the store goes through \`HttpApi\` (0.13 to 0.16× raw, 0.63 to 0.98×
+  the minimal server, 115 to 150 µs): a fiber per request, its context, the
   router, our guard and the request metrics; the fixes made there (one token
   check, metric label sets cached, one clock read, the debug decision made
   once, no tracing span unless asked for, answers of unchanged snapshots
   encoded once) brought it from 0.09× to 0.11–0.17× raw.
-- **REST write (POST input), target ≥ 0.3× raw: not met** (0.25, 0.25 and
-  0.29× raw over the three full runs of 2026-12-07 (19:31, 19:42 and
-  19:53); 102 to 120 µs of server CPU per input against 20 to 25 µs for the
-  raw server's whole answer, and 1.5 to 2.1× the minimal
-  \`HttpApi\` server, which stores nothing. Before this round of fixes: 0.18 to
-  0.29× raw, 136 to 226 µs, on a busier machine; before the input lane: 0.05
-  to 0.09× raw, 462 to 669 µs).
+- **REST write (POST input), target ≥ 0.3× raw: met** (0.35, 0.32 and 0.30× raw over the
+  three full runs of 2026-12-07 (22:55, 23:06 and 23:17); 79 to 117 µs of server CPU per input
+  against 21 to 28 µs for the raw server's whole answer, and 1.7 to 2.5× the
+  minimal \`HttpApi\` server, which stores nothing. The three runs before
+  this round's last three fixes, the same evening (19:31 to 19:53): 0.25 to
+  0.29× raw, 102 to 120 µs; the build before the last of them (the body's
+  decode), at 22:17, 22:28 and 22:38: 0.39, 0.39 and 0.28× raw, 67, 69 and
+  90 µs, as the machine slowed through the evening: the same build's CPU
+  per input grew while the raw server's stayed at 20 to 28 µs; earlier 0.18
+  to 0.29× raw, 136 to 226 µs, on a busier machine; before the input lane:
+  0.05 to 0.09× raw, 462 to 669 µs).
   \`POST /v1/workers/{id}/input\` is taken by the input lane
   (\`src/http/InputLane.ts\`) when every check \`HttpApi\` makes before reading
   the body passes (the guard's, the Worker id as the router decodes it, no
@@ -1177,18 +1181,38 @@ cores); the relations below held in every run.
   the schemas the API declares for their status, \`Retry-After\` on a 503
   (\`test/FastLane.test.ts\` compares both answers byte for byte for 202, 400,
   404, 409, 422 and 503, and checks that 401, 403, 413, 415 and the rest are
-  left to \`HttpApi\`). Through \`HttpApi\`, in the same runs, an input costs 205
-  to 243 µs (0.12 to 0.14× raw): the lane saves the request fiber's context,
-  the router, the middleware and the platform's body reading.
-  Fixes made to the input itself, in this round:
+  left to \`HttpApi\`). Through \`HttpApi\`, in the same runs, an input costs
+  217 to 237 µs (0.11 to 0.16× raw): the lane saves the request fiber's context, the
+  router, the middleware and the platform's body reading.
+  Fixes made, latest first:
+  - **V8's allocation-site pretenuring is off in the bin**
+    (\`src/node/V8Flags.ts\`, docs/operations.md). Under the lane's load V8
+    came to allocate Node's per-request HTTP objects in the old generation,
+    where they died: every young collection (one each 20 to 30 ms) then
+    took 4 to 6 ms instead of about 1, and kept the young objects they
+    pointed to, 2.7 to 2.9 MB promoted each time (\`--trace-gc\`; a sampling
+    heap profile of the objects collected by full collections named
+    \`node:http\`'s constructors). The lane with a canned answer in place of
+    \`Runtime.input\` went from 40 to 46 µs a request to 20 to 29 µs, the raw
+    server's 20 to 24; the bin's input from a median of 97 to 80 µs (four
+    alternating runs of each).
+  - **A request body is decoded without fiber steps** (\`Body.ts\`,
+    \`decodeRequest\` in \`Validation.ts\`): UTF-8, JSON and the schema's
+    synchronous decode as \`Either\`, 3.2 to 3.6 µs per input body before,
+    1.5 to 1.6 µs after (300,000 decodes in a loop).
+  - **The actor's lock takes a free lock in the same step** (\`src/Lock.ts\`,
+    \`test/Lock.test.ts\`). Effect's semaphore takes even a free permit
+    through an asynchronous step, and a fiber started by \`runCallback\` that
+    meets one is sent through the scheduler before it goes on: every input
+    was. Callers that find the lock held wait in arrival order, and one
+    interrupted after it was handed the lock passes it on. In process, 28
+    to 40 µs of CPU per input became 15 to 22 (alternating runs).
   - A turn whose whole output is known when it starts (the echo engine
     without a delay makes its stream with \`outputNow\`, \`WorkerEngine.ts\`)
     ends in the same hold of the Worker's lock as its start: no fiber, no
     second take of the lock, its line and its end one commit right after the
     input's (docs/architecture.md). Any other engine's turn runs in its fiber
-    as before. In process, an input through the echo turn went from about 50
-    to about 25 µs of CPU (the in-process row: about 21,000 to 45,000–52,000
-    inputs a second).
+    as before.
   - The answer is written field by field (\`inputAcceptedJson\` in
     \`src/http/Snapshots.ts\`, pinned to the schema's encoder on generated
     values by \`test/Snapshots.test.ts\`), not encoded by the API's schema:
@@ -1204,20 +1228,18 @@ cores); the relations below held in every run.
   a turn's output commit forked only once its fiber has let others run,
   entries built field by field, the actor's metric label arrays made once.
   What bounds it now, from a CPU profile of the bin under the lane's load
-  (shares of all samples): the answer's socket write (\`writev\`) 24%, the
-  server idle 20% (autocannon shares the two cores), garbage collection
-  15% (about 40 KB allocated per input, most of it Effect's steps, and the
-  memory store keeps every entry), Effect's fiber runtime 12% (the input's
-  fiber and the steps around the Worker's lock and its two commits; the
-  lock alone, \`Semaphore.withPermits\`, costs about 4 µs), our own decide,
-  actor, store and JSON code about 11%, Node's HTTP parser and streams the
-  rest. The raw server makes the same \`writev\` for each answer, about 10 µs,
-  but ours costs about three times that: the loopback write also wakes the
-  load generator, which waits for the slower server. The lane with a canned
-  answer in place of \`Runtime.input\` costs about 35 µs per request, so the
-  input itself is 65 to 85 µs of its 102 to 120: about 3.5× the raw server's
-  whole answer for two commits under a lock.
-- **In-process input, target ≥ 0.5× bare: not met (0.12 to 0.14×).** Each input
+  (shares of all samples): the answers' socket writes (\`writev\`) 32%, the
+  server idle 18% (autocannon shares the two cores), garbage collection
+  11% (young collections of about 2 ms: the memory store keeps every entry,
+  and those survive), Effect's fiber runtime about 10%, our own decide,
+  actor, store and JSON code about 11%, the body's schema decode 2%, Node's
+  HTTP parser and streams the rest (the profile was taken before the
+  body's decode change). The lane with a canned answer now costs
+  what the raw server's whole answer does; what is left is the input
+  itself, its decode and its JSON, 45 to 55 µs against about 17 µs for
+  \`Runtime.input\` alone in process: in the server it shares caches and the
+  young generation with Node's HTTP work.
+- **In-process input, target ≥ 0.5× bare: not met (0.10 to 0.14×).** Each input
   is a checked request, a per-Worker lock, an immutable Worker snapshot, a store
   commit and the turn: a fiber that ends with a second locked commit, or, for
   a turn whose output is known at its start (the echo engine's), that second
@@ -1229,7 +1251,8 @@ cores); the relations below held in every run.
   its output committed with its end, entries built field by field (about
   4,500–5,500 → 12,500–21,000 inputs a second); the echo turn with no fiber
   and fewer allocations (REST write above): 45,410 to 52,001 inputs a second
-  over the three runs.
+  over three runs; the actor's lock without a trip through the scheduler:
+  54,363 to 58,982 inputs a second over the three latest.
 - **SQLite durable input, target ≥ 0.5× raw: met with concurrent Workers;
   one input at a time it comes close on a quiet machine and falls to about
   0.3× on a busy one.** Both do one fsync per transaction and the same SQL;
@@ -1287,13 +1310,19 @@ cores); the relations below held in every run.
   events framed and encoded at once; a ping from a timer on the pending
   pull) instead of a merge of the events with a ping schedule and a map
   per stage (4 to 6× → 2.8 to 4×).
-- **Fan-out to 1,000 consumers, target ≤ 2× raw: met** (1.55, 1.68 and 1.93×
-  raw p50 over the three full runs of 2026-12-07 (19:31, 19:42 and 19:53);
-  4 to 6× before, 13 to 21× before the pull loop above).
+- **Fan-out to 1,000 consumers, target ≤ 2× raw: met, but for one run**
+  (1.83, 1.57 and 2.19× raw p50 over the three full runs of 2026-12-07
+  (22:55, 23:06 and 23:17), and 1.84× in a run of the events section
+  after them; 1.33 to 1.93× in the six full runs before them the same
+  evening. In the 2.19× run ours took 49.6 ms p50 (44.3 and 47.6 in the two
+  before) and the raw server 22.6 ms (24.2 and 30.4): the raw baseline
+  moved most. Nothing this session changed is on the fan-out path but the
+  actor's lock, which a turn's output commit takes once. 4 to 6× before,
+  13 to 21× before the pull loop above).
   The entry's JSON is written once for all streams (\`src/http/Snapshots.ts\`);
   each stream still frames it and writes it to its socket.
 - **Idle SSE consumer, target ≤ 24 KiB heap: met** (22.7 KiB at 10,000
-  streams in each of the three full runs of 2026-12-07, from about 72 KiB; about 5 KiB for the raw server,
+  streams in each of the full runs of 2026-12-07, from about 72 KiB; about 5 KiB for the raw server,
   the Node socket and request objects both share; v2's 16 KiB is not met).
   The events endpoint of a Worker in memory is taken by a fast lane
   (\`src/http/EventsLane.ts\`): one short fiber opens the follower and a Node
