@@ -1362,7 +1362,14 @@ cores); the relations below held in every run.
   million lines a second, twice what it did when 0.8 to 2.2× was measured;
   the build before this round, run alternately with this one three times,
   gave 1.93 to 3.01×, 2.23 to 3.53× and 2.33 to 3.99×, and this one 0.85 to
-  2.22×, 0.81 to 2.80× and 0.89 to 3.43×: no change beyond the noise).
+  2.22×, 0.81 to 2.80× and 0.89 to 3.43×: no change beyond the noise;
+  in the three full runs of 22:55 to 23:17: 2.71 to 3.39×, 2.96 to 5.66×
+  and 3.11 to 4.35×, on a slower machine; run alternately with the build
+  before this session's changes, twice each: 3.00 to 3.92× and 2.37 to 3.17×
+  before, 3.51 to 4.18× and 3.10 to 3.50× after, then 2.50 to 3.84× and
+  2.58 to 3.07× before against 2.90 to 3.84× and 2.68 to 3.84× after with a
+  yield between a flooding turn's output commits (not kept): within this
+  spread, at most a lean).
   Fix made: it was 230 to 280× (about
   a second per request) while the process engine turned each 64 KiB read of
   the child's stdout into 32,768 emits with no pause: Effect's scheduler
